@@ -1,0 +1,50 @@
+// Package source delivers captured frames to the engine from a live
+// interface (AF_PACKET TPACKET_V3 ring by default, libpcap behind the "pcap"
+// build tag) or from a pcap/pcapng file, behind one small interface.
+package source
+
+import (
+	"errors"
+	"time"
+
+	"github.com/gometro/go-metro/capture/packet"
+	"golang.org/x/net/bpf"
+)
+
+// ErrTimeout is returned by Next when a live source had no frame within its
+// poll timeout. It is not a failure: callers use the pause to do housekeeping.
+var ErrTimeout = errors.New("capture: no packet within poll timeout")
+
+// Source is a stream of captured frames.
+type Source interface {
+	// Next returns the next frame. data is only valid until the following
+	// call (zero-copy sources reuse their buffers). ts is the capture time in
+	// nanoseconds since the Unix epoch; wireLen is the frame's length on the
+	// wire (data may be shorter: snaplen). Next returns ErrTimeout when a live
+	// source is idle and io.EOF at the end of a file.
+	Next() (data []byte, ts int64, wireLen int, err error)
+	// LinkType is the framing of the data Next returns.
+	LinkType() packet.LinkType
+	// SetFilter atomically replaces the kernel filter (nil: accept all).
+	// File sources accept and ignore it (the engine filters in user space too).
+	SetFilter(prog []bpf.RawInstruction) error
+	// Stats returns cumulative kernel counters since the source was opened.
+	Stats() (Stats, error)
+	// Close releases the socket or file. It is safe to call more than once.
+	Close() error
+}
+
+// Stats are a live source's kernel counters, cumulative since Open.
+type Stats struct {
+	Received uint64 // frames the kernel handed to the capture
+	Dropped  uint64 // frames the kernel dropped because the ring was full
+}
+
+// Options configure a live capture.
+type Options struct {
+	Interface   string               // interface name, or "any"
+	Snaplen     int                  // bytes kept per frame (headers only)
+	Filter      []bpf.RawInstruction // kernel filter; nil accepts everything
+	PollTimeout time.Duration        // how long Next may block before ErrTimeout
+	RingSize    int                  // bytes of kernel ring (0: a sensible default)
+}
