@@ -5,11 +5,21 @@
 package capture
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/flow"
+	"github.com/gometro/go-metro/capture/localaddr"
 	"github.com/gometro/go-metro/capture/packet"
+	"github.com/gometro/go-metro/capture/source"
 )
 
 // Config configures an Engine. Zero values take the documented defaults.
@@ -66,4 +76,326 @@ type Snapshot struct {
 	Flows         []flow.Summary
 	LocalIPs      []netip.Addr // addresses treated as local
 	InferredLocal bool         // LocalIPs were inferred from the traffic (replay without LocalIPs)
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultSnaplen     = 512
+	DefaultMaxFlows    = 16384
+	DefaultIdleTTL     = 300 * time.Second
+	DefaultExpTTL      = 60 * time.Second
+	DefaultPollTimeout = 100 * time.Millisecond
+
+	// housekeepEvery is how many packets pass between checks for
+	// cancellation, snapshot requests and expiry: rare enough to cost
+	// nothing per packet, frequent enough to answer within microseconds.
+	housekeepEvery = 1024
+	sweepInterval  = int64(time.Second)
+	localRefresh   = 5 * time.Second
+)
+
+// Engine reads one source into one flow table. Run owns the table; all
+// other methods are safe to call from any goroutine.
+type Engine struct {
+	cfg   Config
+	local *localaddr.Set
+	table *flow.Table
+
+	pendingRemotes atomic.Pointer[[]netip.Prefix] // set by SetRemotes, applied by Run
+	remotes        []netip.Prefix                 // owned by the table's goroutine
+	ports          []uint16
+
+	requests chan chan *Snapshot
+
+	mu       sync.Mutex // guards running/runDone and the table while not running
+	running  bool
+	runDone  chan struct{}
+	stats    Stats
+	inferred bool
+
+	lastTS    int64 // capture time of the latest packet
+	lastSweep int64
+	kernel    source.Stats // counters of the current source
+	kernelOld source.Stats // counters of sources closed before it
+}
+
+// New validates cfg, applies defaults and allocates the flow table.
+// It opens nothing: Run does.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Snaplen == 0 {
+		cfg.Snaplen = DefaultSnaplen
+	}
+	if cfg.MaxFlows == 0 {
+		cfg.MaxFlows = DefaultMaxFlows
+	}
+	if cfg.IdleTTL == 0 {
+		cfg.IdleTTL = DefaultIdleTTL
+	}
+	if cfg.ExpTTL == 0 {
+		cfg.ExpTTL = DefaultExpTTL
+	}
+	if cfg.PollTimeout == 0 {
+		cfg.PollTimeout = DefaultPollTimeout
+	}
+	switch {
+	case cfg.File == "" && cfg.Interface == "":
+		return nil, errors.New("capture: no interface and no file to read")
+	case cfg.Snaplen < 0:
+		return nil, fmt.Errorf("capture: snaplen %d is negative", cfg.Snaplen)
+	case cfg.MaxFlows < 0:
+		return nil, fmt.Errorf("capture: max_flows %d is negative", cfg.MaxFlows)
+	case cfg.IdleTTL < 0 || cfg.ExpTTL < 0:
+		return nil, errors.New("capture: idle_ttl and exp_ttl must be positive")
+	}
+	e := &Engine{
+		cfg:      cfg,
+		local:    &localaddr.Set{},
+		remotes:  cfg.Remotes,
+		ports:    cfg.Ports,
+		requests: make(chan chan *Snapshot),
+	}
+	if err := e.local.SetPrefixes(cfg.LocalIPs); err != nil {
+		return nil, fmt.Errorf("capture: local IPs: %w", err)
+	}
+	e.table = flow.NewTable(flow.TableConfig{
+		MaxFlows: cfg.MaxFlows,
+		IdleTTL:  int64(cfg.IdleTTL),
+		ExpTTL:   int64(cfg.ExpTTL),
+	}, e.local, e.monitored)
+	return e, nil
+}
+
+// monitored is the user-space remote filter, consulted only when a flow
+// would be created.
+func (e *Engine) monitored(remote [16]byte, port uint16) bool {
+	if len(e.ports) > 0 && !slices.Contains(e.ports, port) {
+		return false
+	}
+	if len(e.remotes) == 0 {
+		return true
+	}
+	a := netip.AddrFrom16(remote).Unmap()
+	for _, p := range e.remotes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// SetRemotes replaces the monitored remote addresses (hosts re-resolved).
+// A running engine applies it, kernel filter included, within one poll
+// timeout; flows already tracked are kept until they expire.
+func (e *Engine) SetRemotes(remotes []netip.Prefix) error {
+	cp := slices.Clone(remotes)
+	e.pendingRemotes.Store(&cp)
+	return nil
+}
+
+// Run opens the source and processes packets until ctx is done (nil), the
+// end of a file (nil), or a source failure (the error). Flow state survives
+// across Runs, so a caller can re-open a lost interface without losing it.
+func (e *Engine) Run(ctx context.Context) (err error) {
+	e.mu.Lock()
+	if e.running {
+		e.mu.Unlock()
+		return errors.New("capture: engine is already running")
+	}
+	e.applyPendingRemotes(nil)
+	src, err := e.open()
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	e.stats.SourceOpens++
+	e.running = true
+	e.runDone = make(chan struct{})
+	e.mu.Unlock()
+
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("capture: internal error: %v", r)
+		}
+		e.collectKernelStats(src)
+		e.kernelOld.Received += e.kernel.Received
+		e.kernelOld.Dropped += e.kernel.Dropped
+		e.kernel = source.Stats{}
+		if cerr := src.Close(); cerr != nil && err == nil && ctx.Err() == nil {
+			err = fmt.Errorf("capture: close: %w", cerr)
+		}
+		e.mu.Lock()
+		e.running = false
+		close(e.runDone)
+		e.mu.Unlock()
+	}()
+	return e.loop(ctx, src)
+}
+
+func (e *Engine) loop(ctx context.Context, src source.Source) error {
+	link := src.LinkType()
+	live := e.cfg.File == ""
+	var pkt packet.Packet
+	nextLocalRefresh := time.Now().Add(localRefresh)
+	countdown := housekeepEvery
+	done := ctx.Done()
+	for {
+		data, ts, wireLen, err := src.Next()
+		if err == nil {
+			e.stats.Packets++
+			if ts > e.lastTS {
+				e.lastTS = ts
+			}
+			if derr := pkt.Decode(link, data, wireLen); derr != packet.ErrNone {
+				e.stats.DecodeErrors[derr]++
+			} else {
+				e.stats.TCPPackets++
+				e.table.Process(&pkt, ts)
+			}
+			if countdown--; countdown > 0 {
+				continue
+			}
+			countdown = housekeepEvery
+		} else if err == io.EOF {
+			e.table.Sweep(e.lastTS)
+			return nil
+		} else if !errors.Is(err, source.ErrTimeout) {
+			return fmt.Errorf("capture: read: %w", err)
+		} else if live {
+			// Idle: expiry runs on the wall clock so idle flows still age.
+			e.lastTS = max(e.lastTS, time.Now().UnixNano())
+		}
+
+		// Housekeeping, between packets.
+		select {
+		case <-done:
+			return nil
+		case reply := <-e.requests:
+			e.collectKernelStats(src)
+			reply <- e.snapshot()
+		default:
+		}
+		e.applyPendingRemotes(src)
+		if e.lastTS-e.lastSweep >= sweepInterval {
+			e.table.Sweep(e.lastTS)
+			e.lastSweep = e.lastTS
+		}
+		if live && time.Now().After(nextLocalRefresh) {
+			nextLocalRefresh = time.Now().Add(localRefresh)
+			e.refreshLocal()
+		}
+	}
+}
+
+// applyPendingRemotes installs remotes set by SetRemotes; with a live
+// source it also swaps the kernel filter.
+func (e *Engine) applyPendingRemotes(src source.Source) {
+	p := e.pendingRemotes.Swap(nil)
+	if p == nil {
+		return
+	}
+	e.remotes = *p
+	if src != nil && e.cfg.File == "" {
+		if prog, err := filter.Build(src.LinkType(), e.remotes, e.ports, e.cfg.Snaplen); err == nil {
+			_ = src.SetFilter(prog) // on failure the old filter stays and user space still filters
+		}
+	}
+}
+
+func (e *Engine) open() (source.Source, error) {
+	if e.cfg.File != "" {
+		if len(e.cfg.LocalIPs) == 0 && !e.inferred {
+			addrs, err := InferLocal(e.cfg.File)
+			if err != nil {
+				return nil, err
+			}
+			e.local.Set(addrs)
+			e.inferred = true
+		}
+		src, err := source.OpenFile(e.cfg.File)
+		if err != nil {
+			return nil, fmt.Errorf("capture: %w", err)
+		}
+		return src, nil
+	}
+	e.refreshLocal()
+	opts := source.Options{
+		Interface:   e.cfg.Interface,
+		Snaplen:     e.cfg.Snaplen,
+		PollTimeout: e.cfg.PollTimeout,
+	}
+	src, err := source.OpenLive(e.cfg.Backend, opts)
+	if err != nil {
+		return nil, fmt.Errorf("capture: open %s: %w", e.cfg.Interface, err)
+	}
+	if len(e.remotes) > 0 || len(e.ports) > 0 {
+		prog, err := filter.Build(src.LinkType(), e.remotes, e.ports, e.cfg.Snaplen)
+		if err != nil {
+			src.Close()
+			return nil, fmt.Errorf("capture: kernel filter: %w", err)
+		}
+		if err := src.SetFilter(prog); err != nil {
+			src.Close()
+			return nil, fmt.Errorf("capture: attach kernel filter on %s: %w", e.cfg.Interface, err)
+		}
+	}
+	return src, nil
+}
+
+// refreshLocal re-reads the interface's addresses; on failure the old set stays.
+func (e *Engine) refreshLocal() {
+	if addrs, err := localaddr.InterfaceAddrs(e.cfg.Interface); err == nil {
+		e.local.Set(addrs)
+	}
+}
+
+func (e *Engine) collectKernelStats(src source.Source) {
+	if st, err := src.Stats(); err == nil {
+		e.kernel = st
+	}
+}
+
+// Snapshot returns a consistent copy of the flow table and counters. While
+// Run is active the copy is made by Run's goroutine between two packets, so
+// the packet path needs no lock; ctx bounds the wait.
+func (e *Engine) Snapshot(ctx context.Context) (*Snapshot, error) {
+	for {
+		e.mu.Lock()
+		if !e.running {
+			s := e.snapshot()
+			e.mu.Unlock()
+			return s, nil
+		}
+		runDone := e.runDone
+		e.mu.Unlock()
+
+		reply := make(chan *Snapshot, 1)
+		select {
+		case e.requests <- reply:
+			select {
+			case s := <-reply:
+				return s, nil
+			case <-ctx.Done():
+				return nil, fmt.Errorf("capture: snapshot: %w", ctx.Err())
+			}
+		case <-runDone:
+			// Run ended meanwhile: the table is free to read directly.
+		case <-ctx.Done():
+			return nil, fmt.Errorf("capture: snapshot: %w", ctx.Err())
+		}
+	}
+}
+
+func (e *Engine) snapshot() *Snapshot {
+	s := &Snapshot{
+		Taken:         time.Now(),
+		CaptureTime:   e.lastTS,
+		Stats:         e.stats,
+		LocalIPs:      e.local.Addrs(),
+		InferredLocal: e.inferred,
+	}
+	s.Stats.Kernel.Received = e.kernelOld.Received + e.kernel.Received
+	s.Stats.Kernel.Dropped = e.kernelOld.Dropped + e.kernel.Dropped
+	s.Stats.Flow = e.table.Counters()
+	s.Flows = e.table.AppendSummaries(make([]flow.Summary, 0, s.Stats.Flow.Flows))
+	return s
 }

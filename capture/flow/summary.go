@@ -20,16 +20,16 @@ type Summary struct {
 
 // Counters are the table's cumulative counters.
 type Counters struct {
-	Flows            int    // flows tracked now
-	Created          uint64 // flows ever created
-	Expired          uint64 // flows removed by the idle_ttl / exp_ttl sweep
-	EvictedHalfOpen  uint64 // evicted to make room: never completed a handshake nor carried data
-	EvictedClosed    uint64 // evicted to make room: FIN/RST seen
-	EvictedActive    uint64 // evicted to make room: established flows (the table is too small)
-	Samples          uint64 // RTT samples taken
-	KarnSkipped      uint64 // ACKs that would have timed a retransmitted segment
-	Retransmits      uint64 // retransmitted segments seen
-	NotLocal         uint64 // TCP packets with neither address local
-	Filtered         uint64 // TCP packets whose remote address or port is not monitored
-	SegmentsUntimed  uint64 // segments not timed because the flow's outstanding window was full
+	Flows           int    // flows tracked now
+	Created         uint64 // flows ever created
+	Expired         uint64 // flows removed by the idle_ttl / exp_ttl sweep
+	EvictedHalfOpen uint64 // evicted to make room: never completed a handshake nor carried data
+	EvictedClosed   uint64 // evicted to make room: FIN/RST seen
+	EvictedActive   uint64 // evicted to make room: established flows (the table is too small)
+	Samples         uint64 // RTT samples taken
+	KarnSkipped     uint64 // ACKs that would have timed a retransmitted segment
+	Retransmits     uint64 // retransmitted segments seen
+	NotLocal        uint64 // TCP packets with neither address local
+	Filtered        uint64 // TCP packets whose remote address or port is not monitored
+	SegmentsUntimed uint64 // segments not timed because the flow's outstanding window was full
 }

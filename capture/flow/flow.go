@@ -1,0 +1,416 @@
+// Package flow keeps per-connection TCP state and turns it into RTT samples.
+//
+// A flow is seen from the local side: "outgoing" packets are ours, "incoming"
+// ones are the remote's. Two sampling methods feed two estimators:
+//
+//   - Sequence timing, as the Linux kernel does it (tcp_clean_rtx_queue): each
+//     of our data segments (and SYN, SYN/ACK) is remembered with its capture
+//     time; an incoming ACK that newly acknowledges data yields one sample,
+//     timed from the earliest newly acknowledged segment. Karn's rule applies:
+//     an ACK that covers any retransmitted segment yields no sample. An ACK
+//     that only newly SACKs data is timed from the earliest newly SACKed
+//     segment, as the kernel's sack_rtt is.
+//   - Timestamp echo, pping's method, for flows that mostly receive: the first
+//     time we send a TSval, its time is remembered; the first incoming TSecr
+//     that echoes it yields a sample. A TSval seen again never makes a new
+//     entry, and a TSecr is only used once.
+//
+// The reported estimate is the sequence one once the flow has timed its own
+// data, which is what the kernel's srtt tracks; until then the echo one, if
+// any; else the handshake sample.
+//
+// Per-flow memory is fixed: at most maxOutstanding segments and maxTSvals
+// timestamps are remembered; what does not fit is not timed (counted), never
+// guessed.
+package flow
+
+import (
+	"github.com/gometro/go-metro/capture/packet"
+	"github.com/gometro/go-metro/capture/rtt"
+)
+
+const (
+	// maxOutstanding bounds the sent-but-unacknowledged segments remembered
+	// per flow. Segments sent while it is full are not timed; ACKs still
+	// time the ones remembered, so long fat flows are sampled, not lost.
+	maxOutstanding = 32
+	// maxTSvals bounds the TSvals awaiting an echo per flow.
+	maxTSvals = 8
+)
+
+// Key identifies a flow from the local side. Addresses are IPv6 or
+// IPv4-mapped IPv6, so the key has a fixed size and no pointers.
+type Key struct {
+	Local, Remote         [16]byte
+	LocalPort, RemotePort uint16
+}
+
+// segment is one of our transmissions awaiting acknowledgement:
+// sequence space [start, end) sent at capture time at.
+type segment struct {
+	start, end uint32
+	at         int64
+}
+
+type tsEntry struct {
+	tsval uint32
+	at    int64
+}
+
+// Flow state bits.
+const (
+	haveUna     uint16 = 1 << iota // sndUna holds the peer's cumulative ACK
+	haveNxt                        // sndNxt holds the end of our highest segment
+	haveTSval                      // lastTSval is valid
+	haveEcho                       // lastEcho is valid
+	closed                         // FIN or RST seen
+	sawPlainOut                    // we sent a segment that is neither SYN nor RST
+	sawPlainIn                     // the peer did
+	inUse                          // the slot holds a live flow
+)
+
+// Flow is the state of one TCP connection. It has no pointers, so a table of
+// them is one allocation the garbage collector never scans.
+type Flow struct {
+	key       Key
+	firstSeen int64
+	lastSeen  int64
+	packets   uint64
+	retrans   uint64
+
+	seq         rtt.Estimator // sequence (kernel-style) samples
+	echo        rtt.Estimator // TSval/TSecr echo samples
+	dataSamples uint64        // seq samples that timed data, not a handshake
+
+	sndUna, sndNxt uint32
+	lastTSval      uint32 // newest TSval we sent (serial arithmetic)
+	lastEcho       uint32 // newest TSecr already used for a sample
+	state          uint16
+
+	segHead, segCount uint8
+	segRetrans        uint32 // bit i: segs[i] was retransmitted
+	segSacked         uint32 // bit i: segs[i] was SACKed
+	segSYN            uint32 // bit i: segs[i] is a SYN or SYN/ACK (a handshake sample)
+	segs              [maxOutstanding]segment
+
+	tsHead, tsCount uint8
+	tsvals          [maxTSvals]tsEntry
+}
+
+// Serial-number arithmetic (RFC 1982) for 32-bit sequence numbers and TSvals.
+func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }
+func seqLEQ(a, b uint32) bool { return int32(a-b) <= 0 }
+func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
+
+// counters the flow code updates; owned by the table.
+type sampleCounters struct {
+	samples, karnSkipped, retransmits, untimed uint64
+}
+
+func (f *Flow) reset(k Key, ts int64) {
+	*f = Flow{key: k, firstSeen: ts, lastSeen: ts, state: inUse}
+}
+
+// Estimate is the estimator readers should see (see the package comment).
+func (f *Flow) Estimate() rtt.Estimator {
+	switch {
+	case f.dataSamples > 0:
+		return f.seq
+	case f.echo.Samples > 0:
+		return f.echo
+	default:
+		return f.seq
+	}
+}
+
+// halfOpen reports a flow that never carried anything but SYNs and RSTs in
+// one of its directions and was never timed: the first to go when the table
+// is full, which is what keeps SYN floods and port scans from pushing out
+// real connections.
+func (f *Flow) halfOpen() bool {
+	return f.state&(sawPlainOut|sawPlainIn) != sawPlainOut|sawPlainIn &&
+		f.seq.Samples == 0 && f.echo.Samples == 0
+}
+
+func (f *Flow) summary() Summary {
+	return Summary{
+		Local:       addrPort(f.key.Local, f.key.LocalPort),
+		Remote:      addrPort(f.key.Remote, f.key.RemotePort),
+		RTT:         f.Estimate(),
+		FirstSeen:   f.firstSeen,
+		LastSeen:    f.lastSeen,
+		Packets:     f.packets,
+		Retransmits: f.retrans,
+		Closed:      f.state&closed != 0,
+	}
+}
+
+// outgoing handles a segment we sent.
+func (f *Flow) outgoing(p *packet.Packet, ts int64, c *sampleCounters) {
+	if p.RST() {
+		f.state |= closed
+		return
+	}
+	if p.FIN() {
+		f.state |= closed
+	}
+	if !p.SYN() {
+		f.state |= sawPlainOut
+	}
+	if p.HasTimestamps {
+		f.rememberTSval(p.TSval, ts)
+	}
+	n := p.SeqLen()
+	if n == 0 {
+		return // pure ACK or window update: nothing to time
+	}
+	start, end := p.Seq, p.Seq+n
+	if f.state&haveNxt == 0 {
+		f.state |= haveNxt
+		f.sndNxt = start
+		if f.state&haveUna == 0 {
+			f.state |= haveUna
+			f.sndUna = start
+		}
+	}
+	if f.isProbe(p, start) {
+		return
+	}
+	switch {
+	case seqLEQ(end, f.sndNxt):
+		// Entirely old sequence space: a retransmission.
+		f.markRetransmitted(start, end)
+		f.retrans++
+		c.retransmits++
+	case seqLT(start, f.sndNxt):
+		// Old and new data in one segment (repacketized retransmission):
+		// the ACK cannot tell which transmission it answers.
+		f.markRetransmitted(start, f.sndNxt)
+		f.retrans++
+		c.retransmits++
+		f.push(f.sndNxt, end, ts, true, p.SYN(), c)
+		f.sndNxt = end
+	default:
+		// New data. A gap before it (segments the capture missed) stays
+		// unrecorded, so ACKs of that range are never timed.
+		f.push(start, end, ts, false, p.SYN(), c)
+		f.sndNxt = end
+	}
+}
+
+// isProbe reports keepalives and zero-window probes: at most one byte at
+// snd.una-1, which the peer answers with a duplicate ACK, not an RTT sample.
+func (f *Flow) isProbe(p *packet.Packet, start uint32) bool {
+	return !p.SYN() && !p.FIN() && p.PayloadLen <= 1 &&
+		f.state&haveUna != 0 && start == f.sndUna-1
+}
+
+func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sampleCounters) {
+	if f.segCount == maxOutstanding {
+		c.untimed++
+		return
+	}
+	i := (f.segHead + f.segCount) % maxOutstanding
+	f.segs[i] = segment{start: start, end: end, at: ts}
+	bit := uint32(1) << i
+	f.segSacked &^= bit
+	f.segRetrans &^= bit
+	f.segSYN &^= bit
+	if retransmitted {
+		f.segRetrans |= bit
+	}
+	if syn {
+		f.segSYN |= bit
+	}
+	f.segCount++
+}
+
+func (f *Flow) markRetransmitted(start, end uint32) {
+	for k := uint8(0); k < f.segCount; k++ {
+		i := (f.segHead + k) % maxOutstanding
+		s := &f.segs[i]
+		if seqLT(s.start, end) && seqGT(s.end, start) {
+			f.segRetrans |= 1 << i
+		}
+	}
+}
+
+// incoming handles a segment from the peer.
+func (f *Flow) incoming(p *packet.Packet, ts int64, c *sampleCounters) {
+	if p.RST() {
+		f.state |= closed
+		return
+	}
+	if p.FIN() {
+		f.state |= closed
+	}
+	if !p.SYN() {
+		f.state |= sawPlainIn
+	}
+	if !p.ACK() {
+		return
+	}
+	if p.HasTimestamps && p.TSecr != 0 {
+		f.matchEcho(p.TSecr, ts, c)
+	}
+	f.ack(p, ts, c)
+}
+
+// ack applies the kernel's rule: one sample per ACK that newly acknowledges
+// data, timed from the earliest newly acknowledged segment; none if any
+// newly acknowledged segment was retransmitted (Karn).
+func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
+	ack := p.Ack
+	if f.state&haveUna == 0 {
+		f.state |= haveUna
+		f.sndUna = ack
+		f.dropAckedThrough(ack)
+		return
+	}
+	if f.state&haveNxt != 0 && seqGT(ack, f.sndNxt) {
+		// Acknowledges data we never saw leave: the capture missed it.
+		// Nothing recorded can be timed against this ACK honestly.
+		f.sndNxt = ack
+		f.sndUna = ack
+		f.segCount, f.segRetrans, f.segSacked, f.segSYN = 0, 0, 0, 0
+		return
+	}
+	if seqGT(ack, f.sndUna) {
+		f.cumulative(ack, ts, c)
+		f.sndUna = ack
+		return
+	}
+	// No cumulative progress: a duplicate ACK, window update, or an ACK
+	// carrying SACK blocks for data past a hole.
+	if p.NumSACK > 0 {
+		f.sack(p, ts, c)
+	}
+}
+
+func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
+	var first int64
+	timed, karn, gap, syn := false, false, false, false
+	if f.segCount > 0 && seqGT(f.segs[f.segHead].start, f.sndUna) {
+		// The earliest newly acknowledged bytes were never recorded.
+		gap = true
+	}
+	for f.segCount > 0 {
+		i := f.segHead
+		s := &f.segs[i]
+		if !seqLT(s.start, ack) {
+			break
+		}
+		bit := uint32(1) << i
+		if f.segRetrans&bit != 0 {
+			karn = true
+		} else if f.segSacked&bit == 0 && !timed {
+			first, timed, syn = s.at, true, f.segSYN&bit != 0
+		}
+		if seqLEQ(s.end, ack) {
+			f.segHead = (f.segHead + 1) % maxOutstanding
+			f.segCount--
+			continue
+		}
+		// Partially acknowledged: keep the rest, with its original time,
+		// as the kernel keeps a partially acked TSO skb.
+		s.start = ack
+		break
+	}
+	switch {
+	case karn:
+		c.karnSkipped++
+	case timed && !gap:
+		f.sample(ts-first, ts, syn, c)
+	}
+}
+
+// sack times an ACK that newly SACKs data without advancing the cumulative
+// ACK, from the earliest newly SACKed segment that was never retransmitted.
+func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
+	var first int64
+	timed, syn := false, false
+	n := int(p.NumSACK)
+	if n > packet.MaxSACKBlocks {
+		n = packet.MaxSACKBlocks
+	}
+	for k := uint8(0); k < f.segCount; k++ {
+		i := (f.segHead + k) % maxOutstanding
+		bit := uint32(1) << i
+		if f.segSacked&bit != 0 {
+			continue
+		}
+		s := &f.segs[i]
+		for b := 0; b < n; b++ {
+			blk := p.SACK[b]
+			if seqLEQ(blk.Left, s.start) && seqLEQ(s.end, blk.Right) {
+				f.segSacked |= bit
+				if f.segRetrans&bit == 0 && (!timed || s.at < first) {
+					first, timed, syn = s.at, true, f.segSYN&bit != 0
+				}
+				break
+			}
+		}
+	}
+	if timed {
+		f.sample(ts-first, ts, syn, c)
+	}
+}
+
+// dropAckedThrough forgets segments entirely at or below ack.
+func (f *Flow) dropAckedThrough(ack uint32) {
+	for f.segCount > 0 && seqLEQ(f.segs[f.segHead].end, ack) {
+		f.segHead = (f.segHead + 1) % maxOutstanding
+		f.segCount--
+	}
+}
+
+func (f *Flow) sample(d, ts int64, handshake bool, c *sampleCounters) {
+	if d <= 0 {
+		return
+	}
+	f.seq.Add(d, ts)
+	c.samples++
+	if !handshake {
+		f.dataSamples++
+	}
+}
+
+// rememberTSval records the first sighting of a TSval we sent.
+func (f *Flow) rememberTSval(tsval uint32, ts int64) {
+	if f.state&haveTSval != 0 && !seqGT(tsval, f.lastTSval) {
+		return // seen before: a new entry would underestimate the RTT
+	}
+	f.state |= haveTSval
+	f.lastTSval = tsval
+	if f.tsCount == maxTSvals {
+		// Drop the oldest: it is the least likely to be echoed first.
+		f.tsHead = (f.tsHead + 1) % maxTSvals
+		f.tsCount--
+	}
+	f.tsvals[(f.tsHead+f.tsCount)%maxTSvals] = tsEntry{tsval: tsval, at: ts}
+	f.tsCount++
+}
+
+// matchEcho times the first echo of one of our TSvals.
+func (f *Flow) matchEcho(tsecr uint32, ts int64, c *sampleCounters) {
+	if f.state&haveEcho != 0 && !seqGT(tsecr, f.lastEcho) {
+		return // already used, or older
+	}
+	for f.tsCount > 0 {
+		e := f.tsvals[f.tsHead]
+		if seqGT(e.tsval, tsecr) {
+			return // echoes something we never recorded
+		}
+		f.tsHead = (f.tsHead + 1) % maxTSvals
+		f.tsCount--
+		if e.tsval == tsecr {
+			f.state |= haveEcho
+			f.lastEcho = tsecr
+			if d := ts - e.at; d > 0 {
+				f.echo.Add(d, ts)
+				c.samples++
+			}
+			return
+		}
+	}
+}

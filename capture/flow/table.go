@@ -1,0 +1,321 @@
+package flow
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"math/rand/v2"
+	"net/netip"
+	"unsafe"
+
+	"github.com/gometro/go-metro/capture/packet"
+)
+
+// Locality tells which addresses are ours. Contains is called on the hot
+// path and must not allocate or lock.
+type Locality interface {
+	Contains(addr [16]byte) bool
+}
+
+// Monitored tells whether a remote endpoint is one we watch. It is only
+// consulted when a flow would be created, never for a known flow.
+type Monitored func(remote [16]byte, remotePort uint16) bool
+
+// TableConfig sizes a Table.
+type TableConfig struct {
+	MaxFlows int   // hard cap on tracked flows
+	IdleTTL  int64 // ns: flows with no packet for this long are dropped
+	ExpTTL   int64 // ns: closed flows with no packet for this long are dropped
+}
+
+// Table maps packets to flows. It is owned by one goroutine: Process,
+// Sweep and Summaries must not be called concurrently. It allocates only in
+// NewTable; Process never allocates.
+//
+// Memory: the flow slab and the index are sized from MaxFlows up front
+// (FlowBytes per flow plus 16 bytes per index slot, two slots per flow), so
+// memory is bounded whatever the traffic. Pages of the slab that were never
+// used are never touched, so a small workload keeps a small resident set.
+//
+// Eviction: when a new flow arrives and the table is full, the table looks
+// at up to evictCandidates flows from a rotating hand and evicts the most
+// expendable: a closed flow (FIN/RST) before a half-open one (never carried
+// anything but SYN/RST in one direction, never timed) before an established
+// one; among equals, the one idle longest. SYN floods and port scans thus
+// recycle each other's slots and leave real connections alone.
+type Table struct {
+	cfg   TableConfig
+	local Locality
+	watch Monitored
+
+	flows []Flow  // slab; flows[i].state&inUse marks live slots
+	free  []int32 // free slab indexes (stack)
+	used  int32   // slab high-water mark
+
+	// index is open addressing with linear probing. A slot holds
+	// (hash>>32)<<32 | (flowIndex+1); 0 is empty.
+	index []uint64
+	mask  uint64
+	seed  uint64
+
+	hand     int32 // eviction clock hand
+	counters Counters
+	sc       sampleCounters
+}
+
+// evictCandidates bounds the work of one eviction.
+const evictCandidates = 64
+
+const flowSize = unsafe.Sizeof(Flow{})
+
+// FlowBytes is the memory one tracked flow costs: its slab entry plus its
+// share of the index (two 8-byte slots per flow).
+const FlowBytes = int(flowSize) + 16
+
+// NewTable allocates a table for at most cfg.MaxFlows flows.
+func NewTable(cfg TableConfig, local Locality, watch Monitored) *Table {
+	if cfg.MaxFlows < 1 {
+		cfg.MaxFlows = 1
+	}
+	slots := uint64(1) << bits.Len64(uint64(cfg.MaxFlows)*2-1)
+	t := &Table{
+		cfg:   cfg,
+		local: local,
+		watch: watch,
+		flows: make([]Flow, cfg.MaxFlows),
+		free:  make([]int32, 0, cfg.MaxFlows),
+		index: make([]uint64, slots),
+		mask:  slots - 1,
+		seed:  rand.Uint64() | 1, // random per table: crafted keys cannot aim at one chain
+	}
+	return t
+}
+
+// SetLocality replaces the local-address oracle (between packets).
+func (t *Table) SetLocality(l Locality) { t.local = l }
+
+// SetMonitored replaces the remote filter used for new flows (between packets).
+func (t *Table) SetMonitored(m Monitored) { t.watch = m }
+
+// Process applies one decoded TCP segment captured at ts (ns).
+// A packet is "ours" for the flow keyed by its source if the source is
+// local, and "theirs" for the flow keyed by its destination if that is
+// local; both apply to traffic between two local addresses (loopback).
+func (t *Table) Process(p *packet.Packet, ts int64) {
+	srcLocal := t.local.Contains(p.Src)
+	dstLocal := t.local.Contains(p.Dst)
+	if !srcLocal && !dstLocal {
+		t.counters.NotLocal++
+		return
+	}
+	if srcLocal {
+		k := Key{Local: p.Src, Remote: p.Dst, LocalPort: p.SrcPort, RemotePort: p.DstPort}
+		if f := t.lookup(&k, ts); f != nil {
+			f.lastSeen = ts
+			f.packets++
+			f.outgoing(p, ts, &t.sc)
+		}
+	}
+	if dstLocal {
+		k := Key{Local: p.Dst, Remote: p.Src, LocalPort: p.DstPort, RemotePort: p.SrcPort}
+		if f := t.lookup(&k, ts); f != nil {
+			f.lastSeen = ts
+			f.packets++
+			f.incoming(p, ts, &t.sc)
+		}
+	}
+}
+
+func (t *Table) hash(k *Key) uint64 {
+	h := t.seed
+	h = mix(h ^ binary.LittleEndian.Uint64(k.Local[0:8]))
+	h = mix(h ^ binary.LittleEndian.Uint64(k.Local[8:16]))
+	h = mix(h ^ binary.LittleEndian.Uint64(k.Remote[0:8]))
+	h = mix(h ^ binary.LittleEndian.Uint64(k.Remote[8:16]))
+	h = mix(h ^ uint64(k.LocalPort)<<16 ^ uint64(k.RemotePort))
+	return h
+}
+
+// mix is a 64-bit multiply-xorshift finalizer: cheap and well spread.
+func mix(x uint64) uint64 {
+	x ^= x >> 32
+	x *= 0xd6e8feb86659fd93
+	x ^= x >> 32
+	return x
+}
+
+// lookup finds the flow for k, creating it if it is new and monitored.
+func (t *Table) lookup(k *Key, ts int64) *Flow {
+	h := t.hash(k)
+	tag := h &^ 0xffffffff
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.index[i]
+		if s == 0 {
+			break
+		}
+		if s&^0xffffffff == tag {
+			f := &t.flows[int32(uint32(s))-1]
+			if f.key == *k {
+				return f
+			}
+		}
+	}
+	if t.watch != nil && !t.watch(k.Remote, k.RemotePort) {
+		t.counters.Filtered++
+		return nil
+	}
+	idx := t.allocate(ts)
+	f := &t.flows[idx]
+	f.reset(*k, ts)
+	t.insert(h, idx)
+	t.counters.Created++
+	t.counters.Flows++
+	return f
+}
+
+func (t *Table) insert(h uint64, idx int32) {
+	tag := h &^ 0xffffffff
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		if t.index[i] == 0 {
+			t.index[i] = tag | uint64(uint32(idx+1))
+			return
+		}
+	}
+}
+
+// allocate returns a free slab index, evicting a flow if the table is full.
+func (t *Table) allocate(ts int64) int32 {
+	if n := len(t.free); n > 0 {
+		idx := t.free[n-1]
+		t.free = t.free[:n-1]
+		return idx
+	}
+	if int(t.used) < len(t.flows) {
+		t.used++
+		return t.used - 1
+	}
+	victim := t.pickVictim(ts)
+	f := &t.flows[victim]
+	switch {
+	case f.state&closed != 0:
+		t.counters.EvictedClosed++
+	case f.halfOpen():
+		t.counters.EvictedHalfOpen++
+	default:
+		t.counters.EvictedActive++
+	}
+	t.remove(victim)
+	// remove pushed victim on the free list; take it back.
+	t.free = t.free[:len(t.free)-1]
+	return victim
+}
+
+func evictClass(f *Flow) int {
+	switch {
+	case f.state&closed != 0:
+		return 0
+	case f.halfOpen():
+		return 1
+	default:
+		return 2
+	}
+}
+
+func (t *Table) pickVictim(ts int64) int32 {
+	best := int32(-1)
+	bestClass, bestSeen := 3, int64(0)
+	n := t.used
+	for k := 0; k < evictCandidates; k++ {
+		i := t.hand
+		t.hand++
+		if t.hand >= n {
+			t.hand = 0
+		}
+		f := &t.flows[i]
+		if f.state&inUse == 0 {
+			continue
+		}
+		c := evictClass(f)
+		if best < 0 || c < bestClass || c == bestClass && f.lastSeen < bestSeen {
+			best, bestClass, bestSeen = i, c, f.lastSeen
+		}
+		if bestClass == 0 && ts-bestSeen > 0 {
+			// A closed flow is as expendable as it gets.
+			break
+		}
+	}
+	return best
+}
+
+// remove deletes flow idx from the index (backward-shift deletion keeps
+// linear probing correct without tombstones) and frees its slot.
+func (t *Table) remove(idx int32) {
+	f := &t.flows[idx]
+	h := t.hash(&f.key)
+	want := uint64(uint32(idx + 1))
+	i := h & t.mask
+	for t.index[i]&0xffffffff != want {
+		i = (i + 1) & t.mask
+	}
+	for {
+		t.index[i] = 0
+		j := i
+		for {
+			j = (j + 1) & t.mask
+			s := t.index[j]
+			if s == 0 {
+				goto done
+			}
+			home := t.hash(&t.flows[int32(uint32(s))-1].key) & t.mask
+			// Move s back to i if its home is not in (i, j] cyclically.
+			if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+				t.index[i] = s
+				i = j
+				break
+			}
+		}
+	}
+done:
+	f.state = 0
+	t.free = append(t.free, idx)
+	t.counters.Flows--
+}
+
+// Sweep drops idle flows (no packet for IdleTTL) and closed flows (no
+// packet for ExpTTL) as of capture time now (ns).
+func (t *Table) Sweep(now int64) {
+	for i := int32(0); i < t.used; i++ {
+		f := &t.flows[i]
+		if f.state&inUse == 0 {
+			continue
+		}
+		idle := now - f.lastSeen
+		if idle > t.cfg.IdleTTL || f.state&closed != 0 && idle > t.cfg.ExpTTL {
+			t.remove(i)
+			t.counters.Expired++
+		}
+	}
+}
+
+// Counters returns the table's counters.
+func (t *Table) Counters() Counters {
+	c := t.counters
+	c.Samples = t.sc.samples
+	c.KarnSkipped = t.sc.karnSkipped
+	c.Retransmits = t.sc.retransmits
+	c.SegmentsUntimed = t.sc.untimed
+	return c
+}
+
+// AppendSummaries appends a summary of every live flow to dst.
+func (t *Table) AppendSummaries(dst []Summary) []Summary {
+	for i := int32(0); i < t.used; i++ {
+		if f := &t.flows[i]; f.state&inUse != 0 {
+			dst = append(dst, f.summary())
+		}
+	}
+	return dst
+}
+
+func addrPort(a [16]byte, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port)
+}

@@ -1,0 +1,91 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+
+	"github.com/gometro/go-metro/capture/packet"
+	"github.com/gometro/go-metro/capture/source"
+)
+
+// inferScanLimit bounds how many packets InferLocal reads: the capturing
+// host shows up in the first few thousand packets of any real capture.
+const inferScanLimit = 200_000
+
+// InferLocal guesses which addresses belong to the host that made a capture
+// file: per address family, the address that talks to the most distinct
+// peers (the capturing host is an endpoint of every flow it sees). Ties go
+// to the address that sent the most SYNs without ACK (it initiated the
+// connections), then to the one that sent the most packets.
+func InferLocal(path string) ([]netip.Addr, error) {
+	src, err := source.OpenFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	defer src.Close()
+
+	type score struct {
+		peers map[[16]byte]struct{}
+		syns  int
+		sent  int
+	}
+	scores := map[[16]byte]*score{}
+	get := func(a [16]byte) *score {
+		s := scores[a]
+		if s == nil {
+			s = &score{peers: map[[16]byte]struct{}{}}
+			scores[a] = s
+		}
+		return s
+	}
+	link := src.LinkType()
+	var p packet.Packet
+	for n := 0; n < inferScanLimit; n++ {
+		data, _, wireLen, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("capture: %s: %w", path, err)
+		}
+		if p.Decode(link, data, wireLen) != packet.ErrNone {
+			continue
+		}
+		s, d := get(p.Src), get(p.Dst)
+		s.peers[p.Dst] = struct{}{}
+		d.peers[p.Src] = struct{}{}
+		s.sent++
+		if p.SYN() && !p.ACK() {
+			s.syns++
+		}
+	}
+	var best [2]*score
+	var bestAddr [2][16]byte
+	for a, s := range scores {
+		fam := 0
+		if !netip.AddrFrom16(a).Is4In6() {
+			fam = 1
+		}
+		b := best[fam]
+		better := b == nil ||
+			len(s.peers) > len(b.peers) ||
+			len(s.peers) == len(b.peers) && (s.syns > b.syns ||
+				s.syns == b.syns && (s.sent > b.sent ||
+					s.sent == b.sent && string(a[:]) < string(bestAddr[fam][:])))
+		if better {
+			best[fam], bestAddr[fam] = s, a
+		}
+	}
+	var out []netip.Addr
+	for fam := range best {
+		if best[fam] != nil {
+			out = append(out, netip.AddrFrom16(bestAddr[fam]).Unmap())
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("capture: %s: no TCP traffic to infer the local address from; pass it explicitly", path)
+	}
+	return out, nil
+}
