@@ -89,9 +89,10 @@ const (
 	// housekeepEvery is how many packets pass between checks for
 	// cancellation, snapshot requests and expiry: rare enough to cost
 	// nothing per packet, frequent enough to answer within microseconds.
-	housekeepEvery = 1024
-	sweepInterval  = int64(time.Second)
-	localRefresh   = 5 * time.Second
+	housekeepEvery  = 1024
+	housekeepPeriod = int64(20 * time.Millisecond)
+	sweepInterval   = int64(time.Second)
+	localRefresh    = 5 * time.Second
 )
 
 // Engine reads one source into one flow table. Run owns the table; all
@@ -237,24 +238,20 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 	var pkt packet.Packet
 	nextLocalRefresh := time.Now().Add(localRefresh)
 	countdown := housekeepEvery
+	var nextHousekeep int64
 	done := ctx.Done()
 	for {
 		data, ts, wireLen, err := src.Next()
 		if err == nil {
-			e.stats.Packets++
-			if ts > e.lastTS {
-				e.lastTS = ts
-			}
-			if derr := pkt.Decode(link, data, wireLen); derr != packet.ErrNone {
-				e.stats.DecodeErrors[derr]++
-			} else {
-				e.stats.TCPPackets++
-				e.table.Process(&pkt, ts)
-			}
-			if countdown--; countdown > 0 {
+			e.handle(&pkt, link, data, ts, wireLen)
+			// Housekeeping every housekeepEvery packets, or sooner when
+			// capture time moved on (a slow trickle of packets that never
+			// lets the poll time out must not stall snapshots or Cancel).
+			if countdown--; countdown > 0 && ts < nextHousekeep {
 				continue
 			}
 			countdown = housekeepEvery
+			nextHousekeep = ts + housekeepPeriod
 		} else if err == io.EOF {
 			e.table.Sweep(e.lastTS)
 			return nil
@@ -284,6 +281,21 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 			e.refreshLocal()
 		}
 	}
+}
+
+// handle is the per-packet hot path: decode, flow lookup, RTT update.
+// It allocates nothing and takes no lock.
+func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, ts int64, wireLen int) {
+	e.stats.Packets++
+	if ts > e.lastTS {
+		e.lastTS = ts
+	}
+	if derr := pkt.Decode(link, data, wireLen); derr != packet.ErrNone {
+		e.stats.DecodeErrors[derr]++
+		return
+	}
+	e.stats.TCPPackets++
+	e.table.Process(pkt, ts)
 }
 
 // applyPendingRemotes installs remotes set by SetRemotes; with a live

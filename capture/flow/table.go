@@ -125,22 +125,17 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 	}
 }
 
+// hash folds the key with two 64x64->128 multiplies (wyhash's mum), keyed
+// by the table's random seed.
 func (t *Table) hash(k *Key) uint64 {
-	h := t.seed
-	h = mix(h ^ binary.LittleEndian.Uint64(k.Local[0:8]))
-	h = mix(h ^ binary.LittleEndian.Uint64(k.Local[8:16]))
-	h = mix(h ^ binary.LittleEndian.Uint64(k.Remote[0:8]))
-	h = mix(h ^ binary.LittleEndian.Uint64(k.Remote[8:16]))
-	h = mix(h ^ uint64(k.LocalPort)<<16 ^ uint64(k.RemotePort))
-	return h
-}
-
-// mix is a 64-bit multiply-xorshift finalizer: cheap and well spread.
-func mix(x uint64) uint64 {
-	x ^= x >> 32
-	x *= 0xd6e8feb86659fd93
-	x ^= x >> 32
-	return x
+	ports := uint64(k.LocalPort)<<16 | uint64(k.RemotePort)
+	a := binary.LittleEndian.Uint64(k.Local[8:16]) ^ t.seed
+	b := binary.LittleEndian.Uint64(k.Remote[8:16]) ^ 0xe7037ed1a0b428db
+	c := binary.LittleEndian.Uint64(k.Local[0:8]) ^ binary.LittleEndian.Uint64(k.Remote[0:8])<<1 ^ ports ^ 0xa0761d6478bd642f
+	hi, lo := bits.Mul64(a, b)
+	x := hi ^ lo ^ c
+	hi, lo = bits.Mul64(x^t.seed, 0x8ebc6af09c88c6e3^ports)
+	return hi ^ lo
 }
 
 // lookup finds the flow for k, creating it if it is new and monitored.
@@ -318,4 +313,13 @@ func (t *Table) AppendSummaries(dst []Summary) []Summary {
 
 func addrPort(a [16]byte, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port)
+}
+
+// Reset forgets every flow without allocating; cumulative counters stay.
+func (t *Table) Reset() {
+	clear(t.flows[:t.used])
+	clear(t.index)
+	t.free = t.free[:0]
+	t.used, t.hand = 0, 0
+	t.counters.Flows = 0
 }

@@ -1,0 +1,178 @@
+package capture
+
+import (
+	"context"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gometro/go-metro/capture/flow"
+	"github.com/gometro/go-metro/internal/synth"
+)
+
+// writeCapture writes c to a pcap file in a test directory.
+func writeCapture(t *testing.T, c *synth.Capture) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "capture.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WritePcap(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func replay(t *testing.T, cfg Config) *Snapshot {
+	t.Helper()
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	s, err := e.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func byKey(flows []flow.Summary) map[[2]netip.AddrPort]flow.Summary {
+	m := map[[2]netip.AddrPort]flow.Summary{}
+	for _, f := range flows {
+		m[[2]netip.AddrPort{f.Local, f.Remote}] = f
+	}
+	return m
+}
+
+// TestReplayAgainstSimulatedTruth replays a simulated capture (loss,
+// retransmissions, delayed ACKs, receive-mostly flows, IPv6, wraparound)
+// and compares every flow with what the simulator knows.
+func TestReplayAgainstSimulatedTruth(t *testing.T) {
+	c := synth.Generate(synth.Small())
+	path := writeCapture(t, c)
+	var local []netip.Prefix
+	for _, a := range c.LocalIPs {
+		local = append(local, netip.PrefixFrom(a, a.BitLen()))
+	}
+	s := replay(t, Config{File: path, LocalIPs: local})
+	if s.Stats.Malformed() != 0 {
+		t.Fatalf("%d frames failed to decode", s.Stats.Malformed())
+	}
+	if s.Stats.Packets != uint64(len(c.Frames)) {
+		t.Fatalf("read %d packets, capture has %d", s.Stats.Packets, len(c.Frames))
+	}
+	flows := byKey(s.Flows)
+	var worst float64
+	for _, tr := range c.Flows {
+		got, ok := flows[[2]netip.AddrPort{tr.Local, tr.Remote}]
+		if !ok {
+			// A flow ended long before the end of the capture may have
+			// been expired by the sweep; the replay keeps the defaults.
+			if time.Duration(c.Frames[len(c.Frames)-1].TS-tr.LastTS) > DefaultExpTTL {
+				continue
+			}
+			t.Errorf("%v -> %v (%v): flow missing", tr.Local, tr.Remote, tr.Kind)
+			continue
+		}
+		if (tr.SeqRTT.N > 0 || tr.TSRTT.N > 0) && got.RTT.Samples == 0 {
+			t.Errorf("%v -> %v (%v): no samples, truth has %d seq + %d echo", tr.Local, tr.Remote, tr.Kind, tr.SeqRTT.N, tr.TSRTT.N)
+		}
+		if got.RTT.Min > 0 && time.Duration(got.RTT.Min) < tr.PathRTT {
+			t.Errorf("%v -> %v (%v): min sample %v below the path RTT %v: a sample was matched to the wrong segment",
+				tr.Local, tr.Remote, tr.Kind, time.Duration(got.RTT.Min), tr.PathRTT)
+		}
+		want := tr.SeqRTT.SRTT
+		if want == 0 || tr.Kind == synth.BulkRecv {
+			continue
+		}
+		rel := float64(time.Duration(got.RTT.SRTT)-want) / float64(want)
+		t.Logf("%-9v %v: srtt %v truth %v (%+.2f%%) samples %d/%d retrans %d",
+			tr.Kind, tr.Remote, time.Duration(got.RTT.SRTT).Round(time.Microsecond),
+			want.Round(time.Microsecond), 100*rel, got.RTT.Samples, tr.SeqRTT.N, tr.Retransmits)
+		switch tr.Kind {
+		case synth.ReqResp:
+			// Requests here are single segments: the earliest and the
+			// last newly acked segment are the same one, so both
+			// definitions must agree exactly.
+			worst = max(worst, math.Abs(rel))
+			if math.Abs(rel) > 0.001 {
+				t.Errorf("%v -> %v: srtt %v, truth %v", tr.Local, tr.Remote, time.Duration(got.RTT.SRTT), want)
+			}
+		case synth.BulkSend:
+			// The truth times each ACK from the LAST segment it covers
+			// (tshark's ack_rtt), the engine from the EARLIEST (the
+			// kernel's rule), so the engine can only be higher.
+			if rel < -0.01 {
+				t.Errorf("%v -> %v: srtt %v below the last-segment truth %v", tr.Local, tr.Remote, time.Duration(got.RTT.SRTT), want)
+			}
+		}
+	}
+	t.Logf("request/response flows: worst SRTT difference vs truth %.3f%%", 100*worst)
+}
+
+func TestInferLocalFindsTheCapturingHost(t *testing.T) {
+	c := synth.Generate(synth.Small())
+	path := writeCapture(t, c)
+	s := replay(t, Config{File: path})
+	if !s.InferredLocal {
+		t.Fatal("InferredLocal not set")
+	}
+	want := map[netip.Addr]bool{}
+	for _, a := range c.LocalIPs {
+		want[a] = true
+	}
+	if len(s.LocalIPs) != len(want) {
+		t.Fatalf("inferred %v, want %v", s.LocalIPs, c.LocalIPs)
+	}
+	for _, a := range s.LocalIPs {
+		if !want[a] {
+			t.Fatalf("inferred %v, want %v", s.LocalIPs, c.LocalIPs)
+		}
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"nothing to read", Config{}},
+		{"negative snaplen", Config{Interface: "lo", Snaplen: -1}},
+		{"negative max flows", Config{Interface: "lo", MaxFlows: -1}},
+		{"negative ttl", Config{Interface: "lo", IdleTTL: -time.Second}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := New(tc.cfg); err == nil {
+				t.Fatal("New accepted a bad config")
+			}
+		})
+	}
+}
+
+func TestRunReportsBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.pcap")
+	if err := os.WriteFile(garbage, []byte("this is not a capture file at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{garbage, filepath.Join(dir, "missing.pcap")} {
+		e, err := New(Config{File: path, LocalIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Run(context.Background()); err == nil {
+			t.Fatalf("Run(%s) succeeded", path)
+		}
+	}
+}
