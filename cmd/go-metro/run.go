@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/DataDog/datadog-go/v5/statsd"
+	"github.com/gometro/go-metro/rttcheck"
+	"github.com/spf13/cobra"
+)
+
+const defaultLogFile = "/var/log/datadog/go-metro.log"
+
+func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
+	var cfgPath, logFile string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run the checks and send their metrics to DogStatsD until SIGINT/SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDaemon(cmd.Context(), cfgPath, logFile, stderr)
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "conf.yaml with init_config and instances (required)")
+	cmd.Flags().StringVar(&logFile, "log-file", defaultLogFile, "log file used when init_config has log_to_file: true")
+	cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// configureAll loads the file and configures one check per instance; on
+// error every check already started is cancelled.
+func configureAll(path string, log *logger, opts rttcheck.Options) (*checkFile, []*rttcheck.Check, error) {
+	cf, err := loadCheckFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range cf.Warnings {
+		log.Warnf("%s", w)
+	}
+	opts.Logger = log
+	var checks []*rttcheck.Check
+	for i, inst := range cf.Instances {
+		c := rttcheck.New(opts)
+		if err := c.Configure(inst, cf.InitRaw); err != nil {
+			for _, c := range checks {
+				c.Cancel()
+			}
+			return nil, nil, fmt.Errorf("%s: instances[%d]: %w", path, i, err)
+		}
+		checks = append(checks, c)
+	}
+	return cf, checks, nil
+}
+
+func runDaemon(ctx context.Context, cfgPath, logFile string, stderr io.Writer) error {
+	cf, err := loadCheckFile(cfgPath)
+	if err != nil {
+		return err
+	}
+	var logOut io.Writer = stderr
+	if cf.Init.LogToFile {
+		if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
+			return fmt.Errorf("log file: %w", err)
+		}
+		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("log file: %w", err)
+		}
+		defer f.Close()
+		logOut = f
+	}
+	log := newLogger(logOut, cf.Init.LogLevel)
+
+	addr := net.JoinHostPort(cf.Init.StatsdIP, strconv.Itoa(cf.Init.StatsdPort))
+	client, err := statsd.New(addr, statsd.WithoutTelemetry(), statsd.WithErrorHandler(func(err error) {
+		log.Debugf("dogstatsd: %v", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("dogstatsd at %s: %w", addr, err)
+	}
+	defer client.Close()
+
+	_, checks, err := configureAll(cfgPath, log, rttcheck.Options{AddInstanceTags: true})
+	if err != nil {
+		return err
+	}
+	log.Infof("go-metro: %d instance(s) running, metrics to dogstatsd at %s", len(checks), addr)
+
+	var wg sync.WaitGroup
+	for _, c := range checks {
+		wg.Add(1)
+		go func(c *rttcheck.Check) {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					log.Errorf("go-metro: check loop panicked: %v", r)
+				}
+			}()
+			scheduleCheck(ctx, c, &statsdSender{c: client, prev: map[string]float64{}}, log)
+		}(c)
+	}
+	<-ctx.Done()
+	log.Infof("go-metro: shutting down")
+	for _, c := range checks {
+		c.Cancel()
+	}
+	wg.Wait()
+	client.Flush()
+	return nil
+}
+
+// scheduleCheck runs c every min_collection_interval until ctx ends, the
+// way the agent's scheduler would.
+func scheduleCheck(ctx context.Context, c *rttcheck.Check, s *statsdSender, log *logger) {
+	in := c.Config().Instance
+	t := time.NewTicker(in.MinCollectionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		warnings, err := c.Run(s, s)
+		for _, w := range warnings {
+			log.Warnf("go-metro: %s: %s", in.Interface, w)
+		}
+		if err != nil {
+			log.Errorf("go-metro: %s: %v", in.Interface, err)
+		}
+	}
+}
+
+// statsdSender adapts the check's Sender to DogStatsD. DogStatsD has no
+// monotonic count, so it sends the increase since the previous value, as
+// the agent's aggregator would.
+type statsdSender struct {
+	c    statsd.ClientInterface
+	mu   sync.Mutex
+	prev map[string]float64
+}
+
+func (s *statsdSender) Gauge(m string, v float64, _ string, tags []string) { s.c.Gauge(m, v, tags, 1) }
+func (s *statsdSender) Count(m string, v float64, _ string, tags []string) {
+	s.c.Count(m, int64(v), tags, 1)
+}
+
+func (s *statsdSender) MonotonicCount(m string, v float64, _ string, tags []string) {
+	key := m + "|" + strings.Join(tags, ",")
+	s.mu.Lock()
+	prev, seen := s.prev[key]
+	s.prev[key] = v
+	s.mu.Unlock()
+	// The first value only sets the baseline; a decrease is a counter reset.
+	if seen && v >= prev {
+		s.c.Count(m, int64(v-prev), tags, 1)
+	}
+}
+
+func (s *statsdSender) Commit() { s.c.Flush() }
+
+func (s *statsdSender) ServiceCheck(name string, st rttcheck.ServiceCheckStatus, _ string, tags []string, msg string) {
+	s.c.ServiceCheck(&statsd.ServiceCheck{Name: name, Status: statsd.ServiceCheckStatus(st), Tags: tags, Message: msg})
+}
