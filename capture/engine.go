@@ -54,6 +54,9 @@ type Stats struct {
 	Kernel       struct{ Received, Dropped uint64 } // from the live source, since it was opened
 	Flow         flow.Counters
 	SourceOpens  uint64 // times a source was opened (re-opens after interface loss count)
+	// LinkDownEvents counts the interface going administratively down
+	// while captured; capture resumes by itself when it comes back up.
+	LinkDownEvents uint64
 }
 
 // Malformed is the number of frames that failed to decode for a reason other
@@ -76,6 +79,9 @@ type Snapshot struct {
 	Flows         []flow.Summary
 	LocalIPs      []netip.Addr // addresses treated as local
 	InferredLocal bool         // LocalIPs were inferred from the traffic (replay without LocalIPs)
+	// LinkDown: the captured interface is down (no frame since it went
+	// down). The engine keeps its socket and resumes when it comes up.
+	LinkDown bool
 }
 
 // Defaults for zero Config fields.
@@ -113,6 +119,7 @@ type Engine struct {
 	runDone  chan struct{}
 	stats    Stats
 	inferred bool
+	linkDown bool // the interface went down and no frame arrived since
 
 	lastTS    int64 // capture time of the latest packet
 	lastSweep int64
@@ -255,8 +262,13 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 		} else if err == io.EOF {
 			e.table.Sweep(e.lastTS)
 			return nil
+		} else if errors.Is(err, source.ErrInterfaceDown) {
+			// The socket stays bound and frames resume when the link
+			// comes back up: report it, keep going.
+			e.stats.LinkDownEvents++
+			e.linkDown = true
 		} else if !errors.Is(err, source.ErrTimeout) {
-			return fmt.Errorf("capture: read: %w", err)
+			return err // sources name themselves and the failure
 		} else if live {
 			// Idle: expiry runs on the wall clock so idle flows still age.
 			e.lastTS = max(e.lastTS, time.Now().UnixNano())
@@ -290,6 +302,7 @@ func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 	if ts > e.lastTS {
 		e.lastTS = ts
 	}
+	e.linkDown = false
 	if derr := pkt.Decode(link, data, wireLen); derr != packet.ErrNone {
 		e.stats.DecodeErrors[derr]++
 		return
@@ -323,11 +336,8 @@ func (e *Engine) open() (source.Source, error) {
 			e.local.Set(addrs)
 			e.inferred = true
 		}
-		src, err := source.OpenFile(e.cfg.File)
-		if err != nil {
-			return nil, fmt.Errorf("capture: %w", err)
-		}
-		return src, nil
+		// Source errors already say "capture:" and name the file.
+		return source.OpenFile(e.cfg.File)
 	}
 	e.refreshLocal()
 	opts := source.Options{
@@ -337,7 +347,7 @@ func (e *Engine) open() (source.Source, error) {
 	}
 	src, err := source.OpenLive(e.cfg.Backend, opts)
 	if err != nil {
-		return nil, fmt.Errorf("capture: open %s: %w", e.cfg.Interface, err)
+		return nil, err // already says "capture:" and names the interface
 	}
 	if len(e.remotes) > 0 || len(e.ports) > 0 {
 		prog, err := filter.Build(src.LinkType(), e.remotes, e.ports, e.cfg.Snaplen)
@@ -404,6 +414,7 @@ func (e *Engine) snapshot() *Snapshot {
 		Stats:         e.stats,
 		LocalIPs:      e.local.Addrs(),
 		InferredLocal: e.inferred,
+		LinkDown:      e.linkDown,
 	}
 	s.Stats.Kernel.Received = e.kernelOld.Received + e.kernel.Received
 	s.Stats.Kernel.Dropped = e.kernelOld.Dropped + e.kernel.Dropped

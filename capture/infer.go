@@ -22,7 +22,7 @@ const inferScanLimit = 200_000
 func InferLocal(path string) ([]netip.Addr, error) {
 	src, err := source.OpenFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("capture: %w", err)
+		return nil, err // names the file already
 	}
 	defer src.Close()
 
@@ -48,7 +48,7 @@ func InferLocal(path string) ([]netip.Addr, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("capture: %s: %w", path, err)
+			return nil, err // names the file already
 		}
 		if p.Decode(link, data, wireLen) != packet.ErrNone {
 			continue

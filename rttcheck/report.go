@@ -116,6 +116,11 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		}
 		problems = append(problems, msg)
 	}
+	if snap != nil && snap.LinkDown {
+		// The socket stays bound and capture resumes by itself when the
+		// link comes back; until then nothing can be measured.
+		problems = append(problems, fmt.Sprintf("interface %s is down: no packets until it is up again", in.Interface))
+	}
 	if len(problems) > 0 {
 		sc.ServiceCheck(ServiceCheckName, StatusCritical, "", healthTags, strings.Join(problems, "; "))
 		warnings = append(warnings, problems...)

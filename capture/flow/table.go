@@ -57,6 +57,12 @@ type Table struct {
 	mask  uint64
 	seed  uint64
 
+	// lastKey/lastIdx remember the latest flow found: packets come in
+	// bursts of one flow (both directions share a key), and a key compare
+	// is cheaper than hashing and probing.
+	lastKey Key
+	lastIdx int32 // -1: none
+
 	hand     int32 // eviction clock hand
 	counters Counters
 	sc       sampleCounters
@@ -78,14 +84,15 @@ func NewTable(cfg TableConfig, local Locality, watch Monitored) *Table {
 	}
 	slots := uint64(1) << bits.Len64(uint64(cfg.MaxFlows)*2-1)
 	t := &Table{
-		cfg:   cfg,
-		local: local,
-		watch: watch,
-		flows: make([]Flow, cfg.MaxFlows),
-		free:  make([]int32, 0, cfg.MaxFlows),
-		index: make([]uint64, slots),
-		mask:  slots - 1,
-		seed:  rand.Uint64() | 1, // random per table: crafted keys cannot aim at one chain
+		cfg:     cfg,
+		local:   local,
+		watch:   watch,
+		flows:   make([]Flow, cfg.MaxFlows),
+		free:    make([]int32, 0, cfg.MaxFlows),
+		index:   make([]uint64, slots),
+		mask:    slots - 1,
+		seed:    rand.Uint64() | 1, // random per table: crafted keys cannot aim at one chain
+		lastIdx: -1,
 	}
 	return t
 }
@@ -140,6 +147,9 @@ func (t *Table) hash(k *Key) uint64 {
 
 // lookup finds the flow for k, creating it if it is new and monitored.
 func (t *Table) lookup(k *Key, ts int64) *Flow {
+	if t.lastIdx >= 0 && t.lastKey == *k {
+		return &t.flows[t.lastIdx]
+	}
 	h := t.hash(k)
 	tag := h &^ 0xffffffff
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
@@ -148,8 +158,9 @@ func (t *Table) lookup(k *Key, ts int64) *Flow {
 			break
 		}
 		if s&^0xffffffff == tag {
-			f := &t.flows[int32(uint32(s))-1]
-			if f.key == *k {
+			idx := int32(uint32(s)) - 1
+			if f := &t.flows[idx]; f.key == *k {
+				t.lastKey, t.lastIdx = *k, idx
 				return f
 			}
 		}
@@ -162,6 +173,7 @@ func (t *Table) lookup(k *Key, ts int64) *Flow {
 	f := &t.flows[idx]
 	f.reset(*k, ts)
 	t.insert(h, idx)
+	t.lastKey, t.lastIdx = *k, idx
 	t.counters.Created++
 	t.counters.Flows++
 	return f
@@ -270,6 +282,9 @@ func (t *Table) remove(idx int32) {
 		}
 	}
 done:
+	if t.lastIdx == idx {
+		t.lastIdx = -1
+	}
 	f.state = 0
 	t.free = append(t.free, idx)
 	t.counters.Flows--
@@ -321,5 +336,6 @@ func (t *Table) Reset() {
 	clear(t.index)
 	t.free = t.free[:0]
 	t.used, t.hand = 0, 0
+	t.lastIdx = -1
 	t.counters.Flows = 0
 }
