@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,6 +56,13 @@ var (
 	InstanceKeys = []string{"interface", "pcap", "ips", "hosts", "hosts_refresh_interval", "tags",
 		"sample", "sample_duration", "sample_interval", "local_ips", "ports", "capture_backend",
 		"all_remote_hosts", "reverse_dns", "min_collection_interval", "service", "empty_default_hostname"}
+
+	// agentInitKeys and agentInstanceKeys are reserved by the Datadog
+	// agent itself (autodiscovery's CommonGlobalConfig and
+	// CommonInstanceConfig, the check loader): they are the agent's to
+	// validate, so they are accepted without a warning and not parsed.
+	agentInitKeys     = []string{"service", "loader", "min_collection_interval", "tags", "empty_default_hostname"}
+	agentInstanceKeys = []string{"loader", "name", "namespace", "no_index"}
 )
 
 // InitConfig is the parsed init_config section, shared by all instances.
@@ -253,6 +261,9 @@ func parseInit(data []byte, ic *InitConfig, warnings *[]string) error {
 				ic.LogLevel = l
 			}
 		default:
+			if slices.Contains(agentInitKeys, key) {
+				break
+			}
 			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %q is ignored", where, key))
 		}
 		if err != nil {
@@ -374,8 +385,10 @@ func parseInstance(data []byte, index int, ic *InstanceConfig, warnings *[]strin
 		case "min_collection_interval":
 			// A whole number of seconds: the agent's CheckBase decodes it
 			// as an int and would reject anything else.
-			var n int
-			if n, err = asInt(v); err == nil {
+			n, ok := v.(int)
+			if !ok {
+				err = fmt.Errorf("expected a whole number of seconds, got %s (the agent rejects anything else)", typeName(v))
+			} else {
 				if n < 1 || n > int(maxTTL/time.Second) {
 					err = fmt.Errorf("%d is out of range: must be between 1 and %d seconds", n, int(maxTTL/time.Second))
 				}
@@ -384,8 +397,15 @@ func parseInstance(data []byte, index int, ic *InstanceConfig, warnings *[]strin
 		case "service":
 			ic.Service, err = asString(v)
 		case "empty_default_hostname":
-			ic.EmptyDefaultHostname, err = asBool(v)
+			b, ok := v.(bool)
+			if !ok {
+				err = fmt.Errorf("expected true or false, got %s (the agent rejects anything else)", typeName(v))
+			}
+			ic.EmptyDefaultHostname = b
 		default:
+			if slices.Contains(agentInstanceKeys, key) {
+				break
+			}
 			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %q is ignored", where, key))
 		}
 		if err != nil {

@@ -145,13 +145,20 @@ func TestConfigKeys(t *testing.T) {
 			eq(t, c.Instance.MinCollectionInterval, 30*time.Second)
 		}},
 		{name: "min_collection_interval negative", instance: minimalInstance + "min_collection_interval: -1", wantErr: `instance "eth0": min_collection_interval: -1 is out of range: must be between 1 and 86400 seconds`},
-		{name: "min_collection_interval fraction", instance: minimalInstance + "min_collection_interval: 0.5", wantErr: `instance "eth0": min_collection_interval: 0.5 is not a whole number`},
+		{name: "min_collection_interval fraction", instance: minimalInstance + "min_collection_interval: 0.5", wantErr: `instance "eth0": min_collection_interval: expected a whole number of seconds, got a number`},
+		{name: "min_collection_interval quoted", instance: minimalInstance + `min_collection_interval: "20"`, wantErr: `instance "eth0": min_collection_interval: expected a whole number of seconds, got a string`},
+		{name: "empty_default_hostname quoted", instance: minimalInstance + `empty_default_hostname: "true"`, wantErr: `instance "eth0": empty_default_hostname: expected true or false, got a string`},
 		{name: "service", instance: minimalInstance + "service: web", check: func(t *testing.T, c *Config) { eq(t, c.Instance.Service, "web") }},
 		{name: "service not string", instance: minimalInstance + "service: [a]", wantErr: `instance "eth0": service: expected a string, got a list`},
 		{name: "empty_default_hostname", instance: minimalInstance + "empty_default_hostname: true", check: func(t *testing.T, c *Config) {
 			eq(t, c.Instance.EmptyDefaultHostname, true)
 		}},
 		{name: "empty_default_hostname bad", instance: minimalInstance + "empty_default_hostname: 2", wantErr: `instance "eth0": empty_default_hostname: expected true or false`},
+		{name: "agent-reserved keys are silent", init: "service: web\nloader: core\ntags: [a:b]", instance: minimalInstance + "loader: core\nname: x\nnamespace: ns\nno_index: true", check: func(t *testing.T, c *Config) {
+			if len(c.Warnings) != 0 {
+				t.Fatalf("warnings for keys the agent reserves: %q", c.Warnings)
+			}
+		}},
 		{name: "instance unknown key warns", instance: minimalInstance + "ipz: [1.2.3.4]", check: func(t *testing.T, c *Config) {
 			wantWarning(t, c, `instance "eth0": unknown key "ipz" is ignored`)
 		}},

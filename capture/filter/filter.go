@@ -1,0 +1,336 @@
+// Package filter generates the classic BPF program that the kernel runs on
+// every frame before it reaches the capture ring, so that traffic the engine
+// would ignore (non-TCP, other remotes, other ports) never costs a copy or a
+// wake-up. The engine checks the same conditions in user space as well: the
+// filter is an optimisation and may be more permissive (IPv6 extension
+// headers), never stricter.
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/gometro/go-metro/capture/packet"
+	"golang.org/x/net/bpf"
+)
+
+// MaxInstructions is the kernel's limit on a classic BPF program
+// (BPF_MAXINSNS).
+const MaxInstructions = 4096
+
+// ErrTooLarge is returned (wrapped) when the remotes and ports do not fit in
+// MaxInstructions.
+var ErrTooLarge = errors.New("filter: program exceeds the kernel limit of 4096 instructions")
+
+// Ethertypes of interest.
+const (
+	etherIPv4   = 0x0800
+	etherIPv6   = 0x86dd
+	ether8021Q  = 0x8100
+	ether8021AD = 0x88a8
+	etherQinQ   = 0x9100 // pre-standard 802.1ad, still seen on mirrors
+)
+
+// ipv6ExtHeaders are next-header values after which TCP may still follow.
+// The filter cannot walk the chain within its budget, so it accepts these and
+// lets the user-space decoder decide.
+var ipv6ExtHeaders = []uint32{0, 43, 44, 51, 60, 135, 139, 140}
+
+// Build returns a classic BPF program for frames of the given link type that
+// accepts (returning snaplen) only TCP over IPv4 or IPv6 whose source or
+// destination address is in remotes (any address if remotes is empty) and
+// whose source or destination port is in ports (any port if empty); it
+// returns 0 for everything else.
+//
+// Ethernet frames may carry up to two 802.1Q/802.1ad tags in the data
+// (AF_PACKET usually strips the outer tag, but pcap files and mirror ports
+// may not). IPv4 options are honoured through the IHL; IPv4 non-first
+// fragments are rejected (they hold no TCP header). IPv6 with TCP as the
+// direct next header is checked fully; IPv6 with an extension header is
+// accepted when the address matches, and the ports are left to user space.
+//
+// Programs larger than MaxInstructions return an error wrapping ErrTooLarge
+// that names the number of remotes and ports; the caller can then fall back
+// to a coarser filter (for instance, no remotes) and filter in user space.
+func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen int) ([]bpf.RawInstruction, error) {
+	if snaplen <= 0 {
+		return nil, fmt.Errorf("filter: snaplen %d must be positive", snaplen)
+	}
+	for _, p := range remotes {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("filter: invalid remote prefix %v", p)
+		}
+	}
+	a := &asm{}
+	accept := bpf.RetConstant{Val: uint32(snaplen)}
+	reject := bpf.RetConstant{Val: 0}
+	v4, v6 := a.newLabel(), a.newLabel()
+
+	// Link layer: the IP header starts at base+X, with base the fixed
+	// link-header length and X the bytes of VLAN tags (0 elsewhere). Packet
+	// offsets always include base in the instruction's constant and keep X
+	// for the variable part: libpcap, in cooked ("any") mode, rewrites
+	// constant offsets past its synthetic link header and would mistranslate
+	// a program that kept the header length in X.
+	var base uint32
+	switch link {
+	case packet.LinkTypeEthernet:
+		base = 14
+		vlan1, vlan2 := a.newLabel(), a.newLabel()
+		ether := func(tags uint32, next int) {
+			l4, l6 := a.newLabel(), a.newLabel()
+			a.emit(bpf.LoadAbsolute{Off: 12 + tags, Size: 2})
+			a.jeq(etherIPv4, l4)
+			a.jeq(etherIPv6, l6)
+			if next >= 0 {
+				a.jeq(ether8021Q, next)
+				a.jeq(ether8021AD, next)
+				a.jeq(etherQinQ, next)
+			}
+			a.emit(reject)
+			a.mark(l4)
+			a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
+			a.ja(v4)
+			a.mark(l6)
+			a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
+			a.ja(v6)
+		}
+		ether(0, vlan1)
+		a.mark(vlan1)
+		ether(4, vlan2)
+		a.mark(vlan2)
+		ether(8, -1)
+	case packet.LinkTypeLinuxSLL, packet.LinkTypeSLL2:
+		typeOff := uint32(14)
+		base = 16
+		if link == packet.LinkTypeSLL2 {
+			typeOff, base = 0, 20
+		}
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		a.emit(bpf.LoadAbsolute{Off: typeOff, Size: 2})
+		a.jeq(etherIPv4, v4)
+		a.jeq(etherIPv6, v6)
+		a.emit(reject)
+	case packet.LinkTypeRaw:
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		a.emit(bpf.LoadAbsolute{Off: 0, Size: 1})
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
+		a.jeq(0x40, v4)
+		a.jeq(0x60, v6)
+		a.emit(reject)
+	case packet.LinkTypeIPv4:
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		a.ja(v4)
+	case packet.LinkTypeIPv6:
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		a.ja(v6)
+	default:
+		return nil, fmt.Errorf("filter: unsupported link type %d", link)
+	}
+	ld := func(off uint32, size int) { a.emit(bpf.LoadIndirect{Off: base + off, Size: size}) }
+
+	var r4, r6 []netip.Prefix
+	anyRemote4, anyRemote6 := len(remotes) == 0, len(remotes) == 0
+	for _, p := range remotes {
+		p = p.Masked()
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		switch {
+		case p.Addr().Is4() && p.Bits() == 0:
+			anyRemote4 = true
+		case p.Addr().Is4():
+			r4 = append(r4, p)
+		case p.Bits() == 0:
+			anyRemote6 = true
+		default:
+			r6 = append(r6, p)
+		}
+	}
+	ports4, ports6 := a.newLabel(), a.newLabel()
+
+	// IPv4: the IP header is at base+X.
+	a.mark(v4)
+	ld(0, 1)
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
+	a.jne(0x40, reject)
+	ld(9, 1)
+	a.jne(6, reject)
+	ld(6, 2)
+	a.emit(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 0, SkipFalse: 1})
+	a.emit(reject)
+	if !anyRemote4 {
+		for _, p := range r4 {
+			mask := ^uint32(0) << (32 - p.Bits())
+			b := p.Addr().As4()
+			net := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+			for _, off := range []uint32{12, 16} {
+				ld(off, 4)
+				if mask != ^uint32(0) {
+					a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mask})
+				}
+				a.jeq(net, ports4)
+			}
+		}
+		a.emit(reject)
+	}
+	a.mark(ports4)
+	// X += IHL*4: "ldx 4*([k]&0xf)" (ldx msh) would do, but only takes an
+	// absolute offset and X already holds the VLAN tags' length.
+	ld(0, 1)
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	a.emit(bpf.TAX{})
+	portsL := a.newLabel()
+	a.ja(portsL)
+
+	// IPv6: the IP header is at base+X.
+	a.mark(v6)
+	ld(0, 1)
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
+	a.jne(0x60, reject)
+	if !anyRemote6 {
+		for _, p := range r6 {
+			b := p.Addr().As16()
+			for _, base := range []uint32{8, 24} {
+				next := a.newLabel()
+				for w := 0; w*32 < p.Bits(); w++ {
+					bits := min(p.Bits()-w*32, 32)
+					mask := ^uint32(0) << (32 - bits)
+					val := (uint32(b[4*w])<<24 | uint32(b[4*w+1])<<16 | uint32(b[4*w+2])<<8 | uint32(b[4*w+3])) & mask
+					ld(base+uint32(4*w), 4)
+					if mask != ^uint32(0) {
+						a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mask})
+					}
+					a.jne(val, next)
+				}
+				a.ja(ports6)
+				a.mark(next)
+			}
+		}
+		a.emit(reject)
+	}
+	a.mark(ports6)
+	ld(6, 1)
+	tcp6 := a.newLabel()
+	a.jeq(6, tcp6)
+	for _, h := range ipv6ExtHeaders {
+		a.jeqRet(h, accept)
+	}
+	a.emit(reject)
+	a.mark(tcp6)
+	a.emit(bpf.TXA{})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 40})
+	a.emit(bpf.TAX{})
+
+	// Ports: the TCP header is at base+X.
+	a.mark(portsL)
+	if len(ports) > 0 {
+		for _, off := range []uint32{0, 2} {
+			ld(off, 2)
+			for _, p := range ports {
+				a.jeqRet(uint32(p), accept)
+			}
+		}
+		a.emit(reject)
+	} else {
+		// Make sure the TCP ports are present, as the port check would.
+		ld(2, 2)
+	}
+	a.emit(accept)
+
+	ins, err := a.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if len(ins) > MaxInstructions {
+		return nil, fmt.Errorf("%w: %d remotes and %d ports need %d instructions", ErrTooLarge, len(remotes), len(ports), len(ins))
+	}
+	raw, err := bpf.Assemble(ins)
+	if err != nil {
+		return nil, fmt.Errorf("filter: assembling: %w", err)
+	}
+	return raw, nil
+}
+
+// asm is a tiny assembler with forward labels, because classic BPF jumps are
+// relative offsets and conditional ones only reach 255 instructions ahead.
+// Conditional jumps here only ever skip one instruction or reach a nearby
+// label; long distances go through "ja", whose offset is 32 bits.
+type asm struct {
+	ins    []bpf.Instruction
+	labels []int // label -> instruction index, -1 until marked
+	fixups []fixup
+}
+
+type fixup struct {
+	at    int
+	label int
+	cond  bool // patch SkipFalse of a JumpIf instead of Skip of a Jump
+}
+
+func (a *asm) emit(i bpf.Instruction) { a.ins = append(a.ins, i) }
+
+func (a *asm) newLabel() int {
+	a.labels = append(a.labels, -1)
+	return len(a.labels) - 1
+}
+
+func (a *asm) mark(l int) { a.labels[l] = len(a.ins) }
+
+// ja jumps unconditionally to label l.
+func (a *asm) ja(l int) {
+	a.fixups = append(a.fixups, fixup{at: len(a.ins), label: l})
+	a.emit(bpf.Jump{})
+}
+
+// jeq jumps to label l when A == v.
+func (a *asm) jeq(v uint32, l int) {
+	a.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: 0, SkipFalse: 1})
+	a.ja(l)
+}
+
+// jeqRet returns r when A == v.
+func (a *asm) jeqRet(v uint32, r bpf.Instruction) {
+	a.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: 0, SkipFalse: 1})
+	a.emit(r)
+}
+
+// jne continues when A == v and otherwise goes to label l, or executes the
+// return instruction r.
+func (a *asm) jne(v uint32, target any) {
+	switch t := target.(type) {
+	case bpf.RetConstant:
+		a.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: 1, SkipFalse: 0})
+		a.emit(t)
+	case int:
+		a.fixups = append(a.fixups, fixup{at: len(a.ins), label: t, cond: true})
+		a.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: v})
+	}
+}
+
+func (a *asm) resolve() ([]bpf.Instruction, error) {
+	for _, f := range a.fixups {
+		to := a.labels[f.label]
+		if to < 0 {
+			return nil, fmt.Errorf("filter: internal error: label %d never placed", f.label)
+		}
+		skip := to - f.at - 1
+		if skip < 0 {
+			return nil, fmt.Errorf("filter: internal error: backward jump at %d", f.at)
+		}
+		if f.cond {
+			if skip > 255 {
+				return nil, fmt.Errorf("filter: internal error: conditional jump of %d at %d", skip, f.at)
+			}
+			j := a.ins[f.at].(bpf.JumpIf)
+			j.SkipFalse = uint8(skip)
+			a.ins[f.at] = j
+			continue
+		}
+		a.ins[f.at] = bpf.Jump{Skip: uint32(skip)}
+	}
+	return a.ins, nil
+}

@@ -1,0 +1,192 @@
+// Package localaddr holds the set of addresses that count as "us": the
+// engine uses it to tell outgoing segments from incoming ones. Lookups are on
+// the per-packet hot path, so they read an immutable snapshot through an
+// atomic pointer (no lock, no allocation); updates, which happen rarely and
+// off the hot path, build a new snapshot and swap it in.
+package localaddr
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// snapshot is never modified after it is published.
+type snapshot struct {
+	addrs    [][16]byte     // exact addresses, 16-byte (v4 as IPv4-mapped) form
+	prefixes []netip.Prefix // configured prefixes, normalised to the 16-byte form
+	list     []netip.Addr   // the addresses, unmapped, for Addrs
+}
+
+// Set is a concurrency-safe set of local addresses and prefixes. The zero
+// value is empty and ready to use.
+type Set struct {
+	cur atomic.Pointer[snapshot]
+
+	mu       sync.Mutex // serialises writers so that Set and SetPrefixes do not lose each other's update
+	addrs    []netip.Addr
+	prefixes []netip.Prefix
+}
+
+// Contains reports whether addr (16-byte form, IPv4 as ::ffff:a.b.c.d as in
+// packet.Packet) is a local address or falls in a configured prefix.
+// It takes no lock and does not allocate.
+func (s *Set) Contains(addr [16]byte) bool {
+	sn := s.cur.Load()
+	if sn == nil {
+		return false
+	}
+	// Hosts have a handful of addresses: a linear scan over 16-byte arrays
+	// beats a map (no hashing) at these sizes.
+	for i := range sn.addrs {
+		if sn.addrs[i] == addr {
+			return true
+		}
+	}
+	if len(sn.prefixes) > 0 {
+		a := netip.AddrFrom16(addr)
+		for _, p := range sn.prefixes {
+			if p.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Set replaces the exact addresses (typically the interfaces' addresses,
+// refreshed periodically). Invalid addresses are ignored; zones are dropped.
+func (s *Set) Set(addrs []netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addrs = slices.Clone(addrs)
+	s.publish()
+}
+
+// SetPrefixes replaces the configured extra prefixes (mirrored ports,
+// replays). A single-address prefix is treated as an exact address.
+func (s *Set) SetPrefixes(prefixes []netip.Prefix) error {
+	for _, p := range prefixes {
+		if !p.IsValid() {
+			return fmt.Errorf("localaddr: invalid prefix %v", p)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prefixes = slices.Clone(prefixes)
+	s.publish()
+	return nil
+}
+
+// Addrs returns the exact addresses and the single-address prefixes, sorted
+// and without duplicates, IPv4 in 4-byte form. Wider prefixes are not
+// expanded; see Prefixes.
+func (s *Set) Addrs() []netip.Addr {
+	sn := s.cur.Load()
+	if sn == nil {
+		return nil
+	}
+	return slices.Clone(sn.list)
+}
+
+// Prefixes returns the configured prefixes as given to SetPrefixes.
+func (s *Set) Prefixes() []netip.Prefix {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.prefixes)
+}
+
+// publish builds a new snapshot from s.addrs and s.prefixes. Callers hold s.mu.
+func (s *Set) publish() {
+	sn := &snapshot{}
+	add := func(a netip.Addr) {
+		if !a.IsValid() {
+			return
+		}
+		a = a.WithZone("").Unmap()
+		if slices.Contains(sn.list, a) {
+			return
+		}
+		sn.list = append(sn.list, a)
+		sn.addrs = append(sn.addrs, a.As16())
+	}
+	for _, a := range s.addrs {
+		add(a)
+	}
+	for _, p := range s.prefixes {
+		p = p.Masked()
+		addr := p.Addr().Unmap()
+		bits := p.Bits()
+		if p.Addr().Is4() || p.Addr().Is4In6() && bits >= 96 {
+			if p.Addr().Is4In6() {
+				bits -= 96
+			}
+			if bits == 32 {
+				add(addr)
+				continue
+			}
+			// Contains is given 16-byte addresses: express a v4 prefix in the
+			// IPv4-mapped space so one comparison serves both families.
+			sn.prefixes = append(sn.prefixes, netip.PrefixFrom(netip.AddrFrom16(addr.As16()), bits+96))
+			continue
+		}
+		if bits == 128 {
+			add(addr)
+			continue
+		}
+		sn.prefixes = append(sn.prefixes, p)
+	}
+	slices.SortFunc(sn.list, func(a, b netip.Addr) int { return a.Compare(b) })
+	for i, a := range sn.list {
+		sn.addrs[i] = a.As16()
+	}
+	s.cur.Store(sn)
+}
+
+// InterfaceAddrs returns the unicast addresses of the named interface, or of
+// every interface when name is "" or "any". Link-local IPv6 addresses are
+// included: TCP over them is rare but real, and they are still "us".
+func InterfaceAddrs(name string) ([]netip.Addr, error) {
+	var addrs []net.Addr
+	if name == "" || name == "any" {
+		a, err := net.InterfaceAddrs()
+		if err != nil {
+			return nil, fmt.Errorf("localaddr: listing interface addresses: %w", err)
+		}
+		addrs = a
+	} else {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("localaddr: interface %q: %w", name, err)
+		}
+		a, err := ifi.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("localaddr: addresses of interface %q: %w", name, err)
+		}
+		addrs = a
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		var ip net.IP
+		switch v := a.(type) {
+		case *net.IPNet:
+			ip = v.IP
+		case *net.IPAddr:
+			ip = v.IP
+		default:
+			continue
+		}
+		na, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			continue
+		}
+		na = na.Unmap()
+		if !slices.Contains(out, na) {
+			out = append(out, na)
+		}
+	}
+	return out, nil
+}

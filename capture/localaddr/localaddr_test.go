@@ -1,0 +1,151 @@
+package localaddr
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+)
+
+func a16(s string) [16]byte { return netip.MustParseAddr(s).As16() }
+
+func TestContains(t *testing.T) {
+	var s Set
+	if s.Contains(a16("10.0.0.1")) {
+		t.Fatal("zero Set contains an address")
+	}
+	s.Set([]netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("::ffff:192.0.2.7")})
+	if err := s.SetPrefixes([]netip.Prefix{
+		netip.MustParsePrefix("172.16.0.0/12"),
+		netip.MustParsePrefix("2001:db8::/32"),
+		netip.MustParsePrefix("198.51.100.9/32"),
+		netip.MustParsePrefix("::ffff:203.0.113.0/120"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		addr string
+		want bool
+	}{
+		{"10.0.0.1", true},
+		{"10.0.0.2", false},
+		{"::ffff:10.0.0.1", true}, // same key as 10.0.0.1
+		{"fe80::1", true},         // zone dropped
+		{"192.0.2.7", true},       // mapped input unmapped
+		{"172.31.255.255", true},
+		{"172.32.0.0", false},
+		{"2001:db8:1::5", true},
+		{"2001:db9::1", false},
+		{"198.51.100.9", true},
+		{"198.51.100.10", false},
+		{"203.0.113.200", true},
+		{"203.0.114.1", false},
+		{"::a00:1", false}, // IPv4-compatible (not mapped) 10.0.0.1 is a different address
+	}
+	for _, tt := range tests {
+		if got := s.Contains(a16(tt.addr)); got != tt.want {
+			t.Errorf("Contains(%s) = %v, want %v", tt.addr, got, tt.want)
+		}
+	}
+	want := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("198.51.100.9"), netip.MustParseAddr("fe80::1")}
+	if got := s.Addrs(); !slices.Equal(got, want) {
+		t.Errorf("Addrs() = %v, want %v", got, want)
+	}
+	// Replacing addresses keeps the prefixes and forgets old addresses.
+	s.Set([]netip.Addr{netip.MustParseAddr("10.9.9.9")})
+	if s.Contains(a16("10.0.0.1")) || !s.Contains(a16("10.9.9.9")) || !s.Contains(a16("172.16.1.1")) {
+		t.Error("Set did not replace addresses while keeping prefixes")
+	}
+	if err := s.SetPrefixes([]netip.Prefix{{}}); err == nil {
+		t.Error("SetPrefixes accepted an invalid prefix")
+	}
+}
+
+func TestConcurrentReadersAndWriters(t *testing.T) {
+	// Run with -race: readers must never see a half-built snapshot.
+	var s Set
+	a := netip.MustParseAddr("10.0.0.1")
+	s.Set([]netip.Addr{a})
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if !s.Contains(a.As16()) {
+					t.Error("address vanished during concurrent updates")
+					return
+				}
+			}
+		})
+	}
+	for i := range 1000 {
+		s.Set([]netip.Addr{a, netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})})
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func TestInterfaceAddrs(t *testing.T) {
+	all, err := InterfaceAddrs("any")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, err := InterfaceAddrs("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(lo, netip.MustParseAddr("127.0.0.1")) {
+		t.Errorf("lo addresses %v lack 127.0.0.1", lo)
+	}
+	for _, a := range lo {
+		if !slices.Contains(all, a) {
+			t.Errorf("address %v of lo missing from all-interface list %v", a, all)
+		}
+	}
+	if _, err := InterfaceAddrs("no-such-if0"); err == nil {
+		t.Error("no error for a missing interface")
+	}
+}
+
+func BenchmarkContains(b *testing.B) {
+	var s Set
+	s.Set([]netip.Addr{
+		netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"),
+		netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fe80::1"),
+		netip.MustParseAddr("2001:db8::1"),
+	})
+	hit := a16("2001:db8::1")
+	miss := a16("192.0.2.1")
+	b.Run("exact-hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !s.Contains(hit) {
+				b.Fatal("miss")
+			}
+		}
+	})
+	b.Run("miss", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if s.Contains(miss) {
+				b.Fatal("hit")
+			}
+		}
+	})
+	if err := s.SetPrefixes([]netip.Prefix{netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("2001:db8:ff::/48")}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("miss-with-prefixes", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if s.Contains(miss) {
+				b.Fatal("hit")
+			}
+		}
+	})
+}

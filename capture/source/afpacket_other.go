@@ -1,0 +1,9 @@
+//go:build !linux
+
+package source
+
+import "fmt"
+
+func openAFPacket(Options) (Source, error) {
+	return nil, fmt.Errorf("capture: backend \"afpacket\": %w: AF_PACKET exists only on Linux", ErrUnsupportedBackend)
+}

@@ -1,0 +1,40 @@
+package source
+
+import (
+	"errors"
+	"os"
+)
+
+// Errors a source wraps, so that callers can tell failures apart with
+// errors.Is. Messages name the interface or file involved.
+var (
+	// ErrNoSuchInterface: the interface named in Options does not exist.
+	ErrNoSuchInterface = errors.New("no such network interface")
+	// ErrInterfaceGone: the interface was deleted while capturing. The
+	// source is dead; reopen it once the interface is back.
+	ErrInterfaceGone = errors.New("network interface disappeared")
+	// ErrInterfaceDown: the interface is (or went) administratively down.
+	// This is a warning, not a failure: the source stays open and frames
+	// flow again as soon as the interface comes back up. Next returns it
+	// once per transition to down, then ErrTimeout while the link is down.
+	ErrInterfaceDown = errors.New("network interface is down")
+	// ErrClosed: Next (or SetFilter) was called after Close. It wraps
+	// os.ErrClosed.
+	ErrClosed = errClosed{}
+	// ErrUnsupportedBackend: OpenLive was given a backend this build lacks.
+	ErrUnsupportedBackend = errors.New("unsupported capture backend")
+)
+
+type errClosed struct{}
+
+func (errClosed) Error() string        { return "capture: source is closed" }
+func (errClosed) Is(target error) bool { return target == os.ErrClosed }
+
+// Errors of file sources. Truncated records wrap io.ErrUnexpectedEOF.
+var (
+	ErrEmptyFile           = errors.New("file is empty")
+	ErrNotCaptureFile      = errors.New("not a pcap or pcapng capture file")
+	ErrUnsupportedLinkType = errors.New("unsupported link type")
+	ErrMixedLinkTypes      = errors.New("pcapng interfaces of different link types are not supported")
+	ErrCorrupt             = errors.New("corrupt capture file")
+)

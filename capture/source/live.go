@@ -1,0 +1,55 @@
+package source
+
+import (
+	"fmt"
+	"time"
+)
+
+// Live capture defaults.
+const (
+	DefaultRingSize    = 8 << 20                // bytes of kernel ring for the afpacket backend
+	DefaultPollTimeout = 100 * time.Millisecond // bounds how long Next blocks
+	DefaultSnaplen     = 512
+)
+
+// OpenLive opens a live capture with the given backend:
+//
+//   - "" or "afpacket": an AF_PACKET socket with a TPACKET_V3 memory-mapped
+//     ring, in pure Go (no cgo, no libpcap at run time). See the package
+//     documentation of the afpacket framing below.
+//   - "pcap": libpcap, only in binaries built with -tags pcap (needs cgo and
+//     libpcap); elsewhere it returns an error wrapping ErrUnsupportedBackend.
+//
+// Interface "any" (or "") captures on every interface of the current
+// network namespace. With afpacket its frames start at the IP header
+// (LinkTypeRaw: the socket is SOCK_DGRAM, so link headers of different
+// devices never mix); outgoing copies on loopback devices are dropped, as
+// libpcap does, because loopback traffic is otherwise seen twice. Traffic
+// between two interfaces of the same host (a veth pair whose ends are both
+// in this namespace, a bridge and its ports) is still seen once per
+// interface it crosses. A named Ethernet or loopback interface yields
+// Ethernet frames (LinkTypeEthernet); other devices (tun, WireGuard, GRE)
+// yield LinkTypeRaw.
+//
+// Errors wrap ErrNoSuchInterface when the interface does not exist, and
+// os.ErrPermission when the process lacks CAP_NET_RAW. An interface that is
+// down can still be opened: Next reports ErrInterfaceDown and frames flow
+// once it is brought up.
+func OpenLive(backend string, opts Options) (Source, error) {
+	if opts.Snaplen <= 0 {
+		opts.Snaplen = DefaultSnaplen
+	}
+	if opts.PollTimeout <= 0 {
+		opts.PollTimeout = DefaultPollTimeout
+	}
+	if opts.RingSize <= 0 {
+		opts.RingSize = DefaultRingSize
+	}
+	switch backend {
+	case "", "afpacket":
+		return openAFPacket(opts)
+	case "pcap":
+		return openPcap(opts)
+	}
+	return nil, fmt.Errorf("capture: backend %q: %w (known: \"afpacket\", \"pcap\")", backend, ErrUnsupportedBackend)
+}

@@ -1,0 +1,142 @@
+//go:build pcap
+
+package source
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/gometro/go-metro/capture/packet"
+	"github.com/google/gopacket/pcap"
+	"golang.org/x/net/bpf"
+)
+
+// pcapSource captures through libpcap (built with -tags pcap). libpcap
+// keeps its own cumulative counters and reports a deleted interface as an
+// error from its read call.
+type pcapSource struct {
+	h       *pcap.Handle
+	ifname  string
+	link    packet.LinkType
+	snaplen int
+	mu      sync.Mutex // guards h against Stats/SetFilter racing Close
+	closed  bool
+	last    Stats
+}
+
+func openPcap(opts Options) (Source, error) {
+	name := opts.Interface
+	if name == "" {
+		name = "any"
+	}
+	if name != "any" {
+		if _, err := net.InterfaceByName(name); err != nil {
+			return nil, fmt.Errorf("capture: interface %q: %w", name, ErrNoSuchInterface)
+		}
+	}
+	in, err := pcap.NewInactiveHandle(name)
+	if err != nil {
+		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
+	}
+	defer in.CleanUp()
+	for _, step := range []error{
+		in.SetSnapLen(opts.Snaplen),
+		in.SetPromisc(false),
+		in.SetTimeout(opts.PollTimeout),
+		in.SetBufferSize(opts.RingSize),
+	} {
+		if step != nil {
+			return nil, fmt.Errorf("capture: pcap %q: %w", name, step)
+		}
+	}
+	h, err := in.Activate()
+	if err != nil {
+		if strings.Contains(err.Error(), "permission") || strings.Contains(err.Error(), "Operation not permitted") {
+			return nil, fmt.Errorf("capture: pcap %q: %v: %w (capturing needs CAP_NET_RAW)", name, err, os.ErrPermission)
+		}
+		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
+	}
+	lt, err := fileLinkType(uint32(h.LinkType()))
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
+	}
+	s := &pcapSource{h: h, ifname: name, link: lt, snaplen: opts.Snaplen}
+	if err := s.SetFilter(opts.Filter); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *pcapSource) LinkType() packet.LinkType { return s.link }
+
+func (s *pcapSource) Next() ([]byte, int64, int, error) {
+	if s.closed {
+		return nil, 0, 0, ErrClosed
+	}
+	data, ci, err := s.h.ZeroCopyReadPacketData()
+	switch {
+	case err == nil:
+		return data, ci.Timestamp.UnixNano(), ci.Length, nil
+	case errors.Is(err, pcap.NextErrorTimeoutExpired):
+		return nil, 0, 0, ErrTimeout
+	}
+	if s.ifname != "any" {
+		if _, ierr := net.InterfaceByName(s.ifname); ierr != nil {
+			return nil, 0, 0, fmt.Errorf("capture: pcap %q: %v: %w", s.ifname, err, ErrInterfaceGone)
+		}
+	}
+	return nil, 0, 0, fmt.Errorf("capture: pcap %q: %w", s.ifname, err)
+}
+
+func (s *pcapSource) SetFilter(prog []bpf.RawInstruction) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if len(prog) == 0 {
+		prog = []bpf.RawInstruction{{Op: 0x06, K: uint32(s.snaplen)}}
+	}
+	ins := make([]pcap.BPFInstruction, len(prog))
+	for i, r := range prog {
+		ins[i] = pcap.BPFInstruction{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	if err := s.h.SetBPFInstructionFilter(ins); err != nil {
+		return fmt.Errorf("capture: pcap %q: attaching BPF filter (%d instructions): %w", s.ifname, len(prog), err)
+	}
+	return nil
+}
+
+func (s *pcapSource) Stats() (Stats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return s.last, nil
+	}
+	st, err := s.h.Stats()
+	if err != nil {
+		return s.last, fmt.Errorf("capture: pcap %q: statistics: %w", s.ifname, err)
+	}
+	s.last = Stats{Received: uint64(st.PacketsReceived), Dropped: uint64(st.PacketsDropped)}
+	return s.last, nil
+}
+
+func (s *pcapSource) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	if st, err := s.h.Stats(); err == nil {
+		s.last = Stats{Received: uint64(st.PacketsReceived), Dropped: uint64(st.PacketsDropped)}
+	}
+	s.h.Close()
+	s.closed = true
+	return nil
+}

@@ -1,0 +1,5 @@
+//go:build pcap
+
+package source
+
+func init() { backends = append(backends, "pcap") }

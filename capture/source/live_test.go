@@ -1,0 +1,705 @@
+package source
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gometro/go-metro/capture/filter"
+	"github.com/gometro/go-metro/capture/packet"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
+)
+
+// requireRoot skips live tests when not root, except under CI, where a
+// skipped live test would hide a broken capture path.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("live capture tests need root (CAP_NET_ADMIN for namespaces, CAP_NET_RAW for capture); CI is set, so not skipping")
+	}
+	t.Skip("live capture tests need root")
+}
+
+var nsCounter atomic.Int32
+
+// testNet is a veth pair between two network namespaces of our own:
+// "client" end A (10.77.n.1) and "server" end B (10.77.n.2, fd77:n::2).
+type testNet struct {
+	t              testing.TB
+	nsA, nsB       string
+	ifA, ifB       string
+	addrA, addrB   netip.Addr
+	addr6A, addr6B netip.Addr
+}
+
+func run(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func newTestNet(t testing.TB) *testNet {
+	t.Helper()
+	requireRoot(t)
+	n := nsCounter.Add(1)
+	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, n)
+	tn := &testNet{
+		t:   t,
+		nsA: "src-" + id + "-a", nsB: "src-" + id + "-b",
+		ifA: "src" + id + "a", ifB: "src" + id + "b",
+		addrA: netip.AddrFrom4([4]byte{10, 77, byte(n), 1}), addrB: netip.AddrFrom4([4]byte{10, 77, byte(n), 2}),
+		addr6A: netip.MustParseAddr(fmt.Sprintf("fd77:%x::1", n)), addr6B: netip.MustParseAddr(fmt.Sprintf("fd77:%x::2", n)),
+	}
+	run(t, "ip", "netns", "add", tn.nsA)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", tn.nsA).Run() })
+	run(t, "ip", "netns", "add", tn.nsB)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", tn.nsB).Run() })
+	run(t, "ip", "link", "add", tn.ifA, "netns", tn.nsA, "type", "veth", "peer", "name", tn.ifB, "netns", tn.nsB)
+	for _, c := range [][]string{
+		{tn.nsA, "ip", "addr", "add", tn.addrA.String() + "/24", "dev", tn.ifA},
+		{tn.nsB, "ip", "addr", "add", tn.addrB.String() + "/24", "dev", tn.ifB},
+		{tn.nsA, "ip", "addr", "add", tn.addr6A.String() + "/64", "dev", tn.ifA, "nodad"},
+		{tn.nsB, "ip", "addr", "add", tn.addr6B.String() + "/64", "dev", tn.ifB, "nodad"},
+		{tn.nsA, "ip", "link", "set", tn.ifA, "up"},
+		{tn.nsB, "ip", "link", "set", tn.ifB, "up"},
+		{tn.nsA, "ip", "link", "set", "lo", "up"},
+		{tn.nsB, "ip", "link", "set", "lo", "up"},
+	} {
+		run(t, append([]string{"ip", "netns", "exec"}, c...)...)
+	}
+	return tn
+}
+
+// in runs fn on a fresh OS thread that has entered namespace ns. The thread
+// is never unlocked, so the runtime discards it when fn returns instead of
+// handing a thread in a foreign namespace to other goroutines. Sockets
+// created by fn stay in ns whichever thread later uses them.
+func in(t testing.TB, ns string, fn func() error) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				errc <- fmt.Errorf("panic: %v", r)
+			}
+		}()
+		runtime.LockOSThread()
+		f, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// backends lists the live backends this test binary can exercise; files
+// built with -tags pcap add "pcap".
+var backends = []string{"afpacket"}
+
+func (tn *testNet) open(opts Options) Source { return tn.openWith("afpacket", opts) }
+
+func (tn *testNet) openWith(backend string, opts Options) Source {
+	tn.t.Helper()
+	var s Source
+	err := in(tn.t, tn.nsB, func() (err error) {
+		s, err = OpenLive(backend, opts)
+		return err
+	})
+	if err != nil {
+		tn.t.Fatalf("OpenLive in %s: %v", tn.nsB, err)
+	}
+	tn.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// listen starts a TCP server in B that reads everything it is sent.
+func (tn *testNet) listen(addr netip.Addr, port uint16) {
+	tn.t.Helper()
+	var ln net.Listener
+	err := in(tn.t, tn.nsB, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, port).String())
+		return err
+	})
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	tn.t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+}
+
+// send connects from A to B and sends n small writes.
+func (tn *testNet) send(network string, to netip.Addr, port uint16, n int) {
+	tn.t.Helper()
+	var c net.Conn
+	err := in(tn.t, tn.nsA, func() (err error) {
+		c, err = net.DialTimeout(network, netip.AddrPortFrom(to, port).String(), 5*time.Second)
+		return err
+	})
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	defer c.Close()
+	for range n {
+		// UDP to a closed port fails once ICMP comes back; that is fine.
+		if _, err := c.Write([]byte("hello")); err != nil && network == "tcp" {
+			tn.t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // separate segments
+	}
+}
+
+func forBackends(t *testing.T, f func(*testing.T, string)) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { f(t, b) })
+	}
+}
+
+// frameInfo decodes the fields the tests check.
+type frameInfo struct {
+	tcp          bool
+	src, dst     netip.Addr
+	sport, dport uint16
+	payload      int
+}
+
+func decode(t *testing.T, link packet.LinkType, data []byte) frameInfo {
+	var first gopacket.Decoder = layers.LayerTypeEthernet
+	switch link {
+	case packet.LinkTypeEthernet:
+	case packet.LinkTypeLinuxSLL:
+		first = layers.LayerTypeLinuxSLL
+	case packet.LinkTypeRaw:
+		first = layers.LayerTypeIPv4
+		if len(data) > 0 && data[0]>>4 == 6 {
+			first = layers.LayerTypeIPv6
+		}
+	default:
+		t.Fatalf("test cannot decode link type %d", link)
+	}
+	p := gopacket.NewPacket(data, first, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+	var fi frameInfo
+	if nl := p.NetworkLayer(); nl != nil {
+		fi.src, _ = netip.AddrFromSlice(nl.NetworkFlow().Src().Raw())
+		fi.dst, _ = netip.AddrFromSlice(nl.NetworkFlow().Dst().Raw())
+	}
+	if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok {
+		fi.tcp, fi.sport, fi.dport, fi.payload = true, uint16(tcp.SrcPort), uint16(tcp.DstPort), len(tcp.Payload)
+	}
+	return fi
+}
+
+// collect reads frames until idle for the given time (poll timeouts only).
+func collect(t *testing.T, s Source, idle time.Duration) []frameInfo {
+	t.Helper()
+	var out []frameInfo
+	last := time.Now()
+	for time.Since(last) < idle {
+		data, ts, wire, err := s.Next()
+		if errors.Is(err, ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if ts < time.Now().Add(-time.Minute).UnixNano() || ts > time.Now().Add(time.Second).UnixNano() {
+			t.Errorf("timestamp %v is not now", time.Unix(0, ts))
+		}
+		if wire < len(data) {
+			t.Errorf("wire length %d < captured %d", wire, len(data))
+		}
+		out = append(out, decode(t, s.LinkType(), data))
+		last = time.Now()
+	}
+	return out
+}
+
+func TestLivePacketsAndStats(t *testing.T) { forBackends(t, testLivePacketsAndStats) }
+
+func testLivePacketsAndStats(t *testing.T, backend string) {
+	tn := newTestNet(t)
+	tn.listen(tn.addrB, 8080)
+	tn.listen(tn.addr6B, 8080)
+	const snaplen = 96
+	s := tn.openWith(backend, Options{Interface: tn.ifB, Snaplen: snaplen, PollTimeout: 50 * time.Millisecond})
+	if s.LinkType() != packet.LinkTypeEthernet {
+		t.Errorf("LinkType = %d, want Ethernet", s.LinkType())
+	}
+	tn.send("tcp", tn.addrB, 8080, 20)
+	tn.send("tcp", tn.addr6B, 8080, 20)
+	frames := collect(t, s, 300*time.Millisecond)
+	var v4, v6 int
+	for _, f := range frames {
+		if !f.tcp || (f.sport != 8080 && f.dport != 8080) {
+			continue
+		}
+		switch f.src {
+		case tn.addrA, tn.addrB:
+			v4++
+		case tn.addr6A, tn.addr6B:
+			v6++
+		}
+	}
+	// 20 data segments each way at least, plus handshakes and ACKs.
+	if v4 < 20 || v6 < 20 {
+		t.Errorf("saw %d IPv4 and %d IPv6 TCP frames of the test connections, want >= 20 each (of %d frames)", v4, v6, len(frames))
+	}
+	st1, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st1.Received < uint64(len(frames)) || st1.Dropped != 0 {
+		t.Errorf("Stats = %+v after reading %d frames", st1, len(frames))
+	}
+	// The kernel resets its counters on every read: the source must add up.
+	tn.send("tcp", tn.addrB, 8080, 10)
+	more := collect(t, s, 300*time.Millisecond)
+	st2, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.Received < st1.Received+uint64(len(more)) || len(more) < 10 {
+		t.Errorf("Stats not cumulative: first %+v, then %+v after %d more frames", st1, st2, len(more))
+	}
+	if backend == "afpacket" {
+		tn.send("tcp", tn.addrB, 8080, 20)
+		// The per-packet path (frames waiting in the ring) and the idle path
+		// (ErrTimeout) must not allocate.
+		var errs int
+		allocs := testing.AllocsPerRun(30, func() {
+			if _, _, _, err := s.Next(); err != nil && !errors.Is(err, ErrTimeout) {
+				errs++
+			}
+		})
+		if allocs != 0 || errs != 0 {
+			t.Errorf("Next: %v allocations per call, %d errors", allocs, errs)
+		}
+	}
+}
+
+func TestLiveSnaplenAndAny(t *testing.T) {
+	tn := newTestNet(t)
+	tn.listen(tn.addrB, 8080)
+	const snaplen = 64
+	s := tn.open(Options{Interface: "any", Snaplen: snaplen, PollTimeout: 50 * time.Millisecond})
+	if s.LinkType() != packet.LinkTypeRaw {
+		t.Fatalf("LinkType = %d, want Raw for \"any\"", s.LinkType())
+	}
+	// A large write: frames must be cut at the snaplen, with their wire
+	// length intact.
+	var c net.Conn
+	if err := in(t, tn.nsA, func() (err error) {
+		c, err = net.Dial("tcp", netip.AddrPortFrom(tn.addrB, 8080).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(bytes.Repeat([]byte("x"), 1000)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	var big int
+	last := time.Now()
+	for time.Since(last) < 300*time.Millisecond {
+		data, _, wire, err := s.Next()
+		if errors.Is(err, ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = time.Now()
+		if len(data) > snaplen {
+			t.Errorf("captured %d bytes, snaplen %d", len(data), snaplen)
+		}
+		if wire >= 1000 {
+			big++
+			if data[0]>>4 != 4 {
+				t.Errorf("\"any\" frame does not start with an IPv4 header: % x", data[:4])
+			}
+		}
+	}
+	if big == 0 {
+		t.Error("the 1000-byte segment was not seen")
+	}
+}
+
+// TestLiveLoopbackOnce: loopback frames leave and arrive; the source must
+// return each once (as libpcap does), on "lo" and on "any".
+func TestLiveLoopbackOnce(t *testing.T) {
+	tn := newTestNet(t)
+	for _, ifname := range []string{"lo", "any"} {
+		t.Run(ifname, func(t *testing.T) {
+			s := tn.open(Options{Interface: ifname, PollTimeout: 50 * time.Millisecond})
+			var pc net.PacketConn
+			if err := in(t, tn.nsB, func() (err error) {
+				pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			const n = 5
+			payload := []byte("gometro-loopback-probe")
+			for range n {
+				if _, err := pc.WriteTo(payload, pc.LocalAddr()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := 0
+			last := time.Now()
+			for time.Since(last) < 300*time.Millisecond {
+				data, _, _, err := s.Next()
+				if errors.Is(err, ErrTimeout) {
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = time.Now()
+				if bytes.Contains(data, payload) {
+					seen++
+				}
+			}
+			if seen != n {
+				t.Errorf("saw %d copies of %d loopback datagrams, want exactly %d", seen, n, n)
+			}
+			s.Close()
+		})
+	}
+}
+
+func TestLiveFilter(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		for _, ifname := range []string{"veth", "any"} {
+			t.Run(ifname, func(t *testing.T) { testLiveFilter(t, backend, ifname) })
+		}
+	})
+}
+
+// testLiveFilter attaches a filter.Build program to a live capture and
+// checks that only the matching connections come through.
+func testLiveFilter(t *testing.T, backend, ifname string) {
+	tn := newTestNet(t)
+	if ifname == "veth" {
+		ifname = tn.ifB
+	}
+	tn.listen(tn.addrB, 8443)
+	tn.listen(tn.addrB, 8080)
+	tn.listen(tn.addr6B, 8443)
+	tn.listen(tn.addr6B, 8080)
+	const snaplen = 128
+	s := tn.openWith(backend, Options{Interface: ifname, Snaplen: snaplen, PollTimeout: 50 * time.Millisecond})
+	// Match only IPv4 A <-> B on port 8443, and IPv6 on 8443 too.
+	prog, err := filter.Build(s.LinkType(), []netip.Prefix{netip.PrefixFrom(tn.addrA, 32), netip.PrefixFrom(tn.addr6A, 128)}, []uint16{8443}, snaplen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFilter(prog); err != nil {
+		t.Fatal(err)
+	}
+	// Drain anything that arrived before the filter (IPv6 ND, etc.).
+	collect(t, s, 100*time.Millisecond)
+	tn.send("tcp", tn.addrB, 8443, 10)
+	tn.send("tcp", tn.addrB, 8080, 10)
+	tn.send("tcp", tn.addr6B, 8443, 10)
+	tn.send("tcp", tn.addr6B, 8080, 10)
+	tn.send("udp", tn.addrB, 8443, 10)
+	frames := collect(t, s, 300*time.Millisecond)
+	var v4, v6 int
+	for _, f := range frames {
+		if !f.tcp || (f.sport != 8443 && f.dport != 8443) {
+			t.Errorf("filter let through %+v", f)
+			continue
+		}
+		if f.src.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	if v4 < 10 || v6 < 10 {
+		t.Errorf("saw %d IPv4 and %d IPv6 matching frames, want >= 10 each", v4, v6)
+	}
+	// Replacing the filter with nil lets everything through again.
+	if err := s.SetFilter(nil); err != nil {
+		t.Fatal(err)
+	}
+	tn.send("tcp", tn.addrB, 8080, 5)
+	if frames := collect(t, s, 300*time.Millisecond); len(frames) < 5 {
+		t.Errorf("after removing the filter saw %d frames, want >= 5", len(frames))
+	}
+}
+
+func TestLiveInterfaceGone(t *testing.T) { forBackends(t, testLiveInterfaceGone) }
+
+func testLiveInterfaceGone(t *testing.T, backend string) {
+	tn := newTestNet(t)
+	s := tn.openWith(backend, Options{Interface: tn.ifB, PollTimeout: 50 * time.Millisecond})
+	if _, _, _, err := s.Next(); err != nil && !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Next before deletion: %v", err)
+	}
+	run(t, "ip", "netns", "exec", tn.nsA, "ip", "link", "del", tn.ifA) // deletes both ends
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, _, _, err := s.Next()
+		// Deleting an up interface first takes it down: a Down warning may
+		// come before the Gone error.
+		if err == nil || errors.Is(err, ErrTimeout) || errors.Is(err, ErrInterfaceDown) {
+			if time.Now().After(deadline) {
+				t.Fatal("no ErrInterfaceGone within 2 s of deleting the interface")
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInterfaceGone) || !strings.Contains(err.Error(), tn.ifB) {
+			t.Fatalf("err = %v, want ErrInterfaceGone naming %s", err, tn.ifB)
+		}
+		break
+	}
+	// Every later call must fail too, not fall back to timeouts.
+	if _, _, _, err := s.Next(); !errors.Is(err, ErrInterfaceGone) {
+		t.Errorf("second Next after deletion: %v, want ErrInterfaceGone", err)
+	}
+}
+
+func TestLiveInterfaceDown(t *testing.T) {
+	tn := newTestNet(t)
+	tn.listen(tn.addrB, 8080)
+	s := tn.open(Options{Interface: tn.ifB, PollTimeout: 50 * time.Millisecond})
+	run(t, "ip", "netns", "exec", tn.nsB, "ip", "link", "set", tn.ifB, "down")
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, _, _, err := s.Next()
+		if err == nil || errors.Is(err, ErrTimeout) {
+			if time.Now().After(deadline) {
+				t.Fatal("no ErrInterfaceDown within 2 s")
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInterfaceDown) {
+			t.Fatalf("err = %v, want ErrInterfaceDown", err)
+		}
+		break
+	}
+	// The source stays usable: bring the link back and traffic flows.
+	run(t, "ip", "netns", "exec", tn.nsB, "ip", "link", "set", tn.ifB, "up")
+	var c net.Conn
+	if err := in(t, tn.nsA, func() (err error) {
+		// The link needs a moment to come up (carrier): retry the dial.
+		for range 50 {
+			if c, err = net.DialTimeout("tcp", netip.AddrPortFrom(tn.addrB, 8080).String(), time.Second); err == nil {
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("after"))
+	c.Close()
+	if frames := collect(t, s, 300*time.Millisecond); len(frames) < 3 {
+		t.Errorf("after the link came back saw %d frames, want >= 3", len(frames))
+	}
+}
+
+func TestLiveOpenErrors(t *testing.T) {
+	tn := newTestNet(t)
+	var err error
+	_ = in(t, tn.nsB, func() error {
+		_, err = OpenLive("", Options{Interface: "src-nosuch0"})
+		return nil
+	})
+	if !errors.Is(err, ErrNoSuchInterface) || !strings.Contains(err.Error(), "src-nosuch0") {
+		t.Errorf("missing interface: err = %v", err)
+	}
+	if _, err := OpenLive("dpdk", Options{}); !errors.Is(err, ErrUnsupportedBackend) || !strings.Contains(err.Error(), "dpdk") {
+		t.Errorf("unknown backend: err = %v", err)
+	}
+	// A down interface can be opened; Next reports it.
+	run(t, "ip", "netns", "exec", tn.nsB, "ip", "link", "set", tn.ifB, "down")
+	s := tn.open(Options{Interface: tn.ifB, PollTimeout: 20 * time.Millisecond})
+	var got error
+	for range 20 {
+		if _, _, _, got = s.Next(); got != nil && !errors.Is(got, ErrTimeout) {
+			break
+		}
+	}
+	if !errors.Is(got, ErrInterfaceDown) {
+		t.Errorf("Next on an interface opened down: %v, want ErrInterfaceDown", got)
+	}
+	// Close is idempotent; Next, SetFilter after Close fail cleanly.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, _, _, err := s.Next(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Next after Close: %v", err)
+	}
+	if err := s.SetFilter(nil); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("SetFilter after Close: %v", err)
+	}
+	if _, err := s.Stats(); err != nil {
+		t.Errorf("Stats after Close: %v", err)
+	}
+}
+
+// TestLivePermission re-executes the test binary as nobody without
+// capabilities and checks the error a capture-less process gets.
+func TestLivePermission(t *testing.T) {
+	if os.Getenv("GOMETRO_SRC_PERM_CHILD") == "1" {
+		_, err := OpenLive("afpacket", Options{Interface: "lo"})
+		if err == nil {
+			fmt.Println("CHILD: OpenLive succeeded without privileges")
+			os.Exit(3)
+		}
+		fmt.Printf("CHILD-ERR: %v\nCHILD-PERM: %v\n", err, errors.Is(err, os.ErrPermission))
+		return
+	}
+	requireRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	// The test binary lives in a root-only build directory: copy it where
+	// nobody can execute it.
+	dir, err := os.MkdirTemp("", "src-perm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	exe := filepath.Join(dir, "source.test")
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		exe, "-test.run=^TestLivePermission$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "GOMETRO_SRC_PERM_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "CHILD-PERM: true") || !strings.Contains(string(out), "CAP_NET_RAW") {
+		t.Errorf("child output does not show a permission error naming CAP_NET_RAW:\n%s", out)
+	}
+}
+
+// BenchmarkLiveNext measures the afpacket read loop on a veth flooded with
+// small UDP datagrams (headers only reach the ring: snaplen 128). It reports
+// the kernel's drops per frame read; ns/op is the cost per frame delivered,
+// bounded by how fast one sender goroutine can produce them.
+func BenchmarkLiveNext(b *testing.B) {
+	tn := newTestNet(b)
+	s := tn.open(Options{Interface: tn.ifB, Snaplen: 128, PollTimeout: 50 * time.Millisecond})
+	var pc net.PacketConn
+	if err := in(b, tn.nsB, func() (err error) {
+		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(tn.addrB, 9999).String())
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	defer pc.Close()
+	go func() { // drain so that the receiver never sends ICMP errors
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	var c net.Conn
+	if err := in(b, tn.nsA, func() (err error) {
+		c, err = net.Dial("udp", netip.AddrPortFrom(tn.addrB, 9999).String())
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		payload := make([]byte, 64)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.Write(payload)
+		}
+	}()
+	defer func() { close(stop); <-done; c.Close() }()
+	b.ReportAllocs()
+	// The reader's own CPU time (user+system, including poll) comes from
+	// its thread's rusage: lock the benchmark goroutine to one thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var ru0, ru1 unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru0); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for b.Loop() {
+		for {
+			_, _, _, err := s.Next()
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrTimeout) {
+				b.Fatal(err)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru1); err != nil {
+		b.Fatal(err)
+	}
+	cpu := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
+	b.ReportMetric(cpu.Seconds()*1e3/float64(b.N)*1e5, "reader-cpu-ms/100k-frames")
+	st, err := s.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
+	b.ReportMetric(float64(st.Dropped)/float64(b.N), "drops/frame")
+}
