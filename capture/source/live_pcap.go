@@ -60,7 +60,13 @@ func openPcap(opts Options) (Source, error) {
 		}
 		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
 	}
-	lt, err := fileLinkType(uint32(h.LinkType()))
+	// pcap_datalink returns DLT_ numbers; on Linux DLT_RAW is 12 (and 14
+	// on some BSDs) where files say LINKTYPE_RAW 101.
+	dlt := uint32(h.LinkType())
+	if dlt == 12 || dlt == 14 {
+		dlt = uint32(packet.LinkTypeRaw)
+	}
+	lt, err := fileLinkType(dlt)
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
