@@ -113,6 +113,8 @@ type Engine struct {
 	ports          []uint16
 
 	requests chan chan *Snapshot
+	opened   chan struct{} // closed once a source has opened
+	openOnce sync.Once
 
 	mu       sync.Mutex // guards running/runDone and the table while not running
 	running  bool
@@ -161,6 +163,7 @@ func New(cfg Config) (*Engine, error) {
 		remotes:  cfg.Remotes,
 		ports:    cfg.Ports,
 		requests: make(chan chan *Snapshot),
+		opened:   make(chan struct{}),
 	}
 	if err := e.local.SetPrefixes(cfg.LocalIPs); err != nil {
 		return nil, fmt.Errorf("capture: local IPs: %w", err)
@@ -191,6 +194,10 @@ func (e *Engine) monitored(remote [16]byte, port uint16) bool {
 	return false
 }
 
+// Opened is closed the first time Run has opened its source, so a caller
+// can tell "not started yet" from "capturing".
+func (e *Engine) Opened() <-chan struct{} { return e.opened }
+
 // SetRemotes replaces the monitored remote addresses (hosts re-resolved).
 // A running engine applies it, kernel filter included, within one poll
 // timeout; flows already tracked are kept until they expire.
@@ -216,6 +223,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		return err
 	}
 	e.stats.SourceOpens++
+	e.openOnce.Do(func() { close(e.opened) })
 	e.running = true
 	e.runDone = make(chan struct{})
 	e.mu.Unlock()

@@ -81,6 +81,7 @@ type engine interface {
 	Run(ctx context.Context) error
 	Snapshot(ctx context.Context) (*capture.Snapshot, error)
 	SetRemotes(remotes []netip.Prefix) error
+	Opened() <-chan struct{} // closed once the source has opened
 }
 
 type engineFactory func(capture.Config) (engine, error)
@@ -98,7 +99,12 @@ var (
 	snapshotTimeout = time.Second
 	cancelWait      = 2 * time.Second
 	clearAfter      = 500 * time.Millisecond
-	dnsTimeout      = 3 * time.Second
+	// firstOpenWait bounds how long a Run waits for a capture that has
+	// neither opened nor failed yet (host resolution, a slow open).
+	firstOpenWait = 2 * time.Second
+	// replayWait bounds how long a Run waits for a replay to finish.
+	replayWait = 30 * time.Second
+	dnsTimeout = 3 * time.Second
 )
 
 // noMatch is a remote prefix that no TCP peer has. It stands for "hosts are
@@ -130,8 +136,12 @@ type Check struct {
 	unresolved  []string              // "host (reason)" for hosts with no address
 	hostsReady  chan struct{}
 	captureDone chan struct{}
-	rdns        *rdnsCache
-	capturePass int // engine runs started; for tests
+	// attempted is closed once capture has either opened or failed, so
+	// the first Run reports what is true, not an optimistic OK.
+	attempted     chan struct{}
+	attemptedOnce sync.Once
+	rdns          *rdnsCache
+	capturePass   int // engine runs started; for tests
 
 	runMu      sync.Mutex         // Run is not reentrant: the agent never overlaps runs of one instance
 	prevFlow   map[flowKey]uint64 // samples per flow at the previous Run
@@ -194,6 +204,7 @@ func (c *Check) Configure(instance, initConfig []byte) error {
 	c.cfg = cfg
 	c.hostsReady = make(chan struct{})
 	c.captureDone = make(chan struct{})
+	c.attempted = make(chan struct{})
 	c.remotes = remoteSet(cfg.Instance.IPs, nil, len(cfg.Instance.Hosts) > 0)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.Unlock()
@@ -281,6 +292,13 @@ func (c *Check) setCaptureErr(err error) {
 	c.mu.Lock()
 	c.captureErr = err
 	c.mu.Unlock()
+	if err != nil {
+		c.markAttempted()
+	}
+}
+
+func (c *Check) markAttempted() {
+	c.attemptedOnce.Do(func() { close(c.attempted) })
 }
 
 // captureConfig builds the engine configuration; remotes are read by the
@@ -402,6 +420,12 @@ func (c *Check) runEngineOnce(ctx context.Context) (err error) {
 	cleared := make(chan struct{})
 	go func() {
 		defer close(cleared)
+		select {
+		case <-eng.Opened():
+			c.markAttempted()
+		case <-runCtx.Done():
+			return
+		}
 		t := time.NewTimer(clearAfter)
 		defer t.Stop()
 		select {

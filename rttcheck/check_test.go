@@ -107,6 +107,16 @@ type fakeEngine struct {
 	runs      int
 	running   bool
 	remotes   [][]netip.Prefix
+	opened    chan struct{}
+}
+
+func (f *fakeEngine) Opened() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.opened == nil {
+		f.opened = make(chan struct{})
+	}
+	return f.opened
 }
 
 func (f *fakeEngine) Run(ctx context.Context) error {
@@ -115,6 +125,14 @@ func (f *fakeEngine) Run(ctx context.Context) error {
 	err, p := f.runErr, f.runPanic
 	if err == nil && !p {
 		f.running = true
+		if f.opened == nil {
+			f.opened = make(chan struct{})
+		}
+		select {
+		case <-f.opened:
+		default:
+			close(f.opened)
+		}
 	}
 	f.mu.Unlock()
 	if p {

@@ -149,6 +149,18 @@ func ParseConfig(instance, initConfig []byte, index int) (*Config, error) {
 	if err := parseInstance(instance, index, &cfg.Instance, &cfg.Warnings); err != nil {
 		return nil, err
 	}
+	// A flow that expires between two runs takes its samples with it.
+	interval := cfg.Instance.MinCollectionInterval
+	for _, ttl := range []struct {
+		key string
+		d   time.Duration
+	}{{"exp_ttl", cfg.Init.ExpTTL}, {"idle_ttl", cfg.Init.IdleTTL}} {
+		if ttl.d < interval {
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf(
+				"init_config: %s (%s) is shorter than min_collection_interval (%s): flows that expire between two runs are never reported",
+				ttl.key, ttl.d, interval))
+		}
+	}
 	return cfg, nil
 }
 

@@ -154,6 +154,9 @@ func TestConfigKeys(t *testing.T) {
 			eq(t, c.Instance.EmptyDefaultHostname, true)
 		}},
 		{name: "empty_default_hostname bad", instance: minimalInstance + "empty_default_hostname: 2", wantErr: `instance "eth0": empty_default_hostname: expected true or false`},
+		{name: "exp_ttl shorter than the collection interval warns", init: "exp_ttl: 10", instance: minimalInstance + "min_collection_interval: 30", check: func(t *testing.T, c *Config) {
+			wantWarning(t, c, `init_config: exp_ttl (10s) is shorter than min_collection_interval (30s): flows that expire between two runs are never reported`)
+		}},
 		{name: "agent-reserved keys are silent", init: "service: web\nloader: core\ntags: [a:b]", instance: minimalInstance + "loader: core\nname: x\nnamespace: ns\nno_index: true", check: func(t *testing.T, c *Config) {
 			if len(c.Warnings) != 0 {
 				t.Fatalf("warnings for keys the agent reserves: %q", c.Warnings)

@@ -69,6 +69,10 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 	cfg := c.cfg
 	in := &cfg.Instance
 	warnings = append(warnings, cfg.Warnings...)
+	c.waitForCapture()
+	c.mu.Lock()
+	eng, captureErr, panicErr = c.eng, c.captureErr, c.panicErr
+	c.mu.Unlock()
 
 	ifaceTag := "iface:" + in.Interface
 	healthTags := c.tags(ifaceTag)
@@ -132,6 +136,32 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 	}
 	s.Commit()
 	return warnings, nil
+}
+
+// waitForCapture gives a capture that has not yet opened or failed a
+// moment to do so, so that a one-shot `agent check` right after Configure
+// reports the truth (CRITICAL without CAP_NET_RAW, not an optimistic OK),
+// and a replay's first Run reports the whole file rather than the part
+// read so far. Later Runs do not wait.
+func (c *Check) waitForCapture() {
+	c.mu.Lock()
+	attempted, done := c.attempted, c.captureDone
+	replay := c.cfg.Instance.Interface == FileInterface
+	c.mu.Unlock()
+	if replay {
+		waitAtMost(done, replayWait)
+		return
+	}
+	waitAtMost(attempted, firstOpenWait)
+}
+
+func waitAtMost(ch <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
 }
 
 // tags returns extra plus, when the host program wants it, the instance tags.

@@ -21,6 +21,7 @@ import (
 func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 	var localIPs []string
 	var asJSON bool
+	var maxFlows int
 	cmd := &cobra.Command{
 		Use:   "replay [--local-ip IP]... [--json] FILE",
 		Short: "Replay a pcap/pcapng file and print each flow's RTT",
@@ -34,11 +35,15 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return replay(cmd.Context(), args[0], localIPs, asJSON, stdout, stderr)
+			if maxFlows < 1 {
+				return fmt.Errorf("--max-flows %d: must be at least 1", maxFlows)
+			}
+			return replay(cmd.Context(), args[0], localIPs, asJSON, maxFlows, stdout, stderr)
 		},
 	}
 	cmd.Flags().StringArrayVar(&localIPs, "local-ip", nil, "address or CIDR of the local side (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
+	cmd.Flags().IntVar(&maxFlows, "max-flows", replayMaxFlows, "flows kept at most (memory bound: about 1 KiB each); past it, idle ones are evicted")
 	return cmd
 }
 
@@ -62,7 +67,14 @@ type replayOut struct {
 	Flows        []replayFlow `json:"flows"`
 }
 
-func replay(ctx context.Context, path string, localIPs []string, asJSON bool, stdout, stderr io.Writer) error {
+// A replay lists every flow of the file, however long ago it ended, so
+// nothing expires on a timer; only --max-flows bounds memory.
+const (
+	replayMaxFlows = 1 << 18
+	replayNoExpiry = 100 * 365 * 24 * time.Hour
+)
+
+func replay(ctx context.Context, path string, localIPs []string, asJSON bool, maxFlows int, stdout, stderr io.Writer) error {
 	var locals []netip.Prefix
 	for _, s := range localIPs {
 		p, err := rttcheck.ParsePrefix(s)
@@ -80,7 +92,8 @@ func replay(ctx context.Context, path string, localIPs []string, asJSON bool, st
 	if st.IsDir() {
 		return fmt.Errorf("%s: is a directory, not a capture file", path)
 	}
-	eng, err := capture.New(capture.Config{File: path, LocalIPs: locals})
+	eng, err := capture.New(capture.Config{File: path, LocalIPs: locals,
+		MaxFlows: maxFlows, IdleTTL: replayNoExpiry, ExpTTL: replayNoExpiry})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
