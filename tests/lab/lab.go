@@ -1,0 +1,519 @@
+// Package lab builds a three-host network out of Linux network namespaces for
+// end-to-end tests of go-metro against the kernel's own RTT estimate:
+//
+//	A (client) --veth-- M (delay line) --veth-- B (server)
+//
+// A and B hold IPv4 and IPv6 addresses and static neighbour entries for each
+// other; M holds no addresses and runs the userspace delay line
+// (tests/internal/delayline) that bridges its two veths at layer 2 with
+// per-direction delay, jitter and loss. Every veth has its offloads off, so
+// frames captured on A's veth are real segments with correct checksums.
+//
+// Code runs inside a host with Host.Do / Host.Go (a locked OS thread that
+// entered the namespace and dies afterwards), commands with Host.Command.
+// Namespaces are named with a per-process, per-lab prefix and deleted by
+// t.Cleanup whatever happens. The workloads (servers in B, clients in A) and
+// the kernel ground truth (TCP_INFO) are in this package too.
+//
+// Everything here needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): RequireRoot
+// skips tests otherwise, but fails them when the CI environment variable is
+// set, so CI can never go green by skipping the lab.
+package lab
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gometro/go-metro/tests/internal/delayline"
+	"golang.org/x/sys/unix"
+)
+
+// Fixed addressing. Each lab lives in its own namespaces, so every lab can
+// use the same documentation prefixes without colliding.
+var (
+	AddrA4 = netip.MustParseAddr("192.0.2.1")
+	AddrB4 = netip.MustParseAddr("192.0.2.2")
+	AddrA6 = netip.MustParseAddr("2001:db8::1")
+	AddrB6 = netip.MustParseAddr("2001:db8::2")
+	MACA   = net.HardwareAddr{0x02, 0x67, 0x6d, 0, 0, 0x0a}
+	MACB   = net.HardwareAddr{0x02, 0x67, 0x6d, 0, 0, 0x0b}
+)
+
+// Config configures a lab. The zero value is a lab whose delay line adds no
+// delay.
+type Config struct {
+	// Line is the delay line's configuration (per-direction delay, jitter,
+	// loss, queue). AtoB is client to server.
+	Line delayline.Config
+	// KeepDelayedACK leaves Linux's delayed ACKs on. By default A and B
+	// route to each other with "quickack 1", so every segment is ACKed at
+	// once: a delayed ACK adds up to 40 ms to the kernel's RTT sample of an
+	// odd trailing segment, which would make "srtt is 2 x one-way delay"
+	// untestable. Tests of delayed-ACK handling turn it back on.
+	KeepDelayedACK bool
+	// MTU of every veth; 0 leaves the default 1500.
+	MTU int
+	// KernelBridge joins M's veths with a Linux bridge instead of the delay
+	// line: no delay, no loss, but the kernel's forwarding rate, for load
+	// tests that need more packets per second than the userspace line
+	// forwards (about 12k-33k frames/s on the 2-core test VM). Line and the
+	// delay line methods are unused then.
+	KernelBridge bool
+}
+
+// Lab is a running three-namespace network. Create it with New.
+type Lab struct {
+	t      testing.TB
+	cfg    Config
+	Prefix string // unique per lab: every namespace name starts with it
+
+	A, B, M *Host
+
+	// Interface names. AIf is in A, BIf in B, MAIf and MBIf in M.
+	AIf, BIf, MAIf, MBIf string
+
+	mu   sync.Mutex
+	line *DelayLine
+}
+
+var labSeq atomic.Int64
+
+// RequireRoot skips the test unless it runs as root, and fails it instead
+// when the environment variable CI is set: in CI the lab must run.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("lab tests need root (network namespaces) and CI is set: refusing to skip")
+	}
+	t.Skip("lab tests need root (network namespaces); skipped (set CI to make this a failure)")
+}
+
+// New builds a lab and starts its delay line with cfg.Line. It calls
+// RequireRoot, fails the test on any setup error, and registers cleanup
+// that deletes the namespaces even if the test fails or panics.
+func New(t testing.TB, cfg Config) *Lab {
+	t.Helper()
+	RequireRoot(t)
+	for _, tool := range []string{"ip", "ethtool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("lab: %s not found (install iproute2 and ethtool): %v", tool, err)
+		}
+	}
+	janitor.Do(removeStale)
+	n := labSeq.Add(1)
+	// "gml" + pid and sequence in base 36 keeps names short (interface names
+	// are limited to 15 bytes) and unique across parallel test processes.
+	prefix := "gml" + strconv.FormatInt(int64(os.Getpid()), 36) + "x" + strconv.FormatInt(n, 36)
+	l := &Lab{
+		t: t, cfg: cfg, Prefix: prefix,
+		AIf: prefix + "a", BIf: prefix + "b", MAIf: prefix + "ma", MBIf: prefix + "mb",
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+	})
+	if err := l.setup(); err != nil {
+		t.Fatalf("lab setup: %v", err)
+	}
+	if cfg.KernelBridge {
+		if err := l.bridge(); err != nil {
+			t.Fatalf("lab: %v", err)
+		}
+		return l
+	}
+	if err := l.StartDelayLine(cfg.Line); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	return l
+}
+
+func (l *Lab) setup() error {
+	var err error
+	if l.A, err = newHost(l.Prefix + "A"); err != nil {
+		return err
+	}
+	if l.B, err = newHost(l.Prefix + "B"); err != nil {
+		return err
+	}
+	if l.M, err = newHost(l.Prefix + "M"); err != nil {
+		return err
+	}
+	// M is a wire: no IPv6 link-local addresses, no router solicitations,
+	// nothing of its own on the link.
+	for _, key := range []string{"net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6"} {
+		if err := l.M.WriteSysctl(key, "1"); err != nil {
+			return err
+		}
+	}
+	for _, h := range []*Host{l.A, l.B} {
+		// Cached per-destination metrics would carry one scenario's RTT
+		// into the next connection's RTO; every connection starts fresh.
+		if err := h.WriteSysctl("net/ipv4/tcp_no_metrics_save", "1"); err != nil {
+			return err
+		}
+		if err := run("ip", "-n", h.Name, "link", "set", "lo", "up"); err != nil {
+			return err
+		}
+	}
+	if err := l.addLinkA(); err != nil {
+		return err
+	}
+	return l.addLinkB()
+}
+
+// bridge joins M's two veths with a kernel bridge.
+func (l *Lab) bridge() error {
+	br := l.Prefix + "br"
+	for _, c := range [][]string{
+		{"-n", l.M.Name, "link", "add", br, "type", "bridge"},
+		{"-n", l.M.Name, "link", "set", l.MAIf, "master", br},
+		{"-n", l.M.Name, "link", "set", l.MBIf, "master", br},
+		{"-n", l.M.Name, "link", "set", br, "up"},
+	} {
+		if err := run("ip", c...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addLinkA creates the veth A<->M and configures both ends.
+func (l *Lab) addLinkA() error {
+	return l.addLink(l.A, l.AIf, MACA, AddrA4, AddrA6, l.MAIf, AddrB4, AddrB6, MACB)
+}
+
+func (l *Lab) addLinkB() error {
+	return l.addLink(l.B, l.BIf, MACB, AddrB4, AddrB6, l.MBIf, AddrA4, AddrA6, MACA)
+}
+
+func (l *Lab) addLink(h *Host, dev string, mac net.HardwareAddr, a4, a6 netip.Addr,
+	mdev string, peer4, peer6 netip.Addr, peerMAC net.HardwareAddr) error {
+	args := []string{"link", "add", "name", dev, "address", mac.String(), "netns", h.Name}
+	if l.cfg.MTU > 0 {
+		args = append(args, "mtu", strconv.Itoa(l.cfg.MTU))
+	}
+	args = append(args, "type", "veth", "peer", "name", mdev, "netns", l.M.Name)
+	if l.cfg.MTU > 0 {
+		args = append(args, "mtu", strconv.Itoa(l.cfg.MTU))
+	}
+	if err := run("ip", args...); err != nil {
+		return err
+	}
+	if err := l.M.Offloads(mdev); err != nil {
+		return err
+	}
+	if err := h.Offloads(dev); err != nil {
+		return err
+	}
+	cmds := [][]string{
+		{"-n", l.M.Name, "link", "set", mdev, "up"},
+		{"-n", h.Name, "addr", "add", a4.String() + "/24", "dev", dev},
+		{"-n", h.Name, "addr", "add", a6.String() + "/64", "dev", dev, "nodad"},
+		{"-n", h.Name, "link", "set", dev, "up"},
+		// Static neighbours: no ARP or NDP through the delay line, so the
+		// first SYN is not held back while the kernel resolves the peer (the
+		// kernel would time that wait as part of the handshake RTT, the
+		// capture would not).
+		{"-n", h.Name, "neigh", "replace", peer4.String(), "lladdr", peerMAC.String(), "dev", dev, "nud", "permanent"},
+		{"-n", h.Name, "-6", "neigh", "replace", peer6.String(), "lladdr", peerMAC.String(), "dev", dev, "nud", "permanent"},
+	}
+	if !l.cfg.KeepDelayedACK {
+		cmds = append(cmds,
+			[]string{"-n", h.Name, "route", "replace", peer4.String() + "/32", "dev", dev, "quickack", "1"},
+			[]string{"-n", h.Name, "-6", "route", "replace", peer6.String() + "/128", "dev", dev, "quickack", "1"})
+	}
+	for _, c := range cmds {
+		if err := run("ip", c...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remotes are B's addresses as host prefixes: what a capture on A should
+// monitor (capture.Config.Remotes).
+func (l *Lab) Remotes() []netip.Prefix {
+	return []netip.Prefix{netip.PrefixFrom(AddrB4, 32), netip.PrefixFrom(AddrB6, 128)}
+}
+
+// Locals are A's addresses as host prefixes.
+func (l *Lab) Locals() []netip.Prefix {
+	return []netip.Prefix{netip.PrefixFrom(AddrA4, 32), netip.PrefixFrom(AddrA6, 128)}
+}
+
+// StartDelayLine starts the delay line in M with cfg (stopping a running one
+// first) and returns once it forwards frames.
+func (l *Lab) StartDelayLine(cfg delayline.Config) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.line != nil {
+		if _, err := l.line.Stop(); err != nil {
+			return err
+		}
+		l.line = nil
+	}
+	dl, err := startDelayLine(l.M, l.MAIf, l.MBIf, cfg)
+	if err != nil {
+		return err
+	}
+	l.line = dl
+	l.cfg.Line = cfg
+	return nil
+}
+
+// SetImpairment restarts the delay line with new per-direction settings,
+// keeping the rest of its configuration. Frames in flight are dropped, so
+// call it between workloads.
+func (l *Lab) SetImpairment(atob, btoa delayline.Dir) error {
+	cfg := l.cfg.Line
+	cfg.AtoB, cfg.BtoA = atob, btoa
+	return l.StartDelayLine(cfg)
+}
+
+// StopDelayLine stops the delay line and returns its final counters. The
+// link between A and B is cut until StartDelayLine.
+func (l *Lab) StopDelayLine() (delayline.Stats, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.line == nil {
+		return delayline.Stats{}, errors.New("lab: delay line is not running")
+	}
+	st, err := l.line.Stop()
+	l.line = nil
+	return st, err
+}
+
+// DeleteLinkA deletes the veth pair A<->M, as an interface that disappears
+// under a running capture. The delay line stops (its socket is gone).
+func (l *Lab) DeleteLinkA() error {
+	l.mu.Lock()
+	if l.line != nil {
+		_, _ = l.line.Stop() // its port is about to vanish; counters are moot
+		l.line = nil
+	}
+	l.mu.Unlock()
+	return run("ip", "-n", l.A.Name, "link", "del", l.AIf)
+}
+
+// AddLinkA re-creates the veth pair A<->M with the same names, addresses and
+// neighbours, and restarts the delay line with the last configuration.
+func (l *Lab) AddLinkA() error {
+	if err := l.addLinkA(); err != nil {
+		return err
+	}
+	if l.cfg.KernelBridge {
+		return run("ip", "-n", l.M.Name, "link", "set", l.MAIf, "master", l.Prefix+"br")
+	}
+	return l.StartDelayLine(l.cfg.Line)
+}
+
+// RecreateLink deletes and re-creates A's veth (new ifindex, same name).
+func (l *Lab) RecreateLink() error {
+	if err := l.DeleteLinkA(); err != nil {
+		return err
+	}
+	return l.AddLinkA()
+}
+
+// SetLinkA sets A's veth up or down (ip link set up|down).
+func (l *Lab) SetLinkA(up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	return run("ip", "-n", l.A.Name, "link", "set", l.AIf, state)
+}
+
+// Close stops the delay line and deletes the namespaces. New registers it
+// with t.Cleanup; calling it again is harmless.
+func (l *Lab) Close() error {
+	var errs []error
+	l.mu.Lock()
+	if l.line != nil {
+		if _, err := l.line.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+		l.line = nil
+	}
+	l.mu.Unlock()
+	for _, h := range []*Host{l.A, l.B, l.M} {
+		if h != nil {
+			if err := h.close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// run executes a command and returns an error holding its output.
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// DelayLine is a delay line process running in M.
+type DelayLine struct {
+	cmd    *exec.Cmd
+	stdout *bufio.Scanner
+	stderr *strings.Builder
+	done   chan error
+	stats  chan delayline.Stats
+}
+
+// roleEnv makes the test binary act as the delay line command (see init).
+const roleEnv = "GOMETRO_LAB_ROLE"
+
+func init() {
+	// The lab re-executes its own test binary as the delay line, so no
+	// toolchain is needed at test time and the line is a separate process:
+	// the engine under test does not share its CPU time or GC pauses.
+	if os.Getenv(roleEnv) == "delayline" {
+		// A test process killed hard (timeout, SIGKILL) runs no cleanup:
+		// the line notices it was orphaned and stops itself.
+		ppid := os.Getppid()
+		go func() {
+			for range time.Tick(500 * time.Millisecond) {
+				if os.Getppid() != ppid {
+					_ = unix.Kill(os.Getpid(), unix.SIGTERM)
+					return
+				}
+			}
+		}()
+		os.Exit(delayline.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+}
+
+var janitor sync.Once
+
+// removeStale deletes namespaces left by lab processes that died without
+// cleanup (killed by a test timeout, say): names carry the owner's pid.
+func removeStale() {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, "gml") {
+			continue
+		}
+		pidPart, _, ok := strings.Cut(name[3:], "x")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.ParseInt(pidPart, 36, 64)
+		if err != nil || pid <= 0 || pid > 1<<22 {
+			continue
+		}
+		if err := unix.Kill(int(pid), 0); errors.Is(err, unix.ESRCH) {
+			_ = run("ip", "netns", "del", name)
+		}
+	}
+}
+
+func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config) (*DelayLine, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("lab: delay line: own executable: %w", err)
+	}
+	args := []string{
+		"-a", ifA, "-b", ifB,
+		"-delay-ab", cfg.AtoB.Delay.String(), "-jitter-ab", cfg.AtoB.Jitter.String(),
+		"-loss-ab", strconv.FormatFloat(cfg.AtoB.Loss, 'g', -1, 64),
+		"-delay-ba", cfg.BtoA.Delay.String(), "-jitter-ba", cfg.BtoA.Jitter.String(),
+		"-loss-ba", strconv.FormatFloat(cfg.BtoA.Loss, 'g', -1, 64),
+		"-queue", strconv.Itoa(cfg.QueueLimit), "-frame-size", strconv.Itoa(cfg.FrameSize),
+		"-spin", cfg.SpinMargin.String(), "-seed", strconv.FormatUint(cfg.Seed, 10),
+	}
+	cmd := exec.Command(exe, args...)
+	if chrt, err := exec.LookPath("chrt"); err == nil && os.Getenv("GOMETRO_LAB_NO_RT") == "" {
+		// Real-time priority for every thread of the line (threads inherit
+		// it): on a loaded 2-core machine (load average 17 while other
+		// suites ran) the line's releases were otherwise up to 130 ms late.
+		// The spin before each release is bounded (SpinMargin) and the
+		// kernel's RT throttling keeps 5% of CPU time for everything else.
+		cmd = exec.Command(chrt, append([]string{"--fifo", "10", exe}, args...)...)
+	}
+	cmd.Env = append(os.Environ(), roleEnv+"=delayline")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("lab: delay line: %w", err)
+	}
+	dl := &DelayLine{cmd: cmd, stdout: bufio.NewScanner(stdout), stderr: &strings.Builder{},
+		done: make(chan error, 1), stats: make(chan delayline.Stats, 1)}
+	cmd.Stderr = dl.stderr
+	if err := m.Start(cmd); err != nil {
+		return nil, fmt.Errorf("lab: delay line: %w", err)
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		// Reads stdout to the end: the ready line, then the stats line.
+		for dl.stdout.Scan() {
+			line := dl.stdout.Text()
+			switch {
+			case line == delayline.ReadyLine:
+				ready <- true
+			case strings.HasPrefix(line, delayline.StatsPrefix):
+				if st, err := parseStats(line); err == nil {
+					dl.stats <- st
+				}
+			}
+		}
+		close(ready)
+		dl.done <- cmd.Wait()
+	}()
+	select {
+	case ok := <-ready:
+		if ok {
+			return dl, nil
+		}
+		err := <-dl.done
+		return nil, fmt.Errorf("lab: delay line exited before ready: %v: %s", err, dl.stderr.String())
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-dl.done
+		return nil, fmt.Errorf("lab: delay line not ready after 10s: %s", dl.stderr.String())
+	}
+}
+
+// Stop sends SIGTERM and returns the counters the line printed on exit.
+func (d *DelayLine) Stop() (delayline.Stats, error) {
+	if err := d.cmd.Process.Signal(unix.SIGTERM); err != nil {
+		return delayline.Stats{}, fmt.Errorf("lab: stop delay line: %w", err)
+	}
+	var err error
+	select {
+	case err = <-d.done:
+	case <-time.After(10 * time.Second):
+		_ = d.cmd.Process.Kill()
+		err = fmt.Errorf("lab: delay line ignored SIGTERM for 10s (killed): %v", <-d.done)
+	}
+	select {
+	case st := <-d.stats:
+		if err != nil {
+			return st, fmt.Errorf("lab: delay line exit: %w: %s", err, d.stderr.String())
+		}
+		return st, nil
+	default:
+		return delayline.Stats{}, fmt.Errorf("lab: delay line printed no stats (exit %v): %s", err, d.stderr.String())
+	}
+}
