@@ -78,10 +78,10 @@ func TestAccuracyAgainstKernel(t *testing.T) {
 			} else {
 				t.Errorf("delay line: %v", err)
 			}
-			t.Logf("engine: packets %d tcp %d kernel received %d dropped %d; flows created %d samples %d karn-skipped %d retransmits %d untimed %d",
+			t.Logf("engine: packets %d tcp %d kernel received %d dropped %d; flows created %d samples %d karn-skipped %d retransmits %d decimations %d",
 				snap.Stats.Packets, snap.Stats.TCPPackets, snap.Stats.Kernel.Received, snap.Stats.Kernel.Dropped,
 				snap.Stats.Flow.Created, snap.Stats.Flow.Samples, snap.Stats.Flow.KarnSkipped, snap.Stats.Flow.Retransmits,
-				snap.Stats.Flow.SegmentsUntimed)
+				snap.Stats.Flow.Decimations)
 			if snap.Stats.Kernel.Dropped != 0 {
 				t.Errorf("the capture's kernel ring dropped %d frames: the comparison is void", snap.Stats.Kernel.Dropped)
 			}

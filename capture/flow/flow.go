@@ -19,9 +19,15 @@
 // data, which is what the kernel's srtt tracks; until then the echo one, if
 // any; else the handshake sample.
 //
-// Per-flow memory is fixed: at most maxOutstanding segments and maxTSvals
-// timestamps are remembered; what does not fit is not timed (counted), never
-// guessed.
+// Per-flow memory is fixed: at most maxOutstanding entries of sent data and
+// maxTSvals timestamps. When a flight of segments outgrows the entries, the
+// flow decimates: adjacent entries merge and each new entry takes twice as
+// many frames (the stride). An entry keeps the capture time of its first
+// frame, so an ACK is timed only when the earliest byte it newly acknowledges
+// is the first byte of an entry (or lies in a single-frame entry, as with a
+// TSO super-frame acked in parts). Timed ACKs therefore spread evenly over a
+// flight of any size instead of bunching at its start, and no sample is ever
+// credited to a segment whose send time is unknown.
 package flow
 
 import (
@@ -30,9 +36,8 @@ import (
 )
 
 const (
-	// maxOutstanding bounds the sent-but-unacknowledged segments remembered
-	// per flow. Segments sent while it is full are not timed; ACKs still
-	// time the ones remembered, so long fat flows are sampled, not lost.
+	// maxOutstanding bounds the entries of sent-but-unacknowledged data
+	// remembered per flow (see decimate).
 	maxOutstanding = 32
 	// maxTSvals bounds the TSvals awaiting an echo per flow.
 	maxTSvals = 8
@@ -91,6 +96,10 @@ type Flow struct {
 	segRetrans        uint32 // bit i: segs[i] was retransmitted
 	segSacked         uint32 // bit i: segs[i] was SACKed
 	segSYN            uint32 // bit i: segs[i] is a SYN or SYN/ACK (a handshake sample)
+	segMulti          uint32 // bit i: segs[i] holds several frames; its time is its first frame's
+	segNoTime         uint32 // bit i: segs[i] was partly SACKed: its earliest unSACKed frame is unknown
+	stride            uint16 // frames per new entry (a power of two); 0 means 1
+	tailFrames        uint16 // frames in the newest entry
 	segs              [maxOutstanding]segment
 
 	tsHead, tsCount uint8
@@ -104,7 +113,7 @@ func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
 
 // counters the flow code updates; owned by the table.
 type sampleCounters struct {
-	samples, karnSkipped, retransmits, untimed uint64
+	samples, karnSkipped, retransmits, decimations uint64
 }
 
 func (f *Flow) reset(k Key, ts int64) {
@@ -206,9 +215,19 @@ func (f *Flow) isProbe(p *packet.Packet, start uint32) bool {
 }
 
 func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sampleCounters) {
+	if f.segCount > 0 && !retransmitted && !syn && f.tailFrames < max(f.stride, 1) {
+		t := (f.segHead + f.segCount - 1) % maxOutstanding
+		bit := uint32(1) << t
+		if f.segs[t].end == start && (f.segRetrans|f.segSYN|f.segSacked)&bit == 0 {
+			// Join the newest entry: it keeps its first frame's time.
+			f.segs[t].end = end
+			f.segMulti |= bit
+			f.tailFrames++
+			return
+		}
+	}
 	if f.segCount == maxOutstanding {
-		c.untimed++
-		return
+		f.decimate(c)
 	}
 	i := (f.segHead + f.segCount) % maxOutstanding
 	f.segs[i] = segment{start: start, end: end, at: ts}
@@ -216,6 +235,8 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 	f.segSacked &^= bit
 	f.segRetrans &^= bit
 	f.segSYN &^= bit
+	f.segMulti &^= bit
+	f.segNoTime &^= bit
 	if retransmitted {
 		f.segRetrans |= bit
 	}
@@ -223,6 +244,69 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 		f.segSYN |= bit
 	}
 	f.segCount++
+	f.tailFrames = 1
+}
+
+// decimate halves the entries in use by merging each pair of neighbours,
+// and doubles the stride so that new entries take twice as many frames.
+// Merged entries keep the earlier one's time; their flags combine so that
+// Karn's rule and SACK state stay conservative.
+func (f *Flow) decimate(c *sampleCounters) {
+	c.decimations++
+	var out [maxOutstanding]segment
+	var retrans, sacked, syn, multi, noTime uint32
+	n := uint8(0)
+	for k := uint8(0); k < f.segCount; k += 2 {
+		i := (f.segHead + k) % maxOutstanding
+		bi := uint32(1) << i
+		e := f.segs[i]
+		r, sa, sy, m, nt := f.segRetrans&bi != 0, f.segSacked&bi != 0, f.segSYN&bi != 0, f.segMulti&bi != 0, f.segNoTime&bi != 0
+		if k+1 < f.segCount {
+			j := (f.segHead + k + 1) % maxOutstanding
+			bj := uint32(1) << j
+			e.end = f.segs[j].end
+			r = r || f.segRetrans&bj != 0
+			// The pair counts as SACKed only if both were; one SACKed
+			// half makes the earliest unSACKed frame unknown.
+			bothSacked := sa && f.segSacked&bj != 0
+			nt = nt || f.segNoTime&bj != 0 || sa != (f.segSacked&bj != 0)
+			sa = bothSacked
+			m = true
+		}
+		out[n] = e
+		bit := uint32(1) << n
+		if r {
+			retrans |= bit
+		}
+		if sa {
+			sacked |= bit
+		}
+		if sy {
+			syn |= bit
+		}
+		if m {
+			multi |= bit
+		}
+		if nt {
+			noTime |= bit
+		}
+		n++
+	}
+	f.segs = out
+	f.segHead, f.segCount = 0, n
+	f.segRetrans, f.segSacked, f.segSYN, f.segMulti, f.segNoTime = retrans, sacked, syn, multi, noTime
+	f.stride = max(f.stride, 1) * 2
+	f.tailFrames = max(f.stride, 1) // the merged tail is full: start a new entry
+}
+
+// relax lets the stride shrink again once the flight is small, so a flow
+// that slows down gets fine-grained timing back.
+func (f *Flow) relax() {
+	if f.segCount == 0 {
+		f.stride = 1
+	} else if f.stride > 1 && f.segCount < maxOutstanding/4 {
+		f.stride /= 2
+	}
 }
 
 func (f *Flow) markRetransmitted(start, end uint32) {
@@ -272,7 +356,8 @@ func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
 		// Nothing recorded can be timed against this ACK honestly.
 		f.sndNxt = ack
 		f.sndUna = ack
-		f.segCount, f.segRetrans, f.segSacked, f.segSYN = 0, 0, 0, 0
+		f.segCount, f.segRetrans, f.segSacked, f.segSYN, f.segMulti, f.segNoTime = 0, 0, 0, 0, 0, 0
+		f.stride = 1
 		return
 	}
 	if seqGT(ack, f.sndUna) {
@@ -289,10 +374,10 @@ func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
 
 func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 	var first int64
-	timed, karn, gap, syn := false, false, false, false
+	timed, karn, unknown, syn := false, false, false, false
 	if f.segCount > 0 && seqGT(f.segs[f.segHead].start, f.sndUna) {
 		// The earliest newly acknowledged bytes were never recorded.
-		gap = true
+		unknown = true
 	}
 	for f.segCount > 0 {
 		i := f.segHead
@@ -303,23 +388,35 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		bit := uint32(1) << i
 		if f.segRetrans&bit != 0 {
 			karn = true
-		} else if f.segSacked&bit == 0 && !timed {
-			first, timed, syn = s.at, true, f.segSYN&bit != 0
+		} else if f.segSacked&bit == 0 && !timed && !unknown {
+			// Time from this entry only if its first unacked byte is
+			// the frame whose time it holds: the entry's start, or any
+			// byte of a single frame (a TSO frame acked in parts).
+			if f.segNoTime&bit != 0 || f.segMulti&bit != 0 && seqLT(s.start, f.sndUna) {
+				unknown = true
+			} else {
+				first, timed, syn = s.at, true, f.segSYN&bit != 0
+			}
 		}
 		if seqLEQ(s.end, ack) {
 			f.segHead = (f.segHead + 1) % maxOutstanding
 			f.segCount--
 			continue
 		}
-		// Partially acknowledged: keep the rest, with its original time,
-		// as the kernel keeps a partially acked TSO skb.
+		// Partially acknowledged: keep the rest. A single frame keeps its
+		// time, as the kernel keeps a partially acked TSO skb's; the rest
+		// of a multi-frame entry starts with a frame of unknown time.
 		s.start = ack
+		if f.segMulti&bit != 0 {
+			f.segNoTime |= bit
+		}
 		break
 	}
+	f.relax()
 	switch {
 	case karn:
 		c.karnSkipped++
-	case timed && !gap:
+	case timed:
 		f.sample(ts-first, ts, syn, c)
 	}
 }
@@ -344,10 +441,14 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 			blk := p.SACK[b]
 			if seqLEQ(blk.Left, s.start) && seqLEQ(s.end, blk.Right) {
 				f.segSacked |= bit
-				if f.segRetrans&bit == 0 && (!timed || s.at < first) {
+				if (f.segRetrans|f.segNoTime)&bit == 0 && (!timed || s.at < first) {
 					first, timed, syn = s.at, true, f.segSYN&bit != 0
 				}
 				break
+			}
+			if seqLT(blk.Left, s.end) && seqGT(blk.Right, s.start) {
+				// Partly SACKed: which of its frames remain is unknown.
+				f.segNoTime |= bit
 			}
 		}
 	}

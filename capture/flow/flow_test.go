@@ -251,25 +251,53 @@ func TestEstimateSourceSelection(t *testing.T) {
 	}
 }
 
-func TestOutstandingStateIsBounded(t *testing.T) {
-	evs := []ev{}
-	for i := 0; i < 200; i++ {
-		evs = append(evs, ev{out: true, flags: PA, seq: uint32(1000 + 100*i), ack: 1, n: 100, atMS: float64(i) * 0.01})
-	}
-	// ACKs every 2 segments: the first 32 segments are remembered and timed.
-	for i := 2; i <= 200; i += 2 {
-		e := ev{flags: A, seq: 1, ack: uint32(1000 + 100*i), atMS: 10 + float64(i)*0.01}
-		if i <= maxOutstanding {
-			e.wantSample = 10 + float64(i)*0.01 - float64(i-2)*0.01
+// TestLargeFlightIsSampledEvenly sends a flight of 400 segments, far more
+// than a flow's entries, then ACKs every second segment with an RTT that
+// differs per ACK. Decimation must keep state bounded, every sample must be
+// the exact RTT of the earliest newly acked segment (a sample credited to
+// the wrong segment would differ), and timed ACKs must cover the whole
+// flight, not only its first entries.
+func TestLargeFlightIsSampledEvenly(t *testing.T) {
+	locals := localSet{netip.AddrFrom4(localIP.As4()).As16(): true}
+	tb := NewTable(TableConfig{MaxFlows: 4, IdleTTL: ms(1e6), ExpTTL: ms(1e6)}, locals, nil)
+	const n, mss = 400, 1000
+	sent := func(i int) int64 { return ms(float64(i) * 0.1) }
+	for i := 0; i < n; i++ {
+		p := ev{out: true, flags: PA, seq: uint32(1 + mss*i), ack: 1, n: mss}.packet()
+		tb.Process(&p, sent(i))
+		if f := firstFlow(tb); f.segCount > maxOutstanding {
+			t.Fatalf("%d entries after %d segments", f.segCount, i+1)
 		}
-		evs = append(evs, e)
 	}
-	tb := play(t, evs)
+	var timedAt []int
+	for k := 1; k <= n/2; k++ {
+		rtt := ms(30) + int64(k)*ms(0.01)
+		earliest := 2*k - 2
+		p := ev{flags: A, seq: 1, ack: uint32(1 + mss*2*k)}.packet()
+		before := tb.Counters().Samples
+		at := sent(earliest) + rtt
+		tb.Process(&p, at)
+		if tb.Counters().Samples == before {
+			continue
+		}
+		f := firstFlow(tb)
+		if f.seq.Last != rtt {
+			t.Fatalf("ACK %d: sample %v ns, want %v ns (the earliest newly acked segment's RTT)", k, f.seq.Last, rtt)
+		}
+		timedAt = append(timedAt, earliest)
+	}
 	c := tb.Counters()
-	if c.SegmentsUntimed != 200-maxOutstanding {
-		t.Fatalf("untimed = %d, want %d", c.SegmentsUntimed, 200-maxOutstanding)
+	if c.Decimations == 0 {
+		t.Fatal("no decimation for a flight of 400 segments")
 	}
-	if f := firstFlow(tb); f.segCount != 0 {
-		t.Fatalf("%d segments still remembered after everything was acked", f.segCount)
+	if len(timedAt) < n/2/maxOutstanding {
+		t.Fatalf("only %d of %d ACKs timed", len(timedAt), n/2)
 	}
+	if last := timedAt[len(timedAt)-1]; last < 3*n/4 {
+		t.Fatalf("timed ACKs stop at segment %d of %d: sampling bunches at the start of the flight", last, n)
+	}
+	if f := firstFlow(tb); f.segCount != 0 || f.stride != 1 {
+		t.Fatalf("after the flight is acked: %d entries, stride %d; want 0 and 1", f.segCount, f.stride)
+	}
+	t.Logf("%d of %d ACKs timed, %d decimations, timed segments span %d..%d", len(timedAt), n/2, c.Decimations, timedAt[0], timedAt[len(timedAt)-1])
 }

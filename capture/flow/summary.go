@@ -31,5 +31,5 @@ type Counters struct {
 	Retransmits     uint64 // retransmitted segments seen
 	NotLocal        uint64 // TCP packets with neither address local
 	Filtered        uint64 // TCP packets whose remote address or port is not monitored
-	SegmentsUntimed uint64 // segments not timed because the flow's outstanding window was full
+	Decimations     uint64 // times a flow's flight outgrew its entries and halved their resolution
 }

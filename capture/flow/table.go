@@ -312,7 +312,7 @@ func (t *Table) Counters() Counters {
 	c.Samples = t.sc.samples
 	c.KarnSkipped = t.sc.karnSkipped
 	c.Retransmits = t.sc.retransmits
-	c.SegmentsUntimed = t.sc.untimed
+	c.Decimations = t.sc.decimations
 	return c
 }
 
