@@ -615,44 +615,47 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-func prefixList(where, key string, v interface{}) ([]netip.Prefix, error) {
+// listOf parses a YAML list one item at a time; an item's error names its
+// index, as in ips[2].
+func listOf[T any](where, key string, v interface{}, item func(interface{}) (T, error)) ([]T, error) {
 	items, err := asList(v)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]netip.Prefix, 0, len(items))
+	out := make([]T, 0, len(items))
 	for i, it := range items {
-		s, err := asString(it)
+		x, err := item(it)
 		if err != nil {
 			return nil, &ConfigError{Where: where, Key: fmt.Sprintf("%s[%d]", key, i), Reason: err.Error()}
 		}
-		p, err := ParsePrefix(s)
-		if err != nil {
-			return nil, &ConfigError{Where: where, Key: fmt.Sprintf("%s[%d]", key, i), Reason: fmt.Sprintf("%q is not an IP address or CIDR", s)}
-		}
-		out = append(out, p)
+		out = append(out, x)
 	}
 	return out, nil
 }
 
-func hostList(where, key string, v interface{}) ([]string, error) {
-	items, err := asList(v)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(items))
-	for i, it := range items {
+func prefixList(where, key string, v interface{}) ([]netip.Prefix, error) {
+	return listOf(where, key, v, func(it interface{}) (netip.Prefix, error) {
 		s, err := asString(it)
-		if err == nil {
-			s = strings.TrimSuffix(strings.TrimSpace(s), ".")
-			err = validHostname(s)
-		}
 		if err != nil {
-			return nil, &ConfigError{Where: where, Key: fmt.Sprintf("%s[%d]", key, i), Reason: err.Error()}
+			return netip.Prefix{}, err
 		}
-		out = append(out, s)
-	}
-	return out, nil
+		p, err := ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+		return p, nil
+	})
+}
+
+func hostList(where, key string, v interface{}) ([]string, error) {
+	return listOf(where, key, v, func(it interface{}) (string, error) {
+		s, err := asString(it)
+		if err != nil {
+			return "", err
+		}
+		s = strings.TrimSuffix(strings.TrimSpace(s), ".")
+		return s, validHostname(s)
+	})
 }
 
 // validHostname applies RFC 1123 syntax (letters, digits, hyphens, labels of
@@ -681,40 +684,23 @@ func validHostname(s string) error {
 }
 
 func tagList(where, key string, v interface{}) ([]string, error) {
-	items, err := asList(v)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(items))
-	for i, it := range items {
+	return listOf(where, key, v, func(it interface{}) (string, error) {
 		s, err := asString(it)
 		if err == nil && strings.TrimSpace(s) == "" {
 			err = fmt.Errorf("empty tag")
 		}
-		if err != nil {
-			return nil, &ConfigError{Where: where, Key: fmt.Sprintf("%s[%d]", key, i), Reason: err.Error()}
-		}
-		out = append(out, s)
-	}
-	return out, nil
+		return s, err
+	})
 }
 
 func portList(where, key string, v interface{}) ([]uint16, error) {
-	items, err := asList(v)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]uint16, 0, len(items))
-	for i, it := range items {
+	out, err := listOf(where, key, v, func(it interface{}) (uint16, error) {
 		n, err := asInt(it)
 		if err == nil && (n < 1 || n > 65535) {
 			err = fmt.Errorf("%d is not a port number (1-65535)", n)
 		}
-		if err != nil {
-			return nil, &ConfigError{Where: where, Key: fmt.Sprintf("%s[%d]", key, i), Reason: err.Error()}
-		}
-		out = append(out, uint16(n))
-	}
+		return uint16(n), err
+	})
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out, nil
+	return out, err
 }

@@ -154,17 +154,27 @@ func (f *Flow) summary() Summary {
 	}
 }
 
-// outgoing handles a segment we sent.
-func (f *Flow) outgoing(p *packet.Packet, ts int64, c *sampleCounters) {
+// noteFlags records what a segment's flags say about the connection's
+// state (plain is sawPlainOut or sawPlainIn, by direction) and reports a
+// RST, after which nothing in the segment is worth timing.
+func (f *Flow) noteFlags(p *packet.Packet, plain uint16) (reset bool) {
 	if p.RST() {
 		f.state |= closed
-		return
+		return true
 	}
 	if p.FIN() {
 		f.state |= closed
 	}
 	if !p.SYN() {
-		f.state |= sawPlainOut
+		f.state |= plain
+	}
+	return false
+}
+
+// outgoing handles a segment we sent.
+func (f *Flow) outgoing(p *packet.Packet, ts int64, c *sampleCounters) {
+	if f.noteFlags(p, sawPlainOut) {
+		return
 	}
 	if p.HasTimestamps {
 		f.rememberTSval(p.TSval, ts)
@@ -321,15 +331,8 @@ func (f *Flow) markRetransmitted(start, end uint32) {
 
 // incoming handles a segment from the peer.
 func (f *Flow) incoming(p *packet.Packet, ts int64, c *sampleCounters) {
-	if p.RST() {
-		f.state |= closed
+	if f.noteFlags(p, sawPlainIn) {
 		return
-	}
-	if p.FIN() {
-		f.state |= closed
-	}
-	if !p.SYN() {
-		f.state |= sawPlainIn
 	}
 	if !p.ACK() {
 		return

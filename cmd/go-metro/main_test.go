@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/DataDog/datadog-go/v5/statsd"
+	"github.com/gometro/go-metro/internal/pcaptest"
 )
 
 func run(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
@@ -25,7 +26,7 @@ func run(t *testing.T, ctx context.Context, args ...string) (code int, stdout, s
 }
 
 func TestReplayJSON(t *testing.T) {
-	pcap := writeExchangePcap(t, t.TempDir(), 10*time.Millisecond, 4)
+	pcap := pcaptest.WriteExchange(t, t.TempDir(), 10*time.Millisecond, 4)
 	tests := []struct {
 		name       string
 		args       []string
@@ -78,7 +79,7 @@ func TestReplayJSON(t *testing.T) {
 }
 
 func TestReplayTable(t *testing.T) {
-	pcap := writeExchangePcap(t, t.TempDir(), 20*time.Millisecond, 2)
+	pcap := pcaptest.WriteExchange(t, t.TempDir(), 20*time.Millisecond, 2)
 	code, stdout, stderr := run(t, context.Background(), "replay", pcap)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -155,7 +156,7 @@ func writeConfig(t *testing.T, body string) string {
 }
 
 func TestCheckCommand(t *testing.T) {
-	pcap := writeExchangePcap(t, t.TempDir(), 10*time.Millisecond, 3)
+	pcap := pcaptest.WriteExchange(t, t.TempDir(), 10*time.Millisecond, 3)
 	cfg := writeConfig(t, `init_config:
 instances:
   - interface: file

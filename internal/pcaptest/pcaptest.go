@@ -1,7 +1,6 @@
-package main
-
-// A copy of rttcheck's test capture writer (test helpers cannot be shared
-// across packages without exporting them).
+// Package pcaptest writes small pcap files of TCP exchanges with a known
+// RTT, for tests that replay them through the engine, the check or the CLI.
+package pcaptest
 
 import (
 	"net"
@@ -24,10 +23,10 @@ type segment struct {
 	payloadBytes int
 }
 
-// writeExchangePcap writes a pcap of one TCP connection from client
+// WriteExchange writes a pcap of one TCP connection from client
 // 10.0.0.1:40000 to server 10.0.0.2:443 where every answer comes rtt after
 // the segment it answers: a handshake, then n request/ACK exchanges.
-func writeExchangePcap(t *testing.T, dir string, rtt time.Duration, n int) string {
+func WriteExchange(t testing.TB, dir string, rtt time.Duration, n int) string {
 	t.Helper()
 	const isn, sisn = 1000, 5000
 	segs := []segment{
