@@ -74,7 +74,7 @@ type Config struct {
 
 // Lab is a running three-namespace network. Create it with New.
 type Lab struct {
-	t      testing.TB
+	t      testing.TB // nil for labs made by Start
 	cfg    Config
 	Prefix string // unique per lab: every namespace name starts with it
 
@@ -108,9 +108,26 @@ func RequireRoot(t testing.TB) {
 func New(t testing.TB, cfg Config) *Lab {
 	t.Helper()
 	RequireRoot(t)
+	l, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	l.t = t
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+	})
+	return l
+}
+
+// Start is New for programs that are not tests (the demo): it builds the
+// lab and returns it, or an error after removing whatever it had built.
+// The caller must Close the lab. It needs root.
+func Start(cfg Config) (*Lab, error) {
 	for _, tool := range []string{"ip", "ethtool"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("lab: %s not found (install iproute2 and ethtool): %v", tool, err)
+			return nil, fmt.Errorf("lab: %s not found (install iproute2 and ethtool): %w", tool, err)
 		}
 	}
 	janitor.Do(removeStale)
@@ -119,27 +136,28 @@ func New(t testing.TB, cfg Config) *Lab {
 	// are limited to 15 bytes) and unique across parallel test processes.
 	prefix := "gml" + strconv.FormatInt(int64(os.Getpid()), 36) + "x" + strconv.FormatInt(n, 36)
 	l := &Lab{
-		t: t, cfg: cfg, Prefix: prefix,
+		cfg: cfg, Prefix: prefix,
 		AIf: prefix + "a", BIf: prefix + "b", MAIf: prefix + "ma", MBIf: prefix + "mb",
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
+	fail := func(what string, err error) (*Lab, error) {
+		if cerr := l.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
 		}
-	})
+		return nil, fmt.Errorf("lab %s: %w", what, err)
+	}
 	if err := l.setup(); err != nil {
-		t.Fatalf("lab setup: %v", err)
+		return fail("setup", err)
 	}
 	if cfg.KernelBridge {
 		if err := l.bridge(); err != nil {
-			t.Fatalf("lab: %v", err)
+			return fail("bridge", err)
 		}
-		return l
+		return l, nil
 	}
 	if err := l.StartDelayLine(cfg.Line); err != nil {
-		t.Fatalf("lab: %v", err)
+		return fail("delay line", err)
 	}
-	return l
+	return l, nil
 }
 
 func (l *Lab) setup() error {
