@@ -31,14 +31,17 @@
 package flow
 
 import (
+	"math"
+
 	"github.com/gometro/go-metro/capture/packet"
 	"github.com/gometro/go-metro/capture/rtt"
 )
 
 const (
 	// maxOutstanding bounds the entries of sent-but-unacknowledged data
-	// remembered per flow (see decimate).
-	maxOutstanding = 32
+	// remembered per flow (see decimate): enough to time every ACK of a
+	// typical flight, 16 bytes each.
+	maxOutstanding = 128
 	// maxTSvals bounds the TSvals awaiting an echo per flow.
 	maxTSvals = 8
 )
@@ -50,12 +53,23 @@ type Key struct {
 	LocalPort, RemotePort uint16
 }
 
-// segment is one of our transmissions awaiting acknowledgement:
-// sequence space [start, end) sent at capture time at.
+// segment is one entry of our transmissions awaiting acknowledgement:
+// sequence space [start, end), first frame captured atUS microseconds
+// after the flow's segBase (the kernel, too, keeps transmit times in µs).
 type segment struct {
 	start, end uint32
-	at         int64
+	atUS       uint32
+	flags      uint8 // segXXX bits
 }
+
+// segment flags.
+const (
+	segRetrans uint8 = 1 << iota // retransmitted: Karn forbids timing it
+	segSacked                    // SACKed by the peer
+	segSYN                       // a SYN or SYN/ACK: a handshake sample
+	segMulti                     // several frames; the time is the first frame's
+	segNoTime                    // its earliest unacknowledged frame's time is unknown
+)
 
 type tsEntry struct {
 	tsval uint32
@@ -92,12 +106,8 @@ type Flow struct {
 	lastEcho       uint32 // newest TSecr already used for a sample
 	state          uint16
 
+	segBase           int64 // ns; entries hold their time as µs after it
 	segHead, segCount uint8
-	segRetrans        uint32 // bit i: segs[i] was retransmitted
-	segSacked         uint32 // bit i: segs[i] was SACKed
-	segSYN            uint32 // bit i: segs[i] is a SYN or SYN/ACK (a handshake sample)
-	segMulti          uint32 // bit i: segs[i] holds several frames; its time is its first frame's
-	segNoTime         uint32 // bit i: segs[i] was partly SACKed: its earliest unSACKed frame is unknown
 	stride            uint16 // frames per new entry (a power of two); 0 means 1
 	tailFrames        uint16 // frames in the newest entry
 	segs              [maxOutstanding]segment
@@ -226,12 +236,11 @@ func (f *Flow) isProbe(p *packet.Packet, start uint32) bool {
 
 func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sampleCounters) {
 	if f.segCount > 0 && !retransmitted && !syn && f.tailFrames < max(f.stride, 1) {
-		t := (f.segHead + f.segCount - 1) % maxOutstanding
-		bit := uint32(1) << t
-		if f.segs[t].end == start && (f.segRetrans|f.segSYN|f.segSacked)&bit == 0 {
+		t := &f.segs[(f.segHead+f.segCount-1)%maxOutstanding]
+		if t.end == start && t.flags&(segRetrans|segSYN|segSacked) == 0 {
 			// Join the newest entry: it keeps its first frame's time.
-			f.segs[t].end = end
-			f.segMulti |= bit
+			t.end = end
+			t.flags |= segMulti
 			f.tailFrames++
 			return
 		}
@@ -239,23 +248,33 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 	if f.segCount == maxOutstanding {
 		f.decimate(c)
 	}
-	i := (f.segHead + f.segCount) % maxOutstanding
-	f.segs[i] = segment{start: start, end: end, at: ts}
-	bit := uint32(1) << i
-	f.segSacked &^= bit
-	f.segRetrans &^= bit
-	f.segSYN &^= bit
-	f.segMulti &^= bit
-	f.segNoTime &^= bit
+	var flags uint8
 	if retransmitted {
-		f.segRetrans |= bit
+		flags |= segRetrans
 	}
 	if syn {
-		f.segSYN |= bit
+		flags |= segSYN
 	}
+	if f.segCount == 0 {
+		f.segBase = ts
+	}
+	off := (ts - f.segBase + 500) / 1000
+	if off < 0 || off > math.MaxUint32 {
+		// The capture clock stepped back, or this flow kept data
+		// unacknowledged for over an hour: the old entries' times can no
+		// longer be told apart, so none of them is timed.
+		for k := uint8(0); k < f.segCount; k++ {
+			f.segs[(f.segHead+k)%maxOutstanding].flags |= segNoTime
+		}
+		f.segBase, off = ts, 0
+	}
+	f.segs[(f.segHead+f.segCount)%maxOutstanding] = segment{start: start, end: end, atUS: uint32(off), flags: flags}
 	f.segCount++
 	f.tailFrames = 1
 }
+
+// sentAt is the capture time (ns) of a segment's first frame.
+func (f *Flow) sentAt(s *segment) int64 { return f.segBase + int64(s.atUS)*1000 }
 
 // decimate halves the entries in use by merging each pair of neighbours,
 // and doubles the stride so that new entries take twice as many frames.
@@ -264,49 +283,27 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 func (f *Flow) decimate(c *sampleCounters) {
 	c.decimations++
 	var out [maxOutstanding]segment
-	var retrans, sacked, syn, multi, noTime uint32
 	n := uint8(0)
 	for k := uint8(0); k < f.segCount; k += 2 {
-		i := (f.segHead + k) % maxOutstanding
-		bi := uint32(1) << i
-		e := f.segs[i]
-		r, sa, sy, m, nt := f.segRetrans&bi != 0, f.segSacked&bi != 0, f.segSYN&bi != 0, f.segMulti&bi != 0, f.segNoTime&bi != 0
+		e := f.segs[(f.segHead+k)%maxOutstanding]
 		if k+1 < f.segCount {
-			j := (f.segHead + k + 1) % maxOutstanding
-			bj := uint32(1) << j
-			e.end = f.segs[j].end
-			r = r || f.segRetrans&bj != 0
-			// The pair counts as SACKed only if both were; one SACKed
-			// half makes the earliest unSACKed frame unknown.
-			bothSacked := sa && f.segSacked&bj != 0
-			nt = nt || f.segNoTime&bj != 0 || sa != (f.segSacked&bj != 0)
-			sa = bothSacked
-			m = true
+			b := f.segs[(f.segHead+k+1)%maxOutstanding]
+			e.end = b.end
+			// The pair counts as SACKed only if both halves were; one
+			// SACKed half makes the earliest unSACKed frame unknown.
+			if (e.flags^b.flags)&segSacked != 0 {
+				e.flags |= segNoTime
+			}
+			sacked := e.flags & b.flags & segSacked
+			e.flags = (e.flags|b.flags&(segRetrans|segNoTime))&^segSacked | sacked | segMulti
 		}
 		out[n] = e
-		bit := uint32(1) << n
-		if r {
-			retrans |= bit
-		}
-		if sa {
-			sacked |= bit
-		}
-		if sy {
-			syn |= bit
-		}
-		if m {
-			multi |= bit
-		}
-		if nt {
-			noTime |= bit
-		}
 		n++
 	}
 	f.segs = out
 	f.segHead, f.segCount = 0, n
-	f.segRetrans, f.segSacked, f.segSYN, f.segMulti, f.segNoTime = retrans, sacked, syn, multi, noTime
 	f.stride = max(f.stride, 1) * 2
-	f.tailFrames = max(f.stride, 1) // the merged tail is full: start a new entry
+	f.tailFrames = f.stride // the merged tail is full: start a new entry
 }
 
 // relax lets the stride shrink again once the flight is small, so a flow
@@ -321,10 +318,9 @@ func (f *Flow) relax() {
 
 func (f *Flow) markRetransmitted(start, end uint32) {
 	for k := uint8(0); k < f.segCount; k++ {
-		i := (f.segHead + k) % maxOutstanding
-		s := &f.segs[i]
+		s := &f.segs[(f.segHead+k)%maxOutstanding]
 		if seqLT(s.start, end) && seqGT(s.end, start) {
-			f.segRetrans |= 1 << i
+			s.flags |= segRetrans
 		}
 	}
 }
@@ -359,8 +355,7 @@ func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
 		// Nothing recorded can be timed against this ACK honestly.
 		f.sndNxt = ack
 		f.sndUna = ack
-		f.segCount, f.segRetrans, f.segSacked, f.segSYN, f.segMulti, f.segNoTime = 0, 0, 0, 0, 0, 0
-		f.stride = 1
+		f.segCount, f.stride = 0, 1
 		return
 	}
 	if seqGT(ack, f.sndUna) {
@@ -383,22 +378,20 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		unknown = true
 	}
 	for f.segCount > 0 {
-		i := f.segHead
-		s := &f.segs[i]
+		s := &f.segs[f.segHead]
 		if !seqLT(s.start, ack) {
 			break
 		}
-		bit := uint32(1) << i
-		if f.segRetrans&bit != 0 {
+		if s.flags&segRetrans != 0 {
 			karn = true
-		} else if f.segSacked&bit == 0 && !timed && !unknown {
+		} else if s.flags&segSacked == 0 && !timed && !unknown {
 			// Time from this entry only if its first unacked byte is
 			// the frame whose time it holds: the entry's start, or any
 			// byte of a single frame (a TSO frame acked in parts).
-			if f.segNoTime&bit != 0 || f.segMulti&bit != 0 && seqLT(s.start, f.sndUna) {
+			if s.flags&segNoTime != 0 || s.flags&segMulti != 0 && seqLT(s.start, f.sndUna) {
 				unknown = true
 			} else {
-				first, timed, syn = s.at, true, f.segSYN&bit != 0
+				first, timed, syn = f.sentAt(s), true, s.flags&segSYN != 0
 			}
 		}
 		if seqLEQ(s.end, ack) {
@@ -410,8 +403,8 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		// time, as the kernel keeps a partially acked TSO skb's; the rest
 		// of a multi-frame entry starts with a frame of unknown time.
 		s.start = ack
-		if f.segMulti&bit != 0 {
-			f.segNoTime |= bit
+		if s.flags&segMulti != 0 {
+			s.flags |= segNoTime
 		}
 		break
 	}
@@ -429,29 +422,24 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 	var first int64
 	timed, syn := false, false
-	n := int(p.NumSACK)
-	if n > packet.MaxSACKBlocks {
-		n = packet.MaxSACKBlocks
-	}
+	n := int(min(p.NumSACK, packet.MaxSACKBlocks))
 	for k := uint8(0); k < f.segCount; k++ {
-		i := (f.segHead + k) % maxOutstanding
-		bit := uint32(1) << i
-		if f.segSacked&bit != 0 {
+		s := &f.segs[(f.segHead+k)%maxOutstanding]
+		if s.flags&segSacked != 0 {
 			continue
 		}
-		s := &f.segs[i]
 		for b := 0; b < n; b++ {
 			blk := p.SACK[b]
 			if seqLEQ(blk.Left, s.start) && seqLEQ(s.end, blk.Right) {
-				f.segSacked |= bit
-				if (f.segRetrans|f.segNoTime)&bit == 0 && (!timed || s.at < first) {
-					first, timed, syn = s.at, true, f.segSYN&bit != 0
+				s.flags |= segSacked
+				if at := f.sentAt(s); s.flags&(segRetrans|segNoTime) == 0 && (!timed || at < first) {
+					first, timed, syn = at, true, s.flags&segSYN != 0
 				}
 				break
 			}
 			if seqLT(blk.Left, s.end) && seqGT(blk.Right, s.start) {
 				// Partly SACKed: which of its frames remain is unknown.
-				f.segNoTime |= bit
+				s.flags |= segNoTime
 			}
 		}
 	}

@@ -169,9 +169,11 @@ func TestLoopbackBothSidesLocal(t *testing.T) {
 
 func TestFlowBytes(t *testing.T) {
 	// Guard the documented per-flow cost: growing Flow by accident should
-	// be a conscious change of the README's number.
-	if FlowBytes > 1024 {
-		t.Fatalf("a flow costs %d bytes, more than the 1 KiB budget", FlowBytes)
+	// be a conscious change of the README's number. Most of it is the 128
+	// entries of unacknowledged data (16 bytes each) that let a flow time
+	// every ACK of a typical flight, as the kernel does.
+	if FlowBytes > 2560 {
+		t.Fatalf("a flow costs %d bytes, more than the 2.5 KiB budget", FlowBytes)
 	}
 	t.Logf("a tracked flow costs %d bytes", FlowBytes)
 }
