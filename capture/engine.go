@@ -44,6 +44,7 @@ type Config struct {
 	ExpTTL   time.Duration // drop closed (FIN/RST) flows this long after their last packet; default 60s
 
 	PollTimeout time.Duration // live read timeout, bounds Cancel and snapshot latency; default 100ms
+	RingSize    int           // bytes of kernel capture ring; default source.DefaultRingSize
 }
 
 // Stats are the engine's cumulative counters.
@@ -154,6 +155,8 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("capture: snaplen %d is negative", cfg.Snaplen)
 	case cfg.MaxFlows < 0:
 		return nil, fmt.Errorf("capture: max_flows %d is negative", cfg.MaxFlows)
+	case cfg.RingSize < 0:
+		return nil, fmt.Errorf("capture: ring size %d is negative", cfg.RingSize)
 	case cfg.IdleTTL < 0 || cfg.ExpTTL < 0:
 		return nil, errors.New("capture: idle_ttl and exp_ttl must be positive")
 	}
@@ -352,6 +355,7 @@ func (e *Engine) open() (source.Source, error) {
 		Interface:   e.cfg.Interface,
 		Snaplen:     e.cfg.Snaplen,
 		PollTimeout: e.cfg.PollTimeout,
+		RingSize:    e.cfg.RingSize,
 	}
 	src, err := source.OpenLive(e.cfg.Backend, opts)
 	if err != nil {

@@ -316,6 +316,7 @@ func (c *Check) captureConfig(remotes []netip.Prefix) capture.Config {
 		MaxFlows:  ini.MaxFlows,
 		IdleTTL:   ini.IdleTTL,
 		ExpTTL:    ini.ExpTTL,
+		RingSize:  in.BufferMB << 20,
 	}
 	if in.Interface == FileInterface {
 		cc.Interface = ""

@@ -54,7 +54,7 @@ var (
 	InitKeys = []string{"snaplen", "idle_ttl", "exp_ttl", "expired_ttl", "max_flows",
 		"statsd_ip", "statsd_port", "log_to_file", "log_level"}
 	InstanceKeys = []string{"interface", "pcap", "ips", "hosts", "hosts_refresh_interval", "tags",
-		"sample", "sample_duration", "sample_interval", "local_ips", "ports", "capture_backend",
+		"sample", "sample_duration", "sample_interval", "local_ips", "ports", "capture_backend", "capture_buffer_mb",
 		"all_remote_hosts", "reverse_dns", "min_collection_interval", "service", "empty_default_hostname"}
 
 	// agentInitKeys and agentInstanceKeys are reserved by the Datadog
@@ -91,6 +91,7 @@ type InstanceConfig struct {
 	LocalIPs       []netip.Prefix
 	Ports          []uint16
 	Backend        string
+	BufferMB       int // kernel capture ring, MiB; 0: the default
 	AllRemoteHosts bool
 	ReverseDNS     bool
 
@@ -389,6 +390,14 @@ func parseInstance(data []byte, index int, ic *InstanceConfig, warnings *[]strin
 					err = fmt.Errorf("%q is not a capture backend: use afpacket or pcap", s)
 				}
 				ic.Backend = s
+			}
+		case "capture_buffer_mb":
+			var n int
+			if n, err = asInt(v); err == nil {
+				if n < 1 || n > 1024 {
+					err = fmt.Errorf("%d is out of range: must be between 1 and 1024 MiB", n)
+				}
+				ic.BufferMB = n
 			}
 		case "all_remote_hosts":
 			ic.AllRemoteHosts, err = asBool(v)

@@ -157,6 +157,12 @@ func TestConfigKeys(t *testing.T) {
 		{name: "exp_ttl shorter than the collection interval warns", init: "exp_ttl: 10", instance: minimalInstance + "min_collection_interval: 30", check: func(t *testing.T, c *Config) {
 			wantWarning(t, c, `init_config: exp_ttl (10s) is shorter than min_collection_interval (30s): flows that expire between two runs are never reported`)
 		}},
+		{name: "capture_buffer_mb", instance: minimalInstance + "capture_buffer_mb: 64", check: func(t *testing.T, c *Config) {
+			if c.Instance.BufferMB != 64 {
+				t.Fatalf("BufferMB = %d, want 64", c.Instance.BufferMB)
+			}
+		}},
+		{name: "capture_buffer_mb out of range", instance: minimalInstance + "capture_buffer_mb: 0", wantErr: `instance "eth0": capture_buffer_mb: 0 is out of range: must be between 1 and 1024 MiB`},
 		{name: "agent-reserved keys are silent", init: "service: web\nloader: core\ntags: [a:b]", instance: minimalInstance + "loader: core\nname: x\nnamespace: ns\nno_index: true", check: func(t *testing.T, c *Config) {
 			if len(c.Warnings) != 0 {
 				t.Fatalf("warnings for keys the agent reserves: %q", c.Warnings)
