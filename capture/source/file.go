@@ -155,19 +155,14 @@ func (s *file) body(n int) ([]byte, error) {
 		return nil, io.ErrUnexpectedEOF
 	}
 	if n <= s.br.Size() {
-		b, err := s.br.Peek(n)
-		if err != nil {
-			s.pos += int64(len(b))
-			if errors.Is(err, io.EOF) {
-				return nil, io.ErrUnexpectedEOF
-			}
-			return nil, s.errorf("reading at byte %d: %w", s.pos, err)
+		// head's bytes stay intact until the next read: Discard only
+		// advances the buffer's read index. A body cut short is a
+		// truncated record, even where nothing of it was there.
+		b, err := s.head(n)
+		if errors.Is(err, io.EOF) {
+			return nil, io.ErrUnexpectedEOF
 		}
-		// Discard only advances the buffer's read index: b stays intact
-		// until the next read.
-		_, _ = s.br.Discard(n)
-		s.pos += int64(n)
-		return b, nil
+		return b, err
 	}
 	if cap(s.buf) < n {
 		s.buf = make([]byte, n)
