@@ -17,14 +17,7 @@ import (
 func writeCapture(t *testing.T, c *synth.Capture) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "capture.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WritePcap(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if err := c.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}
 	return path

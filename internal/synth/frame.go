@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/google/gopacket"
@@ -216,6 +217,22 @@ func fold(sum uint32) uint16 {
 		sum = sum>>16 + sum&0xffff
 	}
 	return uint16(sum)
+}
+
+// WriteFile writes the capture to a new pcap file at path (see WritePcap).
+func (c *Capture) WriteFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	if err := c.WritePcap(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	return nil
 }
 
 // WritePcap writes the capture as a pcap file with nanosecond timestamps, Ethernet link type

@@ -20,15 +20,7 @@ func TestWriteCapture(t *testing.T) {
 		cfg = Small()
 	}
 	c := Generate(cfg)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WritePcap(f); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if err := c.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}
 	var retx, rretx, v6, noTS, resets, wraps int

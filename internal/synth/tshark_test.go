@@ -83,14 +83,7 @@ func TestTsharkAgreesWithTruth(t *testing.T) {
 	cfg.LossRate, cfg.KeepaliveFrac = 0, 0
 	c := Generate(cfg)
 	path := filepath.Join(t.TempDir(), "tiny.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WritePcap(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if err := c.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
