@@ -210,9 +210,7 @@ func (t *Table) allocate(ts int64) int32 {
 	default:
 		t.counters.EvictedActive++
 	}
-	t.remove(victim)
-	// remove pushed victim on the free list; take it back.
-	t.free = t.free[:len(t.free)-1]
+	t.unlink(victim)
 	return victim
 }
 
@@ -253,9 +251,15 @@ func (t *Table) pickVictim(ts int64) int32 {
 	return best
 }
 
-// remove deletes flow idx from the index (backward-shift deletion keeps
-// linear probing correct without tombstones) and frees its slot.
+// remove deletes flow idx and frees its slot.
 func (t *Table) remove(idx int32) {
+	t.unlink(idx)
+	t.free = append(t.free, idx)
+}
+
+// unlink deletes flow idx from the index (backward-shift deletion keeps
+// linear probing correct without tombstones); the caller owns the slot.
+func (t *Table) unlink(idx int32) {
 	f := &t.flows[idx]
 	h := t.hash(&f.key)
 	want := uint64(uint32(idx + 1))
@@ -286,7 +290,6 @@ done:
 		t.lastIdx = -1
 	}
 	f.state = 0
-	t.free = append(t.free, idx)
 	t.counters.Flows--
 }
 
