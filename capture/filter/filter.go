@@ -51,8 +51,9 @@ var ipv6ExtHeaders = []uint32{0, 43, 44, 51, 60, 135, 139, 140}
 // accepted when the address matches, and the ports are left to user space.
 //
 // Programs larger than MaxInstructions return an error wrapping ErrTooLarge
-// that names the number of remotes and ports; the caller can then fall back
-// to a coarser filter (for instance, no remotes) and filter in user space.
+// that names the number of remotes and ports; Fit then falls back to a
+// coarser program, and the engine's user-space check keeps filtering
+// exactly.
 func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen int) ([]bpf.RawInstruction, error) {
 	if snaplen <= 0 {
 		return nil, fmt.Errorf("filter: snaplen %d must be positive", snaplen)
@@ -133,10 +134,7 @@ func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen
 	var r4, r6 []netip.Prefix
 	anyRemote4, anyRemote6 := len(remotes) == 0, len(remotes) == 0
 	for _, p := range remotes {
-		p = p.Masked()
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
+		p = normalize(p)
 		switch {
 		case p.Addr().Is4() && p.Bits() == 0:
 			anyRemote4 = true

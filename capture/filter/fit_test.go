@@ -1,0 +1,152 @@
+package filter
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/gometro/go-metro/capture/packet"
+	"golang.org/x/net/bpf"
+)
+
+// hosts6 returns n IPv6 /128s, each in its own /64: host i is
+// 2001:H:0:L::1 with H = i/perSlash32 and L = i%perSlash32, so perSlash32
+// consecutive hosts share a /48 and a /32.
+func hosts6(n, perSlash32 int) []netip.Prefix {
+	var out []netip.Prefix
+	for i := range n {
+		hi, lo := i/perSlash32, i%perSlash32
+		b := [16]byte{0x20, 0x01, byte(hi >> 8), byte(hi), 0, 0, byte(lo >> 8), byte(lo), 15: 1}
+		out = append(out, netip.PrefixFrom(netip.AddrFrom16(b), 128))
+	}
+	return out
+}
+
+func ports(n int) []uint16 {
+	var out []uint16
+	for i := range n {
+		out = append(out, uint16(1000+i))
+	}
+	return out
+}
+
+// TestFit checks which level Fit picks as the request grows, and that the
+// program it returns still accepts every monitored frame (a coarser level
+// is a superset, never stricter) and still rejects what its level checks.
+func TestFit(t *testing.T) {
+	tests := []struct {
+		name    string
+		remotes []netip.Prefix
+		ports   []uint16
+		want    Level
+		// A frame from outside the request that the chosen level must
+		// still reject ("" when the level checks nothing it could fail).
+		reject frame
+	}{
+		{"few remotes", hosts6(10, 1000), []uint16{443}, Exact,
+			frame{src: "2001:0:0:1::2", dst: "2001:db8::1", sport: 443, dport: 40000}},
+		// 300 /128s cost 18 each (ErrTooLarge); as /64s 10 each.
+		{"300 IPv6 hosts", hosts6(300, 1000), []uint16{443}, Aggregated,
+			frame{src: "2001:1::1", dst: "2001:db8::1", sport: 443, dport: 40000}},
+		// 700 hosts in 700 /32s: /64 and /48 too large, /32 (6 each) too.
+		{"700 IPv6 /32s", hosts6(700, 1), []uint16{443}, PortsOnly,
+			frame{src: "2001:0:0:1::1", dst: "2001:db8::1", sport: 444, dport: 40000}},
+		{"700 IPv6 /32s, no ports", hosts6(700, 1), nil, TCPOnly, frame{}},
+		{"600 IPv6 /32s, no ports", hosts6(600, 1), nil, Aggregated,
+			frame{src: "2002::1", dst: "2001:db8::1", sport: 1, dport: 2}},
+		{"2000 ports", nil, ports(2000), TCPOnly, frame{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Fit(packet.LinkTypeEthernet, tt.remotes, tt.ports, snap, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Level != tt.want {
+				t.Fatalf("level = %v, want %v (%s)", p.Level, tt.want, p.Describe())
+			}
+			if len(p.Instructions) > MaxInstructions {
+				t.Fatalf("%d instructions", len(p.Instructions))
+			}
+			if (p.Level == Exact) != (p.Reason == nil) || (p.Level != Exact && !errors.Is(p.Reason, ErrTooLarge)) {
+				t.Errorf("level %v with reason %v", p.Level, p.Reason)
+			}
+			port := uint16(443)
+			if len(tt.ports) > 0 {
+				port = tt.ports[len(tt.ports)-1]
+			}
+			for _, r := range tt.remotes {
+				f := frame{src: "2001:db8::1", dst: r.Addr().String(), sport: 40000, dport: port}
+				if got := run(t, p.Instructions, f.build(t, packet.LinkTypeEthernet)); got != snap {
+					t.Fatalf("monitored frame to %v rejected by the %v program", r.Addr(), p.Level)
+				}
+			}
+			if tt.reject.src != "" {
+				if got := run(t, p.Instructions, tt.reject.build(t, packet.LinkTypeEthernet)); got != 0 {
+					t.Errorf("%v program accepted %+v", p.Level, tt.reject)
+				}
+			}
+			udp := frame{src: "2001:db8::1", dst: "2001:db8::2", sport: 443, dport: 443, proto: 17}
+			if got := run(t, p.Instructions, udp.build(t, packet.LinkTypeEthernet)); got != 0 {
+				t.Errorf("%v program accepted UDP", p.Level)
+			}
+		})
+	}
+}
+
+// TestFitKernelRefusal: a level the kernel refuses (optmem_max) moves Fit to
+// the next; when every level is refused Fit fails with the refusals.
+func TestFitKernelRefusal(t *testing.T) {
+	refuse := errors.New("ENOMEM")
+	var sizes []int
+	limit := 1000
+	attach := func(ins []bpf.RawInstruction) error {
+		sizes = append(sizes, len(ins))
+		if len(ins) > limit {
+			return refuse
+		}
+		return nil
+	}
+	p, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, attach)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 /128s (1872 instructions) and 100 /64s (1072) refused, one /48 taken.
+	if p.Level != Aggregated || len(p.Remotes) != 1 || !errors.Is(p.Reason, refuse) || len(sizes) != 3 {
+		t.Errorf("got %s after attaching %v", p.Describe(), sizes)
+	}
+	limit = 0
+	if _, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, attach); !errors.Is(err, refuse) {
+		t.Errorf("every level refused: err = %v", err)
+	}
+	if _, err := Fit(packet.LinkTypeEthernet, []netip.Prefix{{}}, nil, snap, attach); err == nil || errors.Is(err, refuse) {
+		t.Errorf("invalid prefix: err = %v", err)
+	}
+}
+
+func TestAggregate(t *testing.T) {
+	in := []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.10/32"),
+		netip.MustParsePrefix("192.0.2.200/32"),
+		netip.MustParsePrefix("198.51.100.0/22"),
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("10.1.2.3/32"),
+		netip.MustParsePrefix("::ffff:203.0.113.9/128"),
+		netip.MustParsePrefix("2001:db8::1/128"),
+		netip.MustParsePrefix("2001:db8::2/128"),
+		netip.MustParsePrefix("2001:db8:0:1::/64"),
+	}
+	got := aggregate(in, 24, 64)
+	want := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("192.0.2.0/24"),
+		netip.MustParsePrefix("198.51.100.0/22"),
+		netip.MustParsePrefix("203.0.113.0/24"),
+		netip.MustParsePrefix("2001:db8::/64"),
+		netip.MustParsePrefix("2001:db8:0:1::/64"),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("aggregate = %v, want %v", got, want)
+	}
+}
