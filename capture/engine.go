@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gometro/go-metro/capture/filter"
@@ -20,6 +19,7 @@ import (
 	"github.com/gometro/go-metro/capture/localaddr"
 	"github.com/gometro/go-metro/capture/packet"
 	"github.com/gometro/go-metro/capture/source"
+	"golang.org/x/net/bpf"
 )
 
 // Config configures an Engine. Zero values take the documented defaults.
@@ -55,6 +55,10 @@ type Stats struct {
 	Kernel       struct{ Received, Dropped uint64 } // from the live source, since it was opened
 	Flow         flow.Counters
 	SourceOpens  uint64 // times a source was opened (re-opens after interface loss count)
+	// FilterFallbacks counts kernel filters installed coarser than the
+	// remotes and ports asked for (at open or by SetRemotes); Snapshot.Filter
+	// says whether one is in effect now.
+	FilterFallbacks uint64
 	// LinkDownEvents counts the interface going administratively down
 	// while captured; capture resumes by itself when it comes back up.
 	LinkDownEvents uint64
@@ -83,7 +87,30 @@ type Snapshot struct {
 	// LinkDown: the captured interface is down (no frame since it went
 	// down). The engine keeps its socket and resumes when it comes up.
 	LinkDown bool
+	// Filter is the kernel filter of the live source (zero for files and
+	// before the first open).
+	Filter FilterStatus
 }
+
+// FilterStatus describes the kernel filter in effect on a live source.
+type FilterStatus struct {
+	// Level is filter.Exact unless the program for the configured remotes
+	// and ports did not fit the kernel; monitoring stays exact either way
+	// (user space checks every new flow), a coarser level only lets more
+	// frames into the ring.
+	Level        filter.Level
+	Instructions int    // size of the installed program (0: none, every TCP frame and more)
+	Detail       string // filter.Program.Describe: the level and, when coarser, why
+}
+
+// Coarse reports whether a coarser filter than configured is in effect.
+func (f FilterStatus) Coarse() bool { return f.Level != filter.Exact }
+
+// ErrCoarseFilter is wrapped by the error SetRemotes returns when it applied
+// the new remotes but the kernel filter had to fall back to a coarser
+// program: a warning (the capture is complete and monitoring exact), not a
+// failure.
+var ErrCoarseFilter = errors.New("capture: kernel filter is coarser than configured")
 
 // Defaults for zero Config fields.
 const (
@@ -109,11 +136,15 @@ type Engine struct {
 	local *localaddr.Set
 	table *flow.Table
 
-	pendingRemotes atomic.Pointer[[]netip.Prefix] // set by SetRemotes, applied by Run
-	remotes        []netip.Prefix                 // owned by the table's goroutine
-	ports          []uint16
+	remotes []netip.Prefix // owned by the table's goroutine
+	ports   []uint16
+	filter  FilterStatus // of the current live source; owned like remotes
+	// stale is set when the kernel refused every filter for new remotes:
+	// the source still runs the old program, so Run ends with it and the
+	// caller's reopen installs the new one before binding.
+	stale error
 
-	requests chan chan *Snapshot
+	requests chan request
 	opened   chan struct{} // closed once a source has opened
 	openOnce sync.Once
 
@@ -163,13 +194,16 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:      cfg,
 		local:    &localaddr.Set{},
-		remotes:  cfg.Remotes,
 		ports:    cfg.Ports,
-		requests: make(chan chan *Snapshot),
+		requests: make(chan request),
 		opened:   make(chan struct{}),
 	}
 	if err := e.local.SetPrefixes(cfg.LocalIPs); err != nil {
 		return nil, fmt.Errorf("capture: local IPs: %w", err)
+	}
+	var err error
+	if e.remotes, err = checkRemotes(cfg.Remotes); err != nil {
+		return nil, err
 	}
 	e.table = flow.NewTable(flow.TableConfig{
 		MaxFlows: cfg.MaxFlows,
@@ -201,13 +235,71 @@ func (e *Engine) monitored(remote [16]byte, port uint16) bool {
 // can tell "not started yet" from "capturing".
 func (e *Engine) Opened() <-chan struct{} { return e.opened }
 
-// SetRemotes replaces the monitored remote addresses (hosts re-resolved).
-// A running engine applies it, kernel filter included, within one poll
-// timeout; flows already tracked are kept until they expire.
+// checkRemotes copies remotes, rejecting invalid prefixes.
+func checkRemotes(remotes []netip.Prefix) ([]netip.Prefix, error) {
+	for _, p := range remotes {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("capture: remotes: invalid prefix %v", p)
+		}
+	}
+	return slices.Clone(remotes), nil
+}
+
+// SetRemotes replaces the monitored remote addresses (hosts re-resolved);
+// flows already tracked are kept until they expire. A running live engine
+// swaps its kernel filter before SetRemotes returns (Run's goroutine does
+// it between two packets, within one poll timeout), so traffic of the new
+// addresses is captured from then on. Otherwise the remotes apply from the
+// next open.
+//
+// The error is nil when the remotes are in effect with an exact kernel
+// filter. It wraps ErrCoarseFilter when they are in effect with a coarser
+// one (a warning: see Snapshot.Filter). Any other error means they are not
+// in effect: an invalid prefix (nothing changed), or a kernel that refused
+// every filter level, in which case Run ends with the same error, so that
+// the caller reopens the source, which then starts with the new remotes.
 func (e *Engine) SetRemotes(remotes []netip.Prefix) error {
-	cp := slices.Clone(remotes)
-	e.pendingRemotes.Store(&cp)
-	return nil
+	cp, err := checkRemotes(remotes)
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := e.call(context.Background(), func(src source.Source) {
+		e.remotes = cp
+		if src != nil && e.cfg.File == "" {
+			ferr = e.installFilter(src.LinkType(), src.SetFilter)
+			if ferr != nil && !errors.Is(ferr, ErrCoarseFilter) {
+				e.stale = ferr
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// installFilter builds the finest kernel filter for the current remotes and
+// ports that attach accepts (filter.Fit) and records it. It returns an
+// error wrapping ErrCoarseFilter when that is coarser than asked, and a
+// plain error when none was accepted (attach left the previous program).
+func (e *Engine) installFilter(link packet.LinkType, attach func([]bpf.RawInstruction) error) error {
+	if len(e.remotes) == 0 && len(e.ports) == 0 {
+		if err := attach(nil); err != nil {
+			return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
+		}
+		e.filter = FilterStatus{}
+		return nil
+	}
+	p, err := filter.Fit(link, e.remotes, e.ports, e.cfg.Snaplen, attach)
+	if err != nil {
+		return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
+	}
+	e.filter = FilterStatus{Level: p.Level, Instructions: len(p.Instructions), Detail: p.Describe()}
+	if p.Level == filter.Exact {
+		return nil
+	}
+	e.stats.FilterFallbacks++
+	return fmt.Errorf("%w on %s: %d remotes and %d ports; using %s", ErrCoarseFilter, e.cfg.Interface, len(e.remotes), len(e.ports), p.Describe())
 }
 
 // Run opens the source and processes packets until ctx is done (nil), the
@@ -219,7 +311,6 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		e.mu.Unlock()
 		return errors.New("capture: engine is already running")
 	}
-	e.applyPendingRemotes(nil)
 	src, err := e.open()
 	if err != nil {
 		e.mu.Unlock()
@@ -289,12 +380,15 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 		select {
 		case <-done:
 			return nil
-		case reply := <-e.requests:
-			e.collectKernelStats(src)
-			reply <- e.snapshot()
+		case req := <-e.requests:
+			req.fn(src)
+			close(req.done)
+			if err := e.stale; err != nil {
+				e.stale = nil
+				return err
+			}
 		default:
 		}
-		e.applyPendingRemotes(src)
 		if e.lastTS-e.lastSweep >= sweepInterval {
 			e.table.Sweep(e.lastTS)
 			e.lastSweep = e.lastTS
@@ -322,21 +416,6 @@ func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 	e.table.Process(pkt, ts)
 }
 
-// applyPendingRemotes installs remotes set by SetRemotes; with a live
-// source it also swaps the kernel filter.
-func (e *Engine) applyPendingRemotes(src source.Source) {
-	p := e.pendingRemotes.Swap(nil)
-	if p == nil {
-		return
-	}
-	e.remotes = *p
-	if src != nil && e.cfg.File == "" {
-		if prog, err := filter.Build(src.LinkType(), e.remotes, e.ports, e.cfg.Snaplen); err == nil {
-			_ = src.SetFilter(prog) // on failure the old filter stays and user space still filters
-		}
-	}
-}
-
 func (e *Engine) open() (source.Source, error) {
 	if e.cfg.File != "" {
 		if len(e.cfg.LocalIPs) == 0 && !e.inferred {
@@ -356,23 +435,18 @@ func (e *Engine) open() (source.Source, error) {
 		Snaplen:     e.cfg.Snaplen,
 		PollTimeout: e.cfg.PollTimeout,
 		RingSize:    e.cfg.RingSize,
+		// Installed before the socket binds: no frame reaches the ring
+		// unfiltered. A coarser program is a warning (Snapshot.Filter),
+		// not a reason to capture nothing.
+		Filter: func(link packet.LinkType, attach func([]bpf.RawInstruction) error) error {
+			if err := e.installFilter(link, attach); err != nil && !errors.Is(err, ErrCoarseFilter) {
+				return err
+			}
+			return nil
+		},
 	}
-	src, err := source.OpenLive(e.cfg.Backend, opts)
-	if err != nil {
-		return nil, err // already says "capture:" and names the interface
-	}
-	if len(e.remotes) > 0 || len(e.ports) > 0 {
-		prog, err := filter.Build(src.LinkType(), e.remotes, e.ports, e.cfg.Snaplen)
-		if err != nil {
-			src.Close()
-			return nil, fmt.Errorf("capture: kernel filter: %w", err)
-		}
-		if err := src.SetFilter(prog); err != nil {
-			src.Close()
-			return nil, fmt.Errorf("capture: attach kernel filter on %s: %w", e.cfg.Interface, err)
-		}
-	}
-	return src, nil
+	// Errors already say "capture:" and name the interface.
+	return source.OpenLive(e.cfg.Backend, opts)
 }
 
 // refreshLocal re-reads the interface's addresses; on failure the old set stays.
@@ -383,6 +457,9 @@ func (e *Engine) refreshLocal() {
 }
 
 func (e *Engine) collectKernelStats(src source.Source) {
+	if src == nil {
+		return
+	}
 	if st, err := src.Stats(); err == nil {
 		e.kernel = st
 	}
@@ -392,29 +469,51 @@ func (e *Engine) collectKernelStats(src source.Source) {
 // Run is active the copy is made by Run's goroutine between two packets, so
 // the packet path needs no lock; ctx bounds the wait.
 func (e *Engine) Snapshot(ctx context.Context) (*Snapshot, error) {
+	var s *Snapshot
+	if err := e.call(ctx, func(src source.Source) {
+		e.collectKernelStats(src)
+		s = e.snapshot()
+	}); err != nil {
+		return nil, fmt.Errorf("capture: snapshot: %w", err)
+	}
+	return s, nil
+}
+
+// request is work for the goroutine that owns the table.
+type request struct {
+	fn   func(src source.Source)
+	done chan struct{} // closed once fn has returned
+}
+
+// call runs fn on the goroutine that owns the table: Run's, between two
+// packets, with its source, or, while Run is not active, the caller's,
+// under e.mu, with a nil source. ctx bounds the wait; fn may still run
+// after call returned ctx's error, so it must only write what the caller
+// reads on success.
+func (e *Engine) call(ctx context.Context, fn func(src source.Source)) error {
 	for {
 		e.mu.Lock()
 		if !e.running {
-			s := e.snapshot()
+			fn(nil)
 			e.mu.Unlock()
-			return s, nil
+			return nil
 		}
 		runDone := e.runDone
 		e.mu.Unlock()
 
-		reply := make(chan *Snapshot, 1)
+		req := request{fn: fn, done: make(chan struct{})}
 		select {
-		case e.requests <- reply:
+		case e.requests <- req:
 			select {
-			case s := <-reply:
-				return s, nil
+			case <-req.done:
+				return nil
 			case <-ctx.Done():
-				return nil, fmt.Errorf("capture: snapshot: %w", ctx.Err())
+				return ctx.Err()
 			}
 		case <-runDone:
-			// Run ended meanwhile: the table is free to read directly.
+			// Run ended meanwhile: the table is free to use directly.
 		case <-ctx.Done():
-			return nil, fmt.Errorf("capture: snapshot: %w", ctx.Err())
+			return ctx.Err()
 		}
 	}
 }
@@ -427,6 +526,7 @@ func (e *Engine) snapshot() *Snapshot {
 		LocalIPs:      e.local.Addrs(),
 		InferredLocal: e.inferred,
 		LinkDown:      e.linkDown,
+		Filter:        e.filter,
 	}
 	s.Stats.Kernel.Received = e.kernelOld.Received + e.kernel.Received
 	s.Stats.Kernel.Dropped = e.kernelOld.Dropped + e.kernel.Dropped

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gometro/go-metro/capture"
+	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/capture/rtt"
 	"go.uber.org/goleak"
@@ -518,6 +519,7 @@ func TestServiceCheckAndWarnings(t *testing.T) {
 		name       string
 		runErr     error
 		runPanic   bool
+		filter     capture.FilterStatus
 		instance   string
 		wantStatus ServiceCheckStatus
 		wantMsg    string
@@ -535,10 +537,14 @@ func TestServiceCheckAndWarnings(t *testing.T) {
 		{name: "replay file missing", runErr: errors.New("capture: open x.pcap: no such file or directory"),
 			instance: "interface: file\npcap: x.pcap\nall_remote_hosts: true", wantStatus: StatusCritical,
 			wantMsg: "cannot replay x.pcap: capture: open x.pcap: no such file or directory"},
+		// A coarser kernel filter loses nothing: a warning, not a problem.
+		{name: "coarse kernel filter", instance: "interface: eth0\nips: [10.0.0.1]", wantStatus: StatusOK,
+			filter:   capture.FilterStatus{Level: filter.Aggregated, Detail: "aggregated remote prefixes (3089 instructions, 300 remote prefixes)"},
+			wantWarn: []string{"kernel filter on eth0 is coarser than configured", "300 remote prefixes"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fe := &fakeEngine{runErr: tc.runErr, runPanic: tc.runPanic}
+			fe := &fakeEngine{runErr: tc.runErr, runPanic: tc.runPanic, snap: capture.Snapshot{Filter: tc.filter}}
 			c := newTestCheck(t, Options{AddInstanceTags: true}, tc.instance, "", fe, nil)
 			waitFor(t, "engine", c.engineStarted)
 			if tc.wantStatus != StatusOK {

@@ -125,6 +125,12 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		// link comes back; until then nothing can be measured.
 		problems = append(problems, fmt.Sprintf("interface %s is down: no packets until it is up again", in.Interface))
 	}
+	if snap != nil && snap.Filter.Coarse() {
+		// Not a service-check problem: every monitored segment is still
+		// captured and filtered exactly in user space, at more CPU.
+		warnings = append(warnings, fmt.Sprintf("kernel filter on %s is coarser than configured, so more packets reach user space (%d fallbacks so far): %s",
+			in.Interface, snap.Stats.FilterFallbacks, snap.Filter.Detail))
+	}
 	if len(problems) > 0 {
 		sc.ServiceCheck(ServiceCheckName, StatusCritical, "", healthTags, strings.Join(problems, "; "))
 		warnings = append(warnings, problems...)

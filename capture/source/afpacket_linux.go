@@ -22,6 +22,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -152,7 +153,14 @@ func openAFPacket(opts Options) (_ Source, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture: %q: mapping the %d-byte ring: %w", s.ifname, s.blockSize*s.numBlocks, err)
 	}
-	if err := s.attach(opts.Filter); err != nil {
+	// The filter goes on before bind: the socket (protocol 0) receives
+	// nothing until then, so no frame enters the ring unfiltered.
+	if opts.Filter != nil {
+		err = opts.Filter(s.link, s.attach)
+	} else {
+		err = s.attach(nil)
+	}
+	if err != nil {
 		return nil, err
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: s.ifindex}
@@ -288,8 +296,8 @@ func (s *afpacket) attach(prog []bpf.RawInstruction) error {
 	if len(prog) == 0 {
 		prog = []bpf.RawInstruction{{Op: 0x06, K: uint32(s.snaplen)}} // ret #snaplen
 	}
-	if len(prog) > 4096 {
-		return fmt.Errorf("capture: %q: filter of %d instructions exceeds the kernel limit of 4096", s.ifname, len(prog))
+	if len(prog) > filter.MaxInstructions {
+		return fmt.Errorf("capture: %q: filter of %d instructions: %w", s.ifname, len(prog), filter.ErrTooLarge)
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
 	if err := unix.SetsockoptSockFprog(s.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {

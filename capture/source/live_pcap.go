@@ -72,7 +72,16 @@ func openPcap(opts Options) (Source, error) {
 		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
 	}
 	s := &pcapSource{h: h, ifname: name, link: lt, snaplen: opts.Snaplen}
-	if err := s.SetFilter(opts.Filter); err != nil {
+	// libpcap binds in Activate, before the link type is known; frames that
+	// entered its ring before the kernel filter are run through the same
+	// program in user space by pcap_setfilter (pcap-linux.c,
+	// blocks_to_filter_in_userland), so none gets through unfiltered.
+	if opts.Filter != nil {
+		err = opts.Filter(lt, s.SetFilter)
+	} else {
+		err = s.SetFilter(nil)
+	}
+	if err != nil {
 		h.Close()
 		return nil, err
 	}

@@ -42,9 +42,14 @@ type Stats struct {
 
 // Options configure a live capture.
 type Options struct {
-	Interface   string               // interface name, or "any"
-	Snaplen     int                  // bytes kept per frame (headers only)
-	Filter      []bpf.RawInstruction // kernel filter; nil accepts everything
-	PollTimeout time.Duration        // how long Next may block before ErrTimeout
-	RingSize    int                  // bytes of kernel ring (0: a sensible default)
+	Interface string // interface name, or "any"
+	Snaplen   int    // bytes kept per frame (headers only)
+	// Filter installs the kernel filter before any frame can reach the
+	// ring: OpenLive calls it once the socket exists and its link type is
+	// known, before the socket is bound, and it calls attach with a program
+	// (again with a coarser one if the kernel refuses it). An error fails
+	// the open. nil accepts every frame, truncated to Snaplen.
+	Filter      func(link packet.LinkType, attach func([]bpf.RawInstruction) error) error
+	PollTimeout time.Duration // how long Next may block before ErrTimeout
+	RingSize    int           // bytes of kernel ring (0: a sensible default)
 }
