@@ -20,6 +20,7 @@ import (
 	"github.com/gometro/go-metro/capture/packet"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -220,10 +221,10 @@ func decode(t *testing.T, link packet.LinkType, data []byte) frameInfo {
 	return fi
 }
 
-// collect reads frames until idle for the given time (poll timeouts only).
-func collect(t *testing.T, s Source, idle time.Duration) []frameInfo {
+// drain passes every frame to fn until none came for idle (poll timeouts
+// only); any other error fails the test.
+func drain(t *testing.T, s Source, idle time.Duration, fn func(data []byte, ts int64, wire int)) {
 	t.Helper()
-	var out []frameInfo
 	last := time.Now()
 	for time.Since(last) < idle {
 		data, ts, wire, err := s.Next()
@@ -233,6 +234,17 @@ func collect(t *testing.T, s Source, idle time.Duration) []frameInfo {
 		if err != nil {
 			t.Fatalf("Next: %v", err)
 		}
+		fn(data, ts, wire)
+		last = time.Now()
+	}
+}
+
+// collect decodes frames until idle for the given time, checking their
+// timestamps and lengths.
+func collect(t *testing.T, s Source, idle time.Duration) []frameInfo {
+	t.Helper()
+	var out []frameInfo
+	drain(t, s, idle, func(data []byte, ts int64, wire int) {
 		if ts < time.Now().Add(-time.Minute).UnixNano() || ts > time.Now().Add(time.Second).UnixNano() {
 			t.Errorf("timestamp %v is not now", time.Unix(0, ts))
 		}
@@ -240,8 +252,7 @@ func collect(t *testing.T, s Source, idle time.Duration) []frameInfo {
 			t.Errorf("wire length %d < captured %d", wire, len(data))
 		}
 		out = append(out, decode(t, s.LinkType(), data))
-		last = time.Now()
-	}
+	})
 	return out
 }
 
@@ -330,16 +341,7 @@ func TestLiveSnaplenAndAny(t *testing.T) {
 	}
 	c.Close()
 	var big int
-	last := time.Now()
-	for time.Since(last) < 300*time.Millisecond {
-		data, _, wire, err := s.Next()
-		if errors.Is(err, ErrTimeout) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = time.Now()
+	drain(t, s, 300*time.Millisecond, func(data []byte, _ int64, wire int) {
 		if len(data) > snaplen {
 			t.Errorf("captured %d bytes, snaplen %d", len(data), snaplen)
 		}
@@ -349,7 +351,7 @@ func TestLiveSnaplenAndAny(t *testing.T) {
 				t.Errorf("\"any\" frame does not start with an IPv4 header: % x", data[:4])
 			}
 		}
-	}
+	})
 	if big == 0 {
 		t.Error("the 1000-byte segment was not seen")
 	}
@@ -378,20 +380,11 @@ func TestLiveLoopbackOnce(t *testing.T) {
 				}
 			}
 			seen := 0
-			last := time.Now()
-			for time.Since(last) < 300*time.Millisecond {
-				data, _, _, err := s.Next()
-				if errors.Is(err, ErrTimeout) {
-					continue
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				last = time.Now()
+			drain(t, s, 300*time.Millisecond, func(data []byte, _ int64, _ int) {
 				if bytes.Contains(data, payload) {
 					seen++
 				}
-			}
+			})
 			if seen != n {
 				t.Errorf("saw %d copies of %d loopback datagrams, want exactly %d", seen, n, n)
 			}
@@ -624,21 +617,17 @@ func TestLivePermission(t *testing.T) {
 	}
 }
 
-// BenchmarkLiveNext measures the afpacket read loop on a veth flooded with
-// small UDP datagrams (headers only reach the ring: snaplen 128). It reports
-// the kernel's drops per frame read; ns/op is the cost per frame delivered,
-// bounded by how fast one sender goroutine can produce them.
-func BenchmarkLiveNext(b *testing.B) {
-	tn := newTestNet(b)
-	s := tn.open(Options{Interface: tn.ifB, Snaplen: 128, PollTimeout: 50 * time.Millisecond})
+// flood sends small UDP datagrams from A to B as fast as one goroutine can,
+// until the returned function is called.
+func (tn *testNet) flood() (stop func()) {
+	tn.t.Helper()
 	var pc net.PacketConn
-	if err := in(b, tn.nsB, func() (err error) {
+	if err := in(tn.t, tn.nsB, func() (err error) {
 		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(tn.addrB, 9999).String())
 		return err
 	}); err != nil {
-		b.Fatal(err)
+		tn.t.Fatal(err)
 	}
-	defer pc.Close()
 	go func() { // drain so that the receiver never sends ICMP errors
 		buf := make([]byte, 2048)
 		for {
@@ -648,27 +637,96 @@ func BenchmarkLiveNext(b *testing.B) {
 		}
 	}()
 	var c net.Conn
-	if err := in(b, tn.nsA, func() (err error) {
+	if err := in(tn.t, tn.nsA, func() (err error) {
 		c, err = net.Dial("udp", netip.AddrPortFrom(tn.addrB, 9999).String())
 		return err
 	}); err != nil {
-		b.Fatal(err)
+		pc.Close()
+		tn.t.Fatal(err)
 	}
-	stop := make(chan struct{})
 	done := make(chan struct{})
+	quit := make(chan struct{})
 	go func() {
 		defer close(done)
 		payload := make([]byte, 64)
 		for {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			default:
 			}
 			c.Write(payload)
 		}
 	}()
-	defer func() { close(stop); <-done; c.Close() }()
+	return func() { close(quit); <-done; c.Close(); pc.Close() }
+}
+
+// TestLiveFilterBeforeBind: with Options.Filter the program is on before
+// the socket receives anything, so not one frame of a flood the filter
+// rejects reaches the ring, however often the capture is opened; and the
+// callback's error, or a program the kernel cannot take, fails the open.
+func TestLiveFilterBeforeBind(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		tn := newTestNet(t)
+		defer tn.flood()()
+		const snaplen = 128
+		for i := range 20 {
+			var got packet.LinkType
+			s := tn.openWith(backend, Options{Interface: tn.ifB, Snaplen: snaplen, PollTimeout: 10 * time.Millisecond,
+				Filter: func(link packet.LinkType, attach func([]bpf.RawInstruction) error) error {
+					got = link
+					prog, err := filter.Build(link, nil, []uint16{8443}, snaplen)
+					if err != nil {
+						return err
+					}
+					return attach(prog)
+				}})
+			if got != packet.LinkTypeEthernet {
+				t.Fatalf("Filter called with link type %d, want Ethernet", got)
+			}
+			// Only the flood counts: IPv6 with extension headers (MLD
+			// reports) passes any Build program by design.
+			n := 0
+			drain(t, s, 30*time.Millisecond, func(data []byte, _ int64, _ int) {
+				if f := decode(t, s.LinkType(), data); !f.tcp && f.src == tn.addrA {
+					n++
+				}
+			})
+			s.Close()
+			if n != 0 {
+				t.Fatalf("open %d: %d flood frames reached the ring past a TCP-only filter", i, n)
+			}
+		}
+		refuse := errors.New("no filter for you")
+		for _, f := range []func(packet.LinkType, func([]bpf.RawInstruction) error) error{
+			func(packet.LinkType, func([]bpf.RawInstruction) error) error { return refuse },
+			func(_ packet.LinkType, attach func([]bpf.RawInstruction) error) error {
+				return attach(make([]bpf.RawInstruction, filter.MaxInstructions+1))
+			},
+		} {
+			var err error
+			_ = in(t, tn.nsB, func() error {
+				var s Source
+				if s, err = OpenLive(backend, Options{Interface: tn.ifB, Filter: f}); err == nil {
+					s.Close()
+				}
+				return nil
+			})
+			if err == nil {
+				t.Error("OpenLive succeeded although the filter was not installed")
+			}
+		}
+	})
+}
+
+// BenchmarkLiveNext measures the afpacket read loop on a veth flooded with
+// small UDP datagrams (headers only reach the ring: snaplen 128). It reports
+// the kernel's drops per frame read; ns/op is the cost per frame delivered,
+// bounded by how fast one sender goroutine can produce them.
+func BenchmarkLiveNext(b *testing.B) {
+	tn := newTestNet(b)
+	s := tn.open(Options{Interface: tn.ifB, Snaplen: 128, PollTimeout: 50 * time.Millisecond})
+	defer tn.flood()()
 	b.ReportAllocs()
 	// The reader's own CPU time (user+system, including poll) comes from
 	// its thread's rusage: lock the benchmark goroutine to one thread.
