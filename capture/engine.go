@@ -27,7 +27,7 @@ type Config struct {
 	Interface string // live interface name, or "any"; ignored when File is set
 	File      string // pcap/pcapng file to replay instead of capturing live
 	Backend   string // live capture backend: "afpacket" (default) or "pcap" (build tag pcap)
-	Snaplen   int    // bytes kept per frame; default 512
+	Snaplen   int    // bytes kept per frame; default DefaultSnaplen
 
 	// LocalIPs are addresses that count as "us" in addition to the
 	// interface's own (mirrored ports, replays). For a file with no
@@ -43,7 +43,7 @@ type Config struct {
 	IdleTTL  time.Duration // drop flows idle this long; default 300s
 	ExpTTL   time.Duration // drop closed (FIN/RST) flows this long after their last packet; default 60s
 
-	PollTimeout time.Duration // live read timeout, bounds Cancel and snapshot latency; default 100ms
+	PollTimeout time.Duration // live read timeout, bounds Cancel and snapshot latency; default DefaultPollTimeout
 	RingSize    int           // bytes of kernel capture ring; default source.DefaultRingSize
 }
 
@@ -112,13 +112,14 @@ func (f FilterStatus) Coarse() bool { return f.Level != filter.Exact }
 // failure.
 var ErrCoarseFilter = errors.New("capture: kernel filter is coarser than configured")
 
-// Defaults for zero Config fields.
+// Defaults for zero Config fields. The live capture's own (snaplen, poll
+// timeout, ring size) belong to package source.
 const (
-	DefaultSnaplen     = 512
+	DefaultSnaplen     = source.DefaultSnaplen
 	DefaultMaxFlows    = 16384
 	DefaultIdleTTL     = 300 * time.Second
 	DefaultExpTTL      = 60 * time.Second
-	DefaultPollTimeout = 100 * time.Millisecond
+	DefaultPollTimeout = source.DefaultPollTimeout
 
 	// housekeepEvery is how many packets pass between checks for
 	// cancellation, snapshot requests and expiry: rare enough to cost

@@ -7,7 +7,6 @@
 package filter
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -21,7 +20,7 @@ const MaxInstructions = 4096
 
 // ErrTooLarge is returned (wrapped) when the remotes and ports do not fit in
 // MaxInstructions.
-var ErrTooLarge = errors.New("filter: program exceeds the kernel limit of 4096 instructions")
+var ErrTooLarge = fmt.Errorf("filter: program exceeds the kernel limit of %d instructions", MaxInstructions)
 
 // Ethertypes of interest.
 const (

@@ -12,14 +12,16 @@ const (
 	// while the reader waited for a CPU; 32 MiB dropped nothing.
 	DefaultRingSize    = 32 << 20
 	DefaultPollTimeout = 100 * time.Millisecond // bounds how long Next blocks
-	DefaultSnaplen     = 512
+	// DefaultSnaplen is room for a frame's headers: link, VLAN tags, IPv4
+	// with options or IPv6 with extension headers, TCP with options.
+	DefaultSnaplen = 512
 )
 
 // OpenLive opens a live capture with the given backend:
 //
 //   - "" or "afpacket": an AF_PACKET socket with a TPACKET_V3 memory-mapped
-//     ring, in pure Go (no cgo, no libpcap at run time). See the package
-//     documentation of the afpacket framing below.
+//     ring, in pure Go (no cgo, no libpcap at run time); the ring's
+//     workings are described at the top of afpacket_linux.go.
 //   - "pcap": libpcap, only in binaries built with -tags pcap (needs cgo and
 //     libpcap); elsewhere it returns an error wrapping ErrUnsupportedBackend.
 //
