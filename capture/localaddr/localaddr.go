@@ -83,20 +83,13 @@ func (s *Set) SetPrefixes(prefixes []netip.Prefix) error {
 
 // Addrs returns the exact addresses and the single-address prefixes, sorted
 // and without duplicates, IPv4 in 4-byte form. Wider prefixes are not
-// expanded; see Prefixes.
+// expanded.
 func (s *Set) Addrs() []netip.Addr {
 	sn := s.cur.Load()
 	if sn == nil {
 		return nil
 	}
 	return slices.Clone(sn.list)
-}
-
-// Prefixes returns the configured prefixes as given to SetPrefixes.
-func (s *Set) Prefixes() []netip.Prefix {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.prefixes)
 }
 
 // publish builds a new snapshot from s.addrs and s.prefixes. Callers hold s.mu.
@@ -146,9 +139,11 @@ func (s *Set) publish() {
 	s.cur.Store(sn)
 }
 
-// InterfaceAddrs returns the unicast addresses of the named interface, or of
-// every interface when name is "" or "any". Link-local IPv6 addresses are
-// included: TCP over them is rare but real, and they are still "us".
+// InterfaceAddrs returns the addresses assigned to the named interface, or to
+// every interface of the caller's network namespace when name is "" or
+// "any": IPv4 unmapped, without duplicates. Link-local IPv6 addresses are
+// included without their zone: TCP over them is rare but real, and an
+// fe80:: address is "us" whichever link a frame crossed.
 func InterfaceAddrs(name string) ([]netip.Addr, error) {
 	var addrs []net.Addr
 	if name == "" || name == "any" {
