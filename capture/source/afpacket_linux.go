@@ -16,7 +16,6 @@ import (
 	"math/bits"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,12 +85,9 @@ func openAFPacket(opts Options) (_ Source, err error) {
 	sockType := unix.SOCK_DGRAM
 	s.link = packet.LinkTypeRaw
 	if s.ifname != "any" {
-		ifi, err := net.InterfaceByName(s.ifname)
+		ifi, err := interfaceByName(s.ifname)
 		if err != nil {
-			if strings.Contains(err.Error(), "no such network interface") {
-				return nil, fmt.Errorf("capture: interface %q: %w", s.ifname, ErrNoSuchInterface)
-			}
-			return nil, fmt.Errorf("capture: looking up interface %q: %w", s.ifname, err)
+			return nil, err
 		}
 		s.ifindex = ifi.Index
 		// Ethernet and loopback devices carry an Ethernet header: keep it,
@@ -171,6 +167,17 @@ func openAFPacket(opts Options) (_ Source, err error) {
 		return nil, fmt.Errorf("capture: binding to %q: %w", s.ifname, err)
 	}
 	return s, nil
+}
+
+// captureAllowed reports whether this process may open packet sockets: the
+// error (wrapping os.ErrPermission without CAP_NET_RAW) of a socket opened
+// and closed at once.
+func captureAllowed() error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket(AF_PACKET)", err)
+	}
+	return unix.Close(fd)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -2,6 +2,7 @@ package source
 
 import (
 	"fmt"
+	"net"
 	"time"
 )
 
@@ -57,4 +58,20 @@ func OpenLive(backend string, opts Options) (Source, error) {
 		return openPcap(opts)
 	}
 	return nil, fmt.Errorf("capture: backend %q: %w (known: \"afpacket\", \"pcap\")", backend, ErrUnsupportedBackend)
+}
+
+// interfaceByName is net.InterfaceByName with a missing interface reported
+// as ErrNoSuchInterface: the net package's own error for it is unexported,
+// so only its text would tell it from a failure to list the interfaces.
+func interfaceByName(name string) (*net.Interface, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("capture: listing interfaces to find %q: %w", name, err)
+	}
+	for i := range ifs {
+		if ifs[i].Name == name {
+			return &ifs[i], nil
+		}
+	}
+	return nil, fmt.Errorf("capture: interface %q: %w", name, ErrNoSuchInterface)
 }

@@ -5,9 +5,6 @@ package source
 import (
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"strings"
 	"sync"
 
 	"github.com/gometro/go-metro/capture/packet"
@@ -34,9 +31,15 @@ func openPcap(opts Options) (Source, error) {
 		name = "any"
 	}
 	if name != "any" {
-		if _, err := net.InterfaceByName(name); err != nil {
-			return nil, fmt.Errorf("capture: interface %q: %w", name, ErrNoSuchInterface)
+		if _, err := interfaceByName(name); err != nil {
+			return nil, err
 		}
+	}
+	// libpcap reports a missing CAP_NET_RAW as a status code that gopacket
+	// keeps unexported (or, in older versions, only as text): ask the
+	// kernel directly instead.
+	if err := captureAllowed(); err != nil {
+		return nil, fmt.Errorf("capture: pcap %q: %w (capturing needs CAP_NET_RAW)", name, err)
 	}
 	in, err := pcap.NewInactiveHandle(name)
 	if err != nil {
@@ -55,9 +58,6 @@ func openPcap(opts Options) (Source, error) {
 	}
 	h, err := in.Activate()
 	if err != nil {
-		if strings.Contains(err.Error(), "permission") || strings.Contains(err.Error(), "Operation not permitted") {
-			return nil, fmt.Errorf("capture: pcap %q: %v: %w (capturing needs CAP_NET_RAW)", name, err, os.ErrPermission)
-		}
 		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
 	}
 	// pcap_datalink returns DLT_ numbers; on Linux DLT_RAW is 12 (and 14
@@ -102,7 +102,7 @@ func (s *pcapSource) Next() ([]byte, int64, int, error) {
 		return nil, 0, 0, ErrTimeout
 	}
 	if s.ifname != "any" {
-		if _, ierr := net.InterfaceByName(s.ifname); ierr != nil {
+		if _, ierr := interfaceByName(s.ifname); errors.Is(ierr, ErrNoSuchInterface) {
 			return nil, 0, 0, fmt.Errorf("capture: pcap %q: %v: %w", s.ifname, err, ErrInterfaceGone)
 		}
 	}

@@ -573,8 +573,8 @@ func TestLiveOpenErrors(t *testing.T) {
 // TestLivePermission re-executes the test binary as nobody without
 // capabilities and checks the error a capture-less process gets.
 func TestLivePermission(t *testing.T) {
-	if os.Getenv("GOMETRO_SRC_PERM_CHILD") == "1" {
-		_, err := OpenLive("afpacket", Options{Interface: "lo"})
+	if backend := os.Getenv("GOMETRO_SRC_PERM_CHILD"); backend != "" {
+		_, err := OpenLive(backend, Options{Interface: "lo"})
 		if err == nil {
 			fmt.Println("CHILD: OpenLive succeeded without privileges")
 			os.Exit(3)
@@ -582,6 +582,10 @@ func TestLivePermission(t *testing.T) {
 		fmt.Printf("CHILD-ERR: %v\nCHILD-PERM: %v\n", err, errors.Is(err, os.ErrPermission))
 		return
 	}
+	forBackends(t, testLivePermission)
+}
+
+func testLivePermission(t *testing.T, backend string) {
 	requireRoot(t)
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
@@ -607,7 +611,7 @@ func TestLivePermission(t *testing.T) {
 	}
 	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 		exe, "-test.run=^TestLivePermission$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "GOMETRO_SRC_PERM_CHILD=1")
+	cmd.Env = append(os.Environ(), "GOMETRO_SRC_PERM_CHILD="+backend)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
