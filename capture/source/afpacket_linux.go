@@ -313,15 +313,6 @@ func (s *afpacket) attach(prog []bpf.RawInstruction) error {
 	return nil
 }
 
-func getStats(fd int, st *unix.TpacketStatsV3) error {
-	l := uint32(unsafe.Sizeof(*st))
-	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS, uintptr(unsafe.Pointer(st)), uintptr(unsafe.Pointer(&l)), 0)
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
 // Stats returns the kernel's counters since open. The kernel resets them
 // on every read, so they are accumulated here; after Close it returns the
 // final values. Received counts every frame
@@ -341,8 +332,8 @@ func (s *afpacket) Stats() (Stats, error) {
 // readStats adds the kernel's counters since the last read to s.total.
 // Callers hold s.mu.
 func (s *afpacket) readStats() error {
-	var st unix.TpacketStatsV3
-	if err := getStats(s.fd, &st); err != nil {
+	st, err := unix.GetsockoptTpacketStatsV3(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
 		return fmt.Errorf("capture: %q: reading socket statistics: %w", s.ifname, err)
 	}
 	s.total.Received += uint64(st.Packets)
