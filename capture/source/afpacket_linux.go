@@ -66,7 +66,6 @@ type afpacket struct {
 	held      bool // the current block belongs to user space
 	remaining uint32
 	off       int // offset in ring of the next frame header
-	dedupLo   bool
 	timeoutMs int
 	ifname    string
 	ifindex   int // 0 for "any"
@@ -101,8 +100,6 @@ func openAFPacket(opts Options) (_ Source, err error) {
 		}
 		s.ifreq, _ = unix.NewIfreq("")
 	}
-	// Always on; a field so that tests can show what it prevents.
-	s.dedupLo = true
 	s.timeoutMs = int(opts.PollTimeout / time.Millisecond)
 	if s.timeoutMs < 1 {
 		s.timeoutMs = 1
@@ -198,7 +195,7 @@ func (s *afpacket) Next() ([]byte, int64, int, error) {
 			end := start + int(h.Snaplen)
 			ts := int64(h.Sec)*1e9 + int64(h.Nsec)
 			wire := int(h.Len)
-			skip := s.dedupLo && s.ring[s.off+sllPkttypeOff] == packetOutgoing &&
+			skip := s.ring[s.off+sllPkttypeOff] == packetOutgoing &&
 				*(*uint16)(unsafe.Pointer(&s.ring[s.off+sllHatypeOff])) == arphrdLoopback
 			s.remaining--
 			s.off += int(h.Next_offset)
