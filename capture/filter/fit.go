@@ -32,16 +32,11 @@ const (
 	TCPOnly
 )
 
+var levelNames = [...]string{Exact: "exact", Aggregated: "aggregated remote prefixes", PortsOnly: "ports only", TCPOnly: "TCP only"}
+
 func (l Level) String() string {
-	switch l {
-	case Exact:
-		return "exact"
-	case Aggregated:
-		return "aggregated remote prefixes"
-	case PortsOnly:
-		return "ports only"
-	case TCPOnly:
-		return "TCP only"
+	if int(l) < len(levelNames) {
+		return levelNames[l]
 	}
 	return fmt.Sprintf("level %d", uint8(l))
 }

@@ -126,27 +126,35 @@ func TestFitKernelRefusal(t *testing.T) {
 }
 
 func TestAggregate(t *testing.T) {
-	in := []netip.Prefix{
-		netip.MustParsePrefix("192.0.2.10/32"),
-		netip.MustParsePrefix("192.0.2.200/32"),
-		netip.MustParsePrefix("198.51.100.0/22"),
-		netip.MustParsePrefix("10.0.0.0/8"),
-		netip.MustParsePrefix("10.1.2.3/32"),
-		netip.MustParsePrefix("::ffff:203.0.113.9/128"),
-		netip.MustParsePrefix("2001:db8::1/128"),
-		netip.MustParsePrefix("2001:db8::2/128"),
-		netip.MustParsePrefix("2001:db8:0:1::/64"),
-	}
+	in := prefixes(
+		"192.0.2.10/32",
+		"192.0.2.200/32",
+		"198.51.100.0/22",
+		"10.0.0.0/8",
+		"10.1.2.3/32",
+		"::ffff:203.0.113.9/128",
+		"2001:db8::1/128",
+		"2001:db8::2/128",
+		"2001:db8:0:1::/64",
+	)
 	got := aggregate(in, 24, 64)
-	want := []netip.Prefix{
-		netip.MustParsePrefix("10.0.0.0/8"),
-		netip.MustParsePrefix("192.0.2.0/24"),
-		netip.MustParsePrefix("198.51.100.0/22"),
-		netip.MustParsePrefix("203.0.113.0/24"),
-		netip.MustParsePrefix("2001:db8::/64"),
-		netip.MustParsePrefix("2001:db8:0:1::/64"),
-	}
+	want := prefixes(
+		"10.0.0.0/8",
+		"192.0.2.0/24",
+		"198.51.100.0/22",
+		"203.0.113.0/24",
+		"2001:db8::/64",
+		"2001:db8:0:1::/64",
+	)
 	if !slices.Equal(got, want) {
 		t.Errorf("aggregate = %v, want %v", got, want)
 	}
+}
+
+func prefixes(ss ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
 }
