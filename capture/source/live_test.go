@@ -18,24 +18,12 @@ import (
 
 	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/packet"
+	"github.com/gometro/go-metro/tests/lab"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
-
-// requireRoot skips live tests when not root, except under CI, where a
-// skipped live test would hide a broken capture path.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("live capture tests need root (CAP_NET_ADMIN for namespaces, CAP_NET_RAW for capture); CI is set, so not skipping")
-	}
-	t.Skip("live capture tests need root")
-}
 
 var nsCounter atomic.Int32
 
@@ -58,7 +46,7 @@ func run(t testing.TB, args ...string) {
 
 func newTestNet(t testing.TB) *testNet {
 	t.Helper()
-	requireRoot(t)
+	lab.RequireRoot(t)
 	n := nsCounter.Add(1)
 	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, n)
 	tn := &testNet{
@@ -586,7 +574,7 @@ func TestLivePermission(t *testing.T) {
 }
 
 func testLivePermission(t *testing.T, backend string) {
-	requireRoot(t)
+	lab.RequireRoot(t)
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		t.Skip("setpriv (util-linux) not installed")
