@@ -35,6 +35,8 @@ type Config struct {
 	LocalIPs []netip.Prefix
 	// Remotes restricts monitoring to these remote addresses (kernel filter
 	// on live sources, user-space check everywhere). Empty: every remote.
+	// When they do not fit a kernel filter a coarser one is used (see
+	// Snapshot.Filter); monitoring stays exact.
 	Remotes []netip.Prefix
 	// Ports restricts monitoring to these remote ports. Empty: every port.
 	Ports []uint16
