@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,13 +36,35 @@ type liveEngine struct {
 	t   *testing.T
 	l   *lab.Lab
 	srv map[netip.Addr]netip.AddrPort
+	ctx context.Context
+	// ran is closed when the current Run returned runErr.
+	ran    chan struct{}
+	runErr error
+}
+
+// run starts Run in A and returns a channel closed when it returns.
+func (le *liveEngine) run() {
+	errc := le.l.A.Go(func() error { return le.Run(le.ctx) })
+	ran := make(chan struct{})
+	le.ran = ran
+	go func() { le.runErr = <-errc; close(ran) }()
 }
 
 // startLive runs an engine on A's veth with remotes, and servers in B on
 // each of addrs.
 func startLive(t *testing.T, remotes []netip.Prefix, addrs ...netip.Addr) *liveEngine {
 	t.Helper()
+	return startLiveWith(t, nil, remotes, addrs...)
+}
+
+// startLiveWith is startLive with setup run on the lab before the engine
+// starts.
+func startLiveWith(t *testing.T, setup func(*lab.Lab), remotes []netip.Prefix, addrs ...netip.Addr) *liveEngine {
+	t.Helper()
 	l := lab.New(t, lab.Config{KernelBridge: true})
+	if setup != nil {
+		setup(l)
+	}
 	le := &liveEngine{t: t, l: l, srv: map[netip.Addr]netip.AddrPort{}}
 	for _, a := range addrs {
 		if a != lab.AddrB4 && a != lab.AddrB6 {
@@ -65,21 +88,19 @@ func startLive(t *testing.T, remotes []netip.Prefix, addrs ...netip.Addr) *liveE
 	}
 	le.Engine = e
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := l.A.Go(func() error { return e.Run(ctx) })
-	var runErr error
-	ran := make(chan struct{})
-	go func() { runErr = <-errc; close(ran) }()
+	le.ctx = ctx
+	le.run()
 	t.Cleanup(func() {
 		cancel()
-		<-ran
-		if runErr != nil {
-			t.Errorf("Run: %v", runErr)
+		<-le.ran
+		if le.runErr != nil {
+			t.Errorf("Run: %v", le.runErr)
 		}
 	})
 	select {
 	case <-e.Opened():
-	case <-ran:
-		t.Fatalf("Run ended before opening: %v", runErr)
+	case <-le.ran:
+		t.Fatalf("Run ended before opening: %v", le.runErr)
 	case <-time.After(10 * time.Second):
 		t.Fatal("the engine did not open within 10 s")
 	}
@@ -225,5 +246,64 @@ func TestSetRemotesRejectsInvalid(t *testing.T) {
 	}
 	if _, err := New(Config{Interface: "lo", Remotes: []netip.Prefix{{}}}); err == nil {
 		t.Error("New accepted an invalid remote prefix")
+	}
+}
+
+// TestLiveFilterKernelRefusal: a program within the instruction limit can
+// still be refused, for the socket's option memory (net.core.optmem_max,
+// per network namespace). At open, Fit falls back to a level the kernel
+// takes. When the kernel takes nothing for new remotes, SetRemotes says so
+// and Run ends with the error rather than keep filtering on the old
+// addresses; a reopen then fails as long as no filter can be attached
+// (never an unfiltered capture), and captures the new remotes once one can.
+func TestLiveFilterKernelRefusal(t *testing.T) {
+	le := startLiveWith(t, func(l *lab.Lab) {
+		if err := l.A.WriteSysctl("net/core/optmem_max", "4096"); err != nil {
+			t.Fatal(err)
+		}
+	}, append(manyHosts6(99), netip.PrefixFrom(lab.AddrB6, 128)), lab.AddrB4, lab.AddrB6)
+	s := le.snapshot()
+	// 100 /128s fit the instruction limit but not 4 KiB of option memory.
+	if s.Filter.Level == filter.Exact || s.Stats.FilterFallbacks != 1 || !strings.Contains(s.Filter.Detail, "cannot allocate memory") {
+		t.Fatalf("filter %+v, %d fallbacks; want a coarser level refused for memory", s.Filter, s.Stats.FilterFallbacks)
+	}
+	t.Logf("with 4 KiB of option memory: %s", s.Filter.Detail)
+	le.exchange(lab.AddrB6)
+	le.flowTo(lab.AddrB6)
+
+	if err := le.l.A.WriteSysctl("net/core/optmem_max", "64"); err != nil {
+		t.Fatal(err)
+	}
+	err := le.SetRemotes([]netip.Prefix{netip.PrefixFrom(lab.AddrB4, 32)})
+	if err == nil || errors.Is(err, ErrCoarseFilter) {
+		t.Fatalf("SetRemotes with every filter refused = %v, want a hard error", err)
+	}
+	select {
+	case <-le.ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not end after the kernel refused every filter")
+	}
+	if le.runErr == nil || le.runErr.Error() != err.Error() {
+		t.Fatalf("Run = %v, want SetRemotes' error %v", le.runErr, err)
+	}
+	le.run()
+	<-le.ran
+	if le.runErr == nil {
+		t.Fatal("Run reopened without a kernel filter")
+	}
+	if err := le.l.A.WriteSysctl("net/core/optmem_max", "131072"); err != nil {
+		t.Fatal(err)
+	}
+	le.runErr = nil
+	le.run()
+	for deadline := time.Now().Add(5 * time.Second); le.snapshot().Stats.SourceOpens < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reopen within 5 s once filters fit again")
+		}
+	}
+	le.exchange(lab.AddrB4)
+	s = le.flowTo(lab.AddrB4)
+	if s.Filter.Level != filter.Exact || s.Stats.SourceOpens != 2 {
+		t.Errorf("after the reopen: filter %+v, %d opens; want exact, 2", s.Filter, s.Stats.SourceOpens)
 	}
 }

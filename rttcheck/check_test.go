@@ -539,8 +539,8 @@ func TestServiceCheckAndWarnings(t *testing.T) {
 			wantMsg: "cannot replay x.pcap: capture: open x.pcap: no such file or directory"},
 		// A coarser kernel filter loses nothing: a warning, not a problem.
 		{name: "coarse kernel filter", instance: "interface: eth0\nips: [10.0.0.1]", wantStatus: StatusOK,
-			filter:   capture.FilterStatus{Level: filter.Aggregated, Detail: "aggregated remote prefixes (3089 instructions, 300 remote prefixes)"},
-			wantWarn: []string{"kernel filter on eth0 is coarser than configured", "300 remote prefixes"}},
+			filter:   capture.FilterStatus{Level: filter.Aggregated, Detail: "aggregated remote prefixes (3089 instructions, remote prefixes: 300)"},
+			wantWarn: []string{"kernel filter on eth0 is coarser than configured", "remote prefixes: 300"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

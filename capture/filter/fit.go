@@ -90,7 +90,7 @@ func Fit(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen i
 		}
 		if attach != nil {
 			if err := attach(ins); err != nil {
-				err = fmt.Errorf("%s filter (%d instructions): %w", c.Level, len(ins), err)
+				err = fmt.Errorf("the %s filter was refused: %w", c.Level, err)
 				refused = append(refused, err)
 				reason = err
 				continue
@@ -181,7 +181,7 @@ func (p Program) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (%d instructions", p.Level, len(p.Instructions))
 	if p.Level == Aggregated {
-		fmt.Fprintf(&b, ", %d remote prefixes", len(p.Remotes))
+		fmt.Fprintf(&b, ", remote prefixes: %d", len(p.Remotes))
 	}
 	b.WriteString(")")
 	if p.Reason != nil {
