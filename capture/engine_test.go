@@ -143,6 +143,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative snaplen", Config{Interface: "lo", Snaplen: -1}},
 		{"negative max flows", Config{Interface: "lo", MaxFlows: -1}},
 		{"negative ttl", Config{Interface: "lo", IdleTTL: -time.Second}},
+		{"invalid remote", Config{Interface: "lo", Remotes: []netip.Prefix{{}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
