@@ -106,7 +106,7 @@ func TestMetadataListsEveryMetric(t *testing.T) {
 	metrics := map[string]string{
 		MetricRTT: "gauge", MetricRTTAvg: "gauge", MetricRTTJitter: "gauge", MetricRTTMin: "gauge", MetricRTTMax: "gauge",
 		MetricRTTSamples: "count", MetricPackets: "count", MetricKernelDrops: "count", MetricDecodeErrors: "count",
-		MetricFlowsTracked: "gauge", MetricFlowsEvicted: "count",
+		MetricFlowsTracked: "gauge", MetricFlowsEvicted: "count", MetricCapturePanics: "count",
 	}
 	for m, typ := range metrics {
 		if types[m] != typ {
