@@ -424,8 +424,8 @@ func decodeValue(p, v any, strict bool) (err error) {
 	case *time.Duration:
 		if !strict {
 			*p, err = asDuration(v)
-		} else if n, ok := v.(int); ok {
-			*p = time.Duration(n) * time.Second
+		} else if _, ok := v.(int); ok {
+			*p, err = asDuration(v)
 		} else {
 			err = fmt.Errorf("expected a whole number of seconds, got %s (the agent rejects anything else)", typeName(v))
 		}
@@ -552,10 +552,10 @@ func asString(v any) (string, error) {
 func asDuration(v any) (time.Duration, error) {
 	switch x := v.(type) {
 	case int:
-		return time.Duration(x) * time.Second, nil
+		return asDuration(float64(x))
 	case float64:
-		if math.IsNaN(x) || math.Abs(x) > 1e9 {
-			return 0, fmt.Errorf("%v is not a number of seconds", x)
+		if math.IsNaN(x) || math.Abs(x) > 1e9 { // also keeps the product in range
+			return 0, fmt.Errorf("%g seconds is out of range", x)
 		}
 		return time.Duration(x * float64(time.Second)), nil
 	case string:
