@@ -1,6 +1,7 @@
 package rttcheck
 
 import (
+	"errors"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -258,4 +259,23 @@ func wantWarning(t *testing.T, c *Config, sub string) {
 		}
 	}
 	t.Errorf("no warning containing %q in %q", sub, c.Warnings)
+}
+
+// FuzzParseConfig: whatever the YAML, ParseConfig returns a config or a
+// *ConfigError, and never panics (Configure runs inside the agent).
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(minimalInstance), []byte("snaplen: 200\nexpired_ttl: 30"))
+	f.Add([]byte("interface: file\npcap: x\nall_remote_hosts: true\nports: [80, '443']"), []byte("exp_ttl: 1m\nexpired_ttl: 2m"))
+	f.Add([]byte("interface: eth0\nhosts: [a.example.]\ntags: [a]\nmin_collection_interval: 20"), []byte("- a"))
+	f.Add([]byte("interface: eth0\nips: {a: b}\nlocal_ips: [1, ~]"), []byte("log_level: [x]"))
+	f.Fuzz(func(t *testing.T, instance, init []byte) {
+		cfg, err := ParseConfig(instance, init, 0)
+		var ce *ConfigError
+		if err != nil && !errors.As(err, &ce) {
+			t.Fatalf("error %v is not a *ConfigError", err)
+		}
+		if err == nil && cfg.Instance.Interface == "" {
+			t.Fatal("parsed without an interface")
+		}
+	})
 }
