@@ -84,7 +84,7 @@ func runCheckOnce(ctx context.Context, cfgPath string, d time.Duration, asJSON b
 	if err != nil {
 		return err
 	}
-	checks, err := configureAll(cfgPath, cf, log, rttcheck.Options{AddInstanceTags: true})
+	checks, err := configureAll(cf, log, rttcheck.Options{AddInstanceTags: true})
 	if err != nil {
 		return err
 	}

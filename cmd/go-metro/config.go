@@ -16,6 +16,7 @@ import (
 // into the configuration its check runs with. Agent v5's oldest
 // go-metro.yaml called the list `config`; it is accepted too.
 type checkFile struct {
+	Path      string
 	Init      *rttcheck.InitConfig
 	Instances []*rttcheck.Config
 	Warnings  []string
@@ -30,7 +31,7 @@ func loadCheckFile(path string) (*checkFile, error) {
 	if err := yaml.Unmarshal(data, &top); err != nil {
 		return nil, fmt.Errorf("%s: invalid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	cf := &checkFile{}
+	cf := &checkFile{Path: path}
 	var initRaw []byte
 	var instances interface{}
 	var haveInstances bool

@@ -37,7 +37,7 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 
 // configureAll configures one check per instance of the loaded file; on
 // error every check already started is cancelled.
-func configureAll(path string, cf *checkFile, log *logger, opts rttcheck.Options) ([]*rttcheck.Check, error) {
+func configureAll(cf *checkFile, log *logger, opts rttcheck.Options) ([]*rttcheck.Check, error) {
 	for _, w := range cf.Warnings {
 		log.Warnf("%s", w)
 	}
@@ -49,7 +49,7 @@ func configureAll(path string, cf *checkFile, log *logger, opts rttcheck.Options
 			for _, c := range checks {
 				c.Cancel()
 			}
-			return nil, fmt.Errorf("%s: instances[%d]: %w", path, i, err)
+			return nil, fmt.Errorf("%s: instances[%d]: %w", cf.Path, i, err)
 		}
 		checks = append(checks, c)
 	}
@@ -84,7 +84,7 @@ func runDaemon(ctx context.Context, cfgPath, logFile string, stderr io.Writer) e
 	}
 	defer client.Close()
 
-	checks, err := configureAll(cfgPath, cf, log, rttcheck.Options{AddInstanceTags: true})
+	checks, err := configureAll(cf, log, rttcheck.Options{AddInstanceTags: true})
 	if err != nil {
 		return err
 	}
