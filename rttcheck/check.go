@@ -129,7 +129,7 @@ const (
 	stateNew        captureState = iota // before Configure
 	stateConfigured                     // resolving hosts; no engine has run yet
 	stateOpening                        // an engine is opening its source
-	stateCapturing                      // the source is open
+	stateCapturing                      // the source is open (a re-run: the engine opened before, see runEngineOnce)
 	stateRetrying                       // the capture failed (status.err); waiting to retry
 	stateIdle                           // between sample windows, or a replay that has ended
 	stateCancelled
@@ -462,7 +462,9 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 	}
 	c.update(func(s *status) { s.state = stateOpening })
 	// The engine runs in a worker this function always waits for; here it
-	// only watches the source open and stay open.
+	// only watches the source open and stay open. Opened is closed from an
+	// engine's first open on, so a re-run counts as capturing from its
+	// start; one that fails within clearAfter still reports the old error.
 	ran := make(chan error, 1)
 	go func() {
 		defer func() {
