@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -92,13 +93,12 @@ type resolver interface {
 	LookupAddr(ctx context.Context, addr string) ([]string, error)
 }
 
-// Timing of the background work. Variables so tests can shorten them.
-var (
-	backoffMin      = time.Second
-	backoffMax      = 30 * time.Second
+// Waits of the background work.
+const (
 	snapshotTimeout = time.Second
-	cancelWait      = 2 * time.Second
-	clearAfter      = 500 * time.Millisecond
+	// cancelWait bounds Cancel: the agent's scheduler must never hang on a
+	// stuck capture (the engine itself stops within its poll timeout).
+	cancelWait = 500 * time.Millisecond
 	// firstOpenWait bounds how long a Run waits for a capture that has
 	// neither opened nor failed yet (host resolution, a slow open).
 	firstOpenWait = 2 * time.Second
@@ -107,43 +107,79 @@ var (
 	dnsTimeout = 3 * time.Second
 )
 
+// timing is what the capture owner waits between attempts; tests shorten it.
+type timing struct {
+	backoffMin, backoffMax time.Duration // between failed captures, doubling
+	// clearAfter: a capture error is cleared once the source has stayed
+	// open this long, so an immediate failure does not flap to OK.
+	clearAfter time.Duration
+}
+
+var defaultTiming = timing{backoffMin: time.Second, backoffMax: 30 * time.Second, clearAfter: 500 * time.Millisecond}
+
 // noMatch is a remote prefix that no TCP peer has. It stands for "hosts are
 // configured but none resolved yet": an empty Remotes list would mean "every
 // remote", the opposite of what the user asked for.
 var noMatch = netip.MustParsePrefix("0.0.0.0/32")
 
-// Check is one configured instance of the go-metro check.
+// captureState is where the capture owner goroutine is; Run reads it.
+type captureState int
+
+const (
+	stateNew        captureState = iota // before Configure
+	stateConfigured                     // resolving hosts; no engine has run yet
+	stateOpening                        // an engine is opening its source
+	stateCapturing                      // the source is open (a re-run: the engine opened before, see runEngineOnce)
+	stateRetrying                       // the capture failed (status.err); waiting to retry
+	stateIdle                           // between sample windows, or a replay that has ended
+	stateCancelled
+)
+
+// status is what the background goroutines publish for Run, under Check.mu.
+type status struct {
+	state  captureState
+	err    error  // why capture last failed; cleared when a source has stayed open clearAfter
+	eng    engine // the current engine: nil before the first attempt and after a panic
+	panics uint64 // engines abandoned after a panic
+	// panicErr: a background goroutine died and does not come back;
+	// reported until the check is rescheduled.
+	panicErr error
+
+	// From host resolution. The slices and the map are replaced, never
+	// modified, so a copy of status can be read without the lock.
+	remotes    []netip.Prefix        // engine's Remotes: ips plus resolved hosts
+	hostAddr   map[netip.Addr]string // remote address -> configured host name
+	unresolved []string              // "host (reason)" for hosts with no address
+}
+
+// Check is one configured instance of the go-metro check. Configure starts
+// one capture owner goroutine (captureLoop), which alone creates, runs and
+// replaces the engine and moves status.state; host refresh and reverse DNS
+// run beside it. Run reads a copy of status and reports.
 type Check struct {
 	opts      Options
 	log       Logger
 	newEngine engineFactory
 	res       resolver
+	timing    timing
 
-	cfg    *Config
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	cfg     *Config // set by Configure, read-only after
+	rdns    *rdnsCache
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // every background goroutine
+	done    chan struct{}  // closed when the capture owner has exited
+	stopped chan struct{}  // made by the first Cancel, closed when wg is done
 
-	mu          sync.Mutex
-	configured  bool
-	cancelled   bool
-	eng         engine // created on the first capture attempt, kept for the check's life
-	captureErr  error  // why capture is not running now; nil when it is (or will be)
-	panicErr    error  // a background goroutine died; reported until the check is rescheduled
-	remotes     []netip.Prefix
-	hostAddr    map[netip.Addr]string // remote address -> configured host name
-	unresolved  []string              // "host (reason)" for hosts with no address
-	hostsReady  chan struct{}
-	captureDone chan struct{}
-	// attempted is closed once capture has either opened or failed, so
-	// the first Run reports what is true, not an optimistic OK.
-	attempted     chan struct{}
-	attemptedOnce sync.Once
-	rdns          *rdnsCache
-	capturePass   int // engine runs started; for tests
+	mu      sync.Mutex
+	st      status
+	changed chan struct{} // closed and replaced whenever st changes
 
-	runMu      sync.Mutex         // Run is not reentrant: the agent never overlaps runs of one instance
+	report reportState
+}
+
+// reportState is Run's memory between runs.
+type reportState struct {
+	mu         sync.Mutex         // Run is not reentrant: the agent never overlaps runs of one instance
 	prevFlow   map[flowKey]uint64 // samples per flow at the previous Run
 	nextFlow   map[flowKey]uint64 // reused for the current Run's counts
 	prevLastAt map[tagKey]int64
@@ -174,6 +210,8 @@ func New(opts Options) *Check {
 		log:       l,
 		newEngine: newCaptureEngine,
 		res:       defaultResolver(),
+		timing:    defaultTiming,
+		changed:   make(chan struct{}),
 	}
 }
 
@@ -187,44 +225,31 @@ func (discard) Errorf(string, ...any) {}
 // Config returns the parsed configuration (nil before Configure succeeds).
 func (c *Check) Config() *Config { return c.cfg }
 
-// Configure parses and validates the instance and init_config, then starts
-// capture in the background and returns without waiting for it. It may be
-// called once per Check.
-func (c *Check) Configure(instance, initConfig []byte) error {
-	cfg, err := ParseConfig(instance, initConfig, -1)
-	if err != nil {
-		return err
+// Configure starts capture for cfg, from ParseConfig, in the background and
+// returns without waiting for it. It may be called once per Check; the check
+// keeps cfg, which must not change afterwards.
+func (c *Check) Configure(cfg *Config) error {
+	if cfg == nil {
+		return errors.New("go-metro: Configure without a configuration")
 	}
+	// Under the lock to the end, so that a concurrent Cancel sees either
+	// nothing started or every goroutine counted in wg.
 	c.mu.Lock()
-	if c.configured || c.cancelled {
-		c.mu.Unlock()
-		return errors.New("go-metro: Configure called twice on one check")
+	defer c.mu.Unlock()
+	if c.st.state != stateNew {
+		return errors.New("go-metro: Configure called twice on one check, or after Cancel")
 	}
-	c.configured = true
-	c.cfg = cfg
-	c.hostsReady = make(chan struct{})
-	c.captureDone = make(chan struct{})
-	c.attempted = make(chan struct{})
-	c.remotes = remoteSet(cfg.Instance.IPs, nil, len(cfg.Instance.Hosts) > 0)
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.mu.Unlock()
-
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cfg, c.cancel, c.done = cfg, cancel, make(chan struct{})
+	c.st = status{state: stateConfigured, remotes: remoteSet(cfg.Instance.IPs, nil, len(cfg.Instance.Hosts) > 0)}
 	for _, w := range cfg.Warnings {
 		c.log.Warnf("go-metro: %s", w)
 	}
 	if cfg.Instance.ReverseDNS {
 		c.rdns = newRDNSCache(c.res, 4*cfg.Init.MaxFlows+1024, c.log)
-		c.goSafe("reverse DNS", func() { c.rdns.run(c.ctx) })
+		c.goSafe("reverse DNS", func() { c.rdns.run(ctx) })
 	}
-	if len(cfg.Instance.Hosts) > 0 {
-		c.goSafe("host resolution", func() { c.resolveLoop(c.ctx) })
-	} else {
-		close(c.hostsReady)
-	}
-	c.goSafe("capture", func() {
-		defer close(c.captureDone)
-		c.captureLoop(c.ctx)
-	})
+	c.goSafe("capture", func() { c.captureLoop(ctx) })
 	return nil
 }
 
@@ -234,31 +259,31 @@ func (c *Check) Configure(instance, initConfig []byte) error {
 func (c *Check) CaptureDone() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.captureDone
+	return c.done
 }
 
 // Cancel stops capture and every background goroutine; the capture handle
-// is closed when it returns. It is safe to call more than once, and before
-// or without Configure.
+// is closed when it returns, within cancelWait. It is safe to call more
+// than once, concurrently, and before or without Configure.
 func (c *Check) Cancel() {
-	c.once.Do(func() {
-		c.mu.Lock()
-		c.cancelled = true
-		cancel := c.cancel
-		c.mu.Unlock()
-		if cancel == nil {
-			return
+	c.mu.Lock()
+	if c.stopped == nil {
+		c.setLocked(func(s *status) { s.state = stateCancelled })
+		if c.cancel != nil {
+			c.cancel()
 		}
-		cancel()
-		done := make(chan struct{})
-		go func() { c.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(cancelWait):
-			// Never hang the agent's scheduler on a stuck capture.
-			c.log.Errorf("go-metro: capture on %s did not stop within %s", c.iface(), cancelWait)
-		}
-	})
+		c.stopped = make(chan struct{})
+		go func(stopped chan struct{}) { c.wg.Wait(); close(stopped) }(c.stopped)
+	}
+	stopped := c.stopped
+	c.mu.Unlock()
+	t := time.NewTimer(cancelWait)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		c.log.Errorf("go-metro: capture on %s did not stop within %s", c.iface(), cancelWait)
+	}
 }
 
 func (c *Check) iface() string {
@@ -268,37 +293,70 @@ func (c *Check) iface() string {
 	return c.cfg.Instance.Interface
 }
 
-// goSafe runs f in a goroutine tracked by Cancel, recovering panics: a bug
-// in the check must never take the agent down.
+// update changes the status and wakes whoever waits for a change.
+func (c *Check) update(f func(*status)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.setLocked(f)
+}
+
+func (c *Check) setLocked(f func(*status)) {
+	cancelled := c.st.state == stateCancelled
+	f(&c.st)
+	if cancelled {
+		c.st.state = stateCancelled // the last word
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// status returns a copy of the status.
+func (c *Check) status() status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
+}
+
+// await waits at most d for done to hold of the status, and returns it.
+func (c *Check) await(d time.Duration, done func(*status) bool) status {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		st, changed := c.st, c.changed
+		c.mu.Unlock()
+		if done(&st) {
+			return st
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return c.status()
+		}
+	}
+}
+
+// safely runs f, turning a panic into status.panicErr: a bug in the check
+// must never take the agent down. It reports whether f returned normally.
+func (c *Check) safely(what string, f func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Errorf("go-metro: %s panicked: %v\n%s", what, r, debug.Stack())
+			c.update(func(s *status) { s.panicErr = fmt.Errorf("%s panicked: %v", what, r) })
+			ok = false
+		}
+	}()
+	f()
+	return true
+}
+
+// goSafe runs f safely in a goroutine that Cancel waits for.
 func (c *Check) goSafe(what string, f func()) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				c.log.Errorf("go-metro: %s panicked: %v\n%s", what, r, debug.Stack())
-				// A dead background goroutine does not come back: unlike
-				// a capture error, this is never cleared.
-				c.mu.Lock()
-				c.panicErr = fmt.Errorf("%s panicked: %v", what, r)
-				c.mu.Unlock()
-			}
-		}()
-		f()
+		c.safely(what, f)
 	}()
-}
-
-func (c *Check) setCaptureErr(err error) {
-	c.mu.Lock()
-	c.captureErr = err
-	c.mu.Unlock()
-	if err != nil {
-		c.markAttempted()
-	}
-}
-
-func (c *Check) markAttempted() {
-	c.attemptedOnce.Do(func() { close(c.attempted) })
 }
 
 // captureConfig builds the engine configuration; remotes are read by the
@@ -325,17 +383,26 @@ func (c *Check) captureConfig(remotes []netip.Prefix) capture.Config {
 	return cc
 }
 
-// captureLoop owns the engine for the life of the check: it starts one,
-// restarts it with backoff when it fails (no CAP_NET_RAW, interface missing,
-// down or deleted), and opens and closes sampling windows.
+// captureLoop is the capture's owner for the life of the check: it resolves
+// the hosts once before the first open (so the kernel filter starts with
+// their addresses; a goroutine refreshes them after), runs the engine,
+// restarts it with backoff when it fails (no CAP_NET_RAW, interface
+// missing, down or deleted), opens and closes sampling windows, and is the
+// only writer of status.state and status.eng.
 func (c *Check) captureLoop(ctx context.Context) {
-	select {
-	case <-c.hostsReady:
-	case <-ctx.Done():
-		return
-	}
+	defer close(c.done)
 	in := &c.cfg.Instance
-	backoff := backoffMin
+	if len(in.Hosts) > 0 {
+		known := map[string][]netip.Addr{}
+		if c.safely("host resolution", func() { c.resolveHosts(ctx, known) }) {
+			c.goSafe("host resolution", func() {
+				for sleepCtx(ctx, in.HostsRefresh) {
+					c.resolveHosts(ctx, known)
+				}
+			})
+		}
+	}
+	backoff := c.timing.backoffMin
 	for ctx.Err() == nil {
 		runCtx, stop := ctx, context.CancelFunc(func() {})
 		if in.Sample {
@@ -345,100 +412,115 @@ func (c *Check) captureLoop(ctx context.Context) {
 		err := c.runEngineOnce(runCtx)
 		windowEnded := in.Sample && runCtx.Err() != nil && ctx.Err() == nil
 		stop()
-		if ctx.Err() != nil {
-			return
-		}
 		switch {
+		case ctx.Err() != nil:
+			return
 		case err == nil && in.Interface == FileInterface:
 			c.log.Infof("go-metro: replay of %s finished", in.Pcap)
+			c.update(func(s *status) { s.state = stateIdle })
 			return // a replay runs once; its engine stays current for reporting
 		case err == nil && windowEnded:
-			backoff = backoffMin
+			backoff = c.timing.backoffMin
+			c.update(func(s *status) { s.state = stateIdle })
 			c.log.Debugf("go-metro: sample window on %s closed; next in %s", in.Interface, in.SampleInterval)
-			if !sleepCtx(ctx, in.SampleInterval) {
-				return
-			}
+			sleepCtx(ctx, in.SampleInterval)
 			continue
 		case err == nil:
 			err = errors.New("capture stopped unexpectedly")
 		}
-		c.setCaptureErr(err)
 		if in.Interface == FileInterface {
+			c.update(func(s *status) { s.state, s.err = stateIdle, err })
 			c.log.Errorf("go-metro: replay of %s failed: %v", in.Pcap, err)
 			return
 		}
-		if time.Since(started) > 2*backoffMax {
+		c.update(func(s *status) { s.state, s.err = stateRetrying, err })
+		if time.Since(started) > 2*c.timing.backoffMax {
 			// It ran for a while before failing: a new problem, retry soon.
-			backoff = backoffMin
+			backoff = c.timing.backoffMin
 		}
 		c.log.Warnf("go-metro: capture on %s failed: %v; retrying in %s", in.Interface, err, backoff)
-		if !sleepCtx(ctx, backoff) {
-			return
-		}
-		backoff *= 2
-		if backoff > backoffMax {
-			backoff = backoffMax
+		sleepCtx(ctx, backoff)
+		backoff = min(2*backoff, c.timing.backoffMax)
+	}
+}
+
+// enginePanic is a panic of the engine's Run, recovered. The engine's flow
+// table may be half-updated, so the engine is dropped: the next attempt
+// starts from a fresh one.
+type enginePanic struct{ value any }
+
+func (e *enginePanic) Error() string { return fmt.Sprintf("capture engine panicked: %v", e.value) }
+
+// runEngineOnce runs the engine until ctx ends or it fails. The engine keeps
+// its flow table and counters across runs, so a capture re-opened after an
+// interface loss or between sampling windows loses nothing; after a panic it
+// is replaced.
+func (c *Check) runEngineOnce(ctx context.Context) error {
+	eng, err := c.engine()
+	if err != nil {
+		return fmt.Errorf("starting capture: %w", err)
+	}
+	c.update(func(s *status) { s.state = stateOpening })
+	// The engine runs in a worker this function always waits for; here it
+	// only watches the source open and stay open. Opened is closed from an
+	// engine's first open on, so a re-run counts as capturing from its
+	// start; one that fails within clearAfter still reports the old error.
+	ran := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Errorf("go-metro: capture engine panicked: %v\n%s", r, debug.Stack())
+				ran <- &enginePanic{r}
+			}
+		}()
+		ran <- eng.Run(ctx)
+	}()
+	opened := eng.Opened()
+	var settled <-chan time.Time
+	for {
+		select {
+		case <-opened:
+			opened = nil
+			c.update(func(s *status) { s.state = stateCapturing })
+			t := time.NewTimer(c.timing.clearAfter)
+			defer t.Stop()
+			settled = t.C
+		case <-settled:
+			settled = nil
+			c.update(func(s *status) { s.err = nil })
+		case err := <-ran:
+			var p *enginePanic
+			if errors.As(err, &p) {
+				c.update(func(s *status) { s.eng = nil; s.panics++ })
+			}
+			return err
 		}
 	}
 }
 
-// runEngineOnce runs the check's engine (created on first use) until ctx
-// ends or it fails. The engine keeps its flow table and counters across
-// Runs, so a capture re-opened after an interface loss or between sampling
-// windows loses nothing. Panics become errors so the loop retries.
-func (c *Check) runEngineOnce(ctx context.Context) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Errorf("go-metro: capture engine panicked: %v\n%s", r, debug.Stack())
-			err = fmt.Errorf("capture engine panicked: %v", r)
-		}
-	}()
+// engine returns the current engine, creating one if there is none.
+func (c *Check) engine() (engine, error) {
 	c.mu.Lock()
-	eng := c.eng
-	cc := c.captureConfig(c.remotes)
+	eng := c.st.eng
+	cc := c.captureConfig(c.st.remotes)
 	c.mu.Unlock()
-	if eng == nil {
-		eng, err = c.newEngine(cc)
-		if err != nil {
-			return fmt.Errorf("starting capture: %w", err)
-		}
-		c.mu.Lock()
-		c.eng = eng
-		// Hosts may have resolved differently since cc was built.
-		if !samePrefixes(cc.Remotes, c.remotes) {
-			if err := eng.SetRemotes(c.remotes); err != nil {
-				c.log.Warnf("go-metro: updating monitored hosts: %v", err)
-			}
-		}
-		c.mu.Unlock()
+	if eng != nil {
+		return eng, nil
+	}
+	eng, err := c.newEngine(cc)
+	if err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
-	c.capturePass++
-	c.mu.Unlock()
-	// Clear the error only once the source has stayed open a moment; an
-	// immediate failure keeps reporting the previous one without a flap.
-	runCtx, stop := context.WithCancel(ctx)
-	cleared := make(chan struct{})
-	go func() {
-		defer close(cleared)
-		select {
-		case <-eng.Opened():
-			c.markAttempted()
-		case <-runCtx.Done():
-			return
+	defer c.mu.Unlock()
+	c.setLocked(func(s *status) { s.eng = eng })
+	// Hosts may have resolved differently since cc was built.
+	if !slices.Equal(cc.Remotes, c.st.remotes) {
+		if err := eng.SetRemotes(c.st.remotes); err != nil {
+			c.log.Warnf("go-metro: updating monitored hosts: %v", err)
 		}
-		t := time.NewTimer(clearAfter)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			c.setCaptureErr(nil)
-		case <-runCtx.Done():
-		}
-	}()
-	err = eng.Run(runCtx)
-	stop()
-	<-cleared
-	return err
+	}
+	return eng, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -450,16 +532,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-func samePrefixes(a, b []netip.Prefix) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -21,12 +21,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Shorten background timings so retries and sweeps happen within tests.
-	backoffMin = 2 * time.Millisecond
-	backoffMax = 10 * time.Millisecond
-	clearAfter = 5 * time.Millisecond
 	goleak.VerifyTestMain(m)
 }
+
+// testTiming shortens the capture owner's waits so retries happen within tests.
+var testTiming = timing{backoffMin: 2 * time.Millisecond, backoffMax: 10 * time.Millisecond, clearAfter: 5 * time.Millisecond}
 
 // ---- recording sender ----
 
@@ -216,6 +215,7 @@ func (r *fakeResolver) LookupAddr(ctx context.Context, a string) ([]string, erro
 func newTestCheck(t *testing.T, opts Options, instance, init string, fe *fakeEngine, res *fakeResolver) *Check {
 	t.Helper()
 	c := New(opts)
+	c.timing = testTiming
 	c.newEngine = func(cc capture.Config) (engine, error) {
 		fe.set(func(f *fakeEngine) { f.cfg = cc })
 		return fe, nil
@@ -224,11 +224,20 @@ func newTestCheck(t *testing.T, opts Options, instance, init string, fe *fakeEng
 		res = &fakeResolver{}
 	}
 	c.res = res
-	if err := c.Configure([]byte(instance), []byte(init)); err != nil {
+	if err := configureYAML(c, instance, init); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	t.Cleanup(c.Cancel)
 	return c
+}
+
+// configureYAML parses and configures, as the agent glue and the CLI do.
+func configureYAML(c *Check, instance, init string) error {
+	cfg, err := ParseConfig([]byte(instance), []byte(init), -1)
+	if err != nil {
+		return err
+	}
+	return c.Configure(cfg)
 }
 
 // waitFor polls cond; it bounds a wait for background work, it is not a
@@ -244,11 +253,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (c *Check) engineStarted() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.capturePass > 0
-}
+// engineStarted: the capture owner has run an engine at least once.
+func (c *Check) engineStarted() bool { return c.status().state > stateConfigured }
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
@@ -548,7 +554,7 @@ func TestServiceCheckAndWarnings(t *testing.T) {
 			c := newTestCheck(t, Options{AddInstanceTags: true}, tc.instance, "", fe, nil)
 			waitFor(t, "engine", c.engineStarted)
 			if tc.wantStatus != StatusOK {
-				waitFor(t, "capture error", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.captureErr != nil })
+				waitFor(t, "capture error", func() bool { return c.status().err != nil })
 			}
 			// The same warnings come back on every run while the problem lasts.
 			for run := 0; run < 3; run++ {
@@ -594,6 +600,60 @@ func TestCaptureRecovers(t *testing.T) {
 	})
 }
 
+// TestEngineReplacedOnlyAfterPanic: a failing capture retries on the same
+// engine (its flow table survives an interface loss), but after a panic the
+// table may be half-updated, so the next attempt starts from a fresh engine,
+// and each panic is counted.
+func TestEngineReplacedOnlyAfterPanic(t *testing.T) {
+	tests := []struct {
+		name       string
+		fe         *fakeEngine
+		wantFresh  bool
+		wantPanics bool
+	}{
+		{"failure keeps the engine", &fakeEngine{runErr: errors.New("capture: open eth0: no such device")}, false, false},
+		{"panic replaces it", &fakeEngine{runPanic: true}, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			made := 0
+			c := New(Options{})
+			c.timing = testTiming
+			c.newEngine = func(cc capture.Config) (engine, error) {
+				mu.Lock()
+				made++
+				mu.Unlock()
+				return tc.fe, nil
+			}
+			if err := configureYAML(c, "interface: eth0\nips: [10.0.0.1]", ""); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Cancel()
+			waitFor(t, "three attempts", func() bool { tc.fe.mu.Lock(); defer tc.fe.mu.Unlock(); return tc.fe.runs >= 3 })
+			tc.fe.set(func(f *fakeEngine) { f.runErr, f.runPanic = nil, false })
+			waitFor(t, "recovery", func() bool { return c.status().state == stateCapturing })
+			mu.Lock()
+			engines := made
+			mu.Unlock()
+			tc.fe.mu.Lock()
+			runs := tc.fe.runs
+			tc.fe.mu.Unlock()
+			if fresh := engines > 1; fresh != tc.wantFresh || tc.wantFresh && engines != runs {
+				t.Errorf("%d engines for %d runs", engines, runs)
+			}
+			r := &recorder{}
+			if _, err := c.Run(r, r); err != nil {
+				t.Fatal(err)
+			}
+			p := r.find(MetricCapturePanics)
+			if len(p) != 1 || (p[0].value > 0) != tc.wantPanics || tc.wantPanics && p[0].value != float64(runs-1) {
+				t.Errorf("%s = %+v after %d runs", MetricCapturePanics, p, runs)
+			}
+		})
+	}
+}
+
 func TestSampleWindows(t *testing.T) {
 	fe := &fakeEngine{}
 	c := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.1]\nsample: true\nsample_duration: 0.01\nsample_interval: 0.01", "", fe, nil)
@@ -627,6 +687,7 @@ func TestHealthMetrics(t *testing.T) {
 		{"monotonic_count", MetricDecodeErrors, 3, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricFlowsEvicted, 5, "", []string{"iface:eth0"}},
 		{"gauge", MetricFlowsTracked, 12, "", []string{"iface:eth0"}},
+		{"monotonic_count", MetricCapturePanics, 0, "", []string{"iface:eth0"}},
 	}
 	if !reflect.DeepEqual(r.subs, want) {
 		t.Errorf("got %+v\nwant %+v", r.subs, want)
@@ -649,14 +710,14 @@ func TestRunErrors(t *testing.T) {
 	if _, err := c.Run(r, r); err == nil {
 		t.Error("Run after Cancel succeeded")
 	}
-	if err := c.Configure([]byte("interface: eth0\nips: [10.0.0.1]"), nil); err == nil {
+	if err := configureYAML(c, "interface: eth0\nips: [10.0.0.1]", ""); err == nil {
 		t.Error("second Configure succeeded")
 	}
 }
 
 func TestConfigureRejectsBadConfig(t *testing.T) {
 	c := New(Options{})
-	err := c.Configure([]byte("interface: eth0\nips: [10.0.0.300]"), nil)
+	err := configureYAML(c, "interface: eth0\nips: [10.0.0.300]", "")
 	if err == nil || err.Error() != `instance "eth0": ips[0]: "10.0.0.300" is not an IP address or CIDR` {
 		t.Fatalf("err = %v", err)
 	}
@@ -731,8 +792,8 @@ func TestGoSafeRecoversPanics(t *testing.T) {
 	c := New(Options{Logger: lr})
 	c.goSafe("test worker", func() { panic("kaboom") })
 	c.wg.Wait()
-	if c.panicErr == nil || !strings.Contains(c.panicErr.Error(), "test worker panicked: kaboom") {
-		t.Errorf("panicErr = %v", c.panicErr)
+	if err := c.status().panicErr; err == nil || !strings.Contains(err.Error(), "test worker panicked: kaboom") {
+		t.Errorf("panicErr = %v", err)
 	}
 	if !containsSub(lr.lines, "test worker panicked: kaboom") {
 		t.Errorf("panic not logged: %q", lr.lines)
@@ -753,7 +814,7 @@ func TestResolverPanicRecovered(t *testing.T) {
 	c := newTestCheck(t, Options{}, "interface: eth0\nhosts: [a.example]\nreverse_dns: false", "", fe, &fakeResolver{panic: true})
 	// Capture still starts, matching nothing, and the panic is reported.
 	waitFor(t, "engine", c.engineStarted)
-	waitFor(t, "panic recorded", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.panicErr != nil })
+	waitFor(t, "panic recorded", func() bool { return c.status().panicErr != nil })
 	r := &recorder{}
 	if _, err := c.Run(r, r); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package rttcheck
 
 import (
+	"errors"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -67,6 +68,8 @@ func TestConfigKeys(t *testing.T) {
 		{name: "exp_ttl equal to expired_ttl no warning", init: "exp_ttl: 30\nexpired_ttl: 30", check: func(t *testing.T, c *Config) { eq(t, len(c.Warnings), 0) }},
 		{name: "exp_ttl negative", init: "exp_ttl: -5", wantErr: "init_config: exp_ttl: -5s is out of range"},
 		{name: "expired_ttl too long", init: "expired_ttl: 2d", wantErr: `init_config: expired_ttl: "2d" is not a duration`},
+		{name: "expired_ttl out of range names the key as written", init: "expired_ttl: 0", wantErr: "init_config: expired_ttl: 0s is out of range"},
+		{name: "duration beyond int64 nanoseconds", init: "idle_ttl: 100000000000", wantErr: "init_config: idle_ttl: 1e+11 seconds is out of range"},
 		{name: "max_flows", init: "max_flows: 100", check: func(t *testing.T, c *Config) { eq(t, c.Init.MaxFlows, 100) }},
 		{name: "max_flows zero", init: "max_flows: 0", wantErr: "init_config: max_flows: 0 is out of range: must be between 1 and 4194304"},
 		{name: "max_flows huge", init: "max_flows: 100000000", wantErr: "init_config: max_flows: 100000000 is out of range"},
@@ -146,6 +149,7 @@ func TestConfigKeys(t *testing.T) {
 		}},
 		{name: "min_collection_interval negative", instance: minimalInstance + "min_collection_interval: -1", wantErr: `instance "eth0": min_collection_interval: -1 is out of range: must be between 1 and 86400 seconds`},
 		{name: "min_collection_interval fraction", instance: minimalInstance + "min_collection_interval: 0.5", wantErr: `instance "eth0": min_collection_interval: expected a whole number of seconds, got a number`},
+		{name: "min_collection_interval huge", instance: minimalInstance + "min_collection_interval: 1000000000000", wantErr: `instance "eth0": min_collection_interval: 1e+12 seconds is out of range`},
 		{name: "min_collection_interval quoted", instance: minimalInstance + `min_collection_interval: "20"`, wantErr: `instance "eth0": min_collection_interval: expected a whole number of seconds, got a string`},
 		{name: "empty_default_hostname quoted", instance: minimalInstance + `empty_default_hostname: "true"`, wantErr: `instance "eth0": empty_default_hostname: expected true or false, got a string`},
 		{name: "service", instance: minimalInstance + "service: web", check: func(t *testing.T, c *Config) { eq(t, c.Instance.Service, "web") }},
@@ -255,4 +259,23 @@ func wantWarning(t *testing.T, c *Config, sub string) {
 		}
 	}
 	t.Errorf("no warning containing %q in %q", sub, c.Warnings)
+}
+
+// FuzzParseConfig: whatever the YAML, ParseConfig returns a config or a
+// *ConfigError, and never panics (Configure runs inside the agent).
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(minimalInstance), []byte("snaplen: 200\nexpired_ttl: 30"))
+	f.Add([]byte("interface: file\npcap: x\nall_remote_hosts: true\nports: [80, '443']"), []byte("exp_ttl: 1m\nexpired_ttl: 2m"))
+	f.Add([]byte("interface: eth0\nhosts: [a.example.]\ntags: [a]\nmin_collection_interval: 20"), []byte("- a"))
+	f.Add([]byte("interface: eth0\nips: {a: b}\nlocal_ips: [1, ~]"), []byte("log_level: [x]"))
+	f.Fuzz(func(t *testing.T, instance, init []byte) {
+		cfg, err := ParseConfig(instance, init, 0)
+		var ce *ConfigError
+		if err != nil && !errors.As(err, &ce) {
+			t.Fatalf("error %v is not a *ConfigError", err)
+		}
+		if err == nil && cfg.Instance.Interface == "" {
+			t.Fatal("parsed without an interface")
+		}
+	})
 }

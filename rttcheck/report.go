@@ -27,6 +27,9 @@ const (
 	MetricDecodeErrors = "go_metro.decode_errors"
 	MetricFlowsTracked = "go_metro.flows.tracked"
 	MetricFlowsEvicted = "go_metro.flows.evicted"
+	// MetricCapturePanics counts capture engine panics recovered; after
+	// each, capture restarts on a fresh engine and flow table.
+	MetricCapturePanics = "go_metro.capture.panics"
 )
 
 // flowKey identifies one flow across snapshots; FirstSeen tells apart two
@@ -51,28 +54,20 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 			err = fmt.Errorf("go-metro: run panicked: %v", r)
 		}
 	}()
-	c.runMu.Lock()
-	defer c.runMu.Unlock()
+	c.report.mu.Lock()
+	defer c.report.mu.Unlock()
 
-	c.mu.Lock()
-	configured, cancelled := c.configured, c.cancelled
-	eng, captureErr, panicErr := c.eng, c.captureErr, c.panicErr
-	hostAddr := c.hostAddr
-	unresolved := append([]string(nil), c.unresolved...)
-	c.mu.Unlock()
-	if !configured {
+	switch c.status().state {
+	case stateNew:
 		return nil, errors.New("go-metro: Run before Configure")
-	}
-	if cancelled {
+	case stateCancelled:
 		return nil, errors.New("go-metro: Run after Cancel")
 	}
 	cfg := c.cfg
 	in := &cfg.Instance
 	warnings = append(warnings, cfg.Warnings...)
-	c.waitForCapture()
-	c.mu.Lock()
-	eng, captureErr, panicErr = c.eng, c.captureErr, c.panicErr
-	c.mu.Unlock()
+	st := c.awaitCapture()
+	eng := st.eng
 
 	ifaceTag := "iface:" + in.Interface
 	healthTags := c.tags(ifaceTag)
@@ -98,23 +93,24 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		if snap != nil {
 			tot = statsTotals(&snap.Stats)
 			tracked = snap.Stats.Flow.Flows
-			c.reportFlows(s, snap, hostAddr, ifaceTag)
+			c.reportFlows(s, snap, st.hostAddr, ifaceTag)
 		}
 		s.MonotonicCount(MetricPackets, float64(tot.packets), "", healthTags)
 		s.MonotonicCount(MetricKernelDrops, float64(tot.drops), "", healthTags)
 		s.MonotonicCount(MetricDecodeErrors, float64(tot.decodeErrors), "", healthTags)
 		s.MonotonicCount(MetricFlowsEvicted, float64(tot.evicted), "", healthTags)
 		s.Gauge(MetricFlowsTracked, float64(tracked), "", healthTags)
+		s.MonotonicCount(MetricCapturePanics, float64(st.panics), "", healthTags)
 	}
 
 	var problems []string
-	if panicErr != nil {
-		problems = append(problems, fmt.Sprintf("internal error on %s: %v", in.Interface, panicErr))
+	if st.panicErr != nil {
+		problems = append(problems, fmt.Sprintf("internal error on %s: %v", in.Interface, st.panicErr))
 	}
-	if captureErr != nil {
-		msg := fmt.Sprintf("cannot capture on %s: %v", in.Interface, captureErr)
+	if st.err != nil {
+		msg := fmt.Sprintf("cannot capture on %s: %v", in.Interface, st.err)
 		if in.Interface == FileInterface {
-			msg = fmt.Sprintf("cannot replay %s: %v", in.Pcap, captureErr)
+			msg = fmt.Sprintf("cannot replay %s: %v", in.Pcap, st.err)
 		} else {
 			msg += " (retrying)"
 		}
@@ -137,37 +133,23 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 	} else {
 		sc.ServiceCheck(ServiceCheckName, StatusOK, "", healthTags, "")
 	}
-	if len(unresolved) > 0 {
-		warnings = append(warnings, "hosts did not resolve: "+strings.Join(unresolved, ", "))
+	if len(st.unresolved) > 0 {
+		warnings = append(warnings, "hosts did not resolve: "+strings.Join(st.unresolved, ", "))
 	}
 	s.Commit()
 	return warnings, nil
 }
 
-// waitForCapture gives a capture that has not yet opened or failed a
-// moment to do so, so that a one-shot `agent check` right after Configure
-// reports the truth (CRITICAL without CAP_NET_RAW, not an optimistic OK),
-// and a replay's first Run reports the whole file rather than the part
-// read so far. Later Runs do not wait.
-func (c *Check) waitForCapture() {
-	c.mu.Lock()
-	attempted, done := c.attempted, c.captureDone
-	replay := c.cfg.Instance.Interface == FileInterface
-	c.mu.Unlock()
-	if replay {
-		waitAtMost(done, replayWait)
-		return
+// awaitCapture gives a capture that has not yet opened or failed a moment
+// to do so, so that a one-shot `agent check` right after Configure reports
+// the truth (CRITICAL without CAP_NET_RAW, not an optimistic OK), and waits
+// for a replay to end, so that a replay's first Run reports the whole file
+// rather than the part read so far. It returns the status to report.
+func (c *Check) awaitCapture() status {
+	if c.cfg.Instance.Interface == FileInterface {
+		return c.await(replayWait, func(s *status) bool { return s.state > stateCapturing })
 	}
-	waitAtMost(attempted, firstOpenWait)
-}
-
-func waitAtMost(ch <-chan struct{}, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-	}
+	return c.await(firstOpenWait, func(s *status) bool { return s.state > stateOpening })
 }
 
 // tags returns extra plus, when the host program wants it, the instance tags.
@@ -207,10 +189,11 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 	// pair once: names are what a series is keyed by, and two pairs can
 	// share one (two addresses of one configured host).
 	pairs := map[addrPair]*group{}
-	if c.nextFlow == nil {
-		c.nextFlow = make(map[flowKey]uint64, len(snap.Flows))
+	rs := &c.report
+	if rs.nextFlow == nil {
+		rs.nextFlow = make(map[flowKey]uint64, len(snap.Flows))
 	}
-	next := c.nextFlow
+	next := rs.nextFlow
 	clear(next)
 	for i := range snap.Flows {
 		f := &snap.Flows[i]
@@ -226,12 +209,12 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 			pairs[k] = g
 		}
 		g.ests = append(g.ests, f.RTT)
-		if prev := c.prevFlow[fk]; f.RTT.Samples > prev {
+		if prev := rs.prevFlow[fk]; f.RTT.Samples > prev {
 			g.newSamples += f.RTT.Samples - prev
 		}
 	}
 	// Swap the maps: this run's flows are the next run's baseline.
-	c.prevFlow, c.nextFlow = next, c.prevFlow
+	rs.prevFlow, rs.nextFlow = next, rs.prevFlow
 
 	groups := make(map[tagKey]*group, len(pairs))
 	for p, pg := range pairs {
@@ -262,7 +245,7 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 		tags := c.tags("src:"+k.src, "dst:"+k.dst, ifaceTag)
 		nextLast[k] = e.LastAt
 		// The last sample is only news if it is newer than what was reported.
-		if prev, ok := c.prevLastAt[k]; !ok || e.LastAt > prev {
+		if prev, ok := rs.prevLastAt[k]; !ok || e.LastAt > prev {
 			s.Gauge(MetricRTT, ms(e.Last), "", tags)
 		}
 		s.Gauge(MetricRTTAvg, ms(e.SRTT), "", tags)
@@ -271,7 +254,7 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 		s.Gauge(MetricRTTMax, ms(e.Max), "", tags)
 		s.Count(MetricRTTSamples, float64(g.newSamples), "", tags)
 	}
-	c.prevLastAt = nextLast
+	rs.prevLastAt = nextLast
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }

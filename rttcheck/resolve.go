@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -41,70 +42,52 @@ func remoteSet(ips []netip.Prefix, hostAddrs []netip.Addr, haveHosts bool) []net
 	return dedup
 }
 
-// resolveLoop resolves the configured hosts now and every HostsRefresh,
-// pushing the new remote set to the engine when it changes. A host that
-// fails to resolve keeps its previous addresses: a DNS hiccup must not stop
-// monitoring.
-func (c *Check) resolveLoop(ctx context.Context) {
+// resolveHosts resolves the configured hosts once and publishes the remote
+// set, pushing it to the engine when it changed. known holds each host's
+// last addresses: a host that fails to resolve keeps them, because a DNS
+// hiccup must not stop monitoring.
+func (c *Check) resolveHosts(ctx context.Context, known map[string][]netip.Addr) {
 	in := &c.cfg.Instance
-	known := map[string][]netip.Addr{}
-	first := true
-	// Capture waits for the first pass; never leave it waiting, even if
-	// this loop panics.
-	defer func() {
-		if first {
-			close(c.hostsReady)
-		}
-	}()
-	for {
-		var unresolved []string
-		for _, h := range in.Hosts {
-			addrs, err := c.lookupHost(ctx, h)
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				unresolved = append(unresolved, fmt.Sprintf("%s (%v)", h, err))
-				continue
-			}
-			known[h] = addrs
-		}
-		hostAddr := map[netip.Addr]string{}
-		var all []netip.Addr
-		// Configuration order decides which name an address shared by two
-		// hosts gets.
-		for _, h := range in.Hosts {
-			for _, a := range known[h] {
-				if _, dup := hostAddr[a]; !dup {
-					hostAddr[a] = h
-					all = append(all, a)
-				}
-			}
-		}
-		remotes := remoteSet(in.IPs, all, true)
-
-		c.mu.Lock()
-		changed := !samePrefixes(remotes, c.remotes)
-		c.remotes = remotes
-		c.hostAddr = hostAddr
-		c.unresolved = unresolved
-		eng := c.eng
-		c.mu.Unlock()
-		if changed && eng != nil {
-			if err := eng.SetRemotes(remotes); err != nil {
-				c.log.Warnf("go-metro: updating monitored hosts on %s: %v", in.Interface, err)
-			}
-		}
-		if len(unresolved) > 0 {
-			c.log.Warnf("go-metro: hosts did not resolve: %s", strings.Join(unresolved, ", "))
-		}
-		if first {
-			close(c.hostsReady)
-			first = false
-		}
-		if !sleepCtx(ctx, in.HostsRefresh) {
+	var unresolved []string
+	for _, h := range in.Hosts {
+		addrs, err := c.lookupHost(ctx, h)
+		if ctx.Err() != nil {
 			return
 		}
+		if err != nil {
+			unresolved = append(unresolved, fmt.Sprintf("%s (%v)", h, err))
+			continue
+		}
+		known[h] = addrs
+	}
+	hostAddr := map[netip.Addr]string{}
+	var all []netip.Addr
+	// Configuration order decides which name an address shared by two
+	// hosts gets.
+	for _, h := range in.Hosts {
+		for _, a := range known[h] {
+			if _, dup := hostAddr[a]; !dup {
+				hostAddr[a] = h
+				all = append(all, a)
+			}
+		}
+	}
+	remotes := remoteSet(in.IPs, all, true)
+
+	var changed bool
+	var eng engine
+	c.update(func(s *status) {
+		changed = !slices.Equal(remotes, s.remotes)
+		s.remotes, s.hostAddr, s.unresolved = remotes, hostAddr, unresolved
+		eng = s.eng
+	})
+	if changed && eng != nil {
+		if err := eng.SetRemotes(remotes); err != nil {
+			c.log.Warnf("go-metro: updating monitored hosts on %s: %v", in.Interface, err)
+		}
+	}
+	if len(unresolved) > 0 {
+		c.log.Warnf("go-metro: hosts did not resolve: %s", strings.Join(unresolved, ", "))
 	}
 }
 
@@ -151,7 +134,7 @@ type rdnsEntry struct {
 }
 
 // Cache lifetimes: names change rarely; failures are retried sooner.
-var (
+const (
 	rdnsTTL         = time.Hour
 	rdnsNegativeTTL = 10 * time.Minute
 )
