@@ -132,6 +132,11 @@ const (
 	localRefresh    = 5 * time.Second
 )
 
+// ErrInternal wraps a panic that Run recovered (a bug, never bad input: bad
+// packets are counted, not fatal). The flow table may be half-updated, so a
+// caller should drop the engine and start from a fresh one.
+var ErrInternal = errors.New("capture: internal error")
+
 // Engine reads one source into one flow table. Run owns the table; all
 // other methods are safe to call from any goroutine.
 type Engine struct {
@@ -327,7 +332,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("capture: internal error: %v", r)
+			err = fmt.Errorf("%w: %v", ErrInternal, r)
 		}
 		e.collectKernelStats(src)
 		e.kernelOld.Received += e.kernel.Received

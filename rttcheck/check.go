@@ -489,8 +489,12 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 			settled = nil
 			c.update(func(s *status) { s.err = nil })
 		case err := <-ran:
+			// A panic inside the engine's own loop is recovered there
+			// and returned as capture.ErrInternal; one in its caller
+			// arrives as enginePanic. Either way the table may be
+			// half-updated.
 			var p *enginePanic
-			if errors.As(err, &p) {
+			if errors.As(err, &p) || errors.Is(err, capture.ErrInternal) {
 				c.update(func(s *status) { s.eng = nil; s.panics++ })
 			}
 			return err

@@ -613,6 +613,8 @@ func TestEngineReplacedOnlyAfterPanic(t *testing.T) {
 	}{
 		{"failure keeps the engine", &fakeEngine{runErr: errors.New("capture: open eth0: no such device")}, false, false},
 		{"panic replaces it", &fakeEngine{runPanic: true}, true, true},
+		// What a panic recovered inside capture.Engine.Run returns.
+		{"engine-internal panic replaces it", &fakeEngine{runErr: fmt.Errorf("%w: index out of range", capture.ErrInternal)}, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
