@@ -2,8 +2,11 @@
 #   make demo   builds, brings up a namespace lab with a real delay, runs the
 #               check for a few seconds and prints its metrics beside the
 #               kernel's own srtt
-#   make test   unit tests with the race detector, fuzz seeds, and the
-#               end-to-end lab tests (root; they fail rather than skip in CI)
+#   make test   unit tests with the race detector, fuzz seeds, the real
+#               Datadog Agent built with go-metro (make agent: ../shared/
+#               datadog-agent) and its mocksender tests, and the end-to-end
+#               lab tests, the agent's included (root; they fail rather than
+#               skip in CI)
 SHELL := /bin/bash
 GO ?= go
 DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps
@@ -21,7 +24,7 @@ deps:
 demo: deps
 	$(GO) run ./tests/cmd/demo
 
-test: deps fmt-check vet unit lab
+test: deps fmt-check vet unit agent agent-test lab
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
