@@ -71,8 +71,8 @@ agent-workspace:
 
 agent: agent-workspace
 	@$(agent_src_check); cd "$(AGENT_SRC)" && \
-	GOWORK="$(AGENT_WORK)/go.work" $(GO) build -tags "$(AGENT_TAGS)" -overlay "$(AGENT_WORK)/overlay.json" -o "$(AGENT_BIN)" ./cmd/agent
-	@[ ! -f "$(AGENT_BIN)" ] || echo "built $(AGENT_BIN) (go-metro registered)"
+	GOWORK="$(AGENT_WORK)/go.work" $(GO) build -tags "$(AGENT_TAGS)" -overlay "$(AGENT_WORK)/overlay.json" -o "$(AGENT_BIN)" ./cmd/agent && \
+	echo "built $(AGENT_BIN) from $(AGENT_SRC) with go-metro registered"
 
 # The mocksender tests of check/ (build tag test) and vet, in the workspace.
 agent-test: agent-workspace
