@@ -67,7 +67,7 @@ func TestMetadataListsEveryMetric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "metric_name,metric_type,interval,unit_name,per_unit_name,description,orientation,integration,short_name,curated_metric"
+	want := "metric_name,metric_type,interval,unit_name,per_unit_name,description,orientation,integration,short_name,curated_metric,sample_tags"
 	if strings.Join(rows[0], ",") != want {
 		t.Errorf("header %v", rows[0])
 	}
