@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -108,7 +109,17 @@ func (c *Check) diagState() diagState {
 // runs on schedule), and right after Configure, as `agent diagnose --local`
 // does: it then gives a capture that has not opened yet a moment to open
 // or fail, as the first Run does. It changes no state that Run reports.
-func (c *Check) Diagnose() []Diagnosis {
+func (c *Check) Diagnose() (out []Diagnosis) {
+	// The agent calls this from its API server: a bug here must not take
+	// the agent down.
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Errorf("go-metro: diagnose panicked: %v\n%s", r, debug.Stack())
+			out = []Diagnosis{{Result: DiagnosisFail, Name: "go-metro diagnosis",
+				Diagnosis:   fmt.Sprintf("the diagnosis itself failed: %v", r),
+				Remediation: "report this error (with the agent log) to go-metro"}}
+		}
+	}()
 	st := c.diagState()
 	if !st.configured || st.cancelled {
 		return []Diagnosis{{Result: DiagnosisFail, Name: "go-metro instance",
@@ -126,7 +137,7 @@ func (c *Check) Diagnose() []Diagnosis {
 		cancel()
 	}
 	d := diagnoser{st: st, in: &st.cfg.Instance, ini: &st.cfg.Init, snap: snap, snapErr: snapErr}
-	out := []Diagnosis{
+	out = []Diagnosis{
 		d.permission(),
 		d.iface(),
 		d.capture(),
@@ -490,13 +501,19 @@ func (d *diagnoser) traffic() Diagnosis {
 // capture really uses, as strings because the agent shows only strings.
 // It is meant to be re-sent on every Run, as the kernel filter grows or
 // shrinks when hosts re-resolve.
-func (c *Check) Inventory() map[string]string {
+func (c *Check) Inventory() (m map[string]string) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Errorf("go-metro: inventory panicked: %v\n%s", r, debug.Stack())
+			m = nil
+		}
+	}()
 	st := c.diagState()
 	if st.cfg == nil {
 		return nil
 	}
 	in, ini := &st.cfg.Instance, &st.cfg.Init
-	m := map[string]string{
+	m = map[string]string{
 		"version":         Version,
 		"interface":       in.Interface,
 		"capture.backend": backendName(in),

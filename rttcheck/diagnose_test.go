@@ -257,3 +257,16 @@ func TestInventory(t *testing.T) {
 		t.Errorf("inventory %v", got)
 	}
 }
+
+// A panic inside Diagnose (here the engine's Snapshot) is one failed
+// diagnosis, never a crash of the agent's API server.
+func TestDiagnoseRecoversPanics(t *testing.T) {
+	fe := &fakeEngine{snap: healthySnapshot()}
+	c := newTestCheck(t, Options{}, "interface: lo\nips: [10.0.0.1]", "", fe, nil)
+	waitFor(t, "engine", c.engineStarted)
+	fe.set(func(f *fakeEngine) { f.snapPanic = true })
+	got := c.Diagnose()
+	if len(got) != 1 || got[0].Result != DiagnosisFail || !strings.Contains(got[0].Diagnosis, "snapshot exploded") || got[0].Remediation == "" {
+		t.Errorf("Diagnose after a panic: %+v", got)
+	}
+}
