@@ -4,14 +4,17 @@
 # Prepares a build of a datadog-agent checkout with go-metro registered,
 # WITHOUT modifying the checkout: it writes into OUT_DIR
 #
-#   go.work        the checkout's go.work with every `use` made absolute, plus
-#                  the two go-metro modules (go-metro and go-metro/check);
-#   go.work.sum    a copy of the checkout's, if it has one;
-#   corechecks.go  the checkout's pkg/commonchecks/corechecks.go plus the
-#                  import and the one RegisterCheck line;
-#   overlay.json   `go build -overlay` input replacing that file.
+#   go.work                the checkout's go.work with every `use` made
+#                          absolute, plus the two go-metro modules (go-metro
+#                          and go-metro/check);
+#   go.work.sum            a copy of the checkout's, if it has one;
+#   corechecks.go.overlay  the checkout's pkg/commonchecks/corechecks.go plus
+#                          the import and the one RegisterCheck line (not
+#                          named .go: OUT_DIR may lie inside go-metro's
+#                          module, whose ./... must not see it);
+#   overlay.json           `go build -overlay` input replacing that file.
 #
-# Then, from the checkout:
+# Then, from the checkout (the Makefile adds -tags zlib, see there):
 #
 #   GOWORK=OUT_DIR/go.work go build -overlay OUT_DIR/overlay.json ./cmd/agent
 #
@@ -68,8 +71,8 @@ awk '
 infn && /^}/                           { print "\tcorecheckLoader.RegisterCheck(gometro.CheckName, gometro.Factory())"; infn = 0; done = 1 }
                                        { print }
 END { if (!imp || !done) exit 1 }
-' "$reg" >"$out/corechecks.go" || {
+' "$reg" >"$out/corechecks.go.overlay" || {
 	echo "$0: could not find the import block and RegisterChecks in $reg" >&2
 	exit 1
 }
-printf '{"Replace": {"%s": "%s"}}\n' "$reg" "$out/corechecks.go" >"$out/overlay.json"
+printf '{"Replace": {"%s": "%s"}}\n' "$reg" "$out/corechecks.go.overlay" >"$out/overlay.json"
