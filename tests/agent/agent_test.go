@@ -50,8 +50,9 @@ const (
 	srttAbsTol = 300 * time.Microsecond
 )
 
-// oneWay is the delay line's delay each way: a 20 ms path RTT.
-const oneWay = 10 * time.Millisecond
+// oneWay is the delay line's delay each way: a 50 ms path RTT, one of
+// the design's accuracy points (10, 50, 150 ms).
+const oneWay = 25 * time.Millisecond
 
 // agentBinary returns the agent to test, skipping or (in CI) failing when
 // there is none.
@@ -304,6 +305,11 @@ func TestAgentCheck(t *testing.T) {
 	if ts < float64(quietAt.Unix()) {
 		t.Errorf("the last run (at %v) came before the connection went quiet (%v): not the same moment", ts, quietAt.Unix())
 	}
+	for _, m := range co[0].Aggregator.Metrics {
+		if p := m.Points; len(p) > 0 {
+			t.Logf("agent check --json: %-28s %10.4f %v", m.Metric, p[len(p)-1][1], m.Tags)
+		}
+	}
 	got := time.Duration(avg * float64(time.Millisecond))
 	tol := max(time.Duration(srttRelTol*float64(final.RTT)), srttAbsTol)
 	t.Logf("agent check: %s %v = %v; kernel srtt %v (%+v, tolerance %v); runs %d, version %q",
@@ -358,6 +364,7 @@ func TestAgentUnprivileged(t *testing.T) {
 	waitStatus(t, l, exe, cfg, done, func(text string) bool {
 		return regexp.MustCompile(`go-metro:[0-9a-f]+ \[WARNING\][\s\S]*?Total Runs: [1-9]`).MatchString(text)
 	})
+	logDiagnose(t, l, exe, cfg)
 	b, err := l.A.Command(exe, "diagnose", "--include", "check-datadog", "--json", "-c", cfg.yaml).CombinedOutput()
 	if err != nil {
 		t.Errorf("agent diagnose: %v", err)
@@ -376,6 +383,13 @@ func TestAgentUnprivileged(t *testing.T) {
 		t.Errorf("capture diagnosis %+v, want FAIL with a remediation", d)
 	}
 	stopAgent(t, run, done)
+}
+
+// logDiagnose logs `agent diagnose -v` as a user reads it.
+func logDiagnose(t *testing.T, l *lab.Lab, bin string, cfg agentDir) {
+	t.Helper()
+	b, err := l.A.Command(bin, "diagnose", "--include", "check-datadog", "-v", "-c", cfg.yaml).CombinedOutput()
+	t.Logf("agent diagnose --include check-datadog -v (%v):\n%s", err, b)
 }
 
 // waitStatus polls `agent status` until ok accepts its text, and returns it.
@@ -582,6 +596,7 @@ func TestAgentRun(t *testing.T) {
 	}
 
 	// agent diagnose, answered by the running agent: all eight pass.
+	logDiagnose(t, l, bin, cfg)
 	b, err := l.A.Command(bin, "diagnose", "--include", "check-datadog", "--json", "-c", cfg.yaml).CombinedOutput()
 	if err != nil {
 		t.Errorf("agent diagnose: %v", err)
