@@ -106,9 +106,9 @@ func (c *Check) diagState() diagState {
 //
 // It is safe to call at any time after Configure, concurrently with Run
 // (the agent serves `agent diagnose` from another goroutine while the check
-// runs on schedule), and right after Configure, as `agent diagnose --local`
-// does: it then gives a capture that has not opened yet a moment to open
-// or fail, as the first Run does. It changes no state that Run reports.
+// runs on schedule), and right after Configure, before any Run: it then
+// gives a capture that has not opened yet a moment to open or fail, as the
+// first Run does. It changes no state that Run reports.
 func (c *Check) Diagnose() (out []Diagnosis) {
 	// The agent calls this from its API server: a bug here must not take
 	// the agent down.
@@ -282,6 +282,10 @@ func (d *diagnoser) capture() Diagnosis {
 	opens := uint64(0)
 	if d.snap != nil {
 		opens = d.snap.Stats.SourceOpens
+	}
+	if d.in.Sample {
+		return pass(diagCapture, "capturing with the %s backend in windows of %s every %s (capture opened %d time(s))",
+			backendName(d.in), d.in.SampleDuration, d.in.SampleInterval, opens)
 	}
 	return pass(diagCapture, "capturing with the %s backend (capture opened %d time(s))", backendName(d.in), opens)
 }

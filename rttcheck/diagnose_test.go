@@ -91,6 +91,8 @@ func TestDiagnose(t *testing.T) {
 				{subject: diagLocal, result: DiagnosisWarning},
 				{subject: diagTraffic, result: DiagnosisWarning},
 			}},
+		{name: "sampling", instance: "interface: lo\nips: [10.0.0.1]\nsample: true\nsample_duration: 10\nsample_interval: 20",
+			want: []want{{subject: diagCapture, result: DiagnosisPass, has: []string{"in windows of 10s every 20s"}}}},
 		{name: "no filter", instance: "interface: lo\nall_remote_hosts: true",
 			want: []want{{subject: diagFilter, result: DiagnosisPass, has: []string{"none: every remote and every port"}}}},
 		{name: "kernel drops", instance: "interface: lo\nips: [10.0.0.1]\ncapture_buffer_mb: 8",
