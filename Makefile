@@ -2,8 +2,11 @@
 #   make demo   builds, brings up a namespace lab with a real delay, runs the
 #               check for a few seconds and prints its metrics beside the
 #               kernel's own srtt
-#   make test   unit tests with the race detector, fuzz seeds, and the
-#               end-to-end lab tests (root; they fail rather than skip in CI)
+#   make test   unit tests with the race detector, fuzz seeds, the real
+#               Datadog Agent built with go-metro (make agent: ../shared/
+#               datadog-agent) and its mocksender tests, and the end-to-end
+#               lab tests, the agent's included (root; they fail rather than
+#               skip in CI)
 SHELL := /bin/bash
 GO ?= go
 DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps
@@ -21,7 +24,7 @@ deps:
 demo: deps
 	$(GO) run ./tests/cmd/demo
 
-test: deps fmt-check vet unit lab
+test: deps fmt-check vet unit agent-test lab agent-lab
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -35,8 +38,49 @@ unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/tests')
 	$(GO) build -tags pcap ./...
 
+# tests/agent runs in agent-lab, after the others: two labs at once would
+# perturb the load test's drop count and the accuracy bounds.
 lab:
-	$(GO) test -count=1 -timeout 20m -v ./tests/...
+	$(GO) test -count=1 -timeout 20m -v $$($(GO) list ./tests/... | grep -v /tests/agent)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./capture/...
+
+# ---- The real Datadog Agent with go-metro (check/README.md) ----
+# `make agent AGENT_SRC=/path/to/datadog-agent` builds bin/agent from any
+# datadog-agent 7 checkout without modifying it: check/agent-workspace.sh
+# writes a go.work (the checkout's plus go-metro's two modules) and a
+# `go build -overlay` for the one registration line into bin/agent-work/.
+# CI uses ../shared/datadog-agent. Without a checkout these targets skip,
+# except in CI (CI set), where they fail.
+AGENT_SRC ?= ../shared/datadog-agent
+AGENT_WORK := $(CURDIR)/bin/agent-work
+AGENT_BIN := $(CURDIR)/bin/agent
+# zlib (pure Go) gives the serializer a stream compressor: without it (no
+# tags) the agent's default zstd falls back to no compressor, and every
+# series payload is dropped ("Stream compression not available"). The
+# release build's zstd tag needs cgo and libzstd.
+AGENT_TAGS ?= zlib
+# Skip (exit 0) or fail when the checkout is missing.
+agent_src_check = if [ ! -f "$(AGENT_SRC)/go.work" ]; then \
+	if [ -n "$$CI" ]; then echo "no datadog-agent checkout at AGENT_SRC=$(AGENT_SRC) and CI is set" >&2; exit 1; fi; \
+	echo "skipped: no datadog-agent checkout at AGENT_SRC=$(AGENT_SRC)"; exit 0; fi
+
+.PHONY: agent agent-workspace agent-test agent-lab
+
+agent-workspace:
+	@$(agent_src_check); check/agent-workspace.sh "$(AGENT_SRC)" "$(AGENT_WORK)"
+
+agent: agent-workspace
+	@$(agent_src_check); cd "$(AGENT_SRC)" && \
+	GOWORK="$(AGENT_WORK)/go.work" $(GO) build -tags "$(AGENT_TAGS)" -overlay "$(AGENT_WORK)/overlay.json" -o "$(AGENT_BIN)" ./cmd/agent && \
+	echo "built $(AGENT_BIN) from $(AGENT_SRC) with go-metro registered"
+
+# The mocksender tests of check/ (build tag test) and vet, in the workspace.
+agent-test: agent-workspace
+	@$(agent_src_check); cd check && GOWORK="$(AGENT_WORK)/go.work" $(GO) vet -tags test ./... && \
+	GOWORK="$(AGENT_WORK)/go.work" $(GO) test -tags test -count=1 ./...
+
+# The lab test driving bin/agent (root; tests/agent/).
+agent-lab: agent
+	@$(agent_src_check); GOMETRO_AGENT="$(AGENT_BIN)" $(GO) test -count=1 -timeout 10m -v ./tests/agent/

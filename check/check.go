@@ -95,6 +95,7 @@ func (c *Check) Run() error {
 		return fmt.Errorf("%s: getting the sender for %s: %w", CheckName, c.ID(), err)
 	}
 	warnings, err := c.logic.Run(s, serviceCheckSender{s: s})
+	c.setInventory()
 	for _, w := range warnings {
 		_ = c.Warnf("%s", w)
 	}

@@ -1,7 +1,6 @@
 package rttcheck
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"os"
@@ -81,40 +80,6 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		if len(cfg.Warnings) > 0 {
 			t.Errorf("example warnings: %q", cfg.Warnings)
 		}
-	}
-}
-
-// TestMetadataListsEveryMetric keeps metadata.csv in step with what Run sends.
-func TestMetadataListsEveryMetric(t *testing.T) {
-	f, err := os.Open("../metadata.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "metric_name,metric_type,interval,unit_name,per_unit_name,description,orientation,integration,short_name,curated_metric"
-	if strings.Join(rows[0], ",") != want {
-		t.Errorf("header %v", rows[0])
-	}
-	types := map[string]string{}
-	for _, r := range rows[1:] {
-		types[r[0]] = r[1]
-	}
-	metrics := map[string]string{
-		MetricRTT: "gauge", MetricRTTAvg: "gauge", MetricRTTJitter: "gauge", MetricRTTMin: "gauge", MetricRTTMax: "gauge",
-		MetricRTTSamples: "count", MetricPackets: "count", MetricKernelDrops: "count", MetricDecodeErrors: "count",
-		MetricFlowsTracked: "gauge", MetricFlowsEvicted: "count", MetricCapturePanics: "count",
-	}
-	for m, typ := range metrics {
-		if types[m] != typ {
-			t.Errorf("metadata.csv: %s has type %q, want %q", m, types[m], typ)
-		}
-	}
-	if len(types) != len(metrics) {
-		t.Errorf("metadata.csv lists %d metrics, the check sends %d", len(types), len(metrics))
 	}
 }
 

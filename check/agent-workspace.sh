@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# agent-workspace.sh AGENT_SRC OUT_DIR
+#
+# Prepares a build of a datadog-agent checkout with go-metro registered,
+# WITHOUT modifying the checkout: it writes into OUT_DIR
+#
+#   go.work                the checkout's go.work with every `use` made
+#                          absolute, plus the two go-metro modules (go-metro
+#                          and go-metro/check);
+#   go.work.sum            a copy of the checkout's, if it has one;
+#   corechecks.go.overlay  the checkout's pkg/commonchecks/corechecks.go plus
+#                          the import and the one RegisterCheck line (not
+#                          named .go: OUT_DIR may lie inside go-metro's
+#                          module, whose ./... must not see it);
+#   overlay.json           `go build -overlay` input replacing that file.
+#
+# Then, from the checkout (the Makefile adds -tags zlib, see there):
+#
+#   GOWORK=OUT_DIR/go.work go build -overlay OUT_DIR/overlay.json ./cmd/agent
+#
+# These are exactly the manual steps of check/README.md (go work use, one
+# registration line), applied to copies.
+set -euo pipefail
+
+if [ $# -ne 2 ]; then
+	echo "usage: $0 AGENT_SRC OUT_DIR" >&2
+	exit 2
+fi
+src=$(cd "$1" && pwd)
+mkdir -p "$2"
+out=$(cd "$2" && pwd)
+here=$(cd "$(dirname "$0")" && pwd) # go-metro/check
+root=$(cd "$here/.." && pwd)        # go-metro
+
+reg="$src/pkg/commonchecks/corechecks.go"
+for f in "$src/go.work" "$reg"; do
+	if [ ! -f "$f" ]; then
+		echo "$0: $f not found: is $src a datadog-agent checkout (7.x, with its go.work)?" >&2
+		exit 1
+	fi
+done
+
+# go.work resolves relative `use` and `replace` paths against the directory
+# of the go.work file, so a copy elsewhere must carry absolute ones. Both the
+# block form (`use (` ... `)`) and the one-line form (`use ./x`) occur.
+awk -v src="$src" '
+function abs(p) {
+	if (p ~ /^\//) return p
+	if (p == ".") return src
+	sub(/^\.\//, "", p)
+	return src "/" p
+}
+/^use[ \t]*\($/        { inuse = 1; print; next }
+inuse && /^\)/         { inuse = 0; print; next }
+inuse && NF == 1       { sub(/^[ \t]+/, ""); print "\t" abs($0); next }
+/^use[ \t]+[^ (]/      { print "use " abs($2); next }
+/=>[ \t]*\.\.?\//      { n = index($0, "=>"); rhs = substr($0, n + 2); sub(/^[ \t]+/, "", rhs)
+                         print substr($0, 1, n + 1) " " abs(rhs); next }
+                       { print }
+' "$src/go.work" >"$out/go.work"
+if [ -f "$src/go.work.sum" ]; then
+	cp "$src/go.work.sum" "$out/go.work.sum"
+fi
+# `go work use` also raises the workspace's go line to what go-metro needs.
+GOWORK="$out/go.work" go work use "$root" "$here"
+
+# The registration: one import and one line at the end of RegisterChecks.
+awk '
+/^import \($/ && !imp                  { print; print "\tgometro \"github.com/gometro/go-metro/check\""; imp = 1; next }
+/^func RegisterChecks\(/               { infn = 1 }
+infn && /^}/                           { print "\tcorecheckLoader.RegisterCheck(gometro.CheckName, gometro.Factory())"; infn = 0; done = 1 }
+                                       { print }
+END { if (!imp || !done) exit 1 }
+' "$reg" >"$out/corechecks.go.overlay" || {
+	echo "$0: could not find the import block and RegisterChecks in $reg" >&2
+	exit 1
+}
+printf '{"Replace": {"%s": "%s"}}\n' "$reg" "$out/corechecks.go.overlay" >"$out/overlay.json"
