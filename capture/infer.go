@@ -41,17 +41,16 @@ func InferLocal(path string) ([]netip.Addr, error) {
 		}
 		return s
 	}
-	link := src.LinkType()
 	var p packet.Packet
 	for n := 0; n < inferScanLimit; n++ {
 		data, _, wireLen, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
+		if errors.Is(err, io.EOF) || errors.Is(err, source.ErrTruncated) {
+			break // the engine reports the cut when it reaches it
 		}
 		if err != nil {
 			return nil, err // names the file already
 		}
-		if p.Decode(link, data, wireLen) != packet.ErrNone {
+		if p.Decode(src.LinkType(), data, wireLen) != packet.ErrNone {
 			continue
 		}
 		s, d := get(p.Src), get(p.Dst)
