@@ -15,6 +15,10 @@ import (
 // minutes of one IPv4 bulk flow before its first IPv6 connection.
 const inferScanLimit = 50_000_000
 
+// ErrNoTCPTraffic: a file without a single TCP segment the decoder reads
+// (InferLocal has nothing to go on).
+var ErrNoTCPTraffic = errors.New("no TCP traffic")
+
 // InferLocal guesses which addresses belong to the host that made a capture
 // file: per address family, the address that talks to the most distinct
 // peers (the capturing host is an endpoint of every flow it sees). Ties go
@@ -85,7 +89,7 @@ func InferLocal(path string) ([]netip.Addr, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("capture: %s: no TCP traffic to infer the local address from; pass it explicitly", path)
+		return nil, fmt.Errorf("capture: %s: %w to infer the local address from; pass it explicitly", path, ErrNoTCPTraffic)
 	}
 	return out, nil
 }
