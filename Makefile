@@ -40,3 +40,10 @@ lab:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./capture/...
+
+# Real captures (../shared/corpus): replay every file, and compare each flow
+# with tshark's ack_rtt on the files where tshark finds >= 20 samples. Also
+# part of `make lab` (./tests/...); figures are printed with -v.
+.PHONY: corpus
+corpus:
+	$(GO) test -count=1 -timeout 15m -v ./tests/corpus/

@@ -39,11 +39,16 @@ var Fields = []string{
 // Args are the tshark arguments that print one line per ACK RTT sample of
 // the capture at path, as Parse reads them:
 //
-//	tshark -r PATH -n -o tcp.calculate_timestamps:TRUE -T fields -E separator=/t \
-//	  -Y tcp.analysis.ack_rtt -e tcp.stream -e tcp.analysis.ack_rtt -e ip.src -e ip.dst \
-//	  -e ipv6.src -e ipv6.dst -e tcp.srcport -e tcp.dstport
+//	tshark -r PATH -n -o tcp.calculate_timestamps:TRUE -o tcp.desegment_tcp_streams:FALSE \
+//	  -T fields -E separator=/t -Y tcp.analysis.ack_rtt -e tcp.stream -e tcp.analysis.ack_rtt \
+//	  -e ip.src -e ip.dst -e ipv6.src -e ipv6.dst -e tcp.srcport -e tcp.dstport
+//
+// Stream reassembly only feeds the application-layer dissectors; ack_rtt is
+// computed per segment without it. Turning it off printed byte-identical
+// output on the 172 corpus files of tests/corpus with 3.4 times less CPU
+// (tshark 4.0.17: 37 s instead of 2 min 5 s).
 func Args(path string) []string {
-	args := []string{"-r", path, "-n", "-o", "tcp.calculate_timestamps:TRUE",
+	args := []string{"-r", path, "-n", "-o", "tcp.calculate_timestamps:TRUE", "-o", "tcp.desegment_tcp_streams:FALSE",
 		"-T", "fields", "-E", "separator=/t", "-Y", "tcp.analysis.ack_rtt"}
 	for _, f := range Fields {
 		args = append(args, "-e", f)
@@ -85,7 +90,7 @@ func Run(ctx context.Context, path string) ([]Direction, error) {
 }
 
 // Parse reads the output of tshark run with Args and groups the samples by
-// stream and direction, in stream order.
+// stream and direction, in stream order. Negative samples are dropped.
 func Parse(r io.Reader) ([]Direction, error) {
 	type key struct {
 		stream int
@@ -123,6 +128,11 @@ func Parse(r io.Reader) ([]Direction, error) {
 		srcIP, dstIP := f[2], f[3]
 		if srcIP == "" {
 			srcIP, dstIP = f[4], f[5]
+		}
+		if secs < 0 {
+			// The capture's clock stepped back between the segment and
+			// its ACK (merged files, a clock adjustment): no RTT.
+			continue
 		}
 		src, err := parseAddrPort(srcIP, f[6])
 		if err != nil {

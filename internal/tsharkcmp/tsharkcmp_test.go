@@ -46,6 +46,12 @@ func TestParse(t *testing.T) {
 			in:   "0\t0.000123000\t10.2.0.1\t10.1.0.1\t\t\t443\t40000\n",
 			want: []Direction{{Stream: 0, Acker: ap("10.2.0.1:443"), Sender: ap("10.1.0.1:40000"), Samples: []time.Duration{123 * time.Microsecond}}},
 		},
+		{
+			name: "negative sample (clock stepped back) dropped",
+			in: "0\t-0.000500000\t10.2.0.1\t10.1.0.1\t\t\t443\t40000\n" +
+				"0\t0.002000000\t10.2.0.1\t10.1.0.1\t\t\t443\t40000\n",
+			want: []Direction{{Stream: 0, Acker: ap("10.2.0.1:443"), Sender: ap("10.1.0.1:40000"), Samples: []time.Duration{2 * ms}}},
+		},
 		{name: "missing fields", in: "0\t0.1\t10.2.0.1\n", wantErr: "line 1: 3 fields, want 8"},
 		{name: "bad rtt", in: "0\tx\t10.2.0.1\t10.1.0.1\t\t\t443\t40000\n", wantErr: `ack_rtt "x"`},
 		{name: "bad address", in: "0\t0.1\t10.2.0\t10.1.0.1\t\t\t443\t40000\n", wantErr: `source: address "10.2.0"`},

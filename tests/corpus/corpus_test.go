@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/capture/source"
+	"github.com/gometro/go-metro/internal/tsharkcmp"
 )
 
 // fileTimeout bounds one file's replay: the largest corpus file (under 4 MiB)
@@ -292,4 +296,222 @@ func count[T any](xs []T, f func(T) bool) int {
 		}
 	}
 	return n
+}
+
+// minFileSamples selects the files compared with tshark: those where tshark
+// found at least this many ack_rtt samples (INDEX.tsv).
+const minFileSamples = 20
+
+// tsharkRun is tsharkcmp.Run; a variable so that a local run can serve
+// cached output while the table below is being worked on.
+var tsharkRun = tsharkcmp.Run
+
+// judged is one file's comparison.
+type judged struct {
+	results  []tsharkcmp.Result
+	local    string // the local addresses go-metro inferred, or why it has none
+	tsharkOK bool   // tshark read the whole file (it stops at a cut)
+	elapsed  time.Duration
+	err      error // tshark's output could not be had at all
+}
+
+func judgeFile(path string) judged {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ds, terr := tsharkRun(ctx, path)
+	if ds == nil && terr != nil {
+		return judged{err: terr}
+	}
+	j := judged{tsharkOK: terr == nil}
+	r := replay(path)
+	if r.snap == nil || len(r.snap.LocalIPs) == 0 {
+		// go-metro read no TCP it can use: every flow tshark times is
+		// missed. Count one direction per stream, the one tshark times
+		// most, so the figures do not double.
+		j.local = fmt.Sprintf("none (%v)", r.err)
+		best := map[int]tsharkcmp.Direction{}
+		for _, d := range ds {
+			if b, ok := best[d.Stream]; !ok || len(d.Samples) > len(b.Samples) {
+				best[d.Stream] = d
+			}
+		}
+		kept := slices.Collect(func(yield func(tsharkcmp.Direction) bool) {
+			for _, d := range best {
+				if !yield(d) {
+					return
+				}
+			}
+		})
+		j.results = tsharkcmp.Compare(tsharkcmp.LocalSender(kept, func(netip.Addr) bool { return true }), nil)
+	} else {
+		local := r.snap.LocalIPs
+		j.local = fmt.Sprint(local)
+		ref := tsharkcmp.LocalSender(ds, func(a netip.Addr) bool { return slices.Contains(local, a) })
+		j.results = tsharkcmp.Compare(ref, tsharkcmp.EngineFlows(r.snap.Flows))
+	}
+	j.elapsed = time.Since(start)
+	return j
+}
+
+// TestTsharkCorpus compares every flow tshark times from the local side with
+// go-metro on the corpus files where tshark finds >= 20 ack_rtt samples.
+// tshark runs live: 37 s of CPU for the 172 files (tsharkcmp.Args), about
+// 20 s of wall time on 2 idle cores. Flows that fail are listed in exceptions with
+// their measured reason; an unlisted failure, or a listed one that no longer
+// fails, fails the test, and the lines to paste are printed.
+func TestTsharkCorpus(t *testing.T) {
+	corpus := corpusDir(t)
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tshark is required in CI (make deps installs it)")
+		}
+		t.Skip("tshark not installed")
+	}
+	index := readIndex(t, corpus)
+	var paths []string
+	for p, e := range index {
+		if e.ackRTTSamples >= minFileSamples {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	start := time.Now()
+	files := forEach(paths, func(p string) judged { return judgeFile(filepath.Join(corpus, p)) })
+	wall := time.Since(start)
+
+	type exKey struct{ file, flow string }
+	listed := map[exKey]*exception{}
+	for i := range exceptions {
+		e := &exceptions[i]
+		listed[exKey{e.file, e.flow}] = e
+	}
+	seen := map[exKey]bool{}
+	var judgedFlows, covered, below, below5, above5, excepted int
+	byCause := map[string]int{}
+	for i, j := range files {
+		p := paths[i]
+		if j.err != nil {
+			t.Errorf("%s: %v", p, j.err)
+			continue
+		}
+		for _, r := range j.results {
+			if r.Verdict == tsharkcmp.Few {
+				continue
+			}
+			judgedFlows++
+			if r.Verdict != tsharkcmp.NoSamples {
+				covered++
+			}
+			if r.Verdict == tsharkcmp.MinBelow {
+				below++
+			}
+			if r.Ours.Samples > 0 && r.Ours.Min < r.TsharkMin-r.TsharkMin/20 {
+				below5++ // the 5 % alone, for comparison with earlier figures
+			}
+			if r.Ours.Samples > 0 && r.Ours.Min > r.TsharkMin+r.TsharkMin/20 {
+				above5++ // allowed: go-metro times from the earliest newly acked segment
+			}
+			if r.Verdict == tsharkcmp.OK {
+				continue
+			}
+			k := exKey{p, r.Key.String()}
+			seen[k] = true
+			e := listed[k]
+			switch {
+			case e == nil:
+				t.Errorf("%s: %v; local %s. If explained, add:\n\t{%q, %q, tsharkcmp.%s, %q, \"...\"},",
+					p, r, j.local, p, r.Key.String(), verdictName(r.Verdict), "cause")
+			case e.verdict != r.Verdict:
+				t.Errorf("%s: %v, but exceptions says %v", p, r, e.verdict)
+			default:
+				excepted++
+				byCause[e.cause]++
+			}
+		}
+	}
+	for _, e := range exceptions {
+		if !seen[exKey{e.file, e.flow}] {
+			t.Errorf("exception no longer happens, remove it: %s %s (%s)", e.file, e.flow, e.cause)
+		}
+	}
+	t.Logf("tshark corpus: %d files with >= %d tshark samples compared in %v (%d workers)",
+		len(paths), minFileSamples, wall.Round(time.Millisecond), runtime.GOMAXPROCS(0))
+	t.Logf("tshark corpus: of %d flows that tshark times >= %d times from the local side, %d have go-metro samples; %d minimums below tshark's by more than 5 %%, %d by more than max(5 %%, 0.05 ms)",
+		judgedFlows, tsharkcmp.MinTimed, covered, below5, below)
+	t.Logf("tshark corpus: %d minimums above tshark's by more than 5 %% (allowed: go-metro times an ACK from the earliest segment it newly acks, tshark from the last)", above5)
+	t.Logf("tshark corpus: %d exceptions listed:", excepted)
+	causes := slices.Sorted(func(yield func(string) bool) {
+		for c := range byCause {
+			if !yield(c) {
+				return
+			}
+		}
+	})
+	for _, c := range causes {
+		t.Logf("tshark corpus:   %4d %s", byCause[c], c)
+	}
+}
+
+func verdictName(v tsharkcmp.Verdict) string {
+	switch v {
+	case tsharkcmp.NoSamples:
+		return "NoSamples"
+	case tsharkcmp.MinBelow:
+		return "MinBelow"
+	}
+	return v.String()
+}
+
+// exception is a flow allowed to fail the tshark comparison, with the
+// reason, measured on the capture.
+type exception struct {
+	file, flow string // INDEX.tsv path; tsharkcmp.Key.String()
+	verdict    tsharkcmp.Verdict
+	cause      string // one of the causes below, for the figures
+	reason     string
+}
+
+// Causes. Those naming issue 8 are being fixed on other branches: after
+// they merge, re-run `make corpus` and delete the entries it reports as no
+// longer happening (capture duplicates, the third part of issue 8 being
+// done elsewhere, cause no exception in this corpus today).
+const (
+	causeTunnel  = "tunnel not decoded (issue 8: tunnels)"
+	causeRefused = "SYN answered by RST not timed (issue 8: refused connections)"
+	causeRSTSeq  = "a local RST's sequence number taken as sent data (capture/flow)"
+)
+
+var exceptions = []exception{
+	// TCP inside VXLAN (UDP 4789) and Geneve (UDP 6081): go-metro decodes
+	// no TCP in these files ("no TCP traffic to infer the local address
+	// from"), so every flow is missed; once tunnels are decoded the local
+	// side may be inferred as the other end, and the keys below change.
+	{"suricata-verify/tests__vxlan-decoder-03__vxlan.pcap", "18.196.145.224:37180 -> 172.31.0.238:22", tsharkcmp.NoSamples, causeTunnel,
+		"SSH inside VXLAN; tshark: 8 samples, min 4 µs"},
+	{"suricata-verify/tests__vxlan-decoder-03__vxlan.pcap", "18.196.145.224:37182 -> 172.31.0.238:22", tsharkcmp.NoSamples, causeTunnel,
+		"SSH inside VXLAN; tshark: 8 samples, min 13 µs"},
+	{"suricata-verify/tests__vxlan-decoder-03__vxlan.pcap", "18.196.145.224:37184 -> 172.31.0.238:22", tsharkcmp.NoSamples, causeTunnel,
+		"SSH inside VXLAN; tshark: 8 samples, min 2 µs"},
+	{"suricata-verify/tests__vxlan-decoder-03__vxlan.pcap", "18.196.145.224:37186 -> 172.31.0.238:22", tsharkcmp.NoSamples, causeTunnel,
+		"SSH inside VXLAN; tshark: 6 samples, min 23 µs"},
+	{"tcpdump/tests__geneve.pcap", "30.0.0.2:51225 -> 30.0.0.1:22", tsharkcmp.NoSamples, causeTunnel,
+		"SSH inside Geneve; tshark: 11 samples, min 37 µs"},
+
+	// Three SYNs (frames 354, 363, 380), each answered by RST/ACK within
+	// 109, 105 and 106 µs: tshark times all three; go-metro times none.
+	// The first is a clean sample (the others are SYN retransmissions).
+	{"suricata-verify/tests__rdp-protocol__RDP-003.pcap", "10.226.29.74:3955 -> 10.226.41.226:2998", tsharkcmp.NoSamples, causeRefused,
+		"connection refused three times; no data"},
+
+	// The first SYN (frame 249) gets a stale ACK for acknowledgment number
+	// 3331369076 (frame 250), which the local host answers with a RST
+	// carrying that sequence number (frame 251), 976 M past its ISN. The
+	// SYN is re-sent with the same ISN 3 s later and the connection runs
+	// normally (tshark: 4 samples of data sent, min 17.98 ms), but go-metro
+	// counts 4 retransmissions on the flow (tshark 1, the SYN): it takes
+	// the RST's sequence number as sent data, so the data segments after
+	// it look retransmitted and Karn drops their samples.
+	{"suricata-verify/tests__tls__tls-subjectaltname__input.pcap", "192.168.100.206:59949 -> 138.201.208.22:443", tsharkcmp.NoSamples, causeRSTSeq,
+		"go-metro: 0 samples, 4 retransmissions; tshark: 4 samples, min 17.98 ms"},
 }
