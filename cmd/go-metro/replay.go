@@ -45,7 +45,7 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&localIPs, "local-ip", nil, "address or CIDR of the local side (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
-	cmd.Flags().IntVar(&maxFlows, "max-flows", replayMaxFlows, "flows kept at most (memory bound: about 1 KiB each); past it, idle ones are evicted")
+	cmd.Flags().IntVar(&maxFlows, "max-flows", replayMaxFlows, "flows kept at most (memory bound: 2432 bytes each); past it, idle ones are evicted")
 	return cmd
 }
 
