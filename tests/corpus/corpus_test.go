@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -336,13 +337,7 @@ func judgeFile(path string) judged {
 				best[d.Stream] = d
 			}
 		}
-		kept := slices.Collect(func(yield func(tsharkcmp.Direction) bool) {
-			for _, d := range best {
-				if !yield(d) {
-					return
-				}
-			}
-		})
+		kept := slices.Collect(maps.Values(best))
 		j.results = tsharkcmp.Compare(tsharkcmp.LocalSender(kept, func(netip.Addr) bool { return true }), nil)
 	} else {
 		local := r.snap.LocalIPs
@@ -421,7 +416,7 @@ func TestTsharkCorpus(t *testing.T) {
 			switch {
 			case e == nil:
 				t.Errorf("%s: %v; local %s. If explained, add:\n\t{%q, %q, tsharkcmp.%s, %q, \"...\"},",
-					p, r, j.local, p, r.Key.String(), verdictName(r.Verdict), "cause")
+					p, r, j.local, p, r.Key.String(), verdictNames[r.Verdict], "cause")
 			case e.verdict != r.Verdict:
 				t.Errorf("%s: %v, but exceptions says %v", p, r, e.verdict)
 			default:
@@ -441,27 +436,13 @@ func TestTsharkCorpus(t *testing.T) {
 		judgedFlows, tsharkcmp.MinTimed, covered, below5, below)
 	t.Logf("tshark corpus: %d minimums above tshark's by more than 5 %% (allowed: go-metro times an ACK from the earliest segment it newly acks, tshark from the last)", above5)
 	t.Logf("tshark corpus: %d exceptions listed:", excepted)
-	causes := slices.Sorted(func(yield func(string) bool) {
-		for c := range byCause {
-			if !yield(c) {
-				return
-			}
-		}
-	})
-	for _, c := range causes {
+	for _, c := range slices.Sorted(maps.Keys(byCause)) {
 		t.Logf("tshark corpus:   %4d %s", byCause[c], c)
 	}
 }
 
-func verdictName(v tsharkcmp.Verdict) string {
-	switch v {
-	case tsharkcmp.NoSamples:
-		return "NoSamples"
-	case tsharkcmp.MinBelow:
-		return "MinBelow"
-	}
-	return v.String()
-}
+// verdictNames spell the failing verdicts as Go, for the lines to paste.
+var verdictNames = map[tsharkcmp.Verdict]string{tsharkcmp.NoSamples: "NoSamples", tsharkcmp.MinBelow: "MinBelow"}
 
 // exception is a flow allowed to fail the tshark comparison, with the
 // reason, measured on the capture.
