@@ -3,7 +3,8 @@
 #               check for a few seconds and prints its metrics beside the
 #               kernel's own srtt
 #   make test   unit tests with the race detector, fuzz seeds, and the
-#               end-to-end lab tests (root; they fail rather than skip in CI)
+#               end-to-end lab tests (root; they fail rather than skip in CI),
+#               then the real-capture corpus tests (make corpus)
 SHELL := /bin/bash
 GO ?= go
 DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps
