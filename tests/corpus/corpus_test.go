@@ -266,8 +266,10 @@ func TestReplayCorpus(t *testing.T) {
 				tcpWithFlows++
 			case r.err != nil:
 				noFlows[errorKind(r.err)]++
+				t.Logf("corpus: no flow, tshark sees %d TCP packets: %s: %s", index[p].tcpPackets, p, errorKind(r.err))
 			default:
 				noFlows["read to the end, no flow"]++
+				t.Logf("corpus: no flow, tshark sees %d TCP packets: %s: read to the end", index[p].tcpPackets, p)
 			}
 		}
 	}
