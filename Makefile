@@ -4,14 +4,14 @@
 #               kernel's own srtt
 #   make test   unit tests with the race detector, fuzz seeds, the real
 #               Datadog Agent built with go-metro (make agent: ../shared/
-#               datadog-agent) and its mocksender tests, and the end-to-end
-#               lab tests, the agent's included (root; they fail rather than
-#               skip in CI)
+#               datadog-agent) and its mocksender tests, the end-to-end lab
+#               tests, the agent's included (root; they fail rather than skip
+#               in CI), then the real-capture corpus tests (make corpus)
 SHELL := /bin/bash
 GO ?= go
 DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps
 
-.PHONY: deps demo test unit lab vet fmt-check bench
+.PHONY: deps demo test unit lab vet fmt-check bench corpus
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -24,7 +24,7 @@ deps:
 demo: deps
 	$(GO) run ./tests/cmd/demo
 
-test: deps fmt-check vet unit agent-test lab agent-lab
+test: deps fmt-check vet unit agent-test lab agent-lab corpus
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -41,7 +41,7 @@ unit:
 # tests/agent runs in agent-lab, after the others: two labs at once would
 # perturb the load test's drop count and the accuracy bounds.
 lab:
-	$(GO) test -count=1 -timeout 20m -v $$($(GO) list ./tests/... | grep -v /tests/agent)
+	$(GO) test -count=1 -timeout 20m -v $$($(GO) list ./tests/... | grep -v '/tests/agent$$\|/tests/corpus$$')
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./capture/...
@@ -84,3 +84,10 @@ agent-test: agent-workspace
 # The lab test driving bin/agent (root; tests/agent/).
 agent-lab: agent
 	@$(agent_src_check); GOMETRO_AGENT="$(AGENT_BIN)" $(GO) test -count=1 -timeout 10m -v ./tests/agent/
+
+# Real captures (../shared/corpus): replay every file, and compare each flow
+# with tshark's ack_rtt on the files where tshark finds >= 20 samples; part of
+# `make test`, kept out of `make lab` so that its CPU (both cores for about a
+# minute) cannot disturb the lab's timing-sensitive tests. Figures: -v.
+corpus:
+	$(GO) test -count=1 -timeout 15m -v ./tests/corpus/

@@ -350,7 +350,6 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 }
 
 func (e *Engine) loop(ctx context.Context, src source.Source) error {
-	link := src.LinkType()
 	live := e.cfg.File == ""
 	var pkt packet.Packet
 	nextLocalRefresh := time.Now().Add(localRefresh)
@@ -360,7 +359,7 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 	for {
 		data, ts, wireLen, err := src.Next()
 		if err == nil {
-			e.handle(&pkt, link, data, ts, wireLen)
+			e.handle(&pkt, src.LinkType(), data, ts, wireLen)
 			// Housekeeping every housekeepEvery packets, or sooner when
 			// capture time moved on (a slow trickle of packets that never
 			// lets the poll time out must not stall snapshots or Cancel).
@@ -369,9 +368,14 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 			}
 			countdown = housekeepEvery
 			nextHousekeep = ts + housekeepPeriod
-		} else if err == io.EOF {
+		} else if err == io.EOF || errors.Is(err, source.ErrTruncated) {
+			// A file cut inside a record ends like one that does not,
+			// and says so: its flows stand.
 			e.table.Sweep(e.lastTS)
-			return nil
+			if err == io.EOF {
+				return nil
+			}
+			return err
 		} else if errors.Is(err, source.ErrInterfaceDown) {
 			// The socket stays bound and frames resume when the link
 			// comes back up: report it, keep going.

@@ -15,6 +15,10 @@ import (
 // minutes of one IPv4 bulk flow before its first IPv6 connection.
 const inferScanLimit = 50_000_000
 
+// ErrNoTCPTraffic: a file without a single TCP segment the decoder reads
+// (InferLocal has nothing to go on).
+var ErrNoTCPTraffic = errors.New("no TCP traffic")
+
 // InferLocal guesses which addresses belong to the host that made a capture
 // file: per address family, the address that talks to the most distinct
 // peers (the capturing host is an endpoint of every flow it sees). Ties go
@@ -41,17 +45,16 @@ func InferLocal(path string) ([]netip.Addr, error) {
 		}
 		return s
 	}
-	link := src.LinkType()
 	var p packet.Packet
 	for n := 0; n < inferScanLimit; n++ {
 		data, _, wireLen, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
+		if errors.Is(err, io.EOF) || errors.Is(err, source.ErrTruncated) {
+			break // the engine reports the cut when it reaches it
 		}
 		if err != nil {
 			return nil, err // names the file already
 		}
-		if p.Decode(link, data, wireLen) != packet.ErrNone {
+		if p.Decode(src.LinkType(), data, wireLen) != packet.ErrNone {
 			continue
 		}
 		s, d := get(p.Src), get(p.Dst)
@@ -86,7 +89,7 @@ func InferLocal(path string) ([]netip.Addr, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("capture: %s: no TCP traffic to infer the local address from; pass it explicitly", path)
+		return nil, fmt.Errorf("capture: %s: %w to infer the local address from; pass it explicitly", path, ErrNoTCPTraffic)
 	}
 	return out, nil
 }

@@ -5,44 +5,42 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
 
-	"github.com/gometro/go-metro/capture/packet"
 	"github.com/gometro/go-metro/internal/synth"
+	"github.com/gometro/go-metro/internal/tsharkcmp"
 )
 
 // TestCompareWithTshark compares each flow's smoothed RTT with tshark's
-// ack_rtt on the realistic capture. tshark is an independent reference, but
-// its definition differs: it times an ACK from the LAST segment it covers,
-// times retransmitted segments (no Karn), and times the ACKs of keepalive
-// probes. Where those differences cannot arise (request/response flows
-// without loss or keepalives, where each ACK covers one segment) the two
-// must agree; elsewhere the gaps are reported by cause.
-//
-// It needs tshark's output for the capture, made once (about a minute):
-//
-//	GOMETRO_SYNTH_OUT=/tmp/synth.pcap go test -run TestWriteCapture ./internal/synth/
-//	tshark -r /tmp/synth.pcap -n -o tcp.calculate_timestamps:TRUE -T fields -E separator=/t \
-//	  -Y tcp.analysis.ack_rtt -e tcp.stream -e tcp.analysis.ack_rtt -e ip.src -e ip.dst \
-//	  -e ipv6.src -e ipv6.dst -e tcp.srcport -e tcp.dstport > /tmp/tshark_rtt_flows.tsv
-//	GOMETRO_TSHARK_TSV=/tmp/tshark_rtt_flows.tsv go test -v -run TestCompareWithTshark ./capture/
+// ack_rtt on a simulated capture (synth.Small: bulk, request/response,
+// accepted and IPv6 flows, 1 % loss, keepalives). tshark is an independent
+// reference, but its definition differs: it times an ACK from the LAST
+// segment it covers, times retransmitted segments (no Karn), and times the
+// ACKs of keepalive probes. Where those differences cannot arise
+// (request/response flows without loss or keepalives, where each ACK covers
+// one segment) the two must agree; elsewhere the gaps are logged by cause.
 func TestCompareWithTshark(t *testing.T) {
-	path := os.Getenv("GOMETRO_TSHARK_TSV")
-	if path == "" {
-		t.Skip("GOMETRO_TSHARK_TSV not set (see the doc comment for the commands)")
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tshark is required in CI (make deps installs it)")
+		}
+		t.Skip("tshark not installed")
 	}
-	f, err := os.Open(path)
+	c := synth.Generate(synth.Small())
+	path := filepath.Join(t.TempDir(), "small.pcap")
+	if err := c.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rs, err := tsharkcmp.Run(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	rs, err := synth.ParseTsharkRTT(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := realisticCapture(t)
 	ref := synth.LocalSenderRTT(rs, c.LocalIPs)
 
 	var local []netip.Prefix
@@ -50,20 +48,19 @@ func TestCompareWithTshark(t *testing.T) {
 		local = append(local, netip.PrefixFrom(a, a.BitLen()))
 	}
 	forever := 100 * 365 * 24 * time.Hour
-	e, err := New(Config{File: "memory", LocalIPs: local, MaxFlows: 4096, IdleTTL: forever, ExpTTL: forever})
+	e, err := New(Config{File: path, LocalIPs: local, MaxFlows: 4096, IdleTTL: forever, ExpTTL: forever})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pkt packet.Packet
-	for i := range c.Frames {
-		fr := &c.Frames[i]
-		e.handle(&pkt, packet.LinkTypeEthernet, fr.Data, fr.TS, int(fr.WireLen))
+	if err := e.Run(ctx); err != nil {
+		t.Fatal(err)
 	}
-	s, err := e.Snapshot(context.Background())
+	s, err := e.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ours := byKey(s.Flows)
+	strict := 0
 
 	type bucket struct {
 		n, agree int
@@ -72,7 +69,7 @@ func TestCompareWithTshark(t *testing.T) {
 	buckets := map[string]*bucket{}
 	for _, tr := range c.Flows {
 		got, ok := ours[[2]netip.AddrPort{tr.Local, tr.Remote}]
-		want, okRef := ref[synth.FlowKey{Local: tr.Local, Remote: tr.Remote}]
+		want, okRef := ref[tr.Key()]
 		if !ok || !okRef || want.N == 0 || got.RTT.Samples == 0 {
 			continue
 		}
@@ -97,11 +94,17 @@ func TestCompareWithTshark(t *testing.T) {
 			b.agree++
 		}
 		b.diffs = append(b.diffs, rel)
-		if tr.Kind == synth.ReqResp && tr.Retransmits == 0 && tr.RemoteRetransmits == 0 && tr.KeepaliveProbes == 0 &&
-			math.Abs(d) > math.Max(0.02*float64(want.SRTT), float64(300*time.Microsecond)) {
+		if tr.Kind != synth.ReqResp || tr.Retransmits > 0 || tr.RemoteRetransmits > 0 || tr.KeepaliveProbes > 0 {
+			continue
+		}
+		strict++
+		if math.Abs(d) > math.Max(0.02*float64(want.SRTT), float64(300*time.Microsecond)) {
 			t.Errorf("%v -> %v: loss-free request/response flow: srtt %v, tshark %v",
 				tr.Local, tr.Remote, time.Duration(got.RTT.SRTT), want.SRTT)
 		}
+	}
+	if strict == 0 {
+		t.Fatal("no loss-free request/response flow timed by both: nothing was compared")
 	}
 	causes := make([]string, 0, len(buckets))
 	for k := range buckets {

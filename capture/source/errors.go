@@ -2,6 +2,7 @@ package source
 
 import (
 	"errors"
+	"io"
 	"os"
 )
 
@@ -30,11 +31,23 @@ type errClosed struct{}
 func (errClosed) Error() string        { return "capture: source is closed" }
 func (errClosed) Is(target error) bool { return target == os.ErrClosed }
 
-// Errors of file sources. Truncated records wrap io.ErrUnexpectedEOF.
+// Errors of file sources.
 var (
 	ErrEmptyFile           = errors.New("file is empty")
 	ErrNotCaptureFile      = errors.New("not a pcap or pcapng capture file")
 	ErrUnsupportedLinkType = errors.New("unsupported link type")
-	ErrMixedLinkTypes      = errors.New("pcapng interfaces of different link types are not supported")
 	ErrCorrupt             = errors.New("corrupt capture file")
+	// ErrTruncated: the file ends inside a record or block, as one does
+	// when tcpdump is killed or the disk fills up. Next returns it after
+	// the last complete record, and again on every later call; the records
+	// before it are good, so a replay reports them and warns (tshark does
+	// the same). OpenFile never returns it: a file cut before its first
+	// record fails to open with an error wrapping io.ErrUnexpectedEOF.
+	// ErrTruncated wraps io.ErrUnexpectedEOF too.
+	ErrTruncated = errTruncated{}
 )
+
+type errTruncated struct{}
+
+func (errTruncated) Error() string        { return "file ends inside a record (cut short)" }
+func (errTruncated) Is(target error) bool { return target == io.ErrUnexpectedEOF }

@@ -18,7 +18,6 @@ import (
 	"os"
 
 	"github.com/gometro/go-metro/capture/packet"
-	"github.com/google/gopacket/layers"
 	"golang.org/x/net/bpf"
 )
 
@@ -47,7 +46,23 @@ func fileLinkType(v uint32) (packet.LinkType, error) {
 		packet.LinkTypeIPv4, packet.LinkTypeIPv6, packet.LinkTypeLinuxSLL, packet.LinkTypeSLL2:
 		return lt, nil
 	}
-	return 0, fmt.Errorf("%w %d (%s)", ErrUnsupportedLinkType, v, layers.LinkType(v))
+	if name, ok := linkTypeNames[v]; ok {
+		return 0, fmt.Errorf("%w %d (%s)", ErrUnsupportedLinkType, v, name)
+	}
+	return 0, fmt.Errorf("%w %d", ErrUnsupportedLinkType, v)
+}
+
+// linkTypeNames names the unsupported link types met most often in real
+// captures (the LINKTYPE_ names of https://www.tcpdump.org/linktypes.html),
+// so that the error says what the file holds. A table of our own: gopacket's
+// would link all of gopacket into the binary for one String method.
+var linkTypeNames = map[uint32]string{
+	6: "IEEE802_5", 8: "SLIP", 9: "PPP", 10: "FDDI", 50: "PPP_HDLC", 51: "PPP_ETHER",
+	104: "C_HDLC", 105: "IEEE802_11", 107: "FRELAY", 108: "LOOP", 127: "IEEE802_11_RADIOTAP",
+	129: "ARCNET_LINUX", 138: "APPLE_IP_OVER_IEEE1394", 139: "MTP2_WITH_PHDR", 143: "DOCSIS",
+	163: "IEEE802_11_AVS", 187: "BLUETOOTH_HCI_H4", 189: "USB_LINUX", 192: "PPI",
+	195: "IEEE802_15_4_WITHFCS", 201: "BLUETOOTH_HCI_H4_WITH_PHDR", 220: "USB_LINUX_MMAPPED",
+	239: "NFLOG", 249: "USBPCAP", 254: "SCTP", 258: "PKTAP", 264: "NETLINK", 271: "VSOCK",
 }
 
 type file struct {
@@ -58,8 +73,10 @@ type file struct {
 	pos    int64 // bytes consumed so far
 	big    bool  // byte order of the file (pcap) or current section (pcapng)
 	ng     bool
-	link   packet.LinkType
-	record int // records returned so far, for error messages
+	link   packet.LinkType // of the record Next returned last
+	record int             // records returned so far, for error messages
+	opened bool            // the headers are read: a cut from now on is ErrTruncated
+	err    error           // sticky: once Next failed it fails the same way
 	buf    []byte
 	hdr    [28]byte
 
@@ -71,7 +88,7 @@ type file struct {
 }
 
 type ngIface struct {
-	link    uint32
+	link    packet.LinkType // passed on as is: the decoder counts unknown ones
 	snaplen uint32
 	// Timestamps are in units of 10^-decExp s when bin is false, of
 	// 2^-binExp s when it is true.
@@ -83,8 +100,10 @@ type ngIface struct {
 // OpenFile opens a pcap (microsecond or nanosecond) or pcapng capture file.
 // Next returns records in file order with timestamps in ns since the epoch
 // and io.EOF at the end. Errors are one line naming the file and wrap
-// ErrEmptyFile, ErrNotCaptureFile, ErrUnsupportedLinkType, ErrMixedLinkTypes,
-// ErrCorrupt or, for a record cut short, io.ErrUnexpectedEOF.
+// ErrEmptyFile, ErrNotCaptureFile, ErrUnsupportedLinkType or ErrCorrupt; a
+// file cut inside a record ends with ErrTruncated after the records before
+// the cut. A pcapng file's interfaces may have different link types: each
+// record is returned with its own interface's (see LinkType).
 func OpenFile(path string) (Source, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -98,7 +117,18 @@ func OpenFile(path string) (Source, error) {
 		f.Close()
 		return nil, err
 	}
+	s.opened = true
 	return s, nil
+}
+
+// cut is the error a record or block that the file ends inside of wraps:
+// ErrTruncated once the file's headers have been read (the records before
+// the cut are good), io.ErrUnexpectedEOF while opening (nothing to report).
+func (s *file) cut() error {
+	if s.opened {
+		return ErrTruncated
+	}
+	return io.ErrUnexpectedEOF
 }
 
 func (s *file) errorf(format string, args ...any) error {
@@ -206,7 +236,7 @@ func (s *file) open() error {
 func (s *file) openPcap() error {
 	h := s.hdr[4:24]
 	if err := s.readFull(h); err != nil {
-		return s.errorf("pcap file header is truncated: %w", io.ErrUnexpectedEOF)
+		return s.errorf("pcap file header is truncated: %w", s.cut())
 	}
 	if major := s.u16(h[0:2]); major != 2 {
 		return s.errorf("%w: pcap version %d.%d", ErrCorrupt, major, s.u16(h[2:4]))
@@ -221,7 +251,10 @@ func (s *file) openPcap() error {
 }
 
 // openPcapng reads the section header and the blocks up to the first
-// interface description, which fixes the file's link type.
+// interface description. A file whose first interface has a link type the
+// decoder does not know is refused (the error names the type); records of
+// later interfaces with such link types are passed on for the decoder to
+// count and skip.
 func (s *file) openPcapng() error {
 	if err := s.sectionHeader(); err != nil {
 		return err
@@ -239,7 +272,7 @@ func (s *file) openPcapng() error {
 			if err := s.interfaceBlock(body); err != nil {
 				return err
 			}
-			lt, err := fileLinkType(s.ifaces[0].link)
+			lt, err := fileLinkType(uint32(s.ifaces[0].link))
 			if err != nil {
 				return s.errorf("interface 0: %w", err)
 			}
@@ -259,7 +292,10 @@ func (s *file) openPcapng() error {
 func (s *file) sectionHeader() error {
 	h := s.hdr[4:12] // total length, byte-order magic
 	if err := s.readFull(h); err != nil {
-		return s.errorf("pcapng section header is truncated: %w", io.ErrUnexpectedEOF)
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return err
+		}
+		return s.errorf("pcapng section header at byte %d is truncated: %w", s.pos, s.cut())
 	}
 	switch uint32(ngByteOrder) {
 	case binary.LittleEndian.Uint32(h[4:8]):
@@ -274,8 +310,11 @@ func (s *file) sectionHeader() error {
 		return s.errorf("%w: pcapng section header length %d", ErrCorrupt, total)
 	}
 	body, err := s.body(int(total) - 12)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return s.errorf("pcapng section header (%d bytes) is truncated: %w", total, s.cut())
+	}
 	if err != nil {
-		return s.errorf("pcapng section header: %w", err)
+		return err
 	}
 	if major := s.u16(body[0:2]); major != 1 {
 		return s.errorf("%w: pcapng version %d.%d", ErrCorrupt, major, s.u16(body[2:4]))
@@ -295,7 +334,7 @@ func (s *file) block() (uint32, []byte, error) {
 			return 0, nil, io.EOF // clean end of file
 		}
 		if errors.Is(err, io.EOF) {
-			return 0, nil, s.errorf("block at byte %d is truncated: %w", start, io.ErrUnexpectedEOF)
+			return 0, nil, s.errorf("block at byte %d is truncated: %w", start, s.cut())
 		}
 		return 0, nil, s.errorf("reading at byte %d: %w", start, err)
 	}
@@ -306,7 +345,7 @@ func (s *file) block() (uint32, []byte, error) {
 		return ngSHB, nil, nil
 	}
 	if len(h) < 8 {
-		return 0, nil, s.errorf("block at byte %d is truncated: %w", start, io.ErrUnexpectedEOF)
+		return 0, nil, s.errorf("block at byte %d is truncated: %w", start, s.cut())
 	}
 	total := s.u32(h[4:8])
 	_, _ = s.br.Discard(8)
@@ -317,7 +356,7 @@ func (s *file) block() (uint32, []byte, error) {
 	b, err := s.body(int(total) - 8)
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, nil, s.errorf("block at byte %d (%d bytes) is truncated: %w", start, total, err)
+			return 0, nil, s.errorf("block at byte %d (%d bytes) is truncated: %w", start, total, s.cut())
 		}
 		return 0, nil, err
 	}
@@ -328,7 +367,7 @@ func (s *file) interfaceBlock(b []byte) error {
 	if len(b) < 8 {
 		return s.errorf("%w: interface description of %d bytes", ErrCorrupt, len(b))
 	}
-	ifc := ngIface{link: uint32(s.u16(b[0:2])), snaplen: s.u32(b[4:8]), exp: 6}
+	ifc := ngIface{link: packet.LinkType(s.u16(b[0:2])), snaplen: s.u32(b[4:8]), exp: 6}
 	for o := b[8:]; len(o) >= 4; {
 		code, n := s.u16(o[0:2]), int(s.u16(o[2:4]))
 		if code == 0 || 4+n > len(o) {
@@ -377,18 +416,32 @@ func (ifc *ngIface) ns(ts uint64) int64 {
 	return int64(ns) + ifc.offsetNs
 }
 
+// LinkType is the link type of the record Next returned last: a pcapng
+// file's interfaces can differ (a capture on "any" merged with one on a
+// tunnel, say). Before the first record it is the file's (pcap) or its first
+// interface's (pcapng).
 func (s *file) LinkType() packet.LinkType { return s.link }
 
 // Next returns the next record. data points into the reader's buffer and
-// is valid until the next call.
+// is valid until the next call. After an error (io.EOF included) every
+// later call returns the same error: the reader's position inside a cut or
+// corrupt record means nothing.
 func (s *file) Next() ([]byte, int64, int, error) {
 	if s.f == nil {
 		return nil, 0, 0, ErrClosed
 	}
-	if s.ng {
-		return s.nextPcapng()
+	if s.err != nil {
+		return nil, 0, 0, s.err
 	}
-	return s.nextPcap()
+	next := s.nextPcap
+	if s.ng {
+		next = s.nextPcapng
+	}
+	data, ts, wire, err := next()
+	if err != nil {
+		s.err = err
+	}
+	return data, ts, wire, err
 }
 
 func (s *file) nextPcap() ([]byte, int64, int, error) {
@@ -396,7 +449,7 @@ func (s *file) nextPcap() ([]byte, int64, int, error) {
 	h, err := s.head(16)
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, 0, 0, s.errorf("record %d header at byte %d is truncated: %w", s.record+1, start, err)
+			return nil, 0, 0, s.errorf("record %d header at byte %d is truncated: %w", s.record+1, start, s.cut())
 		}
 		return nil, 0, 0, err
 	}
@@ -413,7 +466,7 @@ func (s *file) nextPcap() ([]byte, int64, int, error) {
 	data, err := s.body(int(caplen))
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, 0, 0, s.errorf("record %d at byte %d (%d bytes) is truncated: %w", s.record+1, start, caplen, err)
+			return nil, 0, 0, s.errorf("record %d at byte %d (%d bytes) is truncated: %w", s.record+1, start, caplen, s.cut())
 		}
 		return nil, 0, 0, err
 	}
@@ -476,9 +529,7 @@ func (s *file) nextPcapng() ([]byte, int64, int, error) {
 			return nil, 0, 0, s.errorf("%w: packet block at byte %d names interface %d of %d", ErrCorrupt, start, ifID, len(s.ifaces))
 		}
 		ifc := &s.ifaces[ifID]
-		if ifc.link != uint32(s.link) {
-			return nil, 0, 0, s.errorf("%w: interface %d has link type %d (%s), the file started with %d (%s); split it with editcap or tshark", ErrMixedLinkTypes, ifID, ifc.link, layers.LinkType(ifc.link), uint32(s.link), layers.LinkType(s.link))
-		}
+		s.link = ifc.link
 		s.record++
 		var ns int64
 		if typ != ngSPB {

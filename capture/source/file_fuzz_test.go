@@ -15,6 +15,9 @@ func FuzzOpenFile(f *testing.F) {
 	f.Add(pcapBytes(f, true, layers.LinkTypeRaw, testRecords))
 	f.Add(pcapngBytes(f, []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeEthernet}, testRecords, func(i int) int { return i % 2 }))
 	f.Add(append(append(ngSection(), mkIDB(1, 0x80|20, 5)...), mkEPB(0, 1<<40, []byte{1, 2, 3}, 3)...))
+	mixed := pcapngBytes(f, []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw, layers.LinkTypeIEEE802_11}, testRecords, func(i int) int { return i })
+	f.Add(mixed)
+	f.Add(mixed[:len(mixed)-5]) // cut inside the last block
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := OpenFile(writeFile(t, data))
 		if err != nil {
@@ -28,6 +31,9 @@ func FuzzOpenFile(f *testing.F) {
 			if err != nil {
 				if err != io.EOF && errors.Unwrap(err) == nil {
 					t.Fatalf("unwrapped error %v", err)
+				}
+				if _, _, _, again := s.Next(); again != err {
+					t.Fatalf("Next after %v returned %v", err, again)
 				}
 				return
 			}

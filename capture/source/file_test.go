@@ -242,14 +242,13 @@ func TestOpenFileErrors(t *testing.T) {
 		{"unsupported link type", pcapBytes(t, true, layers.LinkTypeIEEE802_11, nil), ErrUnsupportedLinkType, nil, []string{"link type 105"}},
 		{"pcapng unsupported link type", pcapngBytes(t, []layers.LinkType{layers.LinkTypeFDDI}, nil, nil), ErrUnsupportedLinkType, nil, []string{"link type 10"}},
 		{"pcapng without interfaces", ngSection(), nil, nil, []string{"no interface description"}},
-		{"pcap record header cut", good[:len(good)-len(testRecords[2].data)-16+5], nil, io.ErrUnexpectedEOF, []string{"record 3 header", "truncated"}},
-		{"pcap record data cut", good[:len(good)-1], nil, io.ErrUnexpectedEOF, []string{"record 3", "truncated"}},
-		{"pcap record data missing", good[:len(good)-len(testRecords[2].data)], nil, io.ErrUnexpectedEOF, []string{"record 3", "truncated"}},
+		{"pcap record header cut", good[:len(good)-len(testRecords[2].data)-16+5], nil, ErrTruncated, []string{"record 3 header", "truncated"}},
+		{"pcap record data cut", good[:len(good)-1], nil, ErrTruncated, []string{"record 3", "truncated"}},
+		{"pcap record data missing", good[:len(good)-len(testRecords[2].data)], nil, ErrTruncated, []string{"record 3", "truncated"}},
 		{"pcap caplen huge", hugeCaplen, nil, ErrCorrupt, []string{"claims 4294967280 bytes"}},
-		{"pcap caplen beyond file", beyondFile, nil, io.ErrUnexpectedEOF, []string{"record 1", "truncated"}},
-		{"pcapng block cut", goodNg[:len(goodNg)-3], nil, io.ErrUnexpectedEOF, []string{"block at byte", "truncated"}},
-		{"pcapng block header cut", goodNg[:len(goodNg)-len(testRecords[2].data)-32-3+6], nil, io.ErrUnexpectedEOF, []string{"truncated"}},
-		{"pcapng mixed link types", pcapngBytes(t, []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw}, testRecords, func(i int) int { return i / 2 }), nil, ErrMixedLinkTypes, []string{"interface 1 has link type 101"}},
+		{"pcap caplen beyond file", beyondFile, nil, ErrTruncated, []string{"record 1", "truncated"}},
+		{"pcapng block cut", goodNg[:len(goodNg)-3], nil, ErrTruncated, []string{"block at byte", "truncated"}},
+		{"pcapng block header cut", goodNg[:len(goodNg)-len(testRecords[2].data)-32-3+6], nil, ErrTruncated, []string{"truncated"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,6 +257,10 @@ func TestOpenFileErrors(t *testing.T) {
 				t.Helper()
 				if want != nil && !errors.Is(err, want) {
 					t.Fatalf("err = %v, want %v", err, want)
+				}
+				// A cut before the first record is no capture to report.
+				if want != ErrTruncated && errors.Is(err, ErrTruncated) {
+					t.Fatalf("err = %v is ErrTruncated", err)
 				}
 				if err == nil {
 					t.Fatal("no error")

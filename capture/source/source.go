@@ -23,7 +23,8 @@ type Source interface {
 	// wire (data may be shorter: snaplen). Next returns ErrTimeout when a live
 	// source is idle and io.EOF at the end of a file.
 	Next() (data []byte, ts int64, wireLen int, err error)
-	// LinkType is the framing of the data Next returns.
+	// LinkType is the framing of the data the latest Next returned. It is
+	// fixed for live sources; in a pcapng file each interface has its own.
 	LinkType() packet.LinkType
 	// SetFilter atomically replaces the kernel filter (nil: accept all).
 	// File sources accept and ignore it (the engine filters in user space too).

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/capture/flow"
+	"github.com/gometro/go-metro/capture/source"
 	"github.com/gometro/go-metro/rttcheck"
 	"github.com/spf13/cobra"
 )
@@ -66,6 +68,7 @@ type replayOut struct {
 	Packets      uint64       `json:"packets"`
 	TCPPackets   uint64       `json:"tcp_packets"`
 	DecodeErrors uint64       `json:"decode_errors"`
+	Truncated    bool         `json:"truncated,omitempty"` // the file ends inside a record
 	Flows        []replayFlow `json:"flows"`
 }
 
@@ -99,7 +102,13 @@ func replay(ctx context.Context, path string, localIPs []string, asJSON bool, ma
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := eng.Run(ctx); err != nil {
+	// A file cut inside a record (tcpdump killed, disk full) still holds
+	// good packets: report them, as tshark does, and say where it ends.
+	err = eng.Run(ctx)
+	truncated := errors.Is(err, source.ErrTruncated)
+	if truncated {
+		fmt.Fprintf(stderr, "go-metro: warning: %v; showing the packets before the cut\n", err)
+	} else if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -126,6 +135,7 @@ func replay(ctx context.Context, path string, localIPs []string, asJSON bool, ma
 		Packets:      snap.Stats.Packets,
 		TCPPackets:   snap.Stats.TCPPackets,
 		DecodeErrors: snap.Stats.Malformed(),
+		Truncated:    truncated,
 		Flows:        make([]replayFlow, 0, len(snap.Flows)),
 	}
 	flows := append([]flow.Summary(nil), snap.Flows...)

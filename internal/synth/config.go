@@ -19,9 +19,9 @@
 //
 //	GOMETRO_SYNTH_OUT=/tmp/synth.pcap go test -run TestWriteCapture ./internal/synth/
 //
-// To get tshark's per-flow RTT for comparison, run tshark with TsharkArgs (the command is in
-// its doc comment), then ParseTsharkRTT and LocalSenderRTT on its output: the result is keyed
-// like FlowTruth.Key, so it lines up with the truth and with the engine's flows. tshark times
+// To get tshark's per-flow RTT for comparison, run tsharkcmp.Run on the file, then
+// LocalSenderRTT on its result: it is keyed like FlowTruth.Key, so it lines up with the truth
+// and with the engine's flows. tshark times
 // every ACK against the segment it acknowledges and knows nothing of Karn's rule or of
 // TSval/TSecr echoes: on loss-free flows its samples equal FlowTruth.SeqRTT exactly (a test
 // checks this); on lossy flows and for receive-mostly flows it is not a reference.

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gometro/go-metro/internal/pcaptest"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// mixedPcapng rewrites the exchange of a pcaptest file as a pcapng with two
+// interfaces: the client's frames on an Ethernet interface, the server's,
+// stripped of their Ethernet header, on a raw-IP one (as a capture merged
+// from a NIC and a tunnel device is).
+func mixedPcapng(t *testing.T, pcap string) string {
+	t.Helper()
+	in, err := os.Open(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	r, err := pcapgo.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "mixed.pcapng")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	w, err := pcapgo.NewNgWriterInterface(out, pcapgo.NgInterface{LinkType: layers.LinkTypeEthernet, SnapLength: 512}, pcapgo.DefaultNgWriterOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AddInterface(pcapgo.NgInterface{LinkType: layers.LinkTypeRaw, SnapLength: 512}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		if data[6+5] == 2 { // source MAC 02:..:02, the server
+			data = data[14:]
+			ci.CaptureLength, ci.Length, ci.InterfaceIndex = len(data), len(data), 1
+		}
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestReplayCutAndMixedFiles: a file cut inside a record reports the packets
+// before the cut, warns in one line and exits 0; a pcapng whose interfaces
+// have different link types is decoded per interface; a file that is not a
+// capture still fails.
+func TestReplayCutAndMixedFiles(t *testing.T) {
+	dir := t.TempDir()
+	pcap := pcaptest.WriteExchange(t, dir, 10*time.Millisecond, 4)
+	whole, err := os.ReadFile(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last frame is the server's ACK of the 4th request: cutting it
+	// leaves the handshake and 3 timed exchanges.
+	cut := filepath.Join(dir, "cut.pcap")
+	if err := os.WriteFile(cut, whole[:len(whole)-7], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notCapture := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notCapture, []byte("not a capture at all\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		file        string
+		code        int
+		packets     uint64
+		samples     uint64
+		truncated   bool
+		stderrParts []string
+	}{
+		{name: "whole", file: pcap, packets: 11, samples: 5},
+		{name: "cut inside the last record", file: cut, packets: 10, samples: 4, truncated: true,
+			stderrParts: []string{"warning", "cut.pcap", "record 11", "truncated", "before the cut"}},
+		{name: "pcapng with Ethernet and raw IP interfaces", file: mixedPcapng(t, pcap), packets: 11, samples: 5},
+		{name: "not a capture", file: notCapture, code: 1, stderrParts: []string{"notes.txt", "not a pcap or pcapng"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, context.Background(), "replay", "--json", tc.file)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tc.code, stderr)
+			}
+			for _, p := range tc.stderrParts {
+				if !strings.Contains(stderr, p) {
+					t.Errorf("stderr %q lacks %q", stderr, p)
+				}
+			}
+			if n := strings.Count(stderr, "warning:"); tc.truncated && n != 1 || !tc.truncated && n != 0 {
+				t.Errorf("stderr %q: %d warnings", stderr, n)
+			}
+			if code != 0 {
+				return
+			}
+			var out replayOut
+			if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+				t.Fatalf("%v: %s", err, stdout)
+			}
+			if out.Packets != tc.packets || out.TCPPackets != tc.packets || out.Truncated != tc.truncated || len(out.Flows) != 1 {
+				t.Fatalf("packets %d tcp %d truncated %v flows %d, want %d %d %v 1", out.Packets, out.TCPPackets, out.Truncated, len(out.Flows), tc.packets, tc.packets, tc.truncated)
+			}
+			if f := out.Flows[0]; f.Samples != tc.samples || f.RTTMin != 10 || f.RTTMax != 10 {
+				t.Errorf("flow %+v, want %d samples of 10 ms", f, tc.samples)
+			}
+		})
+	}
+}
