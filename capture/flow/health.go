@@ -76,8 +76,8 @@ const (
 	hRequest                       // we sent data since the peer's last data
 )
 
-// health is the per-flow state of duplicates and connection health: 104
-// bytes, fixed, no pointers.
+// health is the per-flow state of duplicates, connection health and the
+// RTT sample reservoir: 172 bytes, fixed, no pointers.
 type health struct {
 	dups    [dupRing]dupEntry
 	dupNext uint8
@@ -90,6 +90,48 @@ type health struct {
 	handshakeUS           uint32 // the handshake sample, µs; 0 if none
 	lastOutData           int64  // ns: capture time of our latest data frame
 	respSum               int64  // ns: sum of response times
+
+	res reservoir
+}
+
+// ReservoirSize is how many RTT samples a flow keeps between two summaries:
+// a uniform random subset of all it took (reservoir sampling, Vitter's
+// algorithm R), so a reader can build honest percentiles at a fixed cost
+// whatever the sample rate. 16 values of 4 bytes: a request/response
+// connection keeps every sample; a bulk flow timing thousands of ACKs per
+// interval is represented without bias.
+const ReservoirSize = 16
+
+type reservoir struct {
+	vals [ReservoirSize]uint32 // µs
+	n    uint32                // samples offered since the last summary
+}
+
+// add offers one sample (ns) taken at ts. The replacement draw is a
+// splitmix64 hash of ts and the count: no generator state per flow, and
+// deterministic in tests.
+func (r *reservoir) add(d, ts int64) {
+	v := uint32(min(max(d/1000, 1), math.MaxUint32))
+	if r.n < ReservoirSize {
+		r.vals[r.n] = v
+	} else {
+		x := splitmix(uint64(ts) + uint64(r.n)*0x9e3779b97f4a7c15)
+		// Lemire's multiply-shift: uniform in [0, n] without a division.
+		if j := (x >> 32) * (uint64(r.n) + 1) >> 32; j < ReservoirSize {
+			r.vals[j] = v
+		}
+	}
+	if r.n < math.MaxUint32 {
+		r.n++
+	}
+}
+
+func splitmix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // out applies a segment we sent: duplicates stop here; then health, then
@@ -128,7 +170,7 @@ func (f *Flow) in(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
 	h := &f.h
 	h.dupPeer = 1<<dupRing - 1
 	h.bits |= hPeerSpoke
-	samples, data := f.seq.Samples, f.dataSamples
+	samples, data, echoes := f.seq.Samples, f.dataSamples, f.echo.Samples
 	switch {
 	case p.RST():
 		// SYN -> RST/ACK: the peer's stack answered our SYN at once, which
@@ -161,8 +203,16 @@ func (f *Flow) in(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
 		}
 	}
 	f.incoming(p, ts, c)
-	if f.seq.Samples > samples && f.dataSamples == data && h.handshakeUS == 0 {
-		h.handshakeUS = uint32(min(max(f.seq.Last/1000, 1), math.MaxUint32))
+	if f.seq.Samples > samples {
+		if f.dataSamples == data && h.handshakeUS == 0 {
+			h.handshakeUS = uint32(min(max(f.seq.Last/1000, 1), math.MaxUint32))
+		}
+		h.res.add(f.seq.Last, ts)
+	} else if f.echo.Samples > echoes && f.dataSamples == 0 {
+		// Echo samples stand in only for flows that never timed their
+		// own data, as in Estimate: on a sending flow the peer's pacing
+		// inflates them.
+		h.res.add(f.echo.Last, ts)
 	}
 }
 
@@ -252,9 +302,12 @@ func mum(x, y uint64) uint64 {
 	return hi ^ lo
 }
 
-// summary is the health part of a flow's Summary.
+// summary is the health part of a flow's Summary. It hands over the RTT
+// samples kept since the previous summary and starts a new interval.
 func (h *health) summary() Health {
 	s := Health{
+		RTTSampled:        h.res.vals,
+		RTTSeen:           uint64(h.res.n),
 		Opened:            h.bits&hSYNACK != 0,
 		Refused:           h.bits&hRefused != 0,
 		Reset:             h.bits&hReset != 0,
@@ -267,6 +320,7 @@ func (h *health) summary() Health {
 		ResponseSum:       h.respSum,
 		Responses:         uint64(h.respCount),
 	}
+	h.res.n = 0
 	switch {
 	case h.bits&hSYNOut != 0:
 		s.Role = RoleClient

@@ -289,12 +289,62 @@ func TestConnectionHealth(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := playHealth(t, false, tc.evs)
-			if got := firstFlow(tb).summary().Health; got != tc.want {
+			got := firstFlow(tb).summary().Health
+			got.RTTSampled, got.RTTSeen = [ReservoirSize]uint32{}, 0 // TestReservoir's
+			if got != tc.want {
 				t.Fatalf("health\n got %+v\nwant %+v", got, tc.want)
 			}
 			if got := tb.Counters().Refused; got != tc.wantRefused {
 				t.Fatalf("table counts %d refusals, want %d", got, tc.wantRefused)
 			}
 		})
+	}
+}
+
+func TestReservoir(t *testing.T) {
+	// Fewer samples than the reservoir: all kept, in order.
+	var r reservoir
+	for i := int64(1); i <= 5; i++ {
+		r.add(i*1000, i)
+	}
+	if r.n != 5 || [5]uint32(r.vals[:5]) != [5]uint32{1, 2, 3, 4, 5} {
+		t.Fatalf("small interval: n=%d vals=%v", r.n, r.vals)
+	}
+	// Many samples: the kept ones are a uniform subset. Offer 1..1000 µs
+	// to many reservoirs and look at where the kept values fall: each
+	// tenth of the interval should hold a tenth of them.
+	const trials, n = 4000, 1000
+	var deciles [10]int
+	ts := int64(1_700_000_000) * 1e9
+	for k := 0; k < trials; k++ {
+		var r reservoir
+		for i := int64(1); i <= n; i++ {
+			ts += 37_000 + i%7*1000 // capture times as they come
+			r.add(i*1000, ts)
+		}
+		for _, v := range r.vals {
+			deciles[(v-1)*10/n]++
+		}
+	}
+	want := trials * ReservoirSize / 10
+	for d, got := range deciles {
+		// 6400 expected per decile; binomial sd ~ 76, allow 4 sd.
+		if got < want-300 || got > want+300 {
+			t.Fatalf("decile %d holds %d kept samples, want %d±300: %v", d, got, want, deciles)
+		}
+	}
+}
+
+func TestSummaryHandsOverReservoir(t *testing.T) {
+	tb := playHealth(t, false, []hp{
+		{out: true, flags: PA, seq: 1000, ack: 1, n: 10, ipid: 1, atMS: 0},
+		{flags: A, seq: 1, ack: 1010, atMS: 7, wantSample: 7},
+	})
+	f := firstFlow(tb)
+	if h := f.summary().Health; h.RTTSeen != 1 || h.RTTSampled[0] != 7000 {
+		t.Fatalf("first summary: seen %d, sampled %v", h.RTTSeen, h.RTTSampled)
+	}
+	if h := f.summary().Health; h.RTTSeen != 0 {
+		t.Fatalf("second summary: seen %d samples again", h.RTTSeen)
 	}
 }

@@ -7,7 +7,8 @@ import (
 )
 
 // Summary is a flow as readers see it in a snapshot: a copy, detached from
-// the table, safe to keep and share.
+// the table, safe to keep and share. Taking it hands over the flow's RTT
+// sample reservoir (Health.RTTSampled), so one reader should take them.
 type Summary struct {
 	Local, Remote netip.AddrPort
 	RTT           rtt.Estimator // samples from our segments ACKed by the remote
@@ -65,6 +66,12 @@ type Health struct {
 	// first data frame of the peer that follows it.
 	ResponseSum int64
 	Responses   uint64
+	// RTTSeen samples were taken since the previous summary of this flow;
+	// RTTSampled[:min(RTTSeen, ReservoirSize)] are a uniform random subset
+	// of them, µs (the sequence samples, or the echo ones for a flow that
+	// never timed its own data). Taking a summary starts a new interval.
+	RTTSampled [ReservoirSize]uint32
+	RTTSeen    uint64
 }
 
 // Counters are the table's cumulative counters.
