@@ -14,6 +14,7 @@ type nopSender struct{}
 func (nopSender) Gauge(string, float64, string, []string)                           {}
 func (nopSender) Count(string, float64, string, []string)                           {}
 func (nopSender) MonotonicCount(string, float64, string, []string)                  {}
+func (nopSender) Distribution(string, float64, string, []string)                    {}
 func (nopSender) Commit()                                                           {}
 func (nopSender) ServiceCheck(string, ServiceCheckStatus, string, []string, string) {}
 

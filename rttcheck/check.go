@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"runtime/debug"
 	"sync"
@@ -27,6 +28,7 @@ type Sender interface {
 	Gauge(metric string, value float64, hostname string, tags []string)
 	Count(metric string, value float64, hostname string, tags []string)
 	MonotonicCount(metric string, value float64, hostname string, tags []string)
+	Distribution(metric string, value float64, hostname string, tags []string)
 	Commit()
 }
 
@@ -143,15 +145,20 @@ type Check struct {
 	rdns          *rdnsCache
 	capturePass   int // engine runs started; for tests
 
-	runMu      sync.Mutex         // Run is not reentrant: the agent never overlaps runs of one instance
-	prevFlow   map[flowKey]uint64 // samples per flow at the previous Run
-	nextFlow   map[flowKey]uint64 // reused for the current Run's counts
+	runMu      sync.Mutex           // Run is not reentrant: the agent never overlaps runs of one instance
+	prevFlow   map[flowKey]flowMark // what the previous Runs reported of each flow
+	nextFlow   map[flowKey]flowMark // reused for the current Run's marks
 	prevLastAt map[tagKey]int64
+
+	report            ReportOptions         // series shape (report_options.go)
+	dstPins           map[netip.Addr]string // dst names pinned at first report (grouping.go)
+	admitted, demoted map[tagKey]bool       // max_host_pairs state
+	rng               *rand.Rand            // distribution draws
 }
 
 // totals are the cumulative counters reported as monotonic counts.
 type totals struct {
-	packets, drops, decodeErrors, evicted uint64
+	packets, drops, decodeErrors, evicted, duplicates uint64
 }
 
 func statsTotals(s *capture.Stats) totals {
@@ -160,6 +167,7 @@ func statsTotals(s *capture.Stats) totals {
 		drops:        s.Kernel.Dropped,
 		decodeErrors: s.Malformed(),
 		evicted:      s.Flow.EvictedHalfOpen + s.Flow.EvictedClosed + s.Flow.EvictedActive,
+		duplicates:   s.Flow.Duplicates,
 	}
 }
 
@@ -174,6 +182,7 @@ func New(opts Options) *Check {
 		log:       l,
 		newEngine: newCaptureEngine,
 		res:       defaultResolver(),
+		report:    DefaultReportOptions(),
 	}
 }
 

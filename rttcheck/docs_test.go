@@ -79,6 +79,10 @@ func TestMetadataListsEveryMetric(t *testing.T) {
 		MetricRTT: "gauge", MetricRTTAvg: "gauge", MetricRTTJitter: "gauge", MetricRTTMin: "gauge", MetricRTTMax: "gauge",
 		MetricRTTSamples: "count", MetricPackets: "count", MetricKernelDrops: "count", MetricDecodeErrors: "count",
 		MetricFlowsTracked: "gauge", MetricFlowsEvicted: "count",
+		MetricRTTDistribution: "distribution", MetricRTTHandshake: "gauge", MetricResponseTime: "gauge",
+		MetricRetransmits: "count", MetricOpened: "count", MetricClosed: "count", MetricReset: "count",
+		MetricRefused: "count", MetricSYNTimeouts: "count", MetricZeroWinRemote: "count", MetricZeroWinLocal: "count",
+		MetricDuplicates: "count",
 	}
 	for m, typ := range metrics {
 		if types[m] != typ {
