@@ -236,8 +236,10 @@ const (
 
 // synTimeout is how long our SYN goes unanswered (no packet at all from the
 // peer) before the attempt counts as a SYN timeout: Linux's initial RTO is
-// 1 s (RFC 6298 5.7), so by 3 s the SYN and its first retransmission went
-// unanswered, and a client with tcp_syn_retries=1 has given up.
+// 1 s (RFC 6298 5.7), so by 3 s the SYN and at least one retransmission
+// went unanswered (at 1 and 3 s; Linux >= 6.5 retransmits at 1, 2, 3 s,
+// tcp_syn_linear_timeouts), and a client with tcp_syn_retries=1 has given
+// up. An answer that comes later still counts the connection as opened.
 var synTimeout = 3 * time.Second
 
 // flowMark is what earlier Runs reported of one flow: the baselines its

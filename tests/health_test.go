@@ -1,0 +1,226 @@
+package tests
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gometro/go-metro/capture"
+	"github.com/gometro/go-metro/capture/flow"
+	"github.com/gometro/go-metro/rttcheck"
+	"github.com/gometro/go-metro/tests/internal/delayline"
+	"github.com/gometro/go-metro/tests/internal/probe"
+	"github.com/gometro/go-metro/tests/lab"
+)
+
+// TestHealthAgainstKernel checks the connection-health metrics against the
+// kernel and the workload's own counts, with the real check in a child
+// process in A and a bare engine in this one, both on A's veth:
+//
+//   - retransmissions: bulk uploads over a 20 ms path with 2 % loss both
+//     ways, IPv4 and IPv6; each connection's retransmit count in the engine
+//     equals the kernel's tcpi_total_retrans read at the same quiet moment,
+//     and the check's per-pair count equals the engine's flows' sum;
+//   - connect RTT: each connection's handshake sample is within the
+//     accuracy bar of the kernel's srtt right after connect (its only
+//     sample then), and the check's handshake gauge of that of their mean;
+//   - refusals: a scan of B's closed ports, answered by RST: the check
+//     counts exactly the refusals the scanner saw;
+//   - SYN timeouts: connects to an address that never answers, abandoned
+//     after 2.5 s: the check counts each one once 3 s have passed.
+func TestHealthAgainstKernel(t *testing.T) {
+	l := lab.New(t, lab.Config{})
+	if _, err := l.A.Run("ip", "neigh", "replace", silent.String(), "lladdr", lab.MACB.String(), "dev", l.AIf, "nud", "permanent"); err != nil {
+		t.Fatal(err)
+	}
+	srv4, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeServer(t, srv4)
+	srv6, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB6, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeServer(t, srv6)
+
+	chk := startCheckInstance(t, l, checkInstance(l, silent.String()), "", "", nil)
+	eng, stop := startEngine(t, l)
+	pair4 := pairTags(l, lab.AddrA4, lab.AddrB4)
+	pair6 := pairTags(l, lab.AddrA6, lab.AddrB6)
+	pairSilent := pairTags(l, lab.AddrA4, silent)
+	// totals adds up a count over the check's runs (each run reports the
+	// increase since the previous one).
+	totals := map[string]float64{}
+	run := func() probe.Report {
+		r := runCheck(t, chk)
+		for _, m := range []string{rttcheck.MetricRetransmits, rttcheck.MetricOpened, rttcheck.MetricClosed,
+			rttcheck.MetricRefused, rttcheck.MetricSYNTimeouts} {
+			for name, tags := range map[string][]string{"v4": pair4, "v6": pair6, "silent": pairSilent} {
+				if v, ok := r.Value(m, tags...); ok {
+					totals[m+" "+name] += v
+				}
+			}
+		}
+		return r
+	}
+	run()
+
+	// Retransmissions and connect RTT.
+	ms := time.Millisecond
+	lossy := delayline.Dir{Delay: 10 * ms, Loss: 0.02}
+	if err := l.SetImpairment(lossy, lossy); err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		rec *lab.ConnRecord
+		f   flow.Summary
+		ok  bool
+	}
+	var mu sync.Mutex
+	var conns []seen
+	c := &lab.Client{Host: l.A, BeforeClose: func(rec *lab.ConnRecord) {
+		f, ok, err := settledFlow(eng, rec)
+		if err != nil {
+			t.Errorf("%s: snapshot: %v", rec.Key(), err)
+		}
+		mu.Lock()
+		conns = append(conns, seen{rec, f, ok})
+		mu.Unlock()
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		dst := srv4.Addr
+		if i%2 == 1 {
+			dst = srv6.Addr
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.BulkSend(ctx, dst, 1<<20, 0); err != nil {
+				t.Errorf("bulk send to %v: %v", dst, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.SetImpairment(delayline.Dir{}, delayline.Dir{}); err != nil {
+		t.Fatal(err)
+	}
+	var kernelRetrans uint32
+	var kernelConnect, engineConnect [2]time.Duration // sums, v4 and v6
+	var connects [2]int
+	for _, s := range conns {
+		if !s.ok {
+			t.Errorf("%s: the engine has no flow", s.rec.Key())
+			continue
+		}
+		k := s.rec.Final.TotalRetrans
+		kernelRetrans += k
+		t.Logf("%s: retransmits kernel %d engine %d (duplicates %d); connect RTT kernel %v engine %v",
+			s.rec.Key(), k, s.f.Retransmits, s.f.Health.Duplicates, s.rec.Established.RTT, time.Duration(s.f.Health.Handshake))
+		if s.f.Retransmits != uint64(k) {
+			t.Errorf("%s: engine counts %d retransmitted segments, the kernel's tcpi_total_retrans is %d", s.rec.Key(), s.f.Retransmits, k)
+		}
+		if s.rec.HandshakeRetransmitted() {
+			continue // Karn: neither side times a retransmitted SYN
+		}
+		got, want := time.Duration(s.f.Health.Handshake), s.rec.Established.RTT
+		if d := (got - want).Abs(); d > srttTolerance(want) {
+			t.Errorf("%s: connect RTT %v, kernel %v (off by %v)", s.rec.Key(), got, want, d)
+		}
+		fam := 0
+		if s.rec.Remote.Addr().Is6() {
+			fam = 1
+		}
+		kernelConnect[fam] += want
+		engineConnect[fam] += got
+		connects[fam]++
+	}
+	if kernelRetrans == 0 {
+		t.Errorf("2 %% loss made the kernel retransmit nothing: the comparison is void")
+	}
+	// The engine's final view of every flow to B, after all have closed
+	// (a FIN can be retransmitted too): the check must count the same.
+	time.Sleep(3 * capture.DefaultPollTimeout)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	snap, err := eng.Snapshot(sctx)
+	scancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var engineRetrans [2]uint64
+	for _, f := range snap.Flows {
+		switch f.Remote.Addr().Unmap() {
+		case lab.AddrB4:
+			engineRetrans[0] += f.Retransmits
+		case lab.AddrB6:
+			engineRetrans[1] += f.Retransmits
+		}
+	}
+	r := run()
+	for fam, tags := range [][]string{pair4, pair6} {
+		name := [2]string{"v4", "v6"}[fam]
+		if got := totals[rttcheck.MetricRetransmits+" "+name]; got != float64(engineRetrans[fam]) {
+			t.Errorf("%s: the check counts %v retransmits, the engine's flows %d", name, got, engineRetrans[fam])
+		}
+		if got := totals[rttcheck.MetricOpened+" "+name]; got != 3 {
+			t.Errorf("%s: the check counts %v connections opened, the workload opened 3", name, got)
+		}
+		if got := totals[rttcheck.MetricClosed+" "+name]; got != 3 {
+			t.Errorf("%s: the check counts %v connections closed, the workload closed 3", name, got)
+		}
+		if connects[fam] == 3 {
+			got, ok := r.Value(rttcheck.MetricRTTHandshake, tags...)
+			want := kernelConnect[fam] / 3
+			if !ok || (time.Duration(got*1e6)-want).Abs() > srttTolerance(want) {
+				t.Errorf("%s: the check's handshake RTT %v ms (sent: %v), the kernel's mean %v", name, got, ok, want)
+			}
+		}
+	}
+	t.Logf("retransmits: kernel %d in all; engine v4 %d v6 %d; check v4 %v v6 %v",
+		kernelRetrans, engineRetrans[0], engineRetrans[1],
+		totals[rttcheck.MetricRetransmits+" v4"], totals[rttcheck.MetricRetransmits+" v6"])
+
+	// Refusals: B's closed ports answer SYNs with RST.
+	scan, err := l.A.Scan(ctx, lab.AddrB4, 200, 50, time.Second, srv4.Addr.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scan.Refused == 0 || scan.Connected != 0 {
+		t.Fatalf("scan of closed ports: %+v", scan)
+	}
+	time.Sleep(3 * capture.DefaultPollTimeout)
+	r = run()
+	if got := totals[rttcheck.MetricRefused+" v4"]; got != float64(scan.Refused) {
+		t.Errorf("the check counts %v refusals, the scanner saw %d", got, scan.Refused)
+	}
+	if v, ok := r.Value(rttcheck.MetricRTTHandshake, pair4...); !ok || v <= 0 || v > 5 {
+		t.Errorf("refused connects: handshake RTT %v ms (sent: %v), want the RST/ACK's sub-5 ms RTT", v, ok)
+	}
+
+	// SYN timeouts: nobody answers the silent address; each connect is
+	// abandoned after 2.5 s (SYN, one retransmission at 1 s).
+	start := time.Now()
+	scan, err = l.A.Scan(ctx, silent, 5, 5, 2500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scan.Pending != 5 {
+		t.Fatalf("connects to the silent address: %+v", scan)
+	}
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+	run()
+	if got := totals[rttcheck.MetricSYNTimeouts+" silent"]; got != 5 {
+		t.Errorf("the check counts %v SYN timeouts, the workload abandoned 5 unanswered connects", got)
+	}
+	for k, v := range totals {
+		t.Logf("check total %s = %v", k, v)
+	}
+	if st := stop().Stats; st.Kernel.Dropped != 0 {
+		t.Errorf("the capture's kernel ring dropped %d frames: the comparison is void", st.Kernel.Dropped)
+	}
+}
