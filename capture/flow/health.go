@@ -21,8 +21,8 @@ import (
 // segment of a connection) or the TCP timestamp (TSval).
 //
 // So each of our segments that occupies sequence space is fingerprinted
-// (sequence range, flags, ACK, window, IP ID, TSval, TSecr; a copy is
-// byte-identical in all of them) and compared with the last dupRing ones:
+// (sequence range, flags, ACK, window, IP ID, TSval, TSecr, SACK blocks; a
+// copy is byte-identical in all of them) and compared with the last dupRing ones:
 //
 //   - IPv4 with a non-zero IP ID: the same fingerprint within dupIdentWindow
 //     is a copy. A retransmission carries a new IP ID; the 16-bit ID of one
@@ -44,11 +44,20 @@ import (
 //
 // The ring holds the last dupRing segments, so copies more than dupRing of
 // our segments apart (merged files of a fast bulk flow) are not recognised.
-// Only our segments are checked: a copy of the peer's frame changes nothing
-// the flow keeps (a repeated ACK acknowledges nothing new, a TSecr is used
-// once, health bits are set once).
+//
+// The peer's frames are checked too, in a ring of their own, and a frame
+// identical to one of the last dupInRing within dupIdentWindow is skipped
+// (not counted: without an identity it may be a genuine repeat, such as a
+// dupack with neither timestamps nor SACK). Skipping is safe whatever it
+// is, because an identical frame can only re-apply what the first did; and
+// needed, because applying it again after the first changed the state is
+// not idempotent: an ACK that advances the cumulative ACK is timed from it
+// and its SACK blocks are not, so its copy would then time them (a sample
+// the kernel never takes), and a copy of the answer's first data frame
+// after our next request would make a bogus response time.
 const (
 	dupRing        = 8
+	dupInRing      = 4
 	dupIdentWindow = int64(time.Second)
 	dupExactWindow = int64(time.Millisecond)
 	dupTSTick      = int64(time.Millisecond)
@@ -77,12 +86,14 @@ const (
 )
 
 // health is the per-flow state of duplicates, connection health and the
-// RTT sample reservoir: 172 bytes, fixed, no pointers.
+// RTT sample reservoir: 216 bytes, fixed, no pointers.
 type health struct {
 	dups    [dupRing]dupEntry
+	inDups  [dupInRing]dupEntry // the peer's latest frames
 	dupNext uint8
 	dupPeer uint8 // bit i: the peer sent a packet after dups[i] was recorded
 	bits    uint16
+	inNext  uint8
 
 	duplicates            uint32
 	zeroRemote, zeroLocal uint32 // zero-window episodes
@@ -168,6 +179,9 @@ func (f *Flow) out(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) 
 // sample they take that is not of data is the handshake's.
 func (f *Flow) in(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
 	h := &f.h
+	if h.repeatIn(p, ts) {
+		return
+	}
 	h.dupPeer = 1<<dupRing - 1
 	h.bits |= hPeerSpoke
 	samples, data, echoes := f.seq.Samples, f.dataSamples, f.echo.Samples
@@ -286,6 +300,21 @@ func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
 	return false
 }
 
+// repeatIn reports whether p, a frame from the peer, is identical to one
+// of its last dupInRing within dupIdentWindow, and remembers it if not.
+func (h *health) repeatIn(p *packet.Packet, ts int64) bool {
+	fp := fingerprint(p, p.SeqLen())
+	now := uint32(ts >> dupTimeShift)
+	for i := range h.inDups {
+		if e := &h.inDups[i]; e.fp == fp && int64(now-e.at)<<dupTimeShift <= dupIdentWindow {
+			return true
+		}
+	}
+	h.inDups[h.inNext] = dupEntry{fp: fp, at: now}
+	h.inNext = (h.inNext + 1) % dupInRing
+	return false
+}
+
 // fingerprint hashes what a capture copy repeats exactly and a new
 // transmission changes or may change; never 0 (0 marks an unused entry).
 func fingerprint(p *packet.Packet, n uint32) uint32 {
@@ -293,7 +322,10 @@ func fingerprint(p *packet.Packet, n uint32) uint32 {
 	b := uint64(p.Ack)<<32 | uint64(p.Window)<<16 | uint64(p.IPID)
 	c := uint64(p.TSval)<<32 | uint64(p.TSecr)
 	x := mum(a^0xa0761d6478bd642f, b^0xe7037ed1a0b428db)
-	x = mum(x^c, 0x8ebc6af09c88c6e3^uint64(p.Flags))
+	x = mum(x^c, 0x8ebc6af09c88c6e3^uint64(p.Flags)<<8^uint64(p.NumSACK))
+	for i := 0; i < int(min(p.NumSACK, packet.MaxSACKBlocks)); i++ {
+		x = mum(x^uint64(p.SACK[i].Left)<<32^uint64(p.SACK[i].Right), 0x589965cc75374cc3)
+	}
 	return uint32(x) | 1
 }
 
