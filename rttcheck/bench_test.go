@@ -75,7 +75,7 @@ func BenchmarkRunDistribution(b *testing.B) {
 	}
 	c := New(Options{})
 	c.newEngine = func(capture.Config) (engine, error) { return fe, nil }
-	if err := c.Configure([]byte("interface: eth0\nall_remote_hosts: true\nreverse_dns: false"), nil); err != nil {
+	if err := configureYAML(c, "interface: eth0\nall_remote_hosts: true\nreverse_dns: false", ""); err != nil {
 		b.Fatal(err)
 	}
 	defer c.Cancel()

@@ -182,7 +182,6 @@ func New(opts Options) *Check {
 		log:       l,
 		newEngine: newCaptureEngine,
 		res:       defaultResolver(),
-		report:    DefaultReportOptions(),
 	}
 }
 
@@ -210,6 +209,7 @@ func (c *Check) Configure(cfg *Config) error {
 	}
 	c.configured = true
 	c.cfg = cfg
+	c.report = cfg.Instance.reportOptions()
 	c.hostsReady = make(chan struct{})
 	c.captureDone = make(chan struct{})
 	c.attempted = make(chan struct{})

@@ -278,7 +278,7 @@ func TestDstTagIsPinnedAtFirstReport(t *testing.T) {
 	c := New(Options{})
 	c.newEngine = func(cc capture.Config) (engine, error) { return fe, nil }
 	c.res = res
-	if err := c.Configure([]byte("interface: eth0\nips: [198.51.100.0/24]\n"), nil); err != nil {
+	if err := configureYAML(c, "interface: eth0\nips: [198.51.100.0/24]\n", ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Cancel)
@@ -313,34 +313,28 @@ func TestDstTagIsPinnedAtFirstReport(t *testing.T) {
 	}
 }
 
-func TestParseReportKeys(t *testing.T) {
-	o := DefaultReportOptions()
-	for _, kv := range []struct {
-		k string
-		v interface{}
-	}{{"group_dst_ipv4_prefix", 24}, {"group_dst_ipv6_prefix", "48"}, {"max_host_pairs", 100},
-		{"tag_dst_port", true}, {"tag_role", "true"}, {"rtt_distribution_values", 64}} {
-		if ok, err := ParseReportKey(&o, "instance", kv.k, kv.v); !ok || err != nil {
-			t.Fatalf("%s: %v %v", kv.k, ok, err)
+func TestReportKeys(t *testing.T) {
+	const base = "interface: eth0\nall_remote_hosts: true\n"
+	cfg, err := ParseConfig([]byte(base), nil, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Instance.reportOptions(), (ReportOptions{DistributionValues: DefaultDistributionValues}); got != want {
+		t.Fatalf("defaults %+v, want %+v", got, want)
+	}
+	cfg, err = ParseConfig([]byte(base+"group_dst_ipv4_prefix: 24\ngroup_dst_ipv6_prefix: 48\nmax_host_pairs: 100\n"+
+		"tag_dst_port: true\ntag_role: true\nrtt_distribution_values: 64\n"), nil, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Instance.reportOptions(), (ReportOptions{24, 48, 100, true, true, 64}); got != want || len(cfg.Warnings) > 0 {
+		t.Fatalf("parsed %+v (warnings %q), want %+v", got, cfg.Warnings, want)
+	}
+	for _, bad := range []string{"group_dst_ipv4_prefix: 33", "group_dst_ipv6_prefix: -1", "max_host_pairs: -5",
+		"tag_role: maybe", "rtt_distribution_values: 4097"} {
+		_, err := ParseConfig([]byte(base+bad+"\n"), nil, -1)
+		if key := strings.Split(bad, ":")[0]; err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: error %v does not name the key", bad, err)
 		}
-	}
-	if want := (ReportOptions{24, 48, 100, true, true, 64}); o != want {
-		t.Fatalf("parsed %+v, want %+v", o, want)
-	}
-	if len(ReportKeys) != len(reportKeyParsers) {
-		t.Fatalf("ReportKeys lists %d keys, %d parsers", len(ReportKeys), len(reportKeyParsers))
-	}
-	for _, bad := range []struct {
-		k string
-		v interface{}
-	}{{"group_dst_ipv4_prefix", 33}, {"group_dst_ipv6_prefix", -1}, {"max_host_pairs", -5},
-		{"tag_role", "maybe"}, {"rtt_distribution_values", MaxDistributionValues + 1}} {
-		_, err := ParseReportKey(&o, `instance "eth0"`, bad.k, bad.v)
-		if err == nil || !strings.Contains(err.Error(), bad.k) {
-			t.Errorf("%s: %v: error %v does not name the key", bad.k, bad.v, err)
-		}
-	}
-	if ok, _ := ParseReportKey(&o, "instance", "interface", "eth0"); ok {
-		t.Fatal("interface taken for a report key")
 	}
 }
