@@ -35,15 +35,7 @@ func BenchmarkRunFullTable(b *testing.B) {
 		fe.snap.Flows = append(fe.snap.Flows, f)
 	}
 	fe.snap.Stats = capture.Stats{Packets: 1}
-	c := New(Options{})
-	c.newEngine = func(capture.Config) (engine, error) { return fe, nil }
-	if err := configureYAML(c, "interface: eth0\nall_remote_hosts: true\nreverse_dns: false", ""); err != nil {
-		b.Fatal(err)
-	}
-	defer c.Cancel()
-	for !c.engineStarted() {
-		time.Sleep(time.Millisecond)
-	}
+	c := benchCheck(b, fe)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -73,15 +65,7 @@ func BenchmarkRunDistribution(b *testing.B) {
 		}
 		fe.snap.Flows = append(fe.snap.Flows, f)
 	}
-	c := New(Options{})
-	c.newEngine = func(capture.Config) (engine, error) { return fe, nil }
-	if err := configureYAML(c, "interface: eth0\nall_remote_hosts: true\nreverse_dns: false", ""); err != nil {
-		b.Fatal(err)
-	}
-	defer c.Cancel()
-	for !c.engineStarted() {
-		time.Sleep(time.Millisecond)
-	}
+	c := benchCheck(b, fe)
 	var n countingSender
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -99,3 +83,17 @@ type countingSender struct {
 }
 
 func (c *countingSender) Distribution(string, float64, string, []string) { c.dist++ }
+
+// benchCheck is a started check over fe that tracks every remote host.
+func benchCheck(b *testing.B, fe *fakeEngine) *Check {
+	c := New(Options{})
+	c.newEngine = func(capture.Config) (engine, error) { return fe, nil }
+	if err := configureYAML(c, "interface: eth0\nall_remote_hosts: true\nreverse_dns: false", ""); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Cancel)
+	for !c.engineStarted() {
+		time.Sleep(time.Millisecond)
+	}
+	return c
+}

@@ -250,7 +250,7 @@ type flowMark struct {
 	events                                             uint8
 }
 
-// Connection events, each counted once per flow.
+// Connection events, each counted once per flow; bit i counts as counts[i].
 const (
 	evOpened uint8 = 1 << iota
 	evClosed
@@ -260,22 +260,35 @@ const (
 	evHandshake
 )
 
+// The counts a series sends, indexing healthDelta.counts; the first ones
+// are the connection events, in the order of their ev bits.
+const (
+	cOpened = iota
+	cClosed
+	cReset
+	cRefused
+	cSYNTimeouts
+	cRetrans
+	cZeroRemote
+	cZeroLocal
+	nCounts
+	nEvents = cSYNTimeouts + 1
+)
+
+var countMetrics = [nCounts]string{MetricOpened, MetricClosed, MetricReset, MetricRefused, MetricSYNTimeouts,
+	MetricRetransmits, MetricZeroWinRemote, MetricZeroWinLocal}
+
 // healthDelta is what a series adds up in one run.
 type healthDelta struct {
-	retrans, opened, closed, reset, refused, synTimeouts, zeroRemote, zeroLocal uint64
-	handshakeSum, respSum                                                       int64
-	handshakes, responses                                                       uint64
+	counts                [nCounts]uint64
+	handshakeSum, respSum int64
+	handshakes, responses uint64
 }
 
 func (d *healthDelta) add(o *healthDelta) {
-	d.retrans += o.retrans
-	d.opened += o.opened
-	d.closed += o.closed
-	d.reset += o.reset
-	d.refused += o.refused
-	d.synTimeouts += o.synTimeouts
-	d.zeroRemote += o.zeroRemote
-	d.zeroLocal += o.zeroLocal
+	for i, v := range o.counts {
+		d.counts[i] += v
+	}
 	d.handshakeSum += o.handshakeSum
 	d.respSum += o.respSum
 	d.handshakes += o.handshakes
@@ -320,9 +333,9 @@ func flowDelta(f *flow.Summary, prev flowMark, now int64) (healthDelta, flowMark
 	var d healthDelta
 	m := flowMark{samples: f.RTT.Samples, retrans: f.Retransmits, zeroRemote: h.ZeroWindowsRemote,
 		zeroLocal: h.ZeroWindowsLocal, responses: h.Responses, respSum: h.ResponseSum}
-	d.retrans = since(f.Retransmits, prev.retrans)
-	d.zeroRemote = since(h.ZeroWindowsRemote, prev.zeroRemote)
-	d.zeroLocal = since(h.ZeroWindowsLocal, prev.zeroLocal)
+	d.counts[cRetrans] = since(f.Retransmits, prev.retrans)
+	d.counts[cZeroRemote] = since(h.ZeroWindowsRemote, prev.zeroRemote)
+	d.counts[cZeroLocal] = since(h.ZeroWindowsLocal, prev.zeroLocal)
 	if h.Responses > prev.responses {
 		d.responses = h.Responses - prev.responses
 		d.respSum = h.ResponseSum - prev.respSum
@@ -348,11 +361,9 @@ func flowDelta(f *flow.Summary, prev flowMark, now int64) (healthDelta, flowMark
 	}
 	fresh := ev &^ prev.events
 	m.events = prev.events | ev
-	d.opened = uint64(fresh & evOpened)
-	d.closed = uint64(fresh&evClosed) >> 1
-	d.reset = uint64(fresh&evReset) >> 2
-	d.refused = uint64(fresh&evRefused) >> 3
-	d.synTimeouts = uint64(fresh&evSYNTimeout) >> 4
+	for i := range nEvents {
+		d.counts[i] = uint64(fresh>>i) & 1
+	}
 	if fresh&evHandshake != 0 {
 		d.handshakes, d.handshakeSum = 1, h.Handshake
 	}
@@ -449,14 +460,9 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 // is not reported at all); the mean handshake and response times only
 // when there are new ones.
 func (c *Check) reportHealth(s Sender, d *healthDelta, tags []string) {
-	s.Count(MetricRetransmits, float64(d.retrans), "", tags)
-	s.Count(MetricOpened, float64(d.opened), "", tags)
-	s.Count(MetricClosed, float64(d.closed), "", tags)
-	s.Count(MetricReset, float64(d.reset), "", tags)
-	s.Count(MetricRefused, float64(d.refused), "", tags)
-	s.Count(MetricSYNTimeouts, float64(d.synTimeouts), "", tags)
-	s.Count(MetricZeroWinRemote, float64(d.zeroRemote), "", tags)
-	s.Count(MetricZeroWinLocal, float64(d.zeroLocal), "", tags)
+	for i, v := range d.counts {
+		s.Count(countMetrics[i], float64(v), "", tags)
+	}
 	if d.handshakes > 0 {
 		s.Gauge(MetricRTTHandshake, ms(d.handshakeSum)/float64(d.handshakes), "", tags)
 	}
