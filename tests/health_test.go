@@ -28,6 +28,8 @@ import (
 //     sample then), and the check's handshake gauge of that of their mean;
 //   - refusals: a scan of B's closed ports, answered by RST: the check
 //     counts exactly the refusals the scanner saw;
+//   - server response time: request/response exchanges: one RTT plus the
+//     lab server's sub-millisecond turnaround, against the kernel's srtt;
 //   - SYN timeouts: connects to an address that never answers, abandoned
 //     after 2.5 s: the check counts each one once 3 s have passed.
 func TestHealthAgainstKernel(t *testing.T) {
@@ -200,6 +202,31 @@ func TestHealthAgainstKernel(t *testing.T) {
 	}
 	if v, ok := r.Value(rttcheck.MetricRTTHandshake, pair4...); !ok || v <= 0 || v > 5 {
 		t.Errorf("refused connects: handshake RTT %v ms (sent: %v), want the RST/ACK's sub-5 ms RTT", v, ok)
+	}
+
+	// Server response time: request/response exchanges over a 20 ms path
+	// with 30 ms pauses between them. The lab server answers at once, so
+	// each response takes one RTT plus the server's few hundred µs: the
+	// check's mean must sit between the kernel's srtt and 3 ms above it
+	// (timing from the wrong frame would add a pause).
+	path := delayline.Dir{Delay: 10 * ms}
+	if err := l.SetImpairment(path, path); err != nil {
+		t.Fatal(err)
+	}
+	rr, err := c.RequestResponse(ctx, srv4.Addr, 20, 300, 2000, 30*ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * capture.DefaultPollTimeout)
+	r = run()
+	if got, ok := r.Value(rttcheck.MetricResponseTime, pair4...); !ok ||
+		time.Duration(got*1e6) < rr.Final.RTT-srttTolerance(rr.Final.RTT) || time.Duration(got*1e6) > rr.Final.RTT+3*ms {
+		t.Errorf("response time %v ms (sent: %v), want the kernel's srtt %v plus at most 3 ms", got, ok, rr.Final.RTT)
+	} else {
+		t.Logf("response time %.3f ms, kernel srtt %v", got, rr.Final.RTT)
+	}
+	if err := l.SetImpairment(delayline.Dir{}, delayline.Dir{}); err != nil {
+		t.Fatal(err)
 	}
 
 	// SYN timeouts: nobody answers the silent address; each connect is
