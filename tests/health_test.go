@@ -203,8 +203,13 @@ func TestHealthAgainstKernel(t *testing.T) {
 	if got := totals[rttcheck.MetricRefused+" v4"]; got != float64(scan.Refused) {
 		t.Errorf("the check counts %v refusals, the scanner saw %d", got, scan.Refused)
 	}
-	if v, ok := r.Value(rttcheck.MetricRTTHandshake, pair4...); !ok || v <= 0 || v > 5 {
-		t.Errorf("refused connects: handshake RTT %v ms (sent: %v), want the RST/ACK's sub-5 ms RTT", v, ok)
+	// The RST/ACKs are timed: the path has no added delay now, so their
+	// RTT is the delay line's forwarding time, far below the 20 ms of the
+	// bulk phase (a few ms at most on a loaded machine).
+	if v, ok := r.Value(rttcheck.MetricRTTHandshake, pair4...); !ok || v <= 0 || v >= 20 {
+		t.Errorf("refused connects: handshake RTT %v ms (sent: %v), want the RST/ACK's RTT, under 20 ms", v, ok)
+	} else {
+		t.Logf("refused connects: handshake RTT %.3f ms", v)
 	}
 
 	// Server response time: request/response exchanges over a 20 ms path
