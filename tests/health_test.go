@@ -3,10 +3,14 @@ package tests
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/gometro/go-metro/tests/internal/delayline"
 	"github.com/gometro/go-metro/tests/internal/probe"
 	"github.com/gometro/go-metro/tests/lab"
+	"golang.org/x/sys/unix"
 )
 
 // TestHealthAgainstKernel checks the connection-health metrics against the
@@ -33,6 +38,8 @@ import (
 //     counts exactly the refusals the scanner saw;
 //   - server response time: request/response exchanges: one RTT plus the
 //     lab server's sub-millisecond turnaround, against the kernel's srtt;
+//   - zero windows: a slow reader's zero-window episodes equal the kernel's
+//     TCPToZeroWindowAdv of its namespace;
 //   - SYN timeouts: connects to an address that never answers, abandoned
 //     after 2.5 s: the check counts each one once 3 s have passed.
 func TestHealthAgainstKernel(t *testing.T) {
@@ -62,7 +69,7 @@ func TestHealthAgainstKernel(t *testing.T) {
 	run := func() probe.Report {
 		r := runCheck(t, chk)
 		for _, m := range []string{rttcheck.MetricRetransmits, rttcheck.MetricOpened, rttcheck.MetricClosed,
-			rttcheck.MetricRefused, rttcheck.MetricSYNTimeouts} {
+			rttcheck.MetricRefused, rttcheck.MetricSYNTimeouts, rttcheck.MetricZeroWinLocal} {
 			for name, tags := range map[string][]string{"v4": pair4, "v6": pair6, "silent": pairSilent} {
 				if v, ok := r.Value(m, tags...); ok {
 					totals[m+" "+name] += v
@@ -235,6 +242,21 @@ func TestHealthAgainstKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Zero windows: a client with a small receive buffer that stops
+	// reading while the server streams to it advertises a zero window;
+	// the kernel counts each transition to one (TCPToZeroWindowAdv, per
+	// namespace, and this is A's only connection now).
+	before := tcpExt(t, l.A, "TCPToZeroWindowAdv")
+	slowReader(t, l, srv4.Addr, 1<<20, 64<<10, 200*ms)
+	time.Sleep(3 * capture.DefaultPollTimeout)
+	kernelZero := tcpExt(t, l.A, "TCPToZeroWindowAdv") - before
+	run()
+	if got := totals[rttcheck.MetricZeroWinLocal+" v4"]; kernelZero == 0 || got != float64(kernelZero) {
+		t.Errorf("the check counts %v zero-window episodes of ours, the kernel's TCPToZeroWindowAdv %d", got, kernelZero)
+	} else {
+		t.Logf("zero-window episodes: check %v, kernel %d", got, kernelZero)
+	}
+
 	// SYN timeouts: nobody answers the silent address; each connect is
 	// abandoned after 2.5 s (SYN, one retransmission at 1 s).
 	start := time.Now()
@@ -295,4 +317,63 @@ func requestResponse(t *testing.T, l *lab.Lab, srv netip.AddrPort, count, reqSiz
 		t.Fatal(err)
 	}
 	return info.RTT, total / time.Duration(count)
+}
+
+// slowReader asks the server for n bytes on a connection from A whose
+// receive buffer is small, and reads them chunk bytes at a time with a
+// pause before each read, so that the window closes again and again.
+func slowReader(t *testing.T, l *lab.Lab, srv netip.AddrPort, n, chunk int, pause time.Duration) {
+	t.Helper()
+	var conn net.Conn
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 16<<10) })
+		return errors.Join(err, serr)
+	}}
+	if err := l.A.Do(func() (err error) { conn, err = d.Dial("tcp", srv.String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hdr := make([]byte, 16)
+	hdr[0] = 2 // source: the server streams b bytes, unpaced
+	binary.BigEndian.PutUint64(hdr[8:], uint64(n))
+	if _, err := conn.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, chunk)
+	for got := 0; got < n; {
+		time.Sleep(pause)
+		k, err := io.ReadFull(conn, buf[:min(chunk, n-got)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += k
+	}
+}
+
+// tcpExt reads one TcpExt counter of h's network namespace.
+func tcpExt(t *testing.T, h *lab.Host, name string) uint64 {
+	t.Helper()
+	out, err := h.Run("cat", "/proc/net/netstat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		keys, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(keys) == 0 || keys[0] != "TcpExt:" || len(vals) != len(keys) {
+			continue
+		}
+		for k := range keys {
+			if keys[k] == name {
+				v, err := strconv.ParseUint(vals[k], 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatalf("no TcpExt %s in /proc/net/netstat", name)
+	return 0
 }
