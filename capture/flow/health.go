@@ -20,7 +20,17 @@ import (
 // each one: the IPv4 identification (Linux and Windows number every
 // segment of a connection) or the TCP timestamp (TSval).
 //
-// So each of our segments that occupies sequence space is fingerprinted
+// Identities also grow. TSvals are monotonic (RFC 7323 5.4), and Linux and
+// Windows number IPv4 datagrams with a counter, so a new transmission,
+// retransmissions included, carries a TSval no older and an IP ID newer
+// than every frame sent before it. A segment of old sequence space whose
+// TSval is older than our newest one, or whose IP ID is not newer than the
+// newest (while this flow's new data has only ever shown growing IDs: a
+// stack with random IDs turns the rule off), is a copy however many frames
+// lie between the two: a bulk flow's copies on "any" across a forwarding
+// hop come a whole batch of frames apart.
+//
+// Otherwise each of our segments that occupies sequence space is fingerprinted
 // (sequence range, flags, ACK, window, IP ID, TSval, TSecr, SACK blocks; a
 // copy is byte-identical in all of them) and compared with the last dupRing ones:
 //
@@ -42,8 +52,17 @@ import (
 //     capture points farther apart than that cannot be told from
 //     retransmissions without an identity and are counted as such.
 //
+// Without an IP ID, a segment of old sequence space whose TSval (if any)
+// equals our newest, in an entry first sent at most 1 ms ago and never
+// retransmitted, with no duplicate ACK or SACK from the peer since, is a
+// copy too, wherever the ring is (sentUnsignalled). What stays ambiguous:
+// IPv6 copies of a bulk flow that follow one of the peer's SACKs within one
+// TSval tick and lie beyond the ring; they count as retransmissions (never
+// fewer than the real ones), and Karn skips their ACKs.
+//
 // The ring holds the last dupRing segments, so copies more than dupRing of
-// our segments apart (merged files of a fast bulk flow) are not recognised.
+// our segments apart (merged files of a fast bulk flow) are recognised only
+// by the identity and timing rules above.
 //
 // The peer's frames are checked too, in a ring of their own, and a frame
 // identical to one of the last dupInRing within dupIdentWindow is skipped
@@ -83,10 +102,12 @@ const (
 	hZeroRemote                    // the peer's window is zero now
 	hZeroLocal                     // our window is zero now
 	hRequest                       // we sent data since the peer's last data
+	hIDSeen                        // maxID holds the newest IPv4 ID of our segments
+	hIDNotMono                     // our new data showed an IP ID not newer than maxID
 )
 
 // health is the per-flow state of duplicates, connection health and the
-// RTT sample reservoir: 216 bytes, fixed, no pointers.
+// RTT sample reservoir: 224 bytes, fixed, no pointers.
 type health struct {
 	dups    [dupRing]dupEntry
 	inDups  [dupInRing]dupEntry // the peer's latest frames
@@ -94,6 +115,7 @@ type health struct {
 	dupPeer uint8 // bit i: the peer sent a packet after dups[i] was recorded
 	bits    uint16
 	inNext  uint8
+	maxID   uint16 // newest IPv4 ID of our segments (serial arithmetic)
 
 	duplicates            uint32
 	zeroRemote, zeroLocal uint32 // zero-window episodes
@@ -101,6 +123,7 @@ type health struct {
 	handshakeUS           uint32 // the handshake sample, µs; 0 if none
 	lastOutData           int64  // ns: capture time of our latest data frame
 	respSum               int64  // ns: sum of response times
+	lossAt                int64  // ns: the peer's latest duplicate ACK or SACK
 
 	res reservoir
 }
@@ -185,6 +208,9 @@ func (f *Flow) in(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
 	h.dupPeer = 1<<dupRing - 1
 	h.bits |= hPeerSpoke
 	samples, data, echoes := f.seq.Samples, f.dataSamples, f.echo.Samples
+	if p.NumSACK > 0 || p.ACK() && p.PayloadLen == 0 && f.segCount > 0 && f.state&haveUna != 0 && !seqGT(p.Ack, f.sndUna) {
+		h.lossAt = ts // what fast retransmit and RACK act on
+	}
 	switch {
 	case p.RST():
 		// SYN -> RST/ACK: the peer's stack answered our SYN at once, which
@@ -268,9 +294,23 @@ func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
 		return false // occupies no sequence space: never a retransmission
 	}
 	h := &f.h
+	ipid := !p.IPv6 && p.IPID != 0
+	old := f.state&haveNxt != 0 && seqLT(p.Seq, f.sndNxt)
+	if old {
+		if p.HasTimestamps && f.state&haveTSval != 0 && seqLT(p.TSval, f.lastTSval) {
+			return true
+		}
+		if ipid && h.bits&(hIDSeen|hIDNotMono) == hIDSeen && int16(p.IPID-h.maxID) <= 0 {
+			return true
+		}
+	}
+	if ipid {
+		h.noteID(p.IPID, !old)
+	} else if old && (!p.HasTimestamps || p.TSval == f.lastTSval) && f.sentUnsignalled(p.Seq, ts) {
+		return true
+	}
 	fp := fingerprint(p, n)
 	now := uint32(ts >> dupTimeShift)
-	ipid := !p.IPv6 && p.IPID != 0
 	for i := range h.dups {
 		e := &h.dups[i]
 		if e.fp != fp {
@@ -298,6 +338,37 @@ func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
 	h.dupPeer &^= 1 << i
 	h.dupNext = (i + 1) % dupRing
 	return false
+}
+
+// sentUnsignalled reports a segment of old sequence space that lies in an
+// entry never retransmitted, first sent at most dupExactWindow ago, with no
+// loss signal from the peer (a duplicate ACK, a SACK) since: a
+// retransmission needs one of those or a timer, and no stack's timer fires
+// within 1 ms, so without an identity this is a copy, however many frames
+// came in between.
+func (f *Flow) sentUnsignalled(seq uint32, ts int64) bool {
+	for k := uint8(0); k < f.segCount; k++ {
+		s := &f.segs[(f.segHead+k)%maxOutstanding]
+		if seqLEQ(s.start, seq) && seqLT(seq, s.end) {
+			t0 := f.sentAt(s)
+			return s.flags&(segRetrans|segNoTime) == 0 && ts-t0 <= dupExactWindow && f.h.lossAt < t0
+		}
+	}
+	return false
+}
+
+// noteID keeps the newest IPv4 ID of our segments, and notes a flow whose
+// new data does not show growing IDs.
+func (h *health) noteID(id uint16, newData bool) {
+	switch {
+	case h.bits&hIDSeen == 0:
+		h.bits |= hIDSeen
+		h.maxID = id
+	case int16(id-h.maxID) > 0:
+		h.maxID = id
+	case newData:
+		h.bits |= hIDNotMono
+	}
 }
 
 // repeatIn reports whether p, a frame from the peer, is identical to one
