@@ -47,16 +47,7 @@ func TestHealthAgainstKernel(t *testing.T) {
 	if _, err := l.A.Run("ip", "neigh", "replace", silent.String(), "lladdr", lab.MACB.String(), "dev", l.AIf, "nud", "permanent"); err != nil {
 		t.Fatal(err)
 	}
-	srv4, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv4)
-	srv6, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB6, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv6)
+	srv4, srv6 := serveBoth(t, l)
 
 	chk := startCheckInstance(t, l, checkInstance(l, silent.String()), "", "", nil)
 	eng, stop := startEngine(t, l)
@@ -394,16 +385,7 @@ func TestDuplicatesOnAny(t *testing.T) {
 	if err := l.SetImpairment(lossy, lossy); err != nil {
 		t.Fatal(err)
 	}
-	srv4, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv4)
-	srv6, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB6, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv6)
+	srv4, srv6 := serveBoth(t, l)
 	eng, err := capture.New(capture.Config{Interface: "any", Remotes: l.Remotes(),
 		LocalIPs: []netip.Prefix{netip.PrefixFrom(lab.AddrA4, 32), netip.PrefixFrom(lab.AddrA6, 128)}})
 	if err != nil {
@@ -483,4 +465,23 @@ func TestDuplicatesOnAny(t *testing.T) {
 	if retrans == 0 {
 		t.Errorf("1 %% loss made the kernel retransmit nothing: the retransmission check is void")
 	}
+}
+
+// serveBoth starts the lab server in B on its IPv4 and IPv6 addresses,
+// closed when the test ends.
+func serveBoth(t *testing.T, l *lab.Lab) (v4, v6 *lab.Server) {
+	t.Helper()
+	for _, a := range []netip.Addr{lab.AddrB4, lab.AddrB6} {
+		srv, err := l.B.Serve(netip.AddrPortFrom(a, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { closeServer(t, srv) })
+		if a.Is4() {
+			v4 = srv
+		} else {
+			v6 = srv
+		}
+	}
+	return v4, v6
 }
