@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/gometro/go-metro/capture/flow"
 )
 
 // The integration assets (integrations-core layout, at the repository
@@ -24,7 +26,12 @@ const repoRoot = ".."
 // checks.
 func sent(t *testing.T) (metrics map[string]string, checks map[string]bool) {
 	t.Helper()
-	fe := &fakeEngine{snap: healthySnapshot()}
+	snap := healthySnapshot()
+	// A connection we opened, with a timed handshake, a response and a
+	// sample for the distribution: what makes Run send the timing metrics.
+	snap.Flows[0].Health = flow.Health{Role: flow.RoleClient, Opened: true, Handshake: msNS,
+		ResponseSum: 2 * msNS, Responses: 1, RTTSeen: 1, RTTSampled: [flow.ReservoirSize]uint32{1000}}
+	fe := &fakeEngine{snap: snap}
 	c := newTestCheck(t, Options{}, "interface: lo\nips: [10.0.0.1]", "", fe, nil)
 	waitFor(t, "engine", c.engineStarted)
 	r := &recorder{}
@@ -32,7 +39,7 @@ func sent(t *testing.T) (metrics map[string]string, checks map[string]bool) {
 		t.Fatal(err)
 	}
 	// metadata.csv types: a monotonic count arrives in Datadog as a count.
-	csvType := map[string]string{"gauge": "gauge", "count": "count", "monotonic_count": "count"}
+	csvType := map[string]string{"gauge": "gauge", "count": "count", "monotonic_count": "count", "distribution": "distribution"}
 	metrics, checks = map[string]string{}, map[string]bool{}
 	for _, s := range r.subs {
 		metrics[s.name] = csvType[s.kind]
@@ -238,7 +245,7 @@ func TestServiceChecksJSON(t *testing.T) {
 
 // metricInQuery finds metric names in Datadog metric queries
 // ("avg:system.net.tcp.rtt.avg{$host} by {src}").
-var metricInQuery = regexp.MustCompile(`\b(?:avg|sum|min|max|count):([A-Za-z0-9_.]+)\{`)
+var metricInQuery = regexp.MustCompile(`\b(?:avg|sum|min|max|count|p50|p75|p90|p95|p99):([A-Za-z0-9_.]+)\{`)
 
 // serviceCheckInQuery finds the check of a service check monitor query.
 var serviceCheckInQuery = regexp.MustCompile(`^"([^"]+)"\.over\(`)

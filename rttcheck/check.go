@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"runtime/debug"
 	"slices"
@@ -28,6 +29,7 @@ type Sender interface {
 	Gauge(metric string, value float64, hostname string, tags []string)
 	Count(metric string, value float64, hostname string, tags []string)
 	MonotonicCount(metric string, value float64, hostname string, tags []string)
+	Distribution(metric string, value float64, hostname string, tags []string)
 	Commit()
 }
 
@@ -174,20 +176,25 @@ type Check struct {
 	st      status
 	changed chan struct{} // closed and replaced whenever st changes
 
+	shape  ReportOptions // series shape (report_options.go), from the config
 	report reportState
 }
 
 // reportState is Run's memory between runs.
 type reportState struct {
-	mu         sync.Mutex         // Run is not reentrant: the agent never overlaps runs of one instance
-	prevFlow   map[flowKey]uint64 // samples per flow at the previous Run
-	nextFlow   map[flowKey]uint64 // reused for the current Run's counts
+	mu         sync.Mutex           // Run is not reentrant: the agent never overlaps runs of one instance
+	prevFlow   map[flowKey]flowMark // what the previous Runs reported of each flow
+	nextFlow   map[flowKey]flowMark // reused for the current Run's marks
 	prevLastAt map[tagKey]int64
+
+	dstPins           map[netip.Addr]string // dst names pinned at first report (grouping.go)
+	admitted, demoted map[tagKey]bool       // max_host_pairs state
+	rng               *rand.Rand            // distribution draws
 }
 
 // totals are the cumulative counters reported as monotonic counts.
 type totals struct {
-	packets, drops, decodeErrors, evicted uint64
+	packets, drops, decodeErrors, evicted, duplicates uint64
 }
 
 func statsTotals(s *capture.Stats) totals {
@@ -196,6 +203,7 @@ func statsTotals(s *capture.Stats) totals {
 		drops:        s.Kernel.Dropped,
 		decodeErrors: s.Malformed(),
 		evicted:      s.Flow.EvictedHalfOpen + s.Flow.EvictedClosed + s.Flow.EvictedActive,
+		duplicates:   s.Flow.Duplicates,
 	}
 }
 
@@ -242,6 +250,7 @@ func (c *Check) Configure(cfg *Config) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cfg, c.cancel, c.done = cfg, cancel, make(chan struct{})
 	c.st = status{state: stateConfigured, remotes: remoteSet(cfg.Instance.IPs, nil, len(cfg.Instance.Hosts) > 0)}
+	c.shape = cfg.Instance.reportOptions()
 	for _, w := range cfg.Warnings {
 		c.log.Warnf("go-metro: %s", w)
 	}

@@ -93,6 +93,14 @@ type InstanceConfig struct {
 	AllRemoteHosts bool           `yaml:"all_remote_hosts"`
 	ReverseDNS     bool           `yaml:"reverse_dns"`
 
+	// Series shape (report_options.go).
+	GroupDstIPv4Prefix    int  `yaml:"group_dst_ipv4_prefix"`
+	GroupDstIPv6Prefix    int  `yaml:"group_dst_ipv6_prefix"`
+	MaxHostPairs          int  `yaml:"max_host_pairs"`
+	TagDstPort            bool `yaml:"tag_dst_port"`
+	TagRole               bool `yaml:"tag_role"`
+	RTTDistributionValues int  `yaml:"rtt_distribution_values"`
+
 	// Keys the agent's CheckBase handles; the standalone binary uses
 	// MinCollectionInterval itself.
 	MinCollectionInterval time.Duration `yaml:"min_collection_interval" agent:""`
@@ -184,6 +192,7 @@ func ParseConfig(instance, initConfig []byte, index int) (*Config, error) {
 			SampleInterval:        DefaultSampleInterval,
 			MinCollectionInterval: DefaultMinCollectionInterval,
 			ReverseDNS:            true,
+			RTTDistributionValues: DefaultDistributionValues,
 		},
 	}
 	ini, in := &cfg.Init, &cfg.Instance
@@ -296,6 +305,14 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 		return bad("capture_buffer_mb", "%d is out of range: must be between 1 and 1024 MiB", in.BufferMB)
 	case seconds < 1 || in.MinCollectionInterval > maxTTL:
 		return bad("min_collection_interval", "%d is out of range: must be between 1 and %d seconds", seconds, int(maxTTL/time.Second))
+	case in.GroupDstIPv4Prefix < 0 || in.GroupDstIPv4Prefix > 32:
+		return bad("group_dst_ipv4_prefix", "%d is not a prefix length 0-32 (0 turns grouping off)", in.GroupDstIPv4Prefix)
+	case in.GroupDstIPv6Prefix < 0 || in.GroupDstIPv6Prefix > 128:
+		return bad("group_dst_ipv6_prefix", "%d is not a prefix length 0-128 (0 turns grouping off)", in.GroupDstIPv6Prefix)
+	case in.MaxHostPairs < 0:
+		return bad("max_host_pairs", "%d is negative (0 means no cap)", in.MaxHostPairs)
+	case in.RTTDistributionValues < 0 || in.RTTDistributionValues > MaxDistributionValues:
+		return bad("rtt_distribution_values", "%d is out of range 0-%d (0 turns the distribution off)", in.RTTDistributionValues, MaxDistributionValues)
 
 	// Rules between keys.
 	case in.Interface == FileInterface && in.Pcap == "":

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gometro/go-metro/capture"
+	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/capture/rtt"
 )
 
@@ -40,8 +41,35 @@ type flowKey struct {
 }
 
 // tagKey is what one submission is keyed by: flows whose tags are equal are
-// one series and are combined, never submitted twice.
-type tagKey struct{ src, dst string }
+// one series and are combined, never submitted twice. port and role are
+// empty unless the options tag them.
+type tagKey struct{ src, dst, port, role string }
+
+func (k tagKey) less(o tagKey) bool {
+	if k.src != o.src {
+		return k.src < o.src
+	}
+	if k.dst != o.dst {
+		return k.dst < o.dst
+	}
+	if k.port != o.port {
+		return k.port < o.port
+	}
+	return k.role < o.role
+}
+
+// tags are the series' tags, extra last.
+func (k tagKey) tags(extra string) []string {
+	t := make([]string, 0, 5)
+	t = append(t, "src:"+k.src, "dst:"+k.dst)
+	if k.port != "" {
+		t = append(t, "dst_port:"+k.port)
+	}
+	if k.role != "" {
+		t = append(t, "role:"+k.role)
+	}
+	return append(t, extra)
+}
 
 // Run reports what the capture measured since the previous Run: per host
 // pair RTT gauges, capture health counters and the service check. It
@@ -99,6 +127,7 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		s.MonotonicCount(MetricKernelDrops, float64(tot.drops), "", healthTags)
 		s.MonotonicCount(MetricDecodeErrors, float64(tot.decodeErrors), "", healthTags)
 		s.MonotonicCount(MetricFlowsEvicted, float64(tot.evicted), "", healthTags)
+		s.MonotonicCount(MetricDuplicates, float64(tot.duplicates), "", healthTags)
 		s.Gauge(MetricFlowsTracked, float64(tracked), "", healthTags)
 		s.MonotonicCount(MetricCapturePanics, float64(st.panics), "", healthTags)
 	}
@@ -176,85 +205,259 @@ func (c *Check) dstName(a netip.Addr, hostAddr map[netip.Addr]string, now time.T
 	return a.String()
 }
 
+// Per-host-pair connection health and timing. Counts are increases since
+// the previous run; each connection event counts once per connection.
+const (
+	MetricRTTDistribution = "system.net.tcp.rtt.distribution"
+	MetricRTTHandshake    = "system.net.tcp.rtt.handshake"
+	MetricResponseTime    = "system.net.tcp.response_time"
+	MetricRetransmits     = "system.net.tcp.flow.retransmits"
+	MetricOpened          = "system.net.tcp.flow.opened"
+	MetricClosed          = "system.net.tcp.flow.closed"
+	MetricReset           = "system.net.tcp.flow.reset"
+	MetricRefused         = "system.net.tcp.flow.refused"
+	MetricSYNTimeouts     = "system.net.tcp.flow.syn_timeouts"
+	MetricZeroWinRemote   = "system.net.tcp.flow.zero_window.remote"
+	MetricZeroWinLocal    = "system.net.tcp.flow.zero_window.local"
+	MetricDuplicates      = "go_metro.packets.duplicate"
+)
+
+// synTimeout is how long our SYN goes unanswered (no packet at all from the
+// peer) before the attempt counts as a SYN timeout: Linux's initial RTO is
+// 1 s (RFC 6298 5.7), so by 3 s the SYN and at least one retransmission
+// went unanswered (at 1 and 3 s; Linux >= 6.5 retransmits at 1, 2, 3 s,
+// tcp_syn_linear_timeouts), and a client with tcp_syn_retries=1 has given
+// up. An answer that comes later still counts the connection as opened.
+var synTimeout = 3 * time.Second
+
+// flowMark is what earlier Runs reported of one flow: the baselines its
+// counters' increases are taken from, and the events already counted.
+type flowMark struct {
+	samples, retrans, zeroRemote, zeroLocal, responses uint64
+	respSum                                            int64
+	events                                             uint8
+}
+
+// Connection events, each counted once per flow; bit i counts as counts[i].
+const (
+	evOpened uint8 = 1 << iota
+	evClosed
+	evReset
+	evRefused
+	evSYNTimeout
+	evHandshake
+)
+
+// The counts a series sends, indexing healthDelta.counts; the first ones
+// are the connection events, in the order of their ev bits.
+const (
+	cOpened = iota
+	cClosed
+	cReset
+	cRefused
+	cSYNTimeouts
+	cRetrans
+	cZeroRemote
+	cZeroLocal
+	nCounts
+	nEvents = cSYNTimeouts + 1
+)
+
+var countMetrics = [nCounts]string{MetricOpened, MetricClosed, MetricReset, MetricRefused, MetricSYNTimeouts,
+	MetricRetransmits, MetricZeroWinRemote, MetricZeroWinLocal}
+
+// healthDelta is what a series adds up in one run.
+type healthDelta struct {
+	counts                [nCounts]uint64
+	handshakeSum, respSum int64
+	handshakes, responses uint64
+}
+
+func (d *healthDelta) add(o *healthDelta) {
+	for i, v := range o.counts {
+		d.counts[i] += v
+	}
+	d.handshakeSum += o.handshakeSum
+	d.respSum += o.respSum
+	d.handshakes += o.handshakes
+	d.responses += o.responses
+}
+
+func (d *healthDelta) zero() bool { return *d == healthDelta{} }
+
 type group struct {
 	ests       []rtt.Estimator
 	newSamples uint64
+	health     healthDelta
+	dist       []distFlow
 }
 
-type addrPair struct{ local, remote netip.Addr }
+func (g *group) merge(o *group) {
+	g.ests = append(g.ests, o.ests...)
+	g.newSamples += o.newSamples
+	g.health.add(&o.health)
+	g.dist = append(g.dist, o.dist...)
+}
+
+// pairKey is a host pair as the options split it: the remote port and the
+// role are zero unless tagged.
+type pairKey struct {
+	local, remote netip.Addr
+	port          uint16
+	role          flow.Role
+}
+
+// since returns the increase of a cumulative counter over its baseline.
+func since(now, prev uint64) uint64 {
+	if now > prev {
+		return now - prev
+	}
+	return 0
+}
+
+// flowDelta is what one flow adds this run, and its new mark.
+func flowDelta(f *flow.Summary, prev flowMark, now int64) (healthDelta, flowMark, uint64) {
+	h := &f.Health
+	var d healthDelta
+	m := flowMark{samples: f.RTT.Samples, retrans: f.Retransmits, zeroRemote: h.ZeroWindowsRemote,
+		zeroLocal: h.ZeroWindowsLocal, responses: h.Responses, respSum: h.ResponseSum}
+	d.counts[cRetrans] = since(f.Retransmits, prev.retrans)
+	d.counts[cZeroRemote] = since(h.ZeroWindowsRemote, prev.zeroRemote)
+	d.counts[cZeroLocal] = since(h.ZeroWindowsLocal, prev.zeroLocal)
+	if h.Responses > prev.responses {
+		d.responses = h.Responses - prev.responses
+		d.respSum = h.ResponseSum - prev.respSum
+	}
+	var ev uint8
+	if h.Opened {
+		ev |= evOpened
+	}
+	if h.FIN {
+		ev |= evClosed
+	}
+	if h.Reset {
+		ev |= evReset
+	}
+	if h.Refused {
+		ev |= evRefused
+	}
+	if h.SYNUnanswered && now-f.FirstSeen >= int64(synTimeout) {
+		ev |= evSYNTimeout
+	}
+	if h.Handshake > 0 {
+		ev |= evHandshake
+	}
+	fresh := ev &^ prev.events
+	m.events = prev.events | ev
+	for i := range nEvents {
+		d.counts[i] = uint64(fresh>>i) & 1
+	}
+	if fresh&evHandshake != 0 {
+		d.handshakes, d.handshakeSum = 1, h.Handshake
+	}
+	return d, m, since(f.RTT.Samples, prev.samples)
+}
 
 func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip.Addr]string, ifaceTag string) {
 	now := time.Now()
+	opts := &c.shape
+	// The clock a SYN timeout is judged by: capture time for a replay, the
+	// wall clock live (no packet may arrive while a SYN goes unanswered).
+	clock := snap.CaptureTime
+	if c.cfg.Instance.Interface != FileInterface {
+		clock = max(clock, snap.Taken.UnixNano())
+	}
 	// Group by address pair first (no allocation per flow), then name each
 	// pair once: names are what a series is keyed by, and two pairs can
 	// share one (two addresses of one configured host).
-	pairs := map[addrPair]*group{}
+	pairs := map[pairKey]*group{}
 	rs := &c.report
 	if rs.nextFlow == nil {
-		rs.nextFlow = make(map[flowKey]uint64, len(snap.Flows))
+		rs.nextFlow = make(map[flowKey]flowMark, len(snap.Flows))
 	}
 	next := rs.nextFlow
 	clear(next)
 	for i := range snap.Flows {
 		f := &snap.Flows[i]
-		if f.RTT.Samples == 0 {
+		fk := flowKey{f.Local, f.Remote, f.FirstSeen}
+		d, m, newSamples := flowDelta(f, rs.prevFlow[fk], clock)
+		next[fk] = m
+		if f.RTT.Samples == 0 && d.zero() {
 			continue
 		}
-		fk := flowKey{f.Local, f.Remote, f.FirstSeen}
-		next[fk] = f.RTT.Samples
-		k := addrPair{f.Local.Addr().Unmap(), f.Remote.Addr().Unmap()}
+		k := pairKey{local: f.Local.Addr().Unmap(), remote: f.Remote.Addr().Unmap()}
+		if opts.TagDstPort {
+			k.port = f.Remote.Port()
+		}
+		if opts.TagRole {
+			k.role = f.Health.Role
+		}
 		g := pairs[k]
 		if g == nil {
 			g = &group{}
 			pairs[k] = g
 		}
-		g.ests = append(g.ests, f.RTT)
-		if prev := rs.prevFlow[fk]; f.RTT.Samples > prev {
-			g.newSamples += f.RTT.Samples - prev
+		if f.RTT.Samples > 0 {
+			g.ests = append(g.ests, f.RTT)
+		}
+		g.newSamples += newSamples
+		g.health.add(&d)
+		if f.Health.RTTSeen > 0 {
+			g.dist = append(g.dist, distFlow{seen: f.Health.RTTSeen, vals: f.Health.RTTSampled})
 		}
 	}
 	// Swap the maps: this run's flows are the next run's baseline.
 	rs.prevFlow, rs.nextFlow = next, rs.prevFlow
 
-	groups := make(map[tagKey]*group, len(pairs))
-	for p, pg := range pairs {
-		k := tagKey{src: p.local.String(), dst: c.dstName(p.remote, hostAddr, now)}
-		if g := groups[k]; g != nil {
-			g.ests = append(g.ests, pg.ests...)
-			g.newSamples += pg.newSamples
-		} else {
-			groups[k] = pg
-		}
-	}
+	groups := c.nameGroups(pairs, hostAddr, now)
 
 	keys := make([]tagKey, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)
 	}
 	// Stable order makes output and tests deterministic.
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].src != keys[j].src {
-			return keys[i].src < keys[j].src
-		}
-		return keys[i].dst < keys[j].dst
-	})
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	nextLast := make(map[tagKey]int64, len(groups))
+	var dist []float64
 	for _, k := range keys {
 		g := groups[k]
-		e := rtt.Combine(g.ests)
-		tags := c.tags("src:"+k.src, "dst:"+k.dst, ifaceTag)
-		nextLast[k] = e.LastAt
-		// The last sample is only news if it is newer than what was reported.
-		if prev, ok := rs.prevLastAt[k]; !ok || e.LastAt > prev {
-			s.Gauge(MetricRTT, ms(e.Last), "", tags)
+		tags := c.tags(k.tags(ifaceTag)...)
+		if len(g.ests) > 0 {
+			e := rtt.Combine(g.ests)
+			nextLast[k] = e.LastAt
+			// The last sample is only news if it is newer than what was reported.
+			if prev, ok := rs.prevLastAt[k]; !ok || e.LastAt > prev {
+				s.Gauge(MetricRTT, ms(e.Last), "", tags)
+			}
+			s.Gauge(MetricRTTAvg, ms(e.SRTT), "", tags)
+			s.Gauge(MetricRTTJitter, ms(e.RTTVAR), "", tags)
+			s.Gauge(MetricRTTMin, ms(e.Min), "", tags)
+			s.Gauge(MetricRTTMax, ms(e.Max), "", tags)
+			s.Count(MetricRTTSamples, float64(g.newSamples), "", tags)
 		}
-		s.Gauge(MetricRTTAvg, ms(e.SRTT), "", tags)
-		s.Gauge(MetricRTTJitter, ms(e.RTTVAR), "", tags)
-		s.Gauge(MetricRTTMin, ms(e.Min), "", tags)
-		s.Gauge(MetricRTTMax, ms(e.Max), "", tags)
-		s.Count(MetricRTTSamples, float64(g.newSamples), "", tags)
+		c.reportHealth(s, &g.health, tags)
+		dist = pickDistribution(dist[:0], g.dist, opts.DistributionValues, rs.rng)
+		for _, v := range dist {
+			s.Distribution(MetricRTTDistribution, v, "", tags)
+		}
 	}
 	rs.prevLastAt = nextLast
+}
+
+// reportHealth sends a series' connection health: every count, in every
+// run in which the series has RTT samples or a new event (else the series
+// is not reported at all); the mean handshake and response times only
+// when there are new ones.
+func (c *Check) reportHealth(s Sender, d *healthDelta, tags []string) {
+	for i, v := range d.counts {
+		s.Count(countMetrics[i], float64(v), "", tags)
+	}
+	if d.handshakes > 0 {
+		s.Gauge(MetricRTTHandshake, ms(d.handshakeSum)/float64(d.handshakes), "", tags)
+	}
+	if d.responses > 0 {
+		s.Gauge(MetricResponseTime, ms(d.respSum)/float64(d.responses), "", tags)
+	}
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }

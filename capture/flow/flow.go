@@ -114,6 +114,8 @@ type Flow struct {
 
 	tsHead, tsCount uint8
 	tsvals          [maxTSvals]tsEntry
+
+	h health // capture duplicates and connection health (health.go)
 }
 
 // Serial-number arithmetic (RFC 1982) for 32-bit sequence numbers and TSvals.
@@ -161,6 +163,7 @@ func (f *Flow) summary() Summary {
 		Packets:     f.packets,
 		Retransmits: f.retrans,
 		Closed:      f.state&closed != 0,
+		Health:      f.h.summary(),
 	}
 }
 

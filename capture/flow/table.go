@@ -119,7 +119,7 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 		if f := t.lookup(&k, ts); f != nil {
 			f.lastSeen = ts
 			f.packets++
-			f.outgoing(p, ts, &t.sc)
+			f.out(p, ts, &t.sc, &t.counters)
 		}
 	}
 	if dstLocal {
@@ -127,7 +127,7 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 		if f := t.lookup(&k, ts); f != nil {
 			f.lastSeen = ts
 			f.packets++
-			f.incoming(p, ts, &t.sc)
+			f.in(p, ts, &t.sc, &t.counters)
 		}
 	}
 }

@@ -212,6 +212,7 @@ func (p *Packet) decodeIPv4(b []byte, wire int) Error {
 	*(*[12]byte)(p.Dst[:12]) = v4MappedPrefix
 	*(*[4]byte)(p.Dst[12:]) = [4]byte(b[16:20])
 	p.IPv6 = false
+	p.IPID = be16(b[4:6])
 	// Options are skipped unparsed: none of them matters to TCP timing, and
 	// routers forward packets whatever their options contain.
 	if total == 0 {
@@ -277,6 +278,7 @@ func (p *Packet) decodeIPv6(b []byte, wire int) Error {
 	p.Src = [16]byte(b[8:24])
 	p.Dst = [16]byte(b[24:40])
 	p.IPv6 = true
+	p.IPID = 0
 	return p.decodeTCP(b[off:], plen-(off-ipv6HeaderLen))
 }
 

@@ -214,13 +214,13 @@ func want4(payloadLen uint32) Packet {
 		Src: mapped(testSrc4), Dst: mapped(testDst4),
 		SrcPort: testSrcPort, DstPort: testDstPort,
 		Seq: testSeq, Ack: testAck, Flags: FlagACK | FlagPSH, Window: testWindow,
-		PayloadLen: payloadLen,
+		PayloadLen: payloadLen, IPID: 7, // ip4's Id
 	}
 }
 
 func want6(payloadLen uint32) Packet {
 	p := want4(payloadLen)
-	p.Src, p.Dst, p.IPv6 = mapped(testSrc6), mapped(testDst6), true
+	p.Src, p.Dst, p.IPv6, p.IPID = mapped(testSrc6), mapped(testDst6), true, 0
 	return p
 }
 

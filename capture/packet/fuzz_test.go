@@ -128,6 +128,7 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 		o.versionOK = ip4.Version == 4
 		p.Src = mapped(ip4.SrcIP)
 		p.Dst = mapped(ip4.DstIP)
+		p.IPID = ip4.Id
 		// gopacket replaces a zero total length by the bytes it was given,
 		// which is our rule too when wireLen == len(data).
 		ipOff := cap(data) - cap(ip4.Contents)

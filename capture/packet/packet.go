@@ -53,6 +53,10 @@ type Packet struct {
 	// (::ffff:a.b.c.d), so that one fixed-size key serves both families.
 	Src, Dst [16]byte
 	IPv6     bool
+	// IPID is the IPv4 identification field (0 for IPv6, which has none):
+	// a sender gives every transmission a new one, so two frames with the
+	// same segment and the same IPID are copies of one transmission.
+	IPID uint16
 
 	SrcPort, DstPort uint16
 	Seq, Ack         uint32

@@ -71,6 +71,9 @@ func (r *recording) Count(m string, v float64, _ string, t []string) { r.add("co
 func (r *recording) MonotonicCount(m string, v float64, _ string, t []string) {
 	r.add("monotonic_count", m, v, t)
 }
+func (r *recording) Distribution(m string, v float64, _ string, t []string) {
+	r.add("distribution", m, v, t)
+}
 func (r *recording) Commit() {}
 func (r *recording) ServiceCheck(n string, st rttcheck.ServiceCheckStatus, _ string, t []string, msg string) {
 	r.mu.Lock()

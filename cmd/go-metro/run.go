@@ -161,6 +161,12 @@ func (s *statsdSender) MonotonicCount(m string, v float64, _ string, tags []stri
 	}
 }
 
+// Distribution sends a DogStatsD distribution (type d): the agent keeps it
+// in a sketch, so percentiles aggregate across hosts.
+func (s *statsdSender) Distribution(m string, v float64, _ string, tags []string) {
+	s.c.Distribution(m, v, tags, 1)
+}
+
 func (s *statsdSender) Commit() { s.c.Flush() }
 
 func (s *statsdSender) ServiceCheck(name string, st rttcheck.ServiceCheckStatus, _ string, tags []string, msg string) {

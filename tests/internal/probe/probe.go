@@ -462,6 +462,9 @@ func (r *recorder) Count(m string, v float64, _ string, t []string) { r.add("cou
 func (r *recorder) MonotonicCount(m string, v float64, _ string, t []string) {
 	r.add("monotonic_count", m, v, t)
 }
+func (r *recorder) Distribution(m string, v float64, _ string, t []string) {
+	r.add("distribution", m, v, t)
+}
 func (r *recorder) Commit() {}
 func (r *recorder) ServiceCheck(name string, st rttcheck.ServiceCheckStatus, _ string, tags []string, msg string) {
 	r.mu.Lock()

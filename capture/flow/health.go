@@ -1,0 +1,434 @@
+package flow
+
+import (
+	"math"
+	"math/bits"
+	"time"
+
+	"github.com/gometro/go-metro/capture/packet"
+)
+
+// Capture duplicates and connection health.
+//
+// A capture duplicate is one transmission captured twice: a mirror port that
+// copies both directions of a link, interface "any" seeing a frame on a
+// veth and again on the bridge, two capture files merged. To the RTT rules a
+// copy looks like a retransmission (old sequence space), and Karn's rule
+// would then discard the sample of every ACK that covers it: a flow whose
+// every frame is doubled is never timed. A real retransmission is a new
+// transmission and differs from the original in what the sender stamps on
+// each one: the IPv4 identification (Linux and Windows number every
+// segment of a connection) or the TCP timestamp (TSval).
+//
+// Identities also grow. TSvals are monotonic (RFC 7323 5.4), and Linux and
+// Windows number IPv4 datagrams with a counter, so a new transmission,
+// retransmissions included, carries a TSval no older and an IP ID newer
+// than every frame sent before it. A segment of old sequence space whose
+// TSval is older than our newest one, or whose IP ID is not newer than the
+// newest (while this flow's new data has only ever shown growing IDs: a
+// stack with random IDs turns the rule off), is a copy however many frames
+// lie between the two: a bulk flow's copies on "any" across a forwarding
+// hop come a whole batch of frames apart.
+//
+// Otherwise each of our segments that occupies sequence space is fingerprinted
+// (sequence range, flags, ACK, window, IP ID, TSval, TSecr, SACK blocks; a
+// copy is byte-identical in all of them) and compared with the last dupRing ones:
+//
+//   - IPv4 with a non-zero IP ID: the same fingerprint within dupIdentWindow
+//     is a copy. A retransmission carries a new IP ID; the 16-bit ID of one
+//     connection repeats only after 65536 segments.
+//   - Otherwise (IPv6 has no IP ID; some IPv4 stacks send 0, RFC 6864) with
+//     timestamps: the same fingerprint within dupIdentWindow is a copy,
+//     unless the two are less than one TSval tick apart (dupTSTick, Linux's
+//     1 ms clock) and the peer sent a packet in between: a fast
+//     retransmission on a sub-millisecond path can carry the original's
+//     TSval, but only after the peer's duplicate ACKs or SACKs.
+//   - Neither: only an exact copy within dupExactWindow with no packet from
+//     the peer in between. A retransmission is triggered either by the
+//     peer's packets (fast retransmit, RACK: excluded by the silence) or by
+//     a timer, and no stack's retransmission timer fires within 1 ms (Linux:
+//     RTO >= 200 ms, TLP >= 2 jiffies; RFC 6298: RTO >= 1 s), while copies
+//     from a mirror port or "any" are microseconds apart. Copies from two
+//     capture points farther apart than that cannot be told from
+//     retransmissions without an identity and are counted as such.
+//
+// Without an IP ID, a segment of old sequence space whose TSval (if any)
+// equals our newest, in an entry first sent at most 1 ms ago and never
+// retransmitted, with no duplicate ACK or SACK from the peer since, is a
+// copy too, wherever the ring is (sentUnsignalled). What stays ambiguous:
+// IPv6 copies of a bulk flow that follow one of the peer's SACKs within one
+// TSval tick and lie beyond the ring; they count as retransmissions (never
+// fewer than the real ones), and Karn skips their ACKs.
+//
+// The ring holds the last dupRing segments, so copies more than dupRing of
+// our segments apart (merged files of a fast bulk flow) are recognised only
+// by the identity and timing rules above.
+//
+// The peer's frames are checked too, in a ring of their own, and a frame
+// identical to one of the last dupInRing within dupIdentWindow is skipped
+// (not counted: without an identity it may be a genuine repeat, such as a
+// dupack with neither timestamps nor SACK). Skipping is safe whatever it
+// is, because an identical frame can only re-apply what the first did; and
+// needed, because applying it again after the first changed the state is
+// not idempotent: an ACK that advances the cumulative ACK is timed from it
+// and its SACK blocks are not, so its copy would then time them (a sample
+// the kernel never takes), and a copy of the answer's first data frame
+// after our next request would make a bogus response time.
+const (
+	dupRing        = 8
+	dupInRing      = 4
+	dupIdentWindow = int64(time.Second)
+	dupExactWindow = int64(time.Millisecond)
+	dupTSTick      = int64(time.Millisecond)
+	// dupTimeShift turns ns into the ring's ~1 µs units (uint32: wraps
+	// every 73 minutes, far beyond any window).
+	dupTimeShift = 10
+)
+
+type dupEntry struct {
+	fp uint32 // fingerprint; 0: unused
+	at uint32 // capture time >> dupTimeShift
+}
+
+// health bits.
+const (
+	hSYNOut     uint16 = 1 << iota // we sent a SYN (no ACK): we are the client
+	hSYNIn                         // the peer sent a SYN (no ACK): we are the server
+	hSYNACK                        // a SYN/ACK was seen: the handshake was answered
+	hRefused                       // a SYN was answered by RST
+	hReset                         // an RST ended the connection after (or without) a handshake
+	hFIN                           // a FIN was seen, from either side
+	hPeerSpoke                     // the peer sent at least one packet
+	hZeroRemote                    // the peer's window is zero now
+	hZeroLocal                     // our window is zero now
+	hRequest                       // we sent data since the peer's last data
+	hIDSeen                        // maxID holds the newest IPv4 ID of our segments
+	hIDNotMono                     // our new data showed an IP ID not newer than maxID
+)
+
+// health is the per-flow state of duplicates, connection health and the
+// RTT sample reservoir: 224 bytes, fixed, no pointers.
+type health struct {
+	dups    [dupRing]dupEntry
+	inDups  [dupInRing]dupEntry // the peer's latest frames
+	dupNext uint8
+	dupPeer uint8 // bit i: the peer sent a packet after dups[i] was recorded
+	bits    uint16
+	inNext  uint8
+	maxID   uint16 // newest IPv4 ID of our segments (serial arithmetic)
+
+	duplicates            uint32
+	zeroRemote, zeroLocal uint32 // zero-window episodes
+	respCount             uint32
+	handshakeUS           uint32 // the handshake sample, µs; 0 if none
+	lastOutData           int64  // ns: capture time of our latest data frame
+	respSum               int64  // ns: sum of response times
+	lossAt                int64  // ns: the peer's latest duplicate ACK or SACK
+
+	res reservoir
+}
+
+// ReservoirSize is how many RTT samples a flow keeps between two summaries:
+// a uniform random subset of all it took (reservoir sampling, Vitter's
+// algorithm R), so a reader can build honest percentiles at a fixed cost
+// whatever the sample rate. 16 values of 4 bytes: a request/response
+// connection keeps every sample; a bulk flow timing thousands of ACKs per
+// interval is represented without bias.
+const ReservoirSize = 16
+
+type reservoir struct {
+	vals [ReservoirSize]uint32 // µs
+	n    uint32                // samples offered since the last summary
+}
+
+// add offers one sample (ns) taken at ts. The replacement draw is a
+// splitmix64 hash of ts and the count: no generator state per flow, and
+// deterministic in tests.
+func (r *reservoir) add(d, ts int64) {
+	v := uint32(min(max(d/1000, 1), math.MaxUint32))
+	if r.n < ReservoirSize {
+		r.vals[r.n] = v
+	} else {
+		x := splitmix(uint64(ts) + uint64(r.n)*0x9e3779b97f4a7c15)
+		// Lemire's multiply-shift: uniform in [0, n] without a division.
+		if j := (x >> 32) * (uint64(r.n) + 1) >> 32; j < ReservoirSize {
+			r.vals[j] = v
+		}
+	}
+	if r.n < math.MaxUint32 {
+		r.n++
+	}
+}
+
+func splitmix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// out applies a segment we sent: duplicates stop here; then health, then
+// the RTT rules.
+func (f *Flow) out(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
+	if f.duplicateOut(p, ts) {
+		f.h.duplicates++
+		tc.Duplicates++
+		return
+	}
+	h := &f.h
+	switch {
+	case p.RST():
+		f.noteRST(hSYNIn, tc) // we refuse the peer's SYN, or reset
+	case p.SYN() && p.ACK():
+		h.bits |= hSYNACK
+	case p.SYN():
+		h.bits |= hSYNOut
+	}
+	if p.FIN() {
+		h.bits |= hFIN
+	}
+	if !p.SYN() && !p.RST() {
+		h.zeroLocal += zeroEpisode(&h.bits, hZeroLocal, p.Window)
+	}
+	if p.PayloadLen > 0 && !p.SYN() && !f.isProbe(p, p.Seq) {
+		h.lastOutData = ts
+		h.bits |= hRequest
+	}
+	f.outgoing(p, ts, c)
+}
+
+// in applies a segment from the peer: health first, then the RTT rules; a
+// sample they take that is not of data is the handshake's.
+func (f *Flow) in(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
+	h := &f.h
+	if h.repeatIn(p, ts) {
+		return
+	}
+	h.dupPeer = 1<<dupRing - 1
+	h.bits |= hPeerSpoke
+	samples, data, echoes := f.seq.Samples, f.dataSamples, f.echo.Samples
+	if p.NumSACK > 0 || p.ACK() && p.PayloadLen == 0 && f.segCount > 0 && f.state&haveUna != 0 && !seqGT(p.Ack, f.sndUna) {
+		h.lossAt = ts // what fast retransmit and RACK act on
+	}
+	switch {
+	case p.RST():
+		// SYN -> RST/ACK: the peer's stack answered our SYN at once, which
+		// times the path as well as a SYN/ACK (tshark times it too). The
+		// RST must acknowledge exactly our SYN (RFC 9293 3.10.7.3);
+		// Karn's rule still applies to a retransmitted SYN.
+		if h.bits&(hSYNOut|hSYNACK|hRefused|hReset) == hSYNOut && p.ACK() &&
+			f.state&haveNxt != 0 && p.Ack == f.sndNxt {
+			f.ack(p, ts, c)
+		}
+		f.noteRST(hSYNOut, tc)
+	case p.SYN() && p.ACK():
+		h.bits |= hSYNACK
+	case p.SYN():
+		h.bits |= hSYNIn
+	}
+	if p.FIN() {
+		h.bits |= hFIN
+	}
+	if !p.SYN() && !p.RST() {
+		h.zeroRemote += zeroEpisode(&h.bits, hZeroRemote, p.Window)
+	}
+	// Server response time, for connections we opened: from our latest
+	// data frame to the first data frame of the answer.
+	if p.PayloadLen > 0 && !p.SYN() && !p.RST() && h.bits&(hRequest|hSYNOut) == hRequest|hSYNOut {
+		h.bits &^= hRequest
+		if d := ts - h.lastOutData; d > 0 {
+			h.respSum += d
+			h.respCount++
+		}
+	}
+	f.incoming(p, ts, c)
+	if f.seq.Samples > samples {
+		if f.dataSamples == data && h.handshakeUS == 0 {
+			h.handshakeUS = uint32(min(max(f.seq.Last/1000, 1), math.MaxUint32))
+		}
+		h.res.add(f.seq.Last, ts)
+	} else if f.echo.Samples > echoes && f.dataSamples == 0 {
+		// Echo samples stand in only for flows that never timed their
+		// own data, as in Estimate: on a sending flow the peer's pacing
+		// inflates them.
+		h.res.add(f.echo.Last, ts)
+	}
+}
+
+// noteRST classifies the first RST of a flow: an answer to a SYN (syn is
+// the bit of the side that sent it) before any SYN/ACK is a refusal;
+// anything else is a reset.
+func (f *Flow) noteRST(syn uint16, tc *Counters) {
+	h := &f.h
+	switch {
+	case h.bits&(hRefused|hReset) != 0:
+	case h.bits&(syn|hSYNACK) == syn:
+		h.bits |= hRefused
+		tc.Refused++
+	default:
+		h.bits |= hReset
+	}
+}
+
+// zeroEpisode returns 1 when a window goes from open to zero: the start of
+// one zero-window episode (the receiver's buffer is full), however many
+// zero-window ACKs and probes it lasts.
+func zeroEpisode(b *uint16, bit, window uint16) uint32 {
+	if window != 0 {
+		*b &^= bit
+		return 0
+	}
+	if *b&bit != 0 {
+		return 0
+	}
+	*b |= bit
+	return 1
+}
+
+// duplicateOut reports whether p, a segment we sent, is a capture copy of
+// one of the last dupRing (see the rules above), and remembers it if not.
+func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
+	n := p.SeqLen()
+	if n == 0 {
+		return false // occupies no sequence space: never a retransmission
+	}
+	h := &f.h
+	ipid := !p.IPv6 && p.IPID != 0
+	old := f.state&haveNxt != 0 && seqLT(p.Seq, f.sndNxt)
+	if old {
+		if p.HasTimestamps && f.state&haveTSval != 0 && seqLT(p.TSval, f.lastTSval) {
+			return true
+		}
+		if ipid && h.bits&(hIDSeen|hIDNotMono) == hIDSeen && int16(p.IPID-h.maxID) <= 0 {
+			return true
+		}
+	}
+	if ipid {
+		h.noteID(p.IPID, !old)
+	} else if old && (!p.HasTimestamps || p.TSval == f.lastTSval) && f.sentUnsignalled(p.Seq, ts) {
+		return true
+	}
+	fp := fingerprint(p, n)
+	now := uint32(ts >> dupTimeShift)
+	for i := range h.dups {
+		e := &h.dups[i]
+		if e.fp != fp {
+			continue
+		}
+		gap := int64(now-e.at) << dupTimeShift
+		peer := h.dupPeer&(1<<i) != 0
+		switch {
+		case ipid:
+			if gap <= dupIdentWindow {
+				return true
+			}
+		case p.HasTimestamps:
+			if gap <= dupIdentWindow && (!peer || gap > dupTSTick) {
+				return true
+			}
+		default:
+			if gap <= dupExactWindow && !peer {
+				return true
+			}
+		}
+	}
+	i := h.dupNext
+	h.dups[i] = dupEntry{fp: fp, at: now}
+	h.dupPeer &^= 1 << i
+	h.dupNext = (i + 1) % dupRing
+	return false
+}
+
+// sentUnsignalled reports a segment of old sequence space that lies in an
+// entry never retransmitted, first sent at most dupExactWindow ago, with no
+// loss signal from the peer (a duplicate ACK, a SACK) since: a
+// retransmission needs one of those or a timer, and no stack's timer fires
+// within 1 ms, so without an identity this is a copy, however many frames
+// came in between.
+func (f *Flow) sentUnsignalled(seq uint32, ts int64) bool {
+	for k := uint8(0); k < f.segCount; k++ {
+		s := &f.segs[(f.segHead+k)%maxOutstanding]
+		if seqLEQ(s.start, seq) && seqLT(seq, s.end) {
+			t0 := f.sentAt(s)
+			return s.flags&(segRetrans|segNoTime) == 0 && ts-t0 <= dupExactWindow && f.h.lossAt < t0
+		}
+	}
+	return false
+}
+
+// noteID keeps the newest IPv4 ID of our segments, and notes a flow whose
+// new data does not show growing IDs.
+func (h *health) noteID(id uint16, newData bool) {
+	switch {
+	case h.bits&hIDSeen == 0:
+		h.bits |= hIDSeen
+		h.maxID = id
+	case int16(id-h.maxID) > 0:
+		h.maxID = id
+	case newData:
+		h.bits |= hIDNotMono
+	}
+}
+
+// repeatIn reports whether p, a frame from the peer, is identical to one
+// of its last dupInRing within dupIdentWindow, and remembers it if not.
+func (h *health) repeatIn(p *packet.Packet, ts int64) bool {
+	fp := fingerprint(p, p.SeqLen())
+	now := uint32(ts >> dupTimeShift)
+	for i := range h.inDups {
+		if e := &h.inDups[i]; e.fp == fp && int64(now-e.at)<<dupTimeShift <= dupIdentWindow {
+			return true
+		}
+	}
+	h.inDups[h.inNext] = dupEntry{fp: fp, at: now}
+	h.inNext = (h.inNext + 1) % dupInRing
+	return false
+}
+
+// fingerprint hashes what a capture copy repeats exactly and a new
+// transmission changes or may change; never 0 (0 marks an unused entry).
+func fingerprint(p *packet.Packet, n uint32) uint32 {
+	a := uint64(p.Seq)<<32 | uint64(n)
+	b := uint64(p.Ack)<<32 | uint64(p.Window)<<16 | uint64(p.IPID)
+	c := uint64(p.TSval)<<32 | uint64(p.TSecr)
+	x := mum(a^0xa0761d6478bd642f, b^0xe7037ed1a0b428db)
+	x = mum(x^c, 0x8ebc6af09c88c6e3^uint64(p.Flags)<<8^uint64(p.NumSACK))
+	for i := 0; i < int(min(p.NumSACK, packet.MaxSACKBlocks)); i++ {
+		x = mum(x^uint64(p.SACK[i].Left)<<32^uint64(p.SACK[i].Right), 0x589965cc75374cc3)
+	}
+	return uint32(x) | 1
+}
+
+func mum(x, y uint64) uint64 {
+	hi, lo := bits.Mul64(x, y)
+	return hi ^ lo
+}
+
+// summary is the health part of a flow's Summary. It hands over the RTT
+// samples kept since the previous summary and starts a new interval.
+func (h *health) summary() Health {
+	s := Health{
+		RTTSampled:        h.res.vals,
+		RTTSeen:           uint64(h.res.n),
+		Opened:            h.bits&hSYNACK != 0,
+		Refused:           h.bits&hRefused != 0,
+		Reset:             h.bits&hReset != 0,
+		FIN:               h.bits&hFIN != 0,
+		SYNUnanswered:     h.bits&(hSYNOut|hPeerSpoke) == hSYNOut,
+		Duplicates:        uint64(h.duplicates),
+		ZeroWindowsRemote: uint64(h.zeroRemote),
+		ZeroWindowsLocal:  uint64(h.zeroLocal),
+		Handshake:         int64(h.handshakeUS) * 1000,
+		ResponseSum:       h.respSum,
+		Responses:         uint64(h.respCount),
+	}
+	h.res.n = 0
+	switch {
+	case h.bits&hSYNOut != 0:
+		s.Role = RoleClient
+	case h.bits&hSYNIn != 0:
+		s.Role = RoleServer
+	}
+	return s
+}
