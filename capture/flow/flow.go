@@ -23,11 +23,16 @@
 // maxTSvals timestamps. When a flight of segments outgrows the entries, the
 // flow decimates: adjacent entries merge and each new entry takes twice as
 // many frames (the stride). An entry keeps the capture time of its first
-// frame, so an ACK is timed only when the earliest byte it newly acknowledges
-// is the first byte of an entry (or lies in a single-frame entry, as with a
-// TSO super-frame acked in parts). Timed ACKs therefore spread evenly over a
-// flight of any size instead of bunching at its start, and no sample is ever
-// credited to a segment whose send time is unknown.
+// frame, its frame count and the time to its last frame, so the send time of
+// the frame holding the earliest byte an ACK newly acknowledges is known
+// exactly at an entry's start (or anywhere in a single-frame entry, as with
+// a TSO super-frame acked in parts) and interpolated inside a multi-frame
+// entry. Every ACK is therefore timed, as the kernel times every ACK: its
+// srtt takes one step per ACK, so an estimator that timed fewer ACKs would
+// lag it whenever the RTT moves inside a flight (queues that build and
+// drain, ACKs that arrive in compressed bursts). An entry whose span does
+// not fit (segNoSpan) falls back to timing its first frame only, and no
+// sample is ever credited to a segment whose send time is unknown.
 package flow
 
 import (
@@ -56,11 +61,30 @@ type Key struct {
 // segment is one entry of our transmissions awaiting acknowledgement:
 // sequence space [start, end), first frame captured atUS microseconds
 // after the flow's segBase (the kernel, too, keeps transmit times in µs).
+//
+// A multi-frame entry (see decimate) also keeps how many frames it holds and
+// the time from its first frame to its last (spanUnits of spanUnitUS), so
+// the send time of any frame inside it can be interpolated: that is what
+// lets every ACK be timed, as the kernel times every ACK, once a flight
+// outgrows the entries. Both fit in what would be padding: 16 bytes.
 type segment struct {
 	start, end uint32
 	atUS       uint32
-	flags      uint8 // segXXX bits
+	flags      uint8  // segXXX bits
+	frames     uint8  // frames in the entry, saturating at maxFrames
+	spanUnits  uint16 // last frame's time minus the first's, in spanUnitUS
 }
+
+const (
+	// spanUnitUS is the resolution of a multi-frame entry's span, the
+	// same microsecond the entries' times have; 16 bits hold 65 ms. An
+	// entry of a flight that outgrew the entries spans 1/64 of it or
+	// less (see decimate), so spans overflow only for flights over about
+	// 4 s; such an entry keeps only its first frame's time (segNoSpan).
+	spanUnitUS = 1
+	maxSpan    = math.MaxUint16
+	maxFrames  = math.MaxUint8
+)
 
 // segment flags.
 const (
@@ -69,6 +93,7 @@ const (
 	segSYN                       // a SYN or SYN/ACK: a handshake sample
 	segMulti                     // several frames; the time is the first frame's
 	segNoTime                    // its earliest unacknowledged frame's time is unknown
+	segNoSpan                    // its span overflowed: only its first frame's time is known
 )
 
 type tsEntry struct {
@@ -242,6 +267,7 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 			t.end = end
 			t.flags |= segMulti
 			f.tailFrames++
+			f.extend(t, ts)
 			return
 		}
 	}
@@ -268,13 +294,75 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 		}
 		f.segBase, off = ts, 0
 	}
-	f.segs[(f.segHead+f.segCount)%maxOutstanding] = segment{start: start, end: end, atUS: uint32(off), flags: flags}
+	f.segs[(f.segHead+f.segCount)%maxOutstanding] = segment{start: start, end: end, atUS: uint32(off), flags: flags, frames: 1}
 	f.segCount++
 	f.tailFrames = 1
 }
 
 // sentAt is the capture time (ns) of a segment's first frame.
 func (f *Flow) sentAt(s *segment) int64 { return f.segBase + int64(s.atUS)*1000 }
+
+// extend counts one more frame, captured at ts, in entry s.
+func (f *Flow) extend(s *segment, ts int64) {
+	s.frames = min(s.frames, maxFrames-1) + 1
+	s.setSpan((ts - f.sentAt(s) + spanUnitUS*500) / (spanUnitUS * 1000))
+}
+
+// setSpan stores a span in spanUnitUS; one too long to store leaves only
+// the entry's first frame timed (segNoSpan), as before interpolation.
+func (s *segment) setSpan(units int64) {
+	switch {
+	case units < 0:
+		units = 0 // the capture clock stepped back
+	case units > maxSpan:
+		s.flags |= segNoSpan
+		units = maxSpan
+	}
+	s.spanUnits = uint16(units)
+}
+
+// frameAt estimates which frame of entry s holds sequence number seq, and
+// that frame's send time as µs after segBase, taking the entry's frames as
+// equal in size and its span as evenly spread over them. Exact for the
+// first frame, for any frame of a single-frame entry, and for MSS-sized
+// frames sent at a steady pace; otherwise off by at most the entry's span,
+// which decimation keeps to a fraction (1/64 or less) of a large flight.
+func (s *segment) frameAt(seq uint32) (idx, atUS int64) {
+	n := int64(max(s.frames, 1))
+	if n == 1 || s.end == s.start {
+		return 0, int64(s.atUS)
+	}
+	idx = min(n*int64(seq-s.start)/int64(s.end-s.start), n-1)
+	return idx, int64(s.atUS) + int64(s.spanUnits)*spanUnitUS*idx/(n-1)
+}
+
+// interpolates reports whether the send time of any frame of entry s can be
+// estimated, not only its first frame's.
+func (s *segment) interpolates() bool {
+	return s.flags&(segNoSpan|segNoTime) == 0 && s.frames > 1
+}
+
+// advanceTo drops the frames of multi-frame entry s that lie wholly before
+// seq (acknowledged): the entry then starts with the frame holding seq, with
+// that frame's interpolated time. The kernel likewise keeps a partially
+// acknowledged skb with its own transmit time.
+func (s *segment) advanceTo(seq uint32) {
+	if !s.interpolates() {
+		s.flags |= segNoTime
+		s.start = seq
+		return
+	}
+	idx, _ := s.frameAt(seq)
+	n := int64(s.frames)
+	used := int64(s.spanUnits) * idx / (n - 1)
+	s.atUS += uint32(used * spanUnitUS)
+	s.spanUnits -= uint16(used)
+	s.frames -= uint8(idx)
+	if s.frames == 1 {
+		s.flags &^= segMulti
+	}
+	s.start = seq
+}
 
 // decimate halves the entries in use by merging each pair of neighbours,
 // and doubles the stride so that new entries take twice as many frames.
@@ -289,6 +377,9 @@ func (f *Flow) decimate(c *sampleCounters) {
 		if k+1 < f.segCount {
 			b := f.segs[(f.segHead+k+1)%maxOutstanding]
 			e.end = b.end
+			e.frames = uint8(min(int(e.frames)+int(b.frames), maxFrames))
+			e.setSpan((f.sentAt(&b)-f.sentAt(&e)+spanUnitUS*500)/(spanUnitUS*1000) + int64(b.spanUnits))
+			e.flags |= b.flags & segNoSpan
 			// The pair counts as SACKed only if both halves were; one
 			// SACKed half makes the earliest unSACKed frame unknown.
 			if (e.flags^b.flags)&segSacked != 0 {
@@ -388,10 +479,10 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 			// Time from this entry only if its first unacked byte is
 			// the frame whose time it holds: the entry's start, or any
 			// byte of a single frame (a TSO frame acked in parts).
-			if s.flags&segNoTime != 0 || s.flags&segMulti != 0 && seqLT(s.start, f.sndUna) {
+			if s.flags&segNoTime != 0 || s.flags&segMulti != 0 && seqLT(s.start, f.sndUna) && !s.interpolates() {
 				unknown = true
 			} else {
-				first, timed, syn = f.sentAt(s), true, s.flags&segSYN != 0
+				first, timed, syn = f.sentAtSeq(s, f.sndUna), true, s.flags&segSYN != 0
 			}
 		}
 		if seqLEQ(s.end, ack) {
@@ -401,10 +492,12 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		}
 		// Partially acknowledged: keep the rest. A single frame keeps its
 		// time, as the kernel keeps a partially acked TSO skb's; the rest
-		// of a multi-frame entry starts with a frame of unknown time.
-		s.start = ack
+		// of a multi-frame entry starts with the frame holding ack, at its
+		// interpolated time (or unknown if the entry cannot interpolate).
 		if s.flags&segMulti != 0 {
-			s.flags |= segNoTime
+			s.advanceTo(ack)
+		} else {
+			s.start = ack
 		}
 		break
 	}
@@ -415,6 +508,16 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 	case timed:
 		f.sample(ts-first, ts, syn, c)
 	}
+}
+
+// sentAtSeq is the capture time (ns) of the frame of entry s that holds
+// seq: its first frame's unless seq lies further in a multi-frame entry.
+func (f *Flow) sentAtSeq(s *segment, seq uint32) int64 {
+	if s.flags&segMulti == 0 || !seqLT(s.start, seq) {
+		return f.sentAt(s)
+	}
+	_, at := s.frameAt(seq)
+	return f.segBase + at*1000
 }
 
 // sack times an ACK that newly SACKs data without advancing the cumulative
