@@ -262,7 +262,7 @@ func (f *Flow) isProbe(p *packet.Packet, start uint32) bool {
 func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sampleCounters) {
 	if f.segCount > 0 && !retransmitted && !syn && f.tailFrames < max(f.stride, 1) {
 		t := &f.segs[(f.segHead+f.segCount-1)%maxOutstanding]
-		if t.end == start && t.flags&(segRetrans|segSYN|segSacked) == 0 {
+		if t.end == start && t.flags&(segRetrans|segSYN|segSacked) == 0 && f.keepsPace(t, ts) {
 			// Join the newest entry: it keeps its first frame's time.
 			t.end = end
 			t.flags |= segMulti
@@ -336,6 +336,46 @@ func (s *segment) frameAt(seq uint32) (idx, atUS int64) {
 	return idx, int64(s.atUS) + int64(s.spanUnits)*spanUnitUS*idx/(n-1)
 }
 
+// paceSlackUS absorbs capture timestamp noise when frames are compared for
+// even spacing: a burst at line rate has gaps of a few µs.
+const paceSlackUS = 20
+
+// keepsPace reports whether a frame captured at ts may join entry s without
+// breaking the even spacing frameAt assumes: a second frame always may
+// (two frames interpolate exactly), a later one only if its gap from the
+// last frame is within half of the entry's mean spacing. A sender that
+// writes in bursts (an application pacing its writes, TSQ, the cwnd
+// opening once per burst of ACKs) thus starts a new entry after each pause
+// rather than hiding the pause inside an entry, where it would shift the
+// interpolated time of every frame after it.
+func (f *Flow) keepsPace(s *segment, ts int64) bool {
+	if s.frames < 2 || s.flags&segNoSpan != 0 {
+		return s.frames < 2
+	}
+	n := int64(s.frames) - 1
+	lastUS := int64(s.atUS) + int64(s.spanUnits)*spanUnitUS
+	gap := (ts-f.segBase+500)/1000 - lastUS
+	mean := int64(s.spanUnits) * spanUnitUS / n
+	return gap >= mean/2-paceSlackUS && gap <= mean+mean/2+paceSlackUS
+}
+
+// evenlySpaced reports whether merging entry b into entry e (its
+// predecessor) keeps the frames evenly spaced: the gap between them and
+// each part's own mean spacing are within half of the merged entry's mean
+// spacing. A merge that fails it loses interpolation (segNoSpan): the
+// merged entry's first frame stays exactly timed, the ACKs inside it are
+// not timed, as before interpolation existed.
+func (f *Flow) evenlySpaced(e, b *segment) bool {
+	spanE, spanB := int64(e.spanUnits)*spanUnitUS, int64(b.spanUnits)*spanUnitUS
+	gap := (f.sentAt(b)-f.sentAt(e))/1000 - spanE
+	n := int64(e.frames) + int64(b.frames) - 1
+	mean := (spanE + gap + spanB) / n
+	near := func(d int64) bool { return d >= mean/2-paceSlackUS && d <= mean+mean/2+paceSlackUS }
+	return near(gap) &&
+		(e.frames < 2 || near(spanE/(int64(e.frames)-1))) &&
+		(b.frames < 2 || near(spanB/(int64(b.frames)-1)))
+}
+
 // interpolates reports whether the send time of any frame of entry s can be
 // estimated, not only its first frame's.
 func (s *segment) interpolates() bool {
@@ -376,10 +416,14 @@ func (f *Flow) decimate(c *sampleCounters) {
 		e := f.segs[(f.segHead+k)%maxOutstanding]
 		if k+1 < f.segCount {
 			b := f.segs[(f.segHead+k+1)%maxOutstanding]
+			even := f.evenlySpaced(&e, &b)
 			e.end = b.end
 			e.frames = uint8(min(int(e.frames)+int(b.frames), maxFrames))
 			e.setSpan((f.sentAt(&b)-f.sentAt(&e)+spanUnitUS*500)/(spanUnitUS*1000) + int64(b.spanUnits))
 			e.flags |= b.flags & segNoSpan
+			if !even {
+				e.flags |= segNoSpan
+			}
 			// The pair counts as SACKed only if both halves were; one
 			// SACKed half makes the earliest unSACKed frame unknown.
 			if (e.flags^b.flags)&segSacked != 0 {

@@ -3,6 +3,7 @@ package flow
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/gometro/go-metro/capture/packet"
 )
@@ -228,11 +229,6 @@ func TestSamplingRules(t *testing.T) {
 			func(k int) float64 { return 50 + float64(k)/64 }, func(int) bool { return true })},
 		{"decimated flight, stretch ACKs while the queue grows: every ACK timed", decimatedFlight(isn, 300, 0.125, 3,
 			func(k int) float64 { return 20 + float64(3*k)*0.125 + float64(k)/16 }, func(int) bool { return true })},
-		// An entry whose frames span more than the span field holds (here
-		// 4 frames 50 ms apart) keeps only its first frame's time: the
-		// ACKs inside it are not timed, as before interpolation.
-		{"decimated flight with entries too long to interpolate: only entry starts timed", decimatedFlight(isn, 300, 50, 1,
-			func(k int) float64 { return 15000 + float64(k)/64 }, func(k int) bool { return k%4 == 0 })},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { play(t, tc.evs) })
@@ -282,6 +278,62 @@ func TestEstimateSourceSelection(t *testing.T) {
 	f = firstFlow(tb)
 	if got := f.Estimate(); got != f.seq {
 		t.Fatalf("flow with timed data reports %+v, want the sequence estimator", got)
+	}
+}
+
+// TestDecimatedFlightNeverMisattributes sends flights of 300 segments (past
+// the 128 entries) with different pacing and ACKs each segment with its own
+// RTT. Whatever the pacing, every sample taken must be the exact RTT of its
+// segment: interpolation is used only where frames are evenly spaced, and
+// elsewhere the ACK is not timed rather than timed wrong. The share of ACKs
+// timed is logged and must stay above minTimed.
+func TestDecimatedFlightNeverMisattributes(t *testing.T) {
+	us := int64(time.Microsecond)
+	tests := []struct {
+		name     string
+		sentUS   func(i int64) int64
+		minTimed float64
+	}{
+		// Steady pace: every entry interpolates exactly.
+		{"steady 100 µs", func(i int64) int64 { return 100 * i }, 1},
+		// An application writing 10 segments at once every 5 ms: an
+		// entry across a pause would shift the interpolated time of the
+		// frames after it by up to 5 ms. Only entries that a decimation
+		// merged across a pause lose interpolation.
+		{"bursts of 10, 5 ms apart", func(i int64) int64 { return i/10*5000 + i%10*10 }, 0.75},
+		// 4 frames 50 ms apart do not fit the span field: those entries
+		// keep only their first frame's time.
+		{"50 ms apart: spans overflow", func(i int64) int64 { return 50000 * i }, 0.25},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			locals := localSet{netip.AddrFrom4(localIP.As4()).As16(): true}
+			tb := NewTable(TableConfig{MaxFlows: 4, IdleTTL: ms(1e9), ExpTTL: ms(1e9)}, locals, nil)
+			const n, mss = 300, 1000
+			base := int64(1_700_000_000) * 1e9
+			for i := int64(0); i < n; i++ {
+				p := ev{out: true, flags: PA, seq: uint32(1 + mss*i), ack: 1, n: mss}.packet()
+				tb.Process(&p, base+tc.sentUS(i)*us)
+			}
+			timed := 0
+			for i := int64(0); i < n; i++ {
+				rtt := 20000*us + i*us // a different RTT per segment
+				p := ev{flags: A, seq: 1, ack: uint32(1 + mss*(i+1))}.packet()
+				before := tb.Counters().Samples
+				tb.Process(&p, base+tc.sentUS(i)*us+rtt)
+				if tb.Counters().Samples == before {
+					continue
+				}
+				timed++
+				if got := firstFlow(tb).seq.Last; got != rtt {
+					t.Fatalf("ACK of segment %d: sample %v, want %v", i, time.Duration(got), time.Duration(rtt))
+				}
+			}
+			t.Logf("%d of %d ACKs timed, every one exactly", timed, n)
+			if float64(timed) < tc.minTimed*n {
+				t.Fatalf("only %d of %d ACKs timed, want at least %.0f%%", timed, n, 100*tc.minTimed)
+			}
+		})
 	}
 }
 

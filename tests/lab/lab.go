@@ -64,12 +64,26 @@ type Config struct {
 	KeepDelayedACK bool
 	// MTU of every veth; 0 leaves the default 1500.
 	MTU int
+	// Bottleneck, when its Rate is set, limits A->B with a token bucket on
+	// M's veth toward B (tc tbf), after the delay line: a queue that
+	// builds when A sends faster and drains when it slows down, so the RTT
+	// moves inside a flight.
+	Bottleneck Bottleneck
+	// StretchACKs turns GRO on at B's veth: B's stack receives coalesced
+	// segments and acknowledges several MSS with one ACK (stretch ACKs).
+	StretchACKs bool
 	// KernelBridge joins M's veths with a Linux bridge instead of the delay
 	// line: no delay, no loss, but the kernel's forwarding rate, for load
 	// tests that need more packets per second than the userspace line
 	// forwards (about 12k-33k frames/s on the 2-core test VM). Line and the
 	// delay line methods are unused then.
 	KernelBridge bool
+}
+
+// Bottleneck is a rate limit with a queue.
+type Bottleneck struct {
+	Rate   int64         // bits per second; 0: no bottleneck
+	Buffer time.Duration // queue held at Rate (tbf latency) before dropping
 }
 
 // Lab is a running three-namespace network. Create it with New.
@@ -191,7 +205,24 @@ func (l *Lab) setup() error {
 	if err := l.addLinkA(); err != nil {
 		return err
 	}
-	return l.addLinkB()
+	if err := l.addLinkB(); err != nil {
+		return err
+	}
+	if l.cfg.StretchACKs {
+		if _, err := l.B.Run("ethtool", "-K", l.BIf, "gro", "on", "rx", "on"); err != nil {
+			return err
+		}
+	}
+	if b := l.cfg.Bottleneck; b.Rate > 0 {
+		// A 16 KB bucket keeps the rate within a few frames (and above
+		// rate/HZ, which tbf needs to reach the rate); latency is the
+		// queue the bottleneck holds, dropping beyond it as a router's
+		// buffer does.
+		return run("tc", "-n", l.M.Name, "qdisc", "replace", "dev", l.MBIf, "root", "tbf",
+			"rate", strconv.FormatInt(b.Rate, 10)+"bit", "burst", "16kb",
+			"latency", strconv.FormatInt(b.Buffer.Milliseconds(), 10)+"ms")
+	}
+	return nil
 }
 
 // bridge joins M's two veths with a kernel bridge.
@@ -459,6 +490,7 @@ func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config) (*DelayLine,
 		"-loss-ab", strconv.FormatFloat(cfg.AtoB.Loss, 'g', -1, 64),
 		"-delay-ba", cfg.BtoA.Delay.String(), "-jitter-ba", cfg.BtoA.Jitter.String(),
 		"-loss-ba", strconv.FormatFloat(cfg.BtoA.Loss, 'g', -1, 64),
+		"-burst-ab", cfg.AtoB.Burst.String(), "-burst-ba", cfg.BtoA.Burst.String(),
 		"-queue", strconv.Itoa(cfg.QueueLimit), "-frame-size", strconv.Itoa(cfg.FrameSize),
 		"-spin", cfg.SpinMargin.String(), "-seed", strconv.FormatUint(cfg.Seed, 10),
 	}

@@ -295,6 +295,34 @@ func (c *Client) BulkSend(ctx context.Context, remote netip.AddrPort, n, rate in
 	})
 }
 
+// Phase is one stretch of a BulkSendPhases transfer.
+type Phase struct {
+	Bytes int64
+	Rate  int64 // bytes/s; 0: as fast as TCP allows
+}
+
+// BulkSendPhases streams to the server's sink in phases on one connection,
+// e.g. a burst that fills a bottleneck's queue, then a paced stretch that
+// lets it drain.
+func (c *Client) BulkSendPhases(ctx context.Context, remote netip.AddrPort, phases ...Phase) (*ConnRecord, error) {
+	return c.session(ctx, "bulk-phases", remote, func(conn *net.TCPConn, rec *ConnRecord) error {
+		_ = conn.SetWriteBuffer(SocketBuffer)
+		buf := make([]byte, 64<<10)
+		putHdr(buf, modeSink, 0, 0)
+		if _, err := conn.Write(buf[:hdrLen]); err != nil {
+			return err
+		}
+		cw := &countWriter{w: conn}
+		defer func() { rec.BytesSent = cw.n + hdrLen }()
+		for _, ph := range phases {
+			if err := writePaced(cw, ph.Bytes, ph.Rate, buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // BulkReceive asks the server's source for n bytes at rate bytes/s (rounded
 // down to KiB/s; 0: unpaced) and reads them all.
 func (c *Client) BulkReceive(ctx context.Context, remote netip.AddrPort, n, rate int64) (*ConnRecord, error) {
