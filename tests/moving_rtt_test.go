@@ -36,7 +36,7 @@ const overTimeShare = 0.95
 // TestAccuracyMovingRTT holds go-metro to the kernel on paths where the RTT
 // moves inside a flight: ACKs that come back in compressed bursts, a
 // bottleneck whose deep queue builds during slow start and drains when the
-// sender slows down, delayed and stretch ACKs. Each scenario runs
+// sender slows down, offloads on (super-frames), delayed and stretch ACKs. Each scenario runs
 // movingRuns times; every connection must be within max(2%, 0.3 ms) of the
 // kernel's srtt at close, and during every bulk transfer at least 95% of the
 // instants sampled every 100 ms must be too.
@@ -87,6 +87,25 @@ func TestAccuracyMovingRTT(t *testing.T) {
 							}
 						}
 						return nil
+					},
+				}
+			},
+		},
+		{
+			// TSO, GSO, GRO and checksum offload on at A, M and B: A's
+			// stack hands its veth super-frames of up to 64 KB with
+			// partial checksums, which the capture sees whole (one kernel
+			// skb, one send time) and the delay line carries whole; B
+			// coalesces what it receives and ACKs it in stretches.
+			name: "offloads",
+			cfg:  lab.Config{Offloads: true},
+			atob: delayline.Dir{Delay: 10 * ms}, btoa: delayline.Dir{Delay: 10 * ms},
+			mix: func(v4, v6 netip.AddrPort) []workload {
+				return []workload{
+					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 16<<20, 12<<20)) },
+					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 4<<20, 3<<20)) },
+					func(c *lab.Client, ctx context.Context) error {
+						return ignore(c.RequestResponse(ctx, v4, 8, 300, 20000, 20*ms))
 					},
 				}
 			},
@@ -154,6 +173,21 @@ func TestAccuracyMovingRTT(t *testing.T) {
 				}
 				atClose = append(atClose, checkComparisons(t, cmps)...)
 				over.replay(t, run, rec, c.Records())
+				if sc.cfg.Offloads {
+					// The scenario is void unless the capture saw what
+					// offloads make: frames larger than the MTU allows.
+					big, largest := 0, 0
+					for _, f := range rec.frames {
+						if f.wire > 1514 {
+							big++
+						}
+						largest = max(largest, f.wire)
+					}
+					t.Logf("run %d: %d of %d captured frames exceed 1514 bytes, the largest %d", run, big, len(rec.frames), largest)
+					if big == 0 {
+						t.Errorf("run %d: offloads on, but no captured frame is larger than 1514 bytes", run)
+					}
+				}
 			}
 			abs := make([]float64, len(atClose))
 			for i, e := range atClose {
@@ -242,8 +276,9 @@ func startRecorder(t *testing.T, l *lab.Lab) func() *recorder {
 // engine answers between batches of frames, tens of ms after the reading).
 type overTime struct {
 	total, within int
-	errs          []float64 // |relative error| per instant
-	log           []string  // the instants out of tolerance
+	kMin, kMax    time.Duration // range of the kernel's srtt over the readings
+	errs          []float64     // |relative error| per instant
+	log           []string      // the instants out of tolerance
 }
 
 // replay runs the comparison for the bulk connections of recs over r's
@@ -289,6 +324,10 @@ func (o *overTime) replay(t *testing.T, run int, r *recorder, recs []*lab.ConnRe
 			}
 		}
 		o.total++
+		if o.kMin == 0 || k.RTT < o.kMin {
+			o.kMin = k.RTT
+		}
+		o.kMax = max(o.kMax, k.RTT)
 		e := math.Abs(float64(got-k.RTT)) / float64(k.RTT)
 		o.errs = append(o.errs, e)
 		if ok && absDur(got-k.RTT) <= srttTolerance(k.RTT) {
@@ -349,6 +388,6 @@ func (o *overTime) summary(t *testing.T, name string) {
 			o.within, o.total, 100*overTimeShare)
 	}
 	slices.Sort(o.errs)
-	t.Logf("SUMMARY %s over time: %d instants, %.1f%% within tolerance, worst error %.3f%%, median %.3f%%",
-		name, o.total, 100*float64(o.within)/float64(o.total), 100*o.errs[len(o.errs)-1], 100*o.errs[len(o.errs)/2])
+	t.Logf("SUMMARY %s over time: %d instants (kernel srtt %v..%v), %.1f%% within tolerance, worst error %.3f%%, median %.3f%%",
+		name, o.total, o.kMin, o.kMax, 100*float64(o.within)/float64(o.total), 100*o.errs[len(o.errs)-1], 100*o.errs[len(o.errs)/2])
 }

@@ -69,6 +69,11 @@ type Config struct {
 	// builds when A sends faster and drains when it slows down, so the RTT
 	// moves inside a flight.
 	Bottleneck Bottleneck
+	// Offloads leaves TSO, GSO, GRO, scatter-gather and checksum offload
+	// on, as real hosts run them: the capture on A sees 64 KB super-frames
+	// with partial checksums, and the delay line carries them whole
+	// (PACKET_VNET_HDR). Line's FrameSize and QueueLimit default to fit.
+	Offloads bool
 	// StretchACKs turns GRO on at B's veth: B's stack receives coalesced
 	// segments and acknowledges several MSS with one ACK (stretch ACKs).
 	StretchACKs bool
@@ -168,7 +173,15 @@ func Start(cfg Config) (*Lab, error) {
 		}
 		return l, nil
 	}
-	if err := l.StartDelayLine(cfg.Line); err != nil {
+	if cfg.Offloads {
+		// Super-frames of up to 64 KiB plus the virtio header; fewer of
+		// them fit the same memory.
+		l.cfg.Line.FrameSize = max(l.cfg.Line.FrameSize, 65536+256)
+		if l.cfg.Line.QueueLimit == 0 {
+			l.cfg.Line.QueueLimit = 4096
+		}
+	}
+	if err := l.StartDelayLine(l.cfg.Line); err != nil {
 		return fail("delay line", err)
 	}
 	return l, nil
@@ -263,11 +276,24 @@ func (l *Lab) addLink(h *Host, dev string, mac net.HardwareAddr, a4, a6 netip.Ad
 	if err := run("ip", args...); err != nil {
 		return err
 	}
-	if err := l.M.Offloads(mdev); err != nil {
-		return err
-	}
-	if err := h.Offloads(dev); err != nil {
-		return err
+	if l.cfg.Offloads {
+		// veths segment and checksum in hardware's stead by default;
+		// GRO needs turning on (it enables the veth's NAPI).
+		for _, c := range []struct {
+			h   *Host
+			dev string
+		}{{l.M, mdev}, {h, dev}} {
+			if _, err := c.h.Run("ethtool", "-K", c.dev, "gro", "on", "tso", "on", "gso", "on", "tx", "on", "rx", "on", "sg", "on"); err != nil {
+				return err
+			}
+		}
+	} else {
+		if err := l.M.Offloads(mdev); err != nil {
+			return err
+		}
+		if err := h.Offloads(dev); err != nil {
+			return err
+		}
 	}
 	cmds := [][]string{
 		{"-n", l.M.Name, "link", "set", mdev, "up"},
@@ -316,7 +342,7 @@ func (l *Lab) StartDelayLine(cfg delayline.Config) error {
 		}
 		l.line = nil
 	}
-	dl, err := startDelayLine(l.M, l.MAIf, l.MBIf, cfg)
+	dl, err := startDelayLine(l.M, l.MAIf, l.MBIf, cfg, l.cfg.Offloads)
 	if err != nil {
 		return err
 	}
@@ -479,7 +505,7 @@ func removeStale() {
 	}
 }
 
-func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config) (*DelayLine, error) {
+func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config, vnetHdr bool) (*DelayLine, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("lab: delay line: own executable: %w", err)
@@ -493,6 +519,9 @@ func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config) (*DelayLine,
 		"-burst-ab", cfg.AtoB.Burst.String(), "-burst-ba", cfg.BtoA.Burst.String(),
 		"-queue", strconv.Itoa(cfg.QueueLimit), "-frame-size", strconv.Itoa(cfg.FrameSize),
 		"-spin", cfg.SpinMargin.String(), "-seed", strconv.FormatUint(cfg.Seed, 10),
+	}
+	if vnetHdr {
+		args = append(args, "-vnet-hdr")
 	}
 	cmd := exec.Command(exe, args...)
 	if chrt, err := exec.LookPath("chrt"); err == nil && os.Getenv("GOMETRO_LAB_NO_RT") == "" {

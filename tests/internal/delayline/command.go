@@ -44,6 +44,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	spin := fs.Duration("spin", 0, "spin this long before each release instead of sleeping (0: default 200us)")
 	seed := fs.Uint64("seed", 0, "random seed for loss and jitter (0: fixed default)")
 	sockbuf := fs.Int("sockbuf", 0, "socket receive/send buffer bytes (0: default 64 MiB)")
+	vnet := fs.Bool("vnet-hdr", false, "carry GSO super-frames whole (PACKET_VNET_HDR; frame-size must hold 64 KiB)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -71,7 +72,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		SpinMargin: *spin,
 		Seed:       *seed,
 	}
-	popt := PortOptions{SocketBuffer: *sockbuf}
+	popt := PortOptions{SocketBuffer: *sockbuf, VnetHdr: *vnet}
 	pa, err := OpenPacketPort(*ifA, popt)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
