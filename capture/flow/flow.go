@@ -27,7 +27,8 @@
 // the frame holding the earliest byte an ACK newly acknowledges is known
 // exactly at an entry's start (or anywhere in a single-frame entry, as with
 // a TSO super-frame acked in parts) and interpolated inside a multi-frame
-// entry. Every ACK is therefore timed, as the kernel times every ACK: its
+// entry, which holds only evenly spaced frames (see keepsPace and
+// evenlySpaced). Every ACK is therefore timed, as the kernel times every ACK: its
 // srtt takes one step per ACK, so an estimator that timed fewer ACKs would
 // lag it whenever the RTT moves inside a flight (queues that build and
 // drain, ACKs that arrive in compressed bursts). An entry whose span does
