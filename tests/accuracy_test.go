@@ -41,16 +41,7 @@ type comparison struct {
 // close, so neither estimate can move in between).
 func TestAccuracyAgainstKernel(t *testing.T) {
 	l := lab.New(t, lab.Config{})
-	srv4, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv4)
-	srv6, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB6, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv6)
+	srv4, srv6 := serveBoth(t, l)
 
 	ms := time.Millisecond
 	scenarios := []struct {
@@ -89,6 +80,25 @@ func TestAccuracyAgainstKernel(t *testing.T) {
 			checkComparisons(t, cmps)
 		})
 	}
+}
+
+// serveBoth starts servers on B's IPv4 and IPv6 addresses, closed when the
+// test ends (before its lab).
+func serveBoth(t *testing.T, l *lab.Lab) (v4, v6 *lab.Server) {
+	t.Helper()
+	for _, a := range []netip.Addr{lab.AddrB4, lab.AddrB6} {
+		srv, err := l.B.Serve(netip.AddrPortFrom(a, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { closeServer(t, srv) })
+		if a.Is4() {
+			v4 = srv
+		} else {
+			v6 = srv
+		}
+	}
+	return v4, v6
 }
 
 func closeServer(t *testing.T, s *lab.Server) {

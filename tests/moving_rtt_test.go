@@ -137,16 +137,7 @@ func TestAccuracyMovingRTT(t *testing.T) {
 			cfg := sc.cfg
 			cfg.Line.AtoB, cfg.Line.BtoA = sc.atob, sc.btoa
 			l := lab.New(t, cfg)
-			srv4, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer closeServer(t, srv4)
-			srv6, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB6, 0))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer closeServer(t, srv6)
+			srv4, srv6 := serveBoth(t, l)
 			var atClose []float64
 			var over overTime
 			for run := 1; run <= movingRuns; run++ {

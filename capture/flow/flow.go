@@ -72,7 +72,7 @@ type segment struct {
 	start, end uint32
 	atUS       uint32
 	flags      uint8  // segXXX bits
-	frames     uint8  // frames in the entry, saturating at maxFrames
+	frames     uint8  // frames in the entry (exact unless segNoSpan)
 	spanUnits  uint16 // last frame's time minus the first's, in spanUnitUS
 }
 
@@ -263,7 +263,7 @@ func (f *Flow) isProbe(p *packet.Packet, start uint32) bool {
 func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sampleCounters) {
 	if f.segCount > 0 && !retransmitted && !syn && f.tailFrames < max(f.stride, 1) {
 		t := &f.segs[(f.segHead+f.segCount-1)%maxOutstanding]
-		if t.end == start && t.flags&(segRetrans|segSYN|segSacked) == 0 && f.keepsPace(t, ts) {
+		if t.end == start && t.flags&(segRetrans|segSYN|segSacked) == 0 && f.fits(t, end-start, ts) {
 			// Join the newest entry: it keeps its first frame's time.
 			t.end = end
 			t.flags |= segMulti
@@ -305,7 +305,7 @@ func (f *Flow) sentAt(s *segment) int64 { return f.segBase + int64(s.atUS)*1000 
 
 // extend counts one more frame, captured at ts, in entry s.
 func (f *Flow) extend(s *segment, ts int64) {
-	s.frames = min(s.frames, maxFrames-1) + 1
+	s.frames++ // fits keeps it below maxFrames
 	s.setSpan((ts - f.sentAt(s) + spanUnitUS*500) / (spanUnitUS * 1000))
 }
 
@@ -341,18 +341,37 @@ func (s *segment) frameAt(seq uint32) (idx, atUS int64) {
 // even spacing: a burst at line rate has gaps of a few µs.
 const paceSlackUS = 20
 
-// keepsPace reports whether a frame captured at ts may join entry s without
-// breaking the even spacing frameAt assumes: a second frame always may
-// (two frames interpolate exactly), a later one only if its gap from the
-// last frame is within half of the entry's mean spacing. A sender that
-// writes in bursts (an application pacing its writes, TSQ, the cwnd
-// opening once per burst of ACKs) thus starts a new entry after each pause
-// rather than hiding the pause inside an entry, where it would shift the
-// interpolated time of every frame after it.
-func (f *Flow) keepsPace(s *segment, ts int64) bool {
-	if s.frames < 2 || s.flags&segNoSpan != 0 {
-		return s.frames < 2
+// fits reports whether a frame of n bytes captured at ts may join entry s
+// without breaking what frameAt assumes: frames of one size (within 1/8),
+// evenly spaced. A second frame of the same size always may (two frames
+// interpolate exactly); a later one only if its gap from the last frame is
+// within half of the entry's mean spacing. A sender that writes in bursts
+// (an application pacing its writes, TSQ, the cwnd opening once per burst
+// of ACKs) thus starts a new entry after each pause rather than hiding the
+// pause inside an entry, where it would shift the interpolated time of
+// every frame after it; a short frame (the end of a write) or a TSO
+// super-frame of another size starts one too.
+func (f *Flow) fits(s *segment, n uint32, ts int64) bool {
+	if s.flags&segNoSpan != 0 || s.frames >= maxFrames || !similar(s.frameBytes(), n) {
+		return false
 	}
+	if s.frames < 2 {
+		return true
+	}
+	return f.paced(s, ts)
+}
+
+// frameBytes is the mean frame size of entry s.
+func (s *segment) frameBytes() uint32 { return (s.end - s.start) / uint32(max(s.frames, 1)) }
+
+// similar reports frame sizes within 1/8 of each other.
+func similar(a, b uint32) bool {
+	return int64(max(a, b))-int64(min(a, b)) <= int64(max(a, b))/8
+}
+
+// paced reports whether a frame captured at ts keeps the even spacing of
+// multi-frame entry s.
+func (f *Flow) paced(s *segment, ts int64) bool {
 	n := int64(s.frames) - 1
 	lastUS := int64(s.atUS) + int64(s.spanUnits)*spanUnitUS
 	gap := (ts-f.segBase+500)/1000 - lastUS
@@ -361,12 +380,16 @@ func (f *Flow) keepsPace(s *segment, ts int64) bool {
 }
 
 // evenlySpaced reports whether merging entry b into entry e (its
-// predecessor) keeps the frames evenly spaced: the gap between them and
-// each part's own mean spacing are within half of the merged entry's mean
-// spacing. A merge that fails it loses interpolation (segNoSpan): the
-// merged entry's first frame stays exactly timed, the ACKs inside it are
-// not timed, as before interpolation existed.
+// predecessor) keeps what frameAt assumes: frames of similar size, the gap
+// between the two and each part's own mean spacing within half of the
+// merged entry's mean spacing, and a frame count that fits. A merge that
+// fails it loses interpolation (segNoSpan): the merged entry's first frame
+// stays exactly timed, the ACKs inside it are not timed, as before
+// interpolation existed.
 func (f *Flow) evenlySpaced(e, b *segment) bool {
+	if int(e.frames)+int(b.frames) > maxFrames || !similar(e.frameBytes(), b.frameBytes()) {
+		return false
+	}
 	spanE, spanB := int64(e.spanUnits)*spanUnitUS, int64(b.spanUnits)*spanUnitUS
 	gap := (f.sentAt(b)-f.sentAt(e))/1000 - spanE
 	n := int64(e.frames) + int64(b.frames) - 1

@@ -289,36 +289,49 @@ func TestEstimateSourceSelection(t *testing.T) {
 // timed is logged and must stay above minTimed.
 func TestDecimatedFlightNeverMisattributes(t *testing.T) {
 	us := int64(time.Microsecond)
+	mss := func(int64) uint32 { return 1000 }
 	tests := []struct {
 		name     string
 		sentUS   func(i int64) int64
+		size     func(i int64) uint32
 		minTimed float64
 	}{
 		// Steady pace: every entry interpolates exactly.
-		{"steady 100 µs", func(i int64) int64 { return 100 * i }, 1},
+		{"steady 100 µs", func(i int64) int64 { return 100 * i }, mss, 1},
 		// An application writing 10 segments at once every 5 ms: an
 		// entry across a pause would shift the interpolated time of the
 		// frames after it by up to 5 ms. Only entries that a decimation
 		// merged across a pause lose interpolation.
-		{"bursts of 10, 5 ms apart", func(i int64) int64 { return i/10*5000 + i%10*10 }, 0.75},
+		{"bursts of 10, 5 ms apart", func(i int64) int64 { return i/10*5000 + i%10*10 }, mss, 0.75},
 		// 4 frames 50 ms apart do not fit the span field: those entries
 		// keep only their first frame's time.
-		{"50 ms apart: spans overflow", func(i int64) int64 { return 50000 * i }, 0.25},
+		{"50 ms apart: spans overflow", func(i int64) int64 { return 50000 * i }, mss, 0.25},
+		// TSO-like sizes: three 1000-byte frames, then a 4000-byte one.
+		// Interpolating by position in an entry of mixed sizes would pick
+		// the wrong frame; such frames start new entries instead, and a
+		// decimation that merges a run of 1000s with a 4000 keeps only
+		// the merged entry's first frame timed: about half the ACKs.
+		{"mixed sizes, steady pace", func(i int64) int64 { return 100 * i },
+			func(i int64) uint32 { return 1000 + 3000*uint32(i%4/3) }, 0.5},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			locals := localSet{netip.AddrFrom4(localIP.As4()).As16(): true}
 			tb := NewTable(TableConfig{MaxFlows: 4, IdleTTL: ms(1e9), ExpTTL: ms(1e9)}, locals, nil)
-			const n, mss = 300, 1000
+			const n = 300
 			base := int64(1_700_000_000) * 1e9
+			ends := make([]uint32, n)
+			seq := uint32(1)
 			for i := int64(0); i < n; i++ {
-				p := ev{out: true, flags: PA, seq: uint32(1 + mss*i), ack: 1, n: mss}.packet()
+				p := ev{out: true, flags: PA, seq: seq, ack: 1, n: tc.size(i)}.packet()
 				tb.Process(&p, base+tc.sentUS(i)*us)
+				seq += tc.size(i)
+				ends[i] = seq
 			}
 			timed := 0
 			for i := int64(0); i < n; i++ {
 				rtt := 20000*us + i*us // a different RTT per segment
-				p := ev{flags: A, seq: 1, ack: uint32(1 + mss*(i+1))}.packet()
+				p := ev{flags: A, seq: 1, ack: ends[i]}.packet()
 				before := tb.Counters().Samples
 				tb.Process(&p, base+tc.sentUS(i)*us+rtt)
 				if tb.Counters().Samples == before {

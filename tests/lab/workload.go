@@ -281,18 +281,7 @@ func (c *Client) session(ctx context.Context, kind string, remote netip.AddrPort
 // as TCP allows; the delay line then becomes the bottleneck and its queue
 // inflates the RTT, so RTT tests pace).
 func (c *Client) BulkSend(ctx context.Context, remote netip.AddrPort, n, rate int64) (*ConnRecord, error) {
-	return c.session(ctx, "bulk-send", remote, func(conn *net.TCPConn, rec *ConnRecord) error {
-		_ = conn.SetWriteBuffer(SocketBuffer)
-		buf := make([]byte, 64<<10)
-		putHdr(buf, modeSink, 0, 0)
-		if _, err := conn.Write(buf[:hdrLen]); err != nil {
-			return err
-		}
-		cw := &countWriter{w: conn}
-		err := writePaced(cw, n, rate, buf)
-		rec.BytesSent = cw.n + hdrLen
-		return err
-	})
+	return c.bulkSend(ctx, "bulk-send", remote, Phase{Bytes: n, Rate: rate})
 }
 
 // Phase is one stretch of a BulkSendPhases transfer.
@@ -305,7 +294,11 @@ type Phase struct {
 // e.g. a burst that fills a bottleneck's queue, then a paced stretch that
 // lets it drain.
 func (c *Client) BulkSendPhases(ctx context.Context, remote netip.AddrPort, phases ...Phase) (*ConnRecord, error) {
-	return c.session(ctx, "bulk-phases", remote, func(conn *net.TCPConn, rec *ConnRecord) error {
+	return c.bulkSend(ctx, "bulk-phases", remote, phases...)
+}
+
+func (c *Client) bulkSend(ctx context.Context, kind string, remote netip.AddrPort, phases ...Phase) (*ConnRecord, error) {
+	return c.session(ctx, kind, remote, func(conn *net.TCPConn, rec *ConnRecord) error {
 		_ = conn.SetWriteBuffer(SocketBuffer)
 		buf := make([]byte, 64<<10)
 		putHdr(buf, modeSink, 0, 0)
