@@ -69,12 +69,13 @@ func TestAccuracyMovingRTT(t *testing.T) {
 			},
 		},
 		{
-			// 10 ms path behind 20 Mbit/s with 500 ms of buffer: 768 KB
-			// unpaced fills the queue during slow start (the RTT rises to
-			// about 30 times the path's), then 1 MB paced at 400 KB/s
-			// (a sixth of the rate) lets it drain back to 10 ms.
+			// 10 ms path behind 20 Mbit/s with 1 s of buffer (2.5 MB):
+			// 2 MB unpaced fills the queue during Reno's slow start, so
+			// the RTT rises many times over and flights outgrow the flow's
+			// 128 entries; then 1 MB paced at 400 KB/s (a sixth of the
+			// rate) lets the queue drain back to the path's 10 ms.
 			name: "deep-queue",
-			cfg:  lab.Config{Bottleneck: lab.Bottleneck{Rate: 20_000_000, Buffer: 500 * ms}},
+			cfg:  lab.Config{Bottleneck: lab.Bottleneck{Rate: 20_000_000, Buffer: time.Second}, Congestion: "reno"},
 			atob: delayline.Dir{Delay: 5 * ms}, btoa: delayline.Dir{Delay: 5 * ms},
 			mix: func(v4, v6 netip.AddrPort) []workload {
 				return []workload{
@@ -82,7 +83,7 @@ func TestAccuracyMovingRTT(t *testing.T) {
 						// One transfer at a time: two would share the queue
 						// and overflow it, and losses are another scenario.
 						for _, dst := range []netip.AddrPort{v4, v6} {
-							if _, err := c.BulkSendPhases(ctx, dst, lab.Phase{Bytes: 768 << 10}, lab.Phase{Bytes: 1 << 20, Rate: 400 << 10}); err != nil {
+							if _, err := c.BulkSendPhases(ctx, dst, lab.Phase{Bytes: 2 << 20}, lab.Phase{Bytes: 1 << 20, Rate: 400 << 10}); err != nil {
 								return err
 							}
 						}

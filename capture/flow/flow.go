@@ -342,8 +342,9 @@ func (s *segment) frameAt(seq uint32) (idx, atUS int64) {
 const paceSlackUS = 20
 
 // fits reports whether a frame of n bytes captured at ts may join entry s
-// without breaking what frameAt assumes: frames of one size (within 1/8),
-// evenly spaced. A second frame of the same size always may (two frames
+// without breaking what frameAt assumes: the entry's span stays within
+// spanBudgetUS, or else its frames are of one size (within 1/8) and evenly
+// spaced. A second frame of the same size always may (two frames
 // interpolate exactly); a later one only if its gap from the last frame is
 // within half of the entry's mean spacing. A sender that writes in bursts
 // (an application pacing its writes, TSQ, the cwnd opening once per burst
@@ -352,13 +353,33 @@ const paceSlackUS = 20
 // every frame after it; a short frame (the end of a write) or a TSO
 // super-frame of another size starts one too.
 func (f *Flow) fits(s *segment, n uint32, ts int64) bool {
-	if s.flags&segNoSpan != 0 || s.frames >= maxFrames || !similar(s.frameBytes(), n) {
+	if s.flags&segNoSpan != 0 || s.frames >= maxFrames {
+		return false
+	}
+	if (ts-f.sentAt(s))/1000 <= f.spanBudgetUS() {
+		return true
+	}
+	if !similar(s.frameBytes(), n) {
 		return false
 	}
 	if s.frames < 2 {
 		return true
 	}
 	return f.paced(s, ts)
+}
+
+// spanBudgetUS is the span (µs) up to which an entry interpolates whatever
+// the sizes and spacing of its frames: an interpolated time always lies
+// between the entry's first and last frame, so its error is at most the
+// span, and 1/32 of the smoothed RTT keeps it (and the srtt's, an average
+// of such errors) well inside the design's 2 %. This is what lets the
+// uneven sending of slow start (two frames per ACK, back to back, then a
+// pause) stay timed. Without an RTT yet, 0: only the strict rules apply.
+func (f *Flow) spanBudgetUS() int64 {
+	if f.seq.Samples == 0 {
+		return 0
+	}
+	return f.seq.SRTT / 32 / 1000
 }
 
 // frameBytes is the mean frame size of entry s.
@@ -380,17 +401,24 @@ func (f *Flow) paced(s *segment, ts int64) bool {
 }
 
 // evenlySpaced reports whether merging entry b into entry e (its
-// predecessor) keeps what frameAt assumes: frames of similar size, the gap
+// predecessor) keeps what frameAt assumes: a span within spanBudgetUS, or
+// else frames of similar size, the gap
 // between the two and each part's own mean spacing within half of the
 // merged entry's mean spacing, and a frame count that fits. A merge that
 // fails it loses interpolation (segNoSpan): the merged entry's first frame
 // stays exactly timed, the ACKs inside it are not timed, as before
 // interpolation existed.
 func (f *Flow) evenlySpaced(e, b *segment) bool {
-	if int(e.frames)+int(b.frames) > maxFrames || !similar(e.frameBytes(), b.frameBytes()) {
+	spanE, spanB := int64(e.spanUnits)*spanUnitUS, int64(b.spanUnits)*spanUnitUS
+	if int(e.frames)+int(b.frames) > maxFrames {
 		return false
 	}
-	spanE, spanB := int64(e.spanUnits)*spanUnitUS, int64(b.spanUnits)*spanUnitUS
+	if (f.sentAt(b)-f.sentAt(e))/1000+spanB <= f.spanBudgetUS() {
+		return true
+	}
+	if !similar(e.frameBytes(), b.frameBytes()) {
+		return false
+	}
 	gap := (f.sentAt(b)-f.sentAt(e))/1000 - spanE
 	n := int64(e.frames) + int64(b.frames) - 1
 	mean := (spanE + gap + spanB) / n

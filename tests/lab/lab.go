@@ -74,6 +74,11 @@ type Config struct {
 	// with partial checksums, and the delay line carries them whole
 	// (PACKET_VNET_HDR). Line's FrameSize and QueueLimit default to fit.
 	Offloads bool
+	// Congestion is A's and B's TCP congestion control (sysctl
+	// net.ipv4.tcp_congestion_control, per namespace); empty keeps the
+	// kernel's default (cubic, whose HyStart leaves slow start as soon as
+	// the RTT rises, so it never fills a deep queue; "reno" does).
+	Congestion string
 	// StretchACKs turns GRO on at B's veth: B's stack receives coalesced
 	// segments and acknowledges several MSS with one ACK (stretch ACKs).
 	StretchACKs bool
@@ -210,6 +215,11 @@ func (l *Lab) setup() error {
 		// into the next connection's RTO; every connection starts fresh.
 		if err := h.WriteSysctl("net/ipv4/tcp_no_metrics_save", "1"); err != nil {
 			return err
+		}
+		if l.cfg.Congestion != "" {
+			if err := h.WriteSysctl("net/ipv4/tcp_congestion_control", l.cfg.Congestion); err != nil {
+				return err
+			}
 		}
 		if err := run("ip", "-n", h.Name, "link", "set", "lo", "up"); err != nil {
 			return err
