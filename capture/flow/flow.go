@@ -333,7 +333,13 @@ func (s *segment) frameAt(seq uint32) (idx, atUS int64) {
 	if n == 1 || s.end == s.start {
 		return 0, int64(s.atUS)
 	}
-	idx = min(n*int64(seq-s.start)/int64(s.end-s.start), n-1)
+	// n*offset/bytes is the frame's index for frames of one size; frames
+	// within 1/16 of each other (see similar) put a frame boundary within
+	// 1/16 of a frame of it, on either side, so 1/8 is added before
+	// rounding down. (An ACK in the last 1/8 of a frame, which only a
+	// TSO super-frame acked in parts makes, is credited to the next one.)
+	off, size := int64(seq-s.start), int64(s.end-s.start)
+	idx = min((8*n*off+size)/(8*size), n-1)
 	return idx, int64(s.atUS) + int64(s.spanUnits)*spanUnitUS*idx/(n-1)
 }
 
@@ -343,7 +349,7 @@ const paceSlackUS = 20
 
 // fits reports whether a frame of n bytes captured at ts may join entry s
 // without breaking what frameAt assumes: the entry's span stays within
-// spanBudgetUS, or else its frames are of one size (within 1/8) and evenly
+// spanBudgetUS, or else its frames are of one size (within 1/16) and evenly
 // spaced. A second frame of the same size always may (two frames
 // interpolate exactly); a later one only if its gap from the last frame is
 // within half of the entry's mean spacing. A sender that writes in bursts
@@ -385,9 +391,9 @@ func (f *Flow) spanBudgetUS() int64 {
 // frameBytes is the mean frame size of entry s.
 func (s *segment) frameBytes() uint32 { return (s.end - s.start) / uint32(max(s.frames, 1)) }
 
-// similar reports frame sizes within 1/8 of each other.
+// similar reports frame sizes within 1/16 of each other.
 func similar(a, b uint32) bool {
-	return int64(max(a, b))-int64(min(a, b)) <= int64(max(a, b))/8
+	return int64(max(a, b))-int64(min(a, b)) <= int64(max(a, b))/16
 }
 
 // paced reports whether a frame captured at ts keeps the even spacing of

@@ -318,6 +318,12 @@ func TestDecimatedFlightNeverMisattributes(t *testing.T) {
 		// the merged entry's first frame timed: about half the ACKs.
 		{"mixed sizes, steady pace", func(i int64) int64 { return 100 * i },
 			func(i int64) uint32 { return 1000 + 3000*uint32(i%4/3) }, 0.5, 0},
+		// An application writing 33 segments every 10 ms whose last is
+		// a little short (950 bytes): the short frame and the next
+		// write's first make a two-frame entry across the pause, whose
+		// second frame must still be found although the sizes differ.
+		{"writes ending in a short frame, 10 ms apart", func(i int64) int64 { return i/33*10000 + i%33*10 },
+			func(i int64) uint32 { return 1000 - 50*uint32(i%33/32) }, 0.75, 0},
 		// Slow start behind a bottleneck: each ACK releases two frames
 		// back to back, ACKs come 580 µs apart. Not evenly spaced, but
 		// with a 20 ms RTT known, spans up to 625 µs interpolate.
