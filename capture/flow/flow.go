@@ -27,9 +27,9 @@
 // the frame holding the earliest byte an ACK newly acknowledges is known
 // exactly at an entry's start (or anywhere in a single-frame entry, as with
 // a TSO super-frame acked in parts) and interpolated inside a multi-frame
-// entry, which holds only evenly spaced frames (see keepsPace and
-// evenlySpaced). Every ACK is therefore timed, as the kernel times every ACK: its
-// srtt takes one step per ACK, so an estimator that timed fewer ACKs would
+// entry, which holds only frames that make the interpolation safe (see fits
+// and evenlySpaced). Every ACK is therefore timed, as the kernel times every
+// ACK: its srtt takes one step per ACK, so an estimator that timed fewer ACKs would
 // lag it whenever the RTT moves inside a flight (queues that build and
 // drain, ACKs that arrive in compressed bursts). An entry whose span does
 // not fit (segNoSpan) falls back to timing its first frame only, and no
@@ -325,9 +325,10 @@ func (s *segment) setSpan(units int64) {
 // frameAt estimates which frame of entry s holds sequence number seq, and
 // that frame's send time as µs after segBase, taking the entry's frames as
 // equal in size and its span as evenly spread over them. Exact for the
-// first frame, for any frame of a single-frame entry, and for MSS-sized
-// frames sent at a steady pace; otherwise off by at most the entry's span,
-// which decimation keeps to a fraction (1/64 or less) of a large flight.
+// first frame, for any frame of a single-frame entry, and for frames of one
+// size sent at a steady pace; otherwise off by at most the entry's span,
+// which fits and evenlySpaced keep within 1/32 of the smoothed RTT unless
+// the frames are of one size and evenly spaced.
 func (s *segment) frameAt(seq uint32) (idx, atUS int64) {
 	n := int64(max(s.frames, 1))
 	if n == 1 || s.end == s.start {
@@ -407,13 +408,12 @@ func (f *Flow) paced(s *segment, ts int64) bool {
 }
 
 // evenlySpaced reports whether merging entry b into entry e (its
-// predecessor) keeps what frameAt assumes: a span within spanBudgetUS, or
-// else frames of similar size, the gap
+// predecessor) keeps what frameAt assumes: a frame count that fits, and a
+// span within spanBudgetUS or else frames of similar size with the gap
 // between the two and each part's own mean spacing within half of the
-// merged entry's mean spacing, and a frame count that fits. A merge that
-// fails it loses interpolation (segNoSpan): the merged entry's first frame
-// stays exactly timed, the ACKs inside it are not timed, as before
-// interpolation existed.
+// merged entry's mean spacing. A merge that fails it loses interpolation
+// (segNoSpan): the merged entry's first frame stays exactly timed, the
+// ACKs inside it are not timed, as before interpolation existed.
 func (f *Flow) evenlySpaced(e, b *segment) bool {
 	spanE, spanB := int64(e.spanUnits)*spanUnitUS, int64(b.spanUnits)*spanUnitUS
 	if int(e.frames)+int(b.frames) > maxFrames {
