@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/netip"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -40,16 +41,7 @@ type comparison struct {
 // close, so neither estimate can move in between).
 func TestAccuracyAgainstKernel(t *testing.T) {
 	l := lab.New(t, lab.Config{})
-	srv4, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv4)
-	srv6, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB6, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv6)
+	srv4, srv6 := serveBoth(t, l)
 
 	ms := time.Millisecond
 	scenarios := []struct {
@@ -88,6 +80,25 @@ func TestAccuracyAgainstKernel(t *testing.T) {
 			checkComparisons(t, cmps)
 		})
 	}
+}
+
+// serveBoth starts servers on B's IPv4 and IPv6 addresses, closed when the
+// test ends (before its lab).
+func serveBoth(t *testing.T, l *lab.Lab) (v4, v6 *lab.Server) {
+	t.Helper()
+	for _, a := range []netip.Addr{lab.AddrB4, lab.AddrB6} {
+		srv, err := l.B.Serve(netip.AddrPortFrom(a, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { closeServer(t, srv) })
+		if a.Is4() {
+			v4 = srv
+		} else {
+			v6 = srv
+		}
+	}
+	return v4, v6
 }
 
 func closeServer(t *testing.T, s *lab.Server) {
@@ -204,11 +215,32 @@ func findFlow(snap *capture.Snapshot, rec *lab.ConnRecord) (flow.Summary, bool) 
 // it closes.
 func runWorkloads(t *testing.T, l *lab.Lab, eng *capture.Engine, v4, v6 netip.AddrPort, rtt time.Duration) []comparison {
 	t.Helper()
+	ignore := func(_ any, err error) error { return err }
+	// Paced well below what the delay line forwards, so no queue inflates
+	// the RTT and the kernel and the capture see the same path.
+	return runMix(t, &lab.Client{Host: l.A}, eng,
+		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 2<<20, 1<<20)) },
+		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 1<<20, 1<<20)) },
+		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkReceive(ctx, v4, 2<<20, 1<<20)) },
+		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkReceive(ctx, v6, 1<<20, 1<<20)) },
+		func(c *lab.Client, ctx context.Context) error {
+			return ignore(c.RequestResponse(ctx, v4, 8, 300, 20000, rtt))
+		},
+		func(c *lab.Client, ctx context.Context) error {
+			return ignore(c.RequestResponse(ctx, v6, 8, 300, 20000, rtt))
+		},
+		func(c *lab.Client, ctx context.Context) error { return ignore(c.ShortConns(ctx, v4, 6, 3, 200, 4000)) })
+}
+
+// runMix runs workloads concurrently on client c (its BeforeClose is set
+// here) and compares each connection with the engine just before it closes.
+func runMix(t *testing.T, c *lab.Client, eng *capture.Engine, mix ...func(*lab.Client, context.Context) error) []comparison {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var mu sync.Mutex
 	var cmps []comparison
-	c := &lab.Client{Host: l.A, BeforeClose: func(rec *lab.ConnRecord) {
+	c.BeforeClose = func(rec *lab.ConnRecord) {
 		f, ok, err := settledFlow(eng, rec)
 		if err != nil {
 			t.Errorf("%s: snapshot: %v", rec.Key(), err)
@@ -216,30 +248,20 @@ func runWorkloads(t *testing.T, l *lab.Lab, eng *capture.Engine, v4, v6 netip.Ad
 		mu.Lock()
 		cmps = append(cmps, comparison{rec: rec, flow: f, ok: ok})
 		mu.Unlock()
-	}}
+	}
 	var wg sync.WaitGroup
 	var errs []error
-	do := func(f func() error) {
+	for _, f := range mix {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f(); err != nil {
+			if err := f(c, ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
 			}
 		}()
 	}
-	ignore := func(_ any, err error) error { return err }
-	// Paced well below what the delay line forwards, so no queue inflates
-	// the RTT and the kernel and the capture see the same path.
-	do(func() error { return ignore(c.BulkSend(ctx, v4, 2<<20, 1<<20)) })
-	do(func() error { return ignore(c.BulkSend(ctx, v6, 1<<20, 1<<20)) })
-	do(func() error { return ignore(c.BulkReceive(ctx, v4, 2<<20, 1<<20)) })
-	do(func() error { return ignore(c.BulkReceive(ctx, v6, 1<<20, 1<<20)) })
-	do(func() error { return ignore(c.RequestResponse(ctx, v4, 8, 300, 20000, rtt)) })
-	do(func() error { return ignore(c.RequestResponse(ctx, v6, 8, 300, 20000, rtt)) })
-	do(func() error { return ignore(c.ShortConns(ctx, v4, 6, 3, 200, 4000)) })
 	wg.Wait()
 	for _, err := range errs {
 		t.Errorf("workload: %v", err)
@@ -247,12 +269,14 @@ func runWorkloads(t *testing.T, l *lab.Lab, eng *capture.Engine, v4, v6 netip.Ad
 	return cmps
 }
 
-// checkComparisons applies the accuracy bar to SRTT and reports RTTVAR.
-func checkComparisons(t *testing.T, cmps []comparison) {
+// checkComparisons applies the accuracy bar to SRTT and reports RTTVAR. It
+// returns the relative SRTT error of every connection it compared.
+func checkComparisons(t *testing.T, cmps []comparison) (errs []float64) {
 	t.Helper()
 	if len(cmps) == 0 {
 		t.Fatal("no connection completed")
 	}
+	defer func() { sort.Float64s(errs) }()
 	var worstSRTT, worstVar float64 // relative error
 	var worstVarAbs time.Duration
 	for _, c := range cmps {
@@ -288,6 +312,7 @@ func checkComparisons(t *testing.T, cmps []comparison) {
 			continue
 		}
 		worstSRTT = max(worstSRTT, math.Abs(float64(diff))/float64(k.RTT))
+		errs = append(errs, float64(diff)/float64(k.RTT))
 		if k.RTTVar > 0 {
 			worstVar = max(worstVar, math.Abs(float64(varDiff))/float64(k.RTTVar))
 		}
@@ -300,6 +325,7 @@ func checkComparisons(t *testing.T, cmps []comparison) {
 	// decreases with gain 1/32 and tracks the maximum deviation per RTT).
 	t.Logf("rttvar comparison (reported only): worst relative difference %.1f%%, worst absolute %v; worst srtt difference %.3f%%",
 		100*worstVar, worstVarAbs, 100*worstSRTT)
+	return errs
 }
 
 func absDur(d time.Duration) time.Duration {

@@ -466,22 +466,3 @@ func TestDuplicatesOnAny(t *testing.T) {
 		t.Errorf("1 %% loss made the kernel retransmit nothing: the retransmission check is void")
 	}
 }
-
-// serveBoth starts the lab server in B on its IPv4 and IPv6 addresses,
-// closed when the test ends.
-func serveBoth(t *testing.T, l *lab.Lab) (v4, v6 *lab.Server) {
-	t.Helper()
-	for _, a := range []netip.Addr{lab.AddrB4, lab.AddrB6} {
-		srv, err := l.B.Serve(netip.AddrPortFrom(a, 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeServer(t, srv) })
-		if a.Is4() {
-			v4 = srv
-		} else {
-			v6 = srv
-		}
-	}
-	return v4, v6
-}

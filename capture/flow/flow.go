@@ -23,11 +23,17 @@
 // maxTSvals timestamps. When a flight of segments outgrows the entries, the
 // flow decimates: adjacent entries merge and each new entry takes twice as
 // many frames (the stride). An entry keeps the capture time of its first
-// frame, so an ACK is timed only when the earliest byte it newly acknowledges
-// is the first byte of an entry (or lies in a single-frame entry, as with a
-// TSO super-frame acked in parts). Timed ACKs therefore spread evenly over a
-// flight of any size instead of bunching at its start, and no sample is ever
-// credited to a segment whose send time is unknown.
+// frame, its frame count and the time to its last frame, so the send time of
+// the frame holding the earliest byte an ACK newly acknowledges is known
+// exactly at an entry's start (or anywhere in a single-frame entry, as with
+// a TSO super-frame acked in parts) and interpolated inside a multi-frame
+// entry, which holds only frames that make the interpolation safe (see fits
+// and evenlySpaced). Every ACK is therefore timed, as the kernel times every
+// ACK: its srtt takes one step per ACK, so an estimator that timed fewer ACKs would
+// lag it whenever the RTT moves inside a flight (queues that build and
+// drain, ACKs that arrive in compressed bursts). An entry whose span does
+// not fit (segNoSpan) falls back to timing its first frame only, and no
+// sample is ever credited to a segment whose send time is unknown.
 package flow
 
 import (
@@ -56,11 +62,30 @@ type Key struct {
 // segment is one entry of our transmissions awaiting acknowledgement:
 // sequence space [start, end), first frame captured atUS microseconds
 // after the flow's segBase (the kernel, too, keeps transmit times in µs).
+//
+// A multi-frame entry (see decimate) also keeps how many frames it holds and
+// the time from its first frame to its last (spanUnits of spanUnitUS), so
+// the send time of any frame inside it can be interpolated: that is what
+// lets every ACK be timed, as the kernel times every ACK, once a flight
+// outgrows the entries. Both fit in what would be padding: 16 bytes.
 type segment struct {
 	start, end uint32
 	atUS       uint32
-	flags      uint8 // segXXX bits
+	flags      uint8  // segXXX bits
+	frames     uint8  // frames in the entry (exact unless segNoSpan)
+	spanUnits  uint16 // last frame's time minus the first's, in spanUnitUS
 }
+
+const (
+	// spanUnitUS is the resolution of a multi-frame entry's span, the
+	// same microsecond the entries' times have; 16 bits hold 65 ms. An
+	// entry of a flight that outgrew the entries spans 1/64 of it or
+	// less (see decimate), so spans overflow only for flights over about
+	// 4 s; such an entry keeps only its first frame's time (segNoSpan).
+	spanUnitUS = 1
+	maxSpan    = math.MaxUint16
+	maxFrames  = math.MaxUint8
+)
 
 // segment flags.
 const (
@@ -69,6 +94,7 @@ const (
 	segSYN                       // a SYN or SYN/ACK: a handshake sample
 	segMulti                     // several frames; the time is the first frame's
 	segNoTime                    // its earliest unacknowledged frame's time is unknown
+	segNoSpan                    // its span overflowed: only its first frame's time is known
 )
 
 type tsEntry struct {
@@ -240,11 +266,12 @@ func (f *Flow) isProbe(p *packet.Packet, start uint32) bool {
 func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sampleCounters) {
 	if f.segCount > 0 && !retransmitted && !syn && f.tailFrames < max(f.stride, 1) {
 		t := &f.segs[(f.segHead+f.segCount-1)%maxOutstanding]
-		if t.end == start && t.flags&(segRetrans|segSYN|segSacked) == 0 {
+		if t.end == start && t.flags&(segRetrans|segSYN|segSacked) == 0 && f.fits(t, end-start, ts) {
 			// Join the newest entry: it keeps its first frame's time.
 			t.end = end
 			t.flags |= segMulti
 			f.tailFrames++
+			f.extend(t, ts)
 			return
 		}
 	}
@@ -271,13 +298,172 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 		}
 		f.segBase, off = ts, 0
 	}
-	f.segs[(f.segHead+f.segCount)%maxOutstanding] = segment{start: start, end: end, atUS: uint32(off), flags: flags}
+	f.segs[(f.segHead+f.segCount)%maxOutstanding] = segment{start: start, end: end, atUS: uint32(off), flags: flags, frames: 1}
 	f.segCount++
 	f.tailFrames = 1
 }
 
 // sentAt is the capture time (ns) of a segment's first frame.
 func (f *Flow) sentAt(s *segment) int64 { return f.segBase + int64(s.atUS)*1000 }
+
+// extend counts one more frame, captured at ts, in entry s.
+func (f *Flow) extend(s *segment, ts int64) {
+	s.frames++ // fits keeps it below maxFrames
+	s.setSpan((ts - f.sentAt(s) + spanUnitUS*500) / (spanUnitUS * 1000))
+}
+
+// setSpan stores a span in spanUnitUS; one too long to store leaves only
+// the entry's first frame timed (segNoSpan), as before interpolation.
+func (s *segment) setSpan(units int64) {
+	switch {
+	case units < 0:
+		units = 0 // the capture clock stepped back
+	case units > maxSpan:
+		s.flags |= segNoSpan
+		units = maxSpan
+	}
+	s.spanUnits = uint16(units)
+}
+
+// frameAt estimates which frame of entry s holds sequence number seq, and
+// that frame's send time as µs after segBase, taking the entry's frames as
+// equal in size and its span as evenly spread over them. Exact for the
+// first frame, for any frame of a single-frame entry, and for frames of one
+// size sent at a steady pace; otherwise off by at most the entry's span,
+// which fits and evenlySpaced keep within 1/32 of the smoothed RTT unless
+// the frames are of one size and evenly spaced.
+func (s *segment) frameAt(seq uint32) (idx, atUS int64) {
+	n := int64(max(s.frames, 1))
+	if n == 1 || s.end == s.start {
+		return 0, int64(s.atUS)
+	}
+	// n*offset/bytes is the frame's index for frames of one size; frames
+	// within 1/16 of each other (see similar) put a frame boundary within
+	// 1/16 of a frame of it, on either side, so 1/8 is added before
+	// rounding down. (An ACK in the last 1/8 of a frame, which only a
+	// TSO super-frame acked in parts makes, is credited to the next one.)
+	off, size := int64(seq-s.start), int64(s.end-s.start)
+	idx = min((8*n*off+size)/(8*size), n-1)
+	return idx, int64(s.atUS) + int64(s.spanUnits)*spanUnitUS*idx/(n-1)
+}
+
+// paceSlackUS absorbs capture timestamp noise when frames are compared for
+// even spacing: a burst at line rate has gaps of a few µs.
+const paceSlackUS = 20
+
+// fits reports whether a frame of n bytes captured at ts may join entry s
+// without breaking what frameAt assumes: the entry's span stays within
+// spanBudgetUS, or else its frames are of one size (within 1/16) and evenly
+// spaced. A second frame of the same size always may (two frames
+// interpolate exactly); a later one only if its gap from the last frame is
+// within half of the entry's mean spacing. A sender that writes in bursts
+// (an application pacing its writes, TSQ, the cwnd opening once per burst
+// of ACKs) thus starts a new entry after each pause rather than hiding the
+// pause inside an entry, where it would shift the interpolated time of
+// every frame after it; a short frame (the end of a write) or a TSO
+// super-frame of another size starts one too.
+func (f *Flow) fits(s *segment, n uint32, ts int64) bool {
+	if s.flags&segNoSpan != 0 || s.frames >= maxFrames {
+		return false
+	}
+	if (ts-f.sentAt(s))/1000 <= f.spanBudgetUS() {
+		return true
+	}
+	if !similar(s.frameBytes(), n) {
+		return false
+	}
+	if s.frames < 2 {
+		return true
+	}
+	return f.paced(s, ts)
+}
+
+// spanBudgetUS is the span (µs) up to which an entry interpolates whatever
+// the sizes and spacing of its frames: an interpolated time always lies
+// between the entry's first and last frame, so its error is at most the
+// span, and 1/32 of the smoothed RTT keeps it (and the srtt's, an average
+// of such errors) well inside the design's 2 %. This is what lets the
+// uneven sending of slow start (two frames per ACK, back to back, then a
+// pause) stay timed. Without an RTT yet, 0: only the strict rules apply.
+func (f *Flow) spanBudgetUS() int64 {
+	if f.seq.Samples == 0 {
+		return 0
+	}
+	return f.seq.SRTT / 32 / 1000
+}
+
+// frameBytes is the mean frame size of entry s.
+func (s *segment) frameBytes() uint32 { return (s.end - s.start) / uint32(max(s.frames, 1)) }
+
+// similar reports frame sizes within 1/16 of each other.
+func similar(a, b uint32) bool {
+	return int64(max(a, b))-int64(min(a, b)) <= int64(max(a, b))/16
+}
+
+// paced reports whether a frame captured at ts keeps the even spacing of
+// multi-frame entry s.
+func (f *Flow) paced(s *segment, ts int64) bool {
+	n := int64(s.frames) - 1
+	lastUS := int64(s.atUS) + int64(s.spanUnits)*spanUnitUS
+	gap := (ts-f.segBase+500)/1000 - lastUS
+	mean := int64(s.spanUnits) * spanUnitUS / n
+	return gap >= mean/2-paceSlackUS && gap <= mean+mean/2+paceSlackUS
+}
+
+// evenlySpaced reports whether merging entry b into entry e (its
+// predecessor) keeps what frameAt assumes: a frame count that fits, and a
+// span within spanBudgetUS or else frames of similar size with the gap
+// between the two and each part's own mean spacing within half of the
+// merged entry's mean spacing. A merge that fails it loses interpolation
+// (segNoSpan): the merged entry's first frame stays exactly timed, the
+// ACKs inside it are not timed, as before interpolation existed.
+func (f *Flow) evenlySpaced(e, b *segment) bool {
+	spanE, spanB := int64(e.spanUnits)*spanUnitUS, int64(b.spanUnits)*spanUnitUS
+	if int(e.frames)+int(b.frames) > maxFrames {
+		return false
+	}
+	if (f.sentAt(b)-f.sentAt(e))/1000+spanB <= f.spanBudgetUS() {
+		return true
+	}
+	if !similar(e.frameBytes(), b.frameBytes()) {
+		return false
+	}
+	gap := (f.sentAt(b)-f.sentAt(e))/1000 - spanE
+	n := int64(e.frames) + int64(b.frames) - 1
+	mean := (spanE + gap + spanB) / n
+	near := func(d int64) bool { return d >= mean/2-paceSlackUS && d <= mean+mean/2+paceSlackUS }
+	return near(gap) &&
+		(e.frames < 2 || near(spanE/(int64(e.frames)-1))) &&
+		(b.frames < 2 || near(spanB/(int64(b.frames)-1)))
+}
+
+// interpolates reports whether the send time of any frame of entry s can be
+// estimated, not only its first frame's.
+func (s *segment) interpolates() bool {
+	return s.flags&(segNoSpan|segNoTime) == 0 && s.frames > 1
+}
+
+// advanceTo drops the frames of multi-frame entry s that lie wholly before
+// seq (acknowledged): the entry then starts with the frame holding seq, with
+// that frame's interpolated time. The kernel likewise keeps a partially
+// acknowledged skb with its own transmit time.
+func (s *segment) advanceTo(seq uint32) {
+	if !s.interpolates() {
+		s.flags |= segNoTime
+		s.start = seq
+		return
+	}
+	idx, _ := s.frameAt(seq)
+	n := int64(s.frames)
+	used := int64(s.spanUnits) * idx / (n - 1)
+	s.atUS += uint32(used * spanUnitUS)
+	s.spanUnits -= uint16(used)
+	s.frames -= uint8(idx)
+	if s.frames == 1 {
+		s.flags &^= segMulti
+	}
+	s.start = seq
+}
 
 // decimate halves the entries in use by merging each pair of neighbours,
 // and doubles the stride so that new entries take twice as many frames.
@@ -291,7 +477,14 @@ func (f *Flow) decimate(c *sampleCounters) {
 		e := f.segs[(f.segHead+k)%maxOutstanding]
 		if k+1 < f.segCount {
 			b := f.segs[(f.segHead+k+1)%maxOutstanding]
+			even := f.evenlySpaced(&e, &b)
 			e.end = b.end
+			e.frames = uint8(min(int(e.frames)+int(b.frames), maxFrames))
+			e.setSpan((f.sentAt(&b)-f.sentAt(&e)+spanUnitUS*500)/(spanUnitUS*1000) + int64(b.spanUnits))
+			e.flags |= b.flags & segNoSpan
+			if !even {
+				e.flags |= segNoSpan
+			}
 			// The pair counts as SACKed only if both halves were; one
 			// SACKed half makes the earliest unSACKed frame unknown.
 			if (e.flags^b.flags)&segSacked != 0 {
@@ -391,10 +584,10 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 			// Time from this entry only if its first unacked byte is
 			// the frame whose time it holds: the entry's start, or any
 			// byte of a single frame (a TSO frame acked in parts).
-			if s.flags&segNoTime != 0 || s.flags&segMulti != 0 && seqLT(s.start, f.sndUna) {
+			if s.flags&segNoTime != 0 || s.flags&segMulti != 0 && seqLT(s.start, f.sndUna) && !s.interpolates() {
 				unknown = true
 			} else {
-				first, timed, syn = f.sentAt(s), true, s.flags&segSYN != 0
+				first, timed, syn = f.sentAtSeq(s, f.sndUna), true, s.flags&segSYN != 0
 			}
 		}
 		if seqLEQ(s.end, ack) {
@@ -404,10 +597,12 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		}
 		// Partially acknowledged: keep the rest. A single frame keeps its
 		// time, as the kernel keeps a partially acked TSO skb's; the rest
-		// of a multi-frame entry starts with a frame of unknown time.
-		s.start = ack
+		// of a multi-frame entry starts with the frame holding ack, at its
+		// interpolated time (or unknown if the entry cannot interpolate).
 		if s.flags&segMulti != 0 {
-			s.flags |= segNoTime
+			s.advanceTo(ack)
+		} else {
+			s.start = ack
 		}
 		break
 	}
@@ -418,6 +613,16 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 	case timed:
 		f.sample(ts-first, ts, syn, c)
 	}
+}
+
+// sentAtSeq is the capture time (ns) of the frame of entry s that holds
+// seq: its first frame's unless seq lies further in a multi-frame entry.
+func (f *Flow) sentAtSeq(s *segment, seq uint32) int64 {
+	if s.flags&segMulti == 0 || !seqLT(s.start, seq) {
+		return f.sentAt(s)
+	}
+	_, at := s.frameAt(seq)
+	return f.segBase + at*1000
 }
 
 // sack times an ACK that newly SACKs data without advancing the cumulative

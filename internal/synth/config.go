@@ -71,6 +71,14 @@ type Config struct {
 	// MinRateMbps and MaxRateMbps bound the bottleneck rate of each path (log-uniform).
 	MinRateMbps, MaxRateMbps float64
 
+	// AckCompression, when positive, makes the path toward the local host deliver in bursts:
+	// a frame that would reach the local NIC at t is held until the next multiple of
+	// AckCompression after the epoch and released then, back to back with the others held
+	// (what a busy receive path, a Wi-Fi aggregate or a DOCSIS upstream does to ACKs). The
+	// frames of one burst answer segments sent over a whole interval, so the RTT samples of one
+	// burst spread over that interval: the RTT moves inside a flight.
+	AckCompression time.Duration
+
 	// LossRate is the probability that a segment is lost on the path, in either direction.
 	LossRate float64
 	// NoTimestampsFrac of connections do not negotiate the TCP timestamps option.

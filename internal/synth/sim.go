@@ -157,6 +157,7 @@ type conn struct {
 	opener        int // endpoint that connects: 0 local, 1 remote
 	ts, sack      bool
 	lastArr       [2]int64 // last arrival at the remote (0) and at the local NIC (1)
+	lastRelease   int64    // last release of a compressed burst at the local NIC
 	txFree        int64
 	ipID          [2]uint16
 	flowLabel     uint32
@@ -362,6 +363,13 @@ func (s *sim) arrival(c *conn, dir int, g *segment) int64 {
 	ser := int64(float64(s.wireLen(c, g)) * c.srv.nsPerB)
 	t := max(s.now+owd, c.lastArr[dir]+ser)
 	c.lastArr[dir] = t
+	if b := int64(s.cfg.AckCompression); dir == 1 && b > 0 {
+		// Held until the next burst boundary, then released back to back
+		// at the local link's rate; the path's own order is kept.
+		rel := t + (b-(t-s.start)%b)%b
+		t = max(rel, c.lastRelease+int64(s.wireLen(c, g))*localNsPerB)
+		c.lastRelease = t
+	}
 	return t
 }
 
@@ -480,10 +488,13 @@ func (s *sim) onAck(c *conn, i int, g *segment) {
 	}
 	if a > e.una {
 		clean, popped := true, false
-		var last sentRec
+		var first, last sentRec
 		for e.head < len(e.sent) && e.sent[e.head].end <= a {
 			r := e.sent[e.head]
 			clean = clean && !r.retx
+			if !popped {
+				first = r
+			}
 			last, popped = r, true
 			e.head++
 		}
@@ -498,6 +509,7 @@ func (s *sim) onAck(c *conn, i int, g *segment) {
 			e.rttSample(r)
 			if i == 0 {
 				c.truth.SeqRTT.add(r)
+				c.truth.KernelRTT.add(s.now - first.t)
 			}
 		} else if e.srtt > 0 {
 			e.rto = min(max(e.srtt+4*e.rttvar, minRTO), maxRTO)

@@ -91,6 +91,11 @@ type FlowTruth struct {
 	// (or SYN, or SYN/ACK) against the first ACK covering it, skipping any ACK that covers a
 	// retransmitted segment (Karn). They include the peer's delayed-ACK time, as the kernel's.
 	SeqRTT RTTStats
+	// KernelRTT are the samples the Linux kernel's srtt takes (tcp_clean_rtx_queue): one per
+	// ACK that newly acknowledges data, timed from the EARLIEST newly acknowledged segment,
+	// none if any of them was retransmitted. Its SRTT is what TCP_INFO's tcpi_rtt would say at
+	// the capture point; SeqRTT differs from it only for ACKs that cover several segments.
+	KernelRTT RTTStats
 	// TSRTT are TSval/TSecr echo samples: first sighting of a local TSval against the first
 	// incoming segment echoing it (pping's method); they include the peer's ACK delay and send
 	// pacing, and are the only samples of a receive-mostly flow after the handshake.

@@ -64,12 +64,36 @@ type Config struct {
 	KeepDelayedACK bool
 	// MTU of every veth; 0 leaves the default 1500.
 	MTU int
+	// Bottleneck, when its Rate is set, limits A->B with a token bucket on
+	// M's veth toward B (tc tbf), after the delay line: a queue that
+	// builds when A sends faster and drains when it slows down, so the RTT
+	// moves inside a flight.
+	Bottleneck Bottleneck
+	// Offloads leaves TSO, GSO, GRO, scatter-gather and checksum offload
+	// on, as real hosts run them: the capture on A sees 64 KB super-frames
+	// with partial checksums, and the delay line carries them whole
+	// (PACKET_VNET_HDR). Line's FrameSize and QueueLimit default to fit.
+	Offloads bool
+	// Congestion is A's and B's TCP congestion control (sysctl
+	// net.ipv4.tcp_congestion_control, per namespace); empty keeps the
+	// kernel's default (cubic, whose HyStart leaves slow start as soon as
+	// the RTT rises, so it never fills a deep queue; "reno" does).
+	Congestion string
+	// StretchACKs turns GRO on at B's veth: B's stack receives coalesced
+	// segments and acknowledges several MSS with one ACK (stretch ACKs).
+	StretchACKs bool
 	// KernelBridge joins M's veths with a Linux bridge instead of the delay
 	// line: no delay, no loss, but the kernel's forwarding rate, for load
 	// tests that need more packets per second than the userspace line
 	// forwards (about 12k-33k frames/s on the 2-core test VM). Line and the
 	// delay line methods are unused then.
 	KernelBridge bool
+}
+
+// Bottleneck is a rate limit with a queue.
+type Bottleneck struct {
+	Rate   int64         // bits per second; 0: no bottleneck
+	Buffer time.Duration // queue held at Rate (tbf latency) before dropping
 }
 
 // Lab is a running three-namespace network. Create it with New.
@@ -154,7 +178,15 @@ func Start(cfg Config) (*Lab, error) {
 		}
 		return l, nil
 	}
-	if err := l.StartDelayLine(cfg.Line); err != nil {
+	if cfg.Offloads {
+		// Super-frames of up to 64 KiB plus the virtio header; fewer of
+		// them fit the same memory.
+		l.cfg.Line.FrameSize = max(l.cfg.Line.FrameSize, 65536+256)
+		if l.cfg.Line.QueueLimit == 0 {
+			l.cfg.Line.QueueLimit = 4096
+		}
+	}
+	if err := l.StartDelayLine(l.cfg.Line); err != nil {
 		return fail("delay line", err)
 	}
 	return l, nil
@@ -184,6 +216,11 @@ func (l *Lab) setup() error {
 		if err := h.WriteSysctl("net/ipv4/tcp_no_metrics_save", "1"); err != nil {
 			return err
 		}
+		if l.cfg.Congestion != "" {
+			if err := h.WriteSysctl("net/ipv4/tcp_congestion_control", l.cfg.Congestion); err != nil {
+				return err
+			}
+		}
 		if err := run("ip", "-n", h.Name, "link", "set", "lo", "up"); err != nil {
 			return err
 		}
@@ -191,7 +228,24 @@ func (l *Lab) setup() error {
 	if err := l.addLinkA(); err != nil {
 		return err
 	}
-	return l.addLinkB()
+	if err := l.addLinkB(); err != nil {
+		return err
+	}
+	if l.cfg.StretchACKs {
+		if _, err := l.B.Run("ethtool", "-K", l.BIf, "gro", "on", "rx", "on"); err != nil {
+			return err
+		}
+	}
+	if b := l.cfg.Bottleneck; b.Rate > 0 {
+		// A 16 KB bucket keeps the rate within a few frames (and above
+		// rate/HZ, which tbf needs to reach the rate); latency is the
+		// queue the bottleneck holds, dropping beyond it as a router's
+		// buffer does.
+		return run("tc", "-n", l.M.Name, "qdisc", "replace", "dev", l.MBIf, "root", "tbf",
+			"rate", strconv.FormatInt(b.Rate, 10)+"bit", "burst", "16kb",
+			"latency", strconv.FormatInt(b.Buffer.Milliseconds(), 10)+"ms")
+	}
+	return nil
 }
 
 // bridge joins M's two veths with a kernel bridge.
@@ -232,11 +286,24 @@ func (l *Lab) addLink(h *Host, dev string, mac net.HardwareAddr, a4, a6 netip.Ad
 	if err := run("ip", args...); err != nil {
 		return err
 	}
-	if err := l.M.Offloads(mdev); err != nil {
-		return err
-	}
-	if err := h.Offloads(dev); err != nil {
-		return err
+	if l.cfg.Offloads {
+		// veths segment and checksum in hardware's stead by default;
+		// GRO needs turning on (it enables the veth's NAPI).
+		for _, c := range []struct {
+			h   *Host
+			dev string
+		}{{l.M, mdev}, {h, dev}} {
+			if _, err := c.h.Run("ethtool", "-K", c.dev, "gro", "on", "tso", "on", "gso", "on", "tx", "on", "rx", "on", "sg", "on"); err != nil {
+				return err
+			}
+		}
+	} else {
+		if err := l.M.Offloads(mdev); err != nil {
+			return err
+		}
+		if err := h.Offloads(dev); err != nil {
+			return err
+		}
 	}
 	cmds := [][]string{
 		{"-n", l.M.Name, "link", "set", mdev, "up"},
@@ -285,7 +352,7 @@ func (l *Lab) StartDelayLine(cfg delayline.Config) error {
 		}
 		l.line = nil
 	}
-	dl, err := startDelayLine(l.M, l.MAIf, l.MBIf, cfg)
+	dl, err := startDelayLine(l.M, l.MAIf, l.MBIf, cfg, l.cfg.Offloads)
 	if err != nil {
 		return err
 	}
@@ -448,7 +515,7 @@ func removeStale() {
 	}
 }
 
-func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config) (*DelayLine, error) {
+func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config, vnetHdr bool) (*DelayLine, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("lab: delay line: own executable: %w", err)
@@ -459,8 +526,12 @@ func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config) (*DelayLine,
 		"-loss-ab", strconv.FormatFloat(cfg.AtoB.Loss, 'g', -1, 64),
 		"-delay-ba", cfg.BtoA.Delay.String(), "-jitter-ba", cfg.BtoA.Jitter.String(),
 		"-loss-ba", strconv.FormatFloat(cfg.BtoA.Loss, 'g', -1, 64),
+		"-burst-ab", cfg.AtoB.Burst.String(), "-burst-ba", cfg.BtoA.Burst.String(),
 		"-queue", strconv.Itoa(cfg.QueueLimit), "-frame-size", strconv.Itoa(cfg.FrameSize),
 		"-spin", cfg.SpinMargin.String(), "-seed", strconv.FormatUint(cfg.Seed, 10),
+	}
+	if vnetHdr {
+		args = append(args, "-vnet-hdr")
 	}
 	cmd := exec.Command(exe, args...)
 	if chrt, err := exec.LookPath("chrt"); err == nil && os.Getenv("GOMETRO_LAB_NO_RT") == "" {

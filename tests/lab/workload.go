@@ -281,7 +281,24 @@ func (c *Client) session(ctx context.Context, kind string, remote netip.AddrPort
 // as TCP allows; the delay line then becomes the bottleneck and its queue
 // inflates the RTT, so RTT tests pace).
 func (c *Client) BulkSend(ctx context.Context, remote netip.AddrPort, n, rate int64) (*ConnRecord, error) {
-	return c.session(ctx, "bulk-send", remote, func(conn *net.TCPConn, rec *ConnRecord) error {
+	return c.bulkSend(ctx, "bulk-send", remote, Phase{Bytes: n, Rate: rate})
+}
+
+// Phase is one stretch of a BulkSendPhases transfer.
+type Phase struct {
+	Bytes int64
+	Rate  int64 // bytes/s; 0: as fast as TCP allows
+}
+
+// BulkSendPhases streams to the server's sink in phases on one connection,
+// e.g. a burst that fills a bottleneck's queue, then a paced stretch that
+// lets it drain.
+func (c *Client) BulkSendPhases(ctx context.Context, remote netip.AddrPort, phases ...Phase) (*ConnRecord, error) {
+	return c.bulkSend(ctx, "bulk-phases", remote, phases...)
+}
+
+func (c *Client) bulkSend(ctx context.Context, kind string, remote netip.AddrPort, phases ...Phase) (*ConnRecord, error) {
+	return c.session(ctx, kind, remote, func(conn *net.TCPConn, rec *ConnRecord) error {
 		_ = conn.SetWriteBuffer(SocketBuffer)
 		buf := make([]byte, 64<<10)
 		putHdr(buf, modeSink, 0, 0)
@@ -289,9 +306,13 @@ func (c *Client) BulkSend(ctx context.Context, remote netip.AddrPort, n, rate in
 			return err
 		}
 		cw := &countWriter{w: conn}
-		err := writePaced(cw, n, rate, buf)
-		rec.BytesSent = cw.n + hdrLen
-		return err
+		defer func() { rec.BytesSent = cw.n + hdrLen }()
+		for _, ph := range phases {
+			if err := writePaced(cw, ph.Bytes, ph.Rate, buf); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -37,11 +37,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	jitterBA := fs.Duration("jitter-ba", -1, "jitter B->A (overrides -jitter)")
 	lossAB := fs.Float64("loss-ab", -1, "loss A->B (overrides -loss)")
 	lossBA := fs.Float64("loss-ba", -1, "loss B->A (overrides -loss)")
+	burstAB := fs.Duration("burst-ab", 0, "release A->B frames in bursts this far apart (0: no bursts)")
+	burstBA := fs.Duration("burst-ba", 0, "release B->A frames in bursts this far apart (0: no bursts)")
 	queue := fs.Int("queue", 0, "frames queued per direction before dropping (0: default 65536)")
 	frameSize := fs.Int("frame-size", 0, "largest frame in bytes (0: default 2048)")
 	spin := fs.Duration("spin", 0, "spin this long before each release instead of sleeping (0: default 200us)")
 	seed := fs.Uint64("seed", 0, "random seed for loss and jitter (0: fixed default)")
 	sockbuf := fs.Int("sockbuf", 0, "socket receive/send buffer bytes (0: default 64 MiB)")
+	vnet := fs.Bool("vnet-hdr", false, "carry GSO super-frames whole (PACKET_VNET_HDR; frame-size must hold 64 KiB)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -62,14 +65,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return both
 	}
 	cfg := Config{
-		AtoB:       Dir{Delay: pick(*delay, *delayAB), Jitter: pick(*jitter, *jitterAB), Loss: pickF(*loss, *lossAB)},
-		BtoA:       Dir{Delay: pick(*delay, *delayBA), Jitter: pick(*jitter, *jitterBA), Loss: pickF(*loss, *lossBA)},
+		AtoB:       Dir{Delay: pick(*delay, *delayAB), Jitter: pick(*jitter, *jitterAB), Loss: pickF(*loss, *lossAB), Burst: *burstAB},
+		BtoA:       Dir{Delay: pick(*delay, *delayBA), Jitter: pick(*jitter, *jitterBA), Loss: pickF(*loss, *lossBA), Burst: *burstBA},
 		QueueLimit: *queue,
 		FrameSize:  *frameSize,
 		SpinMargin: *spin,
 		Seed:       *seed,
 	}
-	popt := PortOptions{SocketBuffer: *sockbuf}
+	popt := PortOptions{SocketBuffer: *sockbuf, VnetHdr: *vnet}
 	pa, err := OpenPacketPort(*ifA, popt)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

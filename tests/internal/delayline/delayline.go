@@ -46,6 +46,11 @@ type Dir struct {
 	Delay  time.Duration // fixed one-way delay added to every frame
 	Jitter time.Duration // uniform extra delay in [-Jitter, +Jitter], clamped to keep order and >= 0
 	Loss   float64       // probability in [0,1] that a frame is dropped
+	// Burst, when positive, compresses the direction: a frame due at t is
+	// held until the next multiple of Burst since the line started and
+	// released then, back to back with every other frame held, as a busy
+	// receive path or an aggregating link does to ACKs (ACK compression).
+	Burst time.Duration
 }
 
 func (d Dir) validate(name string) error {
@@ -56,6 +61,8 @@ func (d Dir) validate(name string) error {
 		return fmt.Errorf("delayline: %s jitter %v is negative", name, d.Jitter)
 	case d.Loss < 0 || d.Loss > 1 || d.Loss != d.Loss:
 		return fmt.Errorf("delayline: %s loss %v is not a probability in [0,1]", name, d.Loss)
+	case d.Burst < 0:
+		return fmt.Errorf("delayline: %s burst %v is negative", name, d.Burst)
 	}
 	return nil
 }
@@ -420,10 +427,11 @@ func (s *scheduler) lose() bool {
 	return s.dir.Loss > 0 && s.rng.Float64() < s.dir.Loss
 }
 
-// release returns when a frame that arrived at arrival (ns) leaves: arrival
-// plus delay plus uniform jitter, never before arrival, and never before the
-// previous frame's release, which keeps order the way a link does (netem
-// without reordering does the same).
+// release returns when a frame that arrived at arrival (ns since the pipe's
+// epoch) leaves: arrival plus delay plus uniform jitter, never before
+// arrival, and never before the previous frame's release, which keeps order
+// the way a link does (netem without reordering does the same); with Burst,
+// rounded up to the next burst boundary.
 func (s *scheduler) release(arrival int64) int64 {
 	t := arrival + int64(s.dir.Delay)
 	if j := int64(s.dir.Jitter); j > 0 {
@@ -436,5 +444,9 @@ func (s *scheduler) release(arrival int64) int64 {
 		t = s.last
 	}
 	s.last = t
+	if b := int64(s.dir.Burst); b > 0 {
+		// Rounding up keeps the order: release times stay non-decreasing.
+		t += (b - t%b) % b
+	}
 	return t
 }

@@ -152,6 +152,41 @@ func TestSchedulerRelease(t *testing.T) {
 	}
 }
 
+// TestSchedulerBurst checks ACK compression: releases fall on burst
+// boundaries only, never before arrival plus delay nor more than one burst
+// after it, in order; frames due within one interval leave together.
+func TestSchedulerBurst(t *testing.T) {
+	ms := int64(time.Millisecond)
+	dir := Dir{Delay: 10 * time.Millisecond, Burst: 25 * time.Millisecond}
+	s := newScheduler(dir, 42)
+	var prev int64
+	bursts := map[int64]int{}
+	for i, a := range spaced(1000, ms/10) {
+		r := s.release(a)
+		due := a + int64(dir.Delay)
+		switch {
+		case r%int64(dir.Burst) != 0:
+			t.Fatalf("frame %d released at %d, not on a burst boundary", i, r)
+		case r < due || r >= due+int64(dir.Burst):
+			t.Fatalf("frame %d due at %d released at %d: outside [due, due+burst)", i, due, r)
+		case r < prev:
+			t.Fatalf("frame %d released before the previous frame: reordered", i)
+		}
+		prev = r
+		bursts[r]++
+	}
+	// 100 ms of arrivals, 10 per ms: 250 frames per full 25 ms burst.
+	if len(bursts) > 5 {
+		t.Fatalf("%d distinct release instants for 100 ms of frames; want at most 5 bursts", len(bursts))
+	}
+	if err := dir.validate("x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Dir{Burst: -1}).validate("x"); err == nil {
+		t.Fatal("negative burst accepted")
+	}
+}
+
 func spaced(n int, gap int64) []int64 {
 	out := make([]int64, n)
 	for i := range out {

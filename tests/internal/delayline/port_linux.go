@@ -66,6 +66,11 @@ type PortOptions struct {
 	SocketBuffer int
 	// ReadTimeout bounds ReadFrame so readers notice shutdown. Default 100ms.
 	ReadTimeout time.Duration
+	// VnetHdr makes every frame read and written carry a virtio_net_hdr
+	// first (PACKET_VNET_HDR): GSO super-frames and frames with partial
+	// checksums (offloads on) then cross the line whole, as the kernel
+	// forwards them between devices. Both ports must agree.
+	VnetHdr bool
 }
 
 // OpenPacketPort opens a raw packet socket on ifname in the calling thread's
@@ -101,6 +106,11 @@ func OpenPacketPort(ifname string, opt PortOptions) (*PacketPort, error) {
 	// back to us as captured frames and be forwarded again.
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 		return fail("PACKET_IGNORE_OUTGOING", err)
+	}
+	if opt.VnetHdr {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+			return fail("PACKET_VNET_HDR", err)
+		}
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, opt.SocketBuffer); err != nil {
 		return fail("SO_RCVBUFFORCE", err)
