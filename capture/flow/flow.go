@@ -50,6 +50,10 @@ const (
 	maxOutstanding = 128
 	// maxTSvals bounds the TSvals awaiting an echo per flow.
 	maxTSvals = 8
+	// maxWindow is the largest receive window TCP can advertise (65535
+	// scaled by 2^14, RFC 7323 2.3): no sender has more than that in
+	// flight, so no valid ACK is further ahead of what we sent.
+	maxWindow = 65535 << 14
 )
 
 // Key identifies a flow from the local side. Addresses are IPv6 or
@@ -547,6 +551,19 @@ func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
 		return
 	}
 	if f.state&haveNxt != 0 && seqGT(ack, f.sndNxt) {
+		// An ACK of data we cannot have sent is not one the capture
+		// explains by missing our segments, but a stale or forged ACK
+		// (an old connection's, which our RST answers): the kernel drops
+		// it (tcp_ack: "ack includes data we haven't sent yet, discard";
+		// RFC 793 3.9), and so do we, or every segment after it would
+		// look retransmitted. Nothing is sent past an unacknowledged SYN
+		// but the SYN's own data (RFC 793: in SYN-SENT and SYN-RECEIVED
+		// only ISS+1 is acceptable), and no sender gets further ahead
+		// than the largest window.
+		synPending := f.segCount > 0 && f.segs[f.segHead].flags&segSYN != 0
+		if synPending || ack-f.sndNxt > maxWindow {
+			return
+		}
 		// Acknowledges data we never saw leave: the capture missed it.
 		// Nothing recorded can be timed against this ACK honestly.
 		f.sndNxt = ack

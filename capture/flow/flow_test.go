@@ -121,6 +121,24 @@ func TestSamplingRules(t *testing.T) {
 			{out: true, flags: SA, seq: isn, ack: 5001, atMS: 0.1},
 			{flags: A, seq: 5001, ack: isn + 1, atMS: 30.1, wantSample: 30},
 		}},
+		// suricata-verify tls-subjectaltname: the first SYN meets an old
+		// connection's ACK (976 M past our ISN), which our RST answers;
+		// the SYN, re-sent, then opens the connection normally.
+		{"stale ACK of unsent data while the SYN is out is ignored", []ev{
+			{out: true, flags: S, seq: isn, atMS: 0},
+			{flags: A, seq: 5000, ack: isn + 976_000_000, atMS: 18},
+			{out: true, flags: R, seq: isn + 976_000_000, atMS: 18.1},
+			{out: true, flags: S, seq: isn, atMS: 3000},
+			{flags: SA, seq: 9000, ack: isn + 1, atMS: 3020},
+			{out: true, flags: PA, seq: isn + 1, ack: 9001, n: 178, atMS: 3020.5},
+			{flags: A, seq: 9001, ack: isn + 179, atMS: 3038.5, wantSample: 18},
+		}},
+		{"ACK further ahead than any window is ignored", []ev{
+			{out: true, flags: PA, seq: isn, ack: 1, n: 100, atMS: 0},
+			{flags: A, seq: 1, ack: isn + 100 + 65535<<14 + 1, atMS: 5},
+			{out: true, flags: PA, seq: isn + 100, ack: 1, n: 100, atMS: 6},
+			{flags: A, seq: 1, ack: isn + 200, atMS: 16, wantSample: 16},
+		}},
 		{"retransmitted SYN is not timed (Karn)", []ev{
 			{out: true, flags: S, seq: isn, atMS: 0},
 			{out: true, flags: S, seq: isn, atMS: 1000},
