@@ -8,7 +8,7 @@ SHELL := /bin/bash
 GO ?= go
 DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps
 
-.PHONY: deps demo test unit lab vet fmt-check bench
+.PHONY: deps demo test unit lab vet fmt-check bench bench-live
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -40,3 +40,9 @@ lab:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./capture/...
+
+# make bench-live: go-metro's CPU and RSS beside tcpdump -s 128 at the same
+# traffic (iperf3 in namespaces, shaped to ~100k packets/s and unshaped),
+# alternating runs, medians of 3 pairs (root; apt-get install iperf3 tcpdump).
+bench-live:
+	$(GO) run ./tests/cmd/benchlive $(BENCH_LIVE_FLAGS)
