@@ -18,7 +18,6 @@ import (
 	"os"
 
 	"github.com/gometro/go-metro/capture/packet"
-	"github.com/google/gopacket/layers"
 	"golang.org/x/net/bpf"
 )
 
@@ -47,7 +46,7 @@ func fileLinkType(v uint32) (packet.LinkType, error) {
 		packet.LinkTypeIPv4, packet.LinkTypeIPv6, packet.LinkTypeLinuxSLL, packet.LinkTypeSLL2:
 		return lt, nil
 	}
-	return 0, fmt.Errorf("%w %d (%s)", ErrUnsupportedLinkType, v, layers.LinkType(v))
+	return 0, fmt.Errorf("%w %d (%s)", ErrUnsupportedLinkType, v, linkTypeName(v))
 }
 
 type file struct {
@@ -477,7 +476,7 @@ func (s *file) nextPcapng() ([]byte, int64, int, error) {
 		}
 		ifc := &s.ifaces[ifID]
 		if ifc.link != uint32(s.link) {
-			return nil, 0, 0, s.errorf("%w: interface %d has link type %d (%s), the file started with %d (%s); split it with editcap or tshark", ErrMixedLinkTypes, ifID, ifc.link, layers.LinkType(ifc.link), uint32(s.link), layers.LinkType(s.link))
+			return nil, 0, 0, s.errorf("%w: interface %d has link type %d (%s), the file started with %d (%s); split it with editcap or tshark", ErrMixedLinkTypes, ifID, ifc.link, linkTypeName(ifc.link), uint32(s.link), linkTypeName(uint32(s.link)))
 		}
 		s.record++
 		var ns int64
