@@ -483,8 +483,18 @@ func rssKiB(pid int) int64 {
 }
 
 func print1(rate string, r result) {
-	fmt.Printf("  %-6s %-22s cpu %4d ms/10s  %6.0f pkt/s  machine %5d ms/10s  rss idle %6d KiB  end %6d KiB  kernel drops %s of %s\n",
-		rate, r.label, r.cpu.Milliseconds(), r.pps, r.machine.Milliseconds(), r.idleRSS, r.loadRSS, count(r.drops), count(r.received))
+	fmt.Printf("  %-6s %-22s cpu %4d ms/10s (%4.0f ns/pkt)  %6.0f pkt/s  machine %5d ms/10s  rss idle %6d KiB  end %6d KiB  kernel drops %s of %s\n",
+		rate, r.label, r.cpu.Milliseconds(), nsPerPacket(r), r.pps, r.machine.Milliseconds(), r.idleRSS, r.loadRSS, count(r.drops), count(r.received))
+}
+
+// nsPerPacket is CPU per frame on the veth: at the unshaped rate each
+// capturer gets a different rate (its own CPU competes with iperf3's), so
+// this is the figure to compare there.
+func nsPerPacket(r result) float64 {
+	if r.pps == 0 {
+		return 0
+	}
+	return float64(r.cpu) / (r.pps * 10)
 }
 
 func count(n int64) string {
@@ -510,12 +520,12 @@ func summary(rate string, all []result, window time.Duration) {
 		return (xs[n/2-1] + xs[n/2]) / 2
 	}
 	type row struct {
-		cpu, lo, hi, pps, mach, idle, load float64
-		drops                              int64
+		cpu, lo, hi, ns, pps, mach, idle, load float64
+		drops                                  int64
 	}
 	rows := map[string]row{}
 	for _, lb := range labels {
-		var cpu, pps, mach, idle, load []float64
+		var cpu, ns, pps, mach, idle, load []float64
 		var drops int64
 		for _, r := range all {
 			if r.label != lb {
@@ -523,6 +533,7 @@ func summary(rate string, all []result, window time.Duration) {
 			}
 			cpu = append(cpu, float64(r.cpu.Milliseconds()))
 			pps = append(pps, r.pps)
+			ns = append(ns, nsPerPacket(r))
 			mach = append(mach, float64(r.machine.Milliseconds()))
 			idle = append(idle, float64(r.idleRSS))
 			load = append(load, float64(r.loadRSS))
@@ -531,15 +542,15 @@ func summary(rate string, all []result, window time.Duration) {
 			}
 		}
 		lo, hi := slices.Min(cpu), slices.Max(cpu)
-		rows[lb] = row{median(cpu), lo, hi, median(pps), median(mach), median(idle), median(load), drops}
+		rows[lb] = row{median(cpu), lo, hi, median(ns), median(pps), median(mach), median(idle), median(load), drops}
 	}
 	ref := rows[labels[len(labels)-1]].cpu // tcpdump is last
 	fmt.Printf("\n%s: medians of %d runs each, CPU of all the capturer's threads per 10 s of traffic (window %v)\n", rate, len(all)/len(labels), window)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "capturer\tcpu ms/10s\t(range)\tvs tcpdump\tpackets/s\tmachine busy ms/10s\tidle RSS MiB\tRSS under load MiB\tkernel drops")
+	fmt.Fprintln(tw, "capturer\tcpu ms/10s\t(range)\tvs tcpdump\tns/packet\tpackets/s\tmachine busy ms/10s\tidle RSS MiB\tRSS under load MiB\tkernel drops")
 	for _, lb := range labels {
 		x := rows[lb]
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%.2fx\t%.0f\t%.0f\t%.1f\t%.1f\t%d\n", lb, x.cpu, x.lo, x.hi, x.cpu/ref, x.pps, x.mach, x.idle/1024, x.load/1024, x.drops)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%.2fx\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%d\n", lb, x.cpu, x.lo, x.hi, x.cpu/ref, x.ns, x.pps, x.mach, x.idle/1024, x.load/1024, x.drops)
 	}
 	tw.Flush()
 	fmt.Println()
