@@ -85,6 +85,7 @@ type afpacket struct {
 	file  *os.File
 	rc    syscall.RawConn
 	ready func(uintptr) bool // made once: rc.Read's callback, no allocation per wait
+	woken bool               // ready was called before in this wait
 
 	mu     sync.Mutex // guards fd against Stats/SetFilter racing Close, and the totals
 	closed atomic.Bool
@@ -208,7 +209,16 @@ func (s *afpacket) usePoller() {
 		return
 	}
 	s.file, s.rc = f, rc
-	s.ready = func(uintptr) bool { return s.blockReady() || s.pendingError() }
+	s.ready = func(uintptr) bool {
+		if s.blockReady() {
+			return true
+		}
+		// The first call comes before parking: only a wake-up can have
+		// brought an error.
+		woken := s.woken
+		s.woken = true
+		return woken && s.pendingError()
+	}
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -283,6 +293,7 @@ func (s *afpacket) wait() error {
 		// error, and poll(2) below reads and classifies it, as it does
 		// without the netpoller.
 		if err := s.file.SetReadDeadline(time.Now().Add(time.Duration(s.timeoutMs) * time.Millisecond)); err == nil {
+			s.woken = false
 			err = s.rc.Read(s.ready)
 			if err == nil && s.blockReady() {
 				return nil
