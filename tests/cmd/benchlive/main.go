@@ -91,6 +91,7 @@ type result struct {
 	cpu      time.Duration // all threads, over the window, scaled to 10 s
 	machine  time.Duration // whole machine busy time over the window, scaled to 10 s
 	pps      float64       // frames/s on A's veth (both directions)
+	idleCPU  time.Duration // all threads, before traffic, scaled to 10 s
 	idleRSS  int64         // KiB, before traffic
 	loadRSS  int64         // KiB, at the end of the traffic
 	drops    int64         // kernel ring drops; -1 if unknown
@@ -320,13 +321,18 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 			stopCapturer()
 		}
 	}()
-	// Let it open its socket and settle, then read the idle RSS.
+	// Let it open its socket and settle, then read the idle CPU and RSS.
+	if !sleep(ctx, time.Second) {
+		return r, ctx.Err()
+	}
+	idle0 := procCPU(pid)
 	if !sleep(ctx, 2*time.Second) {
 		return r, ctx.Err()
 	}
 	if cmd.ProcessState != nil {
 		return r, fmt.Errorf("exited early: %s", stderr.String())
 	}
+	r.idleCPU = (procCPU(pid) - idle0) * 5
 	r.idleRSS = rssKiB(pid)
 
 	const warm = time.Second
@@ -483,8 +489,8 @@ func rssKiB(pid int) int64 {
 }
 
 func print1(rate string, r result) {
-	fmt.Printf("  %-6s %-22s cpu %4d ms/10s (%4.0f ns/pkt)  %6.0f pkt/s  machine %5d ms/10s  rss idle %6d KiB  end %6d KiB  kernel drops %s of %s\n",
-		rate, r.label, r.cpu.Milliseconds(), nsPerPacket(r), r.pps, r.machine.Milliseconds(), r.idleRSS, r.loadRSS, count(r.drops), count(r.received))
+	fmt.Printf("  %-6s %-22s cpu %4d ms/10s (%4.0f ns/pkt)  %6.0f pkt/s  machine %5d ms/10s  idle cpu %3d ms/10s  rss idle %6d KiB  end %6d KiB  kernel drops %s of %s\n",
+		rate, r.label, r.cpu.Milliseconds(), nsPerPacket(r), r.pps, r.machine.Milliseconds(), r.idleCPU.Milliseconds(), r.idleRSS, r.loadRSS, count(r.drops), count(r.received))
 }
 
 // nsPerPacket is CPU per frame on the veth: at the unshaped rate each
@@ -520,12 +526,12 @@ func summary(rate string, all []result, window time.Duration) {
 		return (xs[n/2-1] + xs[n/2]) / 2
 	}
 	type row struct {
-		cpu, lo, hi, ns, pps, mach, idle, load float64
-		drops                                  int64
+		cpu, lo, hi, ns, pps, mach, icpu, idle, load float64
+		drops                                        int64
 	}
 	rows := map[string]row{}
 	for _, lb := range labels {
-		var cpu, ns, pps, mach, idle, load []float64
+		var cpu, ns, pps, mach, icpu, idle, load []float64
 		var drops int64
 		for _, r := range all {
 			if r.label != lb {
@@ -535,6 +541,7 @@ func summary(rate string, all []result, window time.Duration) {
 			pps = append(pps, r.pps)
 			ns = append(ns, nsPerPacket(r))
 			mach = append(mach, float64(r.machine.Milliseconds()))
+			icpu = append(icpu, float64(r.idleCPU.Milliseconds()))
 			idle = append(idle, float64(r.idleRSS))
 			load = append(load, float64(r.loadRSS))
 			if r.drops > 0 {
@@ -542,15 +549,15 @@ func summary(rate string, all []result, window time.Duration) {
 			}
 		}
 		lo, hi := slices.Min(cpu), slices.Max(cpu)
-		rows[lb] = row{median(cpu), lo, hi, median(ns), median(pps), median(mach), median(idle), median(load), drops}
+		rows[lb] = row{median(cpu), lo, hi, median(ns), median(pps), median(mach), median(icpu), median(idle), median(load), drops}
 	}
 	ref := rows[labels[len(labels)-1]].cpu // tcpdump is last
 	fmt.Printf("\n%s: medians of %d runs each, CPU of all the capturer's threads per 10 s of traffic (window %v)\n", rate, len(all)/len(labels), window)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "capturer\tcpu ms/10s\t(range)\tvs tcpdump\tns/packet\tpackets/s\tmachine busy ms/10s\tidle RSS MiB\tRSS under load MiB\tkernel drops")
+	fmt.Fprintln(tw, "capturer\tcpu ms/10s\t(range)\tvs tcpdump\tns/packet\tpackets/s\tmachine busy ms/10s\tidle cpu ms/10s\tidle RSS MiB\tRSS under load MiB\tkernel drops")
 	for _, lb := range labels {
 		x := rows[lb]
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%.2fx\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%d\n", lb, x.cpu, x.lo, x.hi, x.cpu/ref, x.ns, x.pps, x.mach, x.idle/1024, x.load/1024, x.drops)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%.2fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%d\n", lb, x.cpu, x.lo, x.hi, x.cpu/ref, x.ns, x.pps, x.mach, x.icpu, x.idle/1024, x.load/1024, x.drops)
 	}
 	tw.Flush()
 	fmt.Println()
