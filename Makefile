@@ -11,7 +11,7 @@ SHELL := /bin/bash
 GO ?= go
 DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps
 
-.PHONY: deps demo test unit lab vet fmt-check bench corpus
+.PHONY: deps demo test unit lab vet fmt-check bench corpus bench-live
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -91,3 +91,9 @@ agent-lab: agent
 # minute) cannot disturb the lab's timing-sensitive tests. Figures: -v.
 corpus:
 	$(GO) test -count=1 -timeout 15m -v ./tests/corpus/
+
+# make bench-live: go-metro's CPU and RSS beside tcpdump -s 128 at the same
+# traffic (iperf3 in namespaces, shaped to ~100k packets/s and unshaped),
+# alternating runs, medians of 3 pairs (root; apt-get install iperf3 tcpdump).
+bench-live:
+	$(GO) run ./tests/cmd/benchlive $(BENCH_LIVE_FLAGS)

@@ -27,7 +27,7 @@ type Config struct {
 	Interface string // live interface name, or "any"; ignored when File is set
 	File      string // pcap/pcapng file to replay instead of capturing live
 	Backend   string // live capture backend: "afpacket" (default) or "pcap" (build tag pcap)
-	Snaplen   int    // bytes kept per frame; default DefaultSnaplen
+	Snaplen   int    // bytes kept per frame; default and maximum DefaultSnaplen
 
 	// LocalIPs are addresses that count as "us" in addition to the
 	// interface's own (mirrored ports, replays). For a file with no
@@ -172,7 +172,7 @@ type Engine struct {
 // New validates cfg, applies defaults and allocates the flow table.
 // It opens nothing: Run does.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Snaplen == 0 {
+	if cfg.Snaplen == 0 || cfg.Snaplen > DefaultSnaplen {
 		cfg.Snaplen = DefaultSnaplen
 	}
 	if cfg.MaxFlows == 0 {

@@ -16,7 +16,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := InitConfig{Snaplen: 512, IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: 16384,
+	want := InitConfig{Snaplen: 192, IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: 16384,
 		StatsdIP: "127.0.0.1", StatsdPort: 8125, LogLevel: "info"}
 	if cfg.Init != want {
 		t.Errorf("init defaults = %+v, want %+v", cfg.Init, want)

@@ -532,7 +532,7 @@ func (c *Check) Inventory() (m map[string]string) {
 		"version":         Version,
 		"interface":       in.Interface,
 		"capture.backend": backendName(in),
-		"snaplen":         strconv.Itoa(ini.Snaplen),
+		"snaplen":         strconv.Itoa(min(ini.Snaplen, capture.DefaultSnaplen)), // what the engine uses: it caps larger values
 		"max_flows":       strconv.Itoa(ini.MaxFlows),
 	}
 	if in.Interface == FileInterface {

@@ -33,8 +33,9 @@ type TableConfig struct {
 //
 // Memory: the flow slab and the index are sized from MaxFlows up front
 // (FlowBytes per flow plus 16 bytes per index slot, two slots per flow), so
-// memory is bounded whatever the traffic. Pages of the slab that were never
-// used are never touched, so a small workload keeps a small resident set.
+// memory is bounded whatever the traffic. Both are mapped memory whose
+// pages become resident only when used (slab.go), so a small workload keeps
+// a small resident set.
 //
 // Eviction: when a new flow arrives and the table is full, the table looks
 // at up to evictCandidates flows from a rotating hand and evicts the most
@@ -87,13 +88,14 @@ func NewTable(cfg TableConfig, local Locality, watch Monitored) *Table {
 		cfg:     cfg,
 		local:   local,
 		watch:   watch,
-		flows:   make([]Flow, cfg.MaxFlows),
 		free:    make([]int32, 0, cfg.MaxFlows),
-		index:   make([]uint64, slots),
 		mask:    slots - 1,
 		seed:    rand.Uint64() | 1, // random per table: crafted keys cannot aim at one chain
 		lastIdx: -1,
 	}
+	// Mapped memory where possible: resident only as flows use it (slab.go).
+	t.flows = makeSlab[Flow](t, cfg.MaxFlows)
+	t.index = makeSlab[uint64](t, int(slots))
 	return t
 }
 

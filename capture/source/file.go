@@ -46,23 +46,7 @@ func fileLinkType(v uint32) (packet.LinkType, error) {
 		packet.LinkTypeIPv4, packet.LinkTypeIPv6, packet.LinkTypeLinuxSLL, packet.LinkTypeSLL2:
 		return lt, nil
 	}
-	if name, ok := linkTypeNames[v]; ok {
-		return 0, fmt.Errorf("%w %d (%s)", ErrUnsupportedLinkType, v, name)
-	}
-	return 0, fmt.Errorf("%w %d", ErrUnsupportedLinkType, v)
-}
-
-// linkTypeNames names the unsupported link types met most often in real
-// captures (the LINKTYPE_ names of https://www.tcpdump.org/linktypes.html),
-// so that the error says what the file holds. A table of our own: gopacket's
-// would link all of gopacket into the binary for one String method.
-var linkTypeNames = map[uint32]string{
-	6: "IEEE802_5", 8: "SLIP", 9: "PPP", 10: "FDDI", 50: "PPP_HDLC", 51: "PPP_ETHER",
-	104: "C_HDLC", 105: "IEEE802_11", 107: "FRELAY", 108: "LOOP", 127: "IEEE802_11_RADIOTAP",
-	129: "ARCNET_LINUX", 138: "APPLE_IP_OVER_IEEE1394", 139: "MTP2_WITH_PHDR", 143: "DOCSIS",
-	163: "IEEE802_11_AVS", 187: "BLUETOOTH_HCI_H4", 189: "USB_LINUX", 192: "PPI",
-	195: "IEEE802_15_4_WITHFCS", 201: "BLUETOOTH_HCI_H4_WITH_PHDR", 220: "USB_LINUX_MMAPPED",
-	239: "NFLOG", 249: "USBPCAP", 254: "SCTP", 258: "PKTAP", 264: "NETLINK", 271: "VSOCK",
+	return 0, fmt.Errorf("%w %d (%s)", ErrUnsupportedLinkType, v, linkTypeName(v))
 }
 
 type file struct {

@@ -39,6 +39,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/rttcheck"
 	"github.com/gometro/go-metro/tests/internal/delayline"
 	"github.com/gometro/go-metro/tests/lab"
@@ -584,7 +585,7 @@ func TestAgentRun(t *testing.T) {
 		"go-metro (" + rttcheck.Version + ")",
 		"interface: " + l.AIf,
 		"capture.backend: afpacket",
-		"snaplen: 512",
+		"snaplen: " + strconv.Itoa(capture.DefaultSnaplen),
 		"max_flows: 16384",
 		"ring_size: 33554432",
 		"filter.instructions: ",

@@ -1,0 +1,57 @@
+package flow
+
+import (
+	"reflect"
+	"runtime"
+	"unsafe"
+)
+
+// The flow slab and the index are sized for MaxFlows (16384 by default:
+// 38 MiB), but an instance usually tracks a few flows. Memory the kernel
+// maps for us becomes resident only where it is written, so a table costs
+// what its flows use (the slab fills from the bottom, see allocate). A Go
+// heap allocation of the same size does not promise that: fresh from the
+// OS it is untouched, but carved from memory the heap freed earlier (an
+// agent that has run for a while) it is zeroed, and so resident, in full
+// (measured: 38 MiB at once for a default table on a warm heap, 0.5 MiB on
+// mapped memory). Values in such memory are invisible to the garbage
+// collector, so only types without Go pointers go there; anything else,
+// and systems without mmap, use the heap.
+
+// minMapped is the smallest allocation worth a mapping of its own.
+const minMapped = 256 << 10
+
+// makeSlab returns n zeroed values of T and registers the release of their
+// memory when owner becomes unreachable.
+func makeSlab[T, O any](owner *O, n int) []T {
+	size := n * int(unsafe.Sizeof(*new(T)))
+	if size < minMapped || !pointerFree(reflect.TypeFor[T]()) {
+		return make([]T, n)
+	}
+	mem, err := mapAnon(size)
+	if err != nil {
+		return make([]T, n) // the heap still works, it only costs more RSS
+	}
+	runtime.AddCleanup(owner, unmapAnon, mem)
+	return unsafe.Slice((*T)(unsafe.Pointer(&mem[0])), n)
+}
+
+// pointerFree reports whether values of t hold no Go pointers.
+func pointerFree(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return true
+	case reflect.Array:
+		return t.Len() == 0 || pointerFree(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !pointerFree(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}

@@ -1,0 +1,594 @@
+// Command benchlive measures what a live go-metro costs next to tcpdump at
+// the same traffic: it builds the namespace lab (A -- kernel bridge in M --
+// B, veths with offloads off), runs iperf3 from A to B, and captures on A's
+// veth, alternately, with `go-metro run` (one instance, `ips:` B's address)
+// and with `tcpdump -s 128 -w /dev/null host B` (the same kernel filter,
+// nothing done per packet). For each capturer it reads, from /proc, the CPU
+// time of all its threads over the measurement window (normalised to 10 s),
+// its RSS before the traffic starts (idle) and at the end, the packet rate
+// on A's veth and the kernel's drop count of its ring (tcpdump's summary;
+// go-metro's go_metro.kernel.drops, received over DogStatsD). It prints each
+// run and the medians per capturer.
+//
+// Two traffic rates: "shaped", a tbf qdisc on A's egress limiting the
+// upload to about 100k packets/s in total (data plus ACKs), and "max",
+// unshaped, the most iperf3 makes on this machine. Runs alternate (go-metro,
+// tcpdump, go-metro, ...) so that load from elsewhere on a shared machine
+// falls on both; CPU time, not wall time, is what is compared.
+//
+// It needs root, iperf3 and tcpdump (apt-get install iperf3 tcpdump):
+//
+//	sudo go run ./tests/cmd/benchlive                   # or: make bench-live
+//	sudo go run ./tests/cmd/benchlive -pairs 5 -rates shaped
+//	sudo go run ./tests/cmd/benchlive -gometro old=/tmp/go-metro.old \
+//	    -gometro new=/tmp/go-metro -gometro new-128=/tmp/go-metro,snaplen=128
+//
+// -gometro takes LABEL=BINARY[,KEY=VALUE...]: KEY=VALUE pairs are added to
+// the configuration (snaplen and max_flows to init_config, anything else to
+// the instance). Without -gometro it builds ./cmd/go-metro and runs it with
+// its defaults.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gometro/go-metro/tests/lab"
+)
+
+// variant is one way of running go-metro.
+type variant struct {
+	label, bin string
+	init, inst []string // extra YAML lines
+}
+
+type variants []variant
+
+func (v *variants) String() string { return fmt.Sprint(*v) }
+
+func (v *variants) Set(s string) error {
+	label, rest, ok := strings.Cut(s, "=")
+	if !ok || label == "" {
+		return fmt.Errorf("want LABEL=BINARY[,KEY=VALUE...], got %q", s)
+	}
+	parts := strings.Split(rest, ",")
+	x := variant{label: label, bin: parts[0]}
+	for _, kv := range parts[1:] {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("%q: want KEY=VALUE", kv)
+		}
+		line := k + ": " + val
+		if k == "snaplen" || k == "max_flows" {
+			x.init = append(x.init, line)
+		} else {
+			x.inst = append(x.inst, line)
+		}
+	}
+	*v = append(*v, x)
+	return nil
+}
+
+// result is one capturer's run.
+type result struct {
+	label    string
+	cpu      time.Duration // all threads, over the window, scaled to 10 s
+	machine  time.Duration // whole machine busy time over the window, scaled to 10 s
+	pps      float64       // frames/s on A's veth (both directions)
+	idleCPU  time.Duration // all threads, before traffic, scaled to 10 s
+	idleRSS  int64         // KiB, before traffic
+	loadRSS  int64         // KiB, at the end of the traffic
+	drops    int64         // kernel ring drops; -1 if unknown
+	received int64         // frames the capturer's socket received; -1 if unknown
+}
+
+func main() {
+	var vs variants
+	pairs := flag.Int("pairs", 3, "runs of each capturer per rate (alternating)")
+	window := flag.Duration("window", 10*time.Second, "measurement window per run")
+	rates := flag.String("rates", "shaped,max", "traffic rates to measure: shaped (tbf, about 100k packets/s) and/or max")
+	shape := flag.String("shape", "660mbit", "tbf rate of A's egress for the shaped runs")
+	tdSnap := flag.Int("tcpdump-snaplen", 128, "tcpdump -s")
+	flag.Var(&vs, "gometro", "LABEL=BINARY[,KEY=VALUE...] go-metro binary and extra settings (repeatable)")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "benchlive: must run as root (network namespaces, packet capture)")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, vs, *pairs, *window, strings.Split(*rates, ","), *shape, *tdSnap); err != nil {
+		fmt.Fprintf(os.Stderr, "benchlive: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, vs variants, pairs int, window time.Duration, rates []string, shape string, tdSnap int) (err error) {
+	for _, tool := range []string{"iperf3", "tcpdump", "tc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found (apt-get install iperf3 tcpdump iproute2): %w", tool, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "benchlive")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if len(vs) == 0 {
+		bin := filepath.Join(dir, "go-metro")
+		fmt.Println("building ./cmd/go-metro")
+		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/go-metro").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build: %v: %s", err, out)
+		}
+		vs = variants{{label: "go-metro", bin: bin}}
+	}
+
+	l, err := lab.Start(lab.Config{KernelBridge: true})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := l.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	srv := exec.Command("iperf3", "-s", "-B", lab.AddrB4.String())
+	if err := l.B.Start(srv); err != nil {
+		return err
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+
+	host, _ := os.Hostname()
+	cpuModel := cpuModelName()
+	fmt.Printf("machine: %s, %d CPUs (%s), kernel %s; other load on the machine shows in the spread\n",
+		host, numCPU(), cpuModel, kernelRelease())
+	for _, rate := range rates {
+		switch rate {
+		case "shaped":
+			// burst: at least one timer tick of traffic at the rate, so tbf
+			// does not cap below it.
+			if _, err := l.A.Run("tc", "qdisc", "replace", "dev", l.AIf, "root", "tbf", "rate", shape, "burst", "256kb", "latency", "20ms"); err != nil {
+				return err
+			}
+		case "max":
+			if _, err := l.A.Run("tc", "qdisc", "replace", "dev", l.AIf, "root", "pfifo_fast"); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("rate %q: want shaped or max", rate)
+		}
+		var all []result
+		for i := 0; i < pairs; i++ {
+			for j := 0; j <= len(vs); j++ {
+				var v *variant // the last of each round is tcpdump
+				if j < len(vs) {
+					v = &vs[j]
+				}
+				r, err := measure(ctx, l, dir, window, v, tdSnap)
+				if err != nil {
+					return fmt.Errorf("%s run %d: %w", r.label, i+1, err)
+				}
+				print1(rate, r)
+				all = append(all, r)
+			}
+		}
+		summary(rate, all, window)
+	}
+	return nil
+}
+
+// writeConfig writes v's configuration: one instance on A's veth timing B,
+// metrics to the DogStatsD listener on port, reported every 2 s so that the
+// drop counter arrives before the run ends.
+func writeConfig(path string, l *lab.Lab, port int, init, inst []string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "init_config:\n  statsd_port: %d\n", port)
+	for _, s := range init {
+		fmt.Fprintf(&b, "  %s\n", s)
+	}
+	fmt.Fprintf(&b, "instances:\n  - interface: %s\n    ips: [%q]\n    reverse_dns: false\n    min_collection_interval: 2\n", l.AIf, lab.AddrB4)
+	for _, s := range inst {
+		fmt.Fprintf(&b, "    %s\n", s)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// statsd listens for DogStatsD packets in A and sums go_metro.kernel.drops
+// and go_metro.packets.
+type statsd struct {
+	conn  net.PacketConn
+	mu    sync.Mutex
+	drops int64
+	pkts  int64
+	seen  int // reports with a drop counter
+	done  chan struct{}
+}
+
+func listenStatsd(l *lab.Lab) (*statsd, error) {
+	s := &statsd{done: make(chan struct{})}
+	err := l.A.Do(func() (err error) {
+		s.conn, err = net.ListenPacket("udp", "127.0.0.1:0")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := s.conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			for _, line := range strings.Split(string(buf[:n]), "\n") {
+				name, rest, ok := strings.Cut(line, ":")
+				if !ok {
+					continue
+				}
+				val, _, _ := strings.Cut(rest, "|")
+				f, err := strconv.ParseFloat(val, 64)
+				if err != nil {
+					continue
+				}
+				s.mu.Lock()
+				switch name {
+				case "go_metro.kernel.drops":
+					s.drops += int64(f)
+					s.seen++
+				case "go_metro.packets":
+					s.pkts += int64(f)
+				}
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return s, nil
+}
+
+func (s *statsd) reports() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen
+}
+
+func (s *statsd) close() { s.conn.Close(); <-s.done }
+
+// measure runs one capturer through: start, idle reading, traffic, window,
+// stop.
+// A nil v runs tcpdump with snaplen tdSnap.
+func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, v *variant, tdSnap int) (result, error) {
+	r := result{drops: -1, received: -1}
+	var sd *statsd
+	var cmd *exec.Cmd
+	gometro := v != nil
+	if gometro {
+		var err error
+		if sd, err = listenStatsd(l); err != nil {
+			return r, err
+		}
+		defer sd.close()
+		r.label = v.label
+		cfg := filepath.Join(dir, v.label+".yaml")
+		port := sd.conn.LocalAddr().(*net.UDPAddr).Port
+		if err := writeConfig(cfg, l, port, v.init, v.inst); err != nil {
+			return r, err
+		}
+		cmd = exec.Command(v.bin, "run", "--config", cfg)
+	} else {
+		r.label = fmt.Sprintf("tcpdump -s %d", tdSnap)
+		cmd = exec.Command("tcpdump", "-i", l.AIf, "-n", "-s", strconv.Itoa(tdSnap), "-w", "/dev/null", "host", lab.AddrB4.String())
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	if err := l.A.Start(cmd); err != nil {
+		return r, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	pid := cmd.Process.Pid
+	stopCapturer := func() error {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			return errors.New("did not stop on SIGINT within 5 s")
+		}
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			stopCapturer()
+		}
+	}()
+	// Let it open its socket and settle, then read the idle CPU and RSS.
+	if !sleep(ctx, time.Second) {
+		return r, ctx.Err()
+	}
+	idle0 := procCPU(pid)
+	if !sleep(ctx, 2*time.Second) {
+		return r, ctx.Err()
+	}
+	if cmd.ProcessState != nil {
+		return r, fmt.Errorf("exited early: %s", stderr.String())
+	}
+	r.idleCPU = (procCPU(pid) - idle0) * 5
+	r.idleRSS = rssKiB(pid)
+
+	const warm = time.Second
+	client := exec.Command("iperf3", "-c", lab.AddrB4.String(), "-t", strconv.Itoa(int((warm+window).Seconds())+2), "-i", "0")
+	var cout strings.Builder
+	client.Stdout, client.Stderr = &cout, &cout
+	if err := l.A.Start(client); err != nil {
+		return r, err
+	}
+	cdone := make(chan error, 1)
+	go func() { cdone <- client.Wait() }()
+	if !sleep(ctx, warm) {
+		client.Process.Kill()
+		return r, ctx.Err()
+	}
+	cpu0, pk0, m0 := procCPU(pid), devPackets(pid, l.AIf), machineBusy()
+	t0 := time.Now()
+	if !sleep(ctx, window) {
+		client.Process.Kill()
+		return r, ctx.Err()
+	}
+	cpu1, pk1, m1 := procCPU(pid), devPackets(pid, l.AIf), machineBusy()
+	el := time.Since(t0)
+	r.loadRSS = rssKiB(pid)
+	if err := <-cdone; err != nil {
+		return r, fmt.Errorf("iperf3: %v: %s", err, cout.String())
+	}
+	scale := float64(10*time.Second) / float64(el)
+	r.cpu = time.Duration(float64(cpu1-cpu0) * scale)
+	r.machine = time.Duration(float64(m1-m0) * scale)
+	r.pps = float64(pk1-pk0) / el.Seconds()
+	if gometro {
+		// Wait for one more report so the drop counter covers the traffic.
+		n := sd.reports()
+		for deadline := time.Now().Add(5 * time.Second); sd.reports() == n && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := stopCapturer(); err != nil && !isSignalExit(err) {
+		return r, fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	if gometro {
+		sd.mu.Lock()
+		if sd.seen > 0 {
+			r.drops, r.received = sd.drops, sd.pkts
+		}
+		sd.mu.Unlock()
+	} else {
+		r.received, r.drops = tcpdumpCounts(stderr.String())
+	}
+	return r, nil
+}
+
+func isSignalExit(err error) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee)
+}
+
+var tdRe = regexp.MustCompile(`(\d+) packets (received by filter|dropped by kernel)`)
+
+func tcpdumpCounts(out string) (received, dropped int64) {
+	received, dropped = -1, -1
+	for _, m := range tdRe.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		if m[2] == "dropped by kernel" {
+			dropped = n
+		} else {
+			received = n
+		}
+	}
+	return received, dropped
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// procCPU is the CPU time of every thread of pid: the sum of
+// /proc/PID/task/*/schedstat (ns, on-CPU time, user and system).
+func procCPU(pid int) time.Duration {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += n
+		}
+	}
+	return time.Duration(sum)
+}
+
+// machineBusy is the whole machine's non-idle CPU time from /proc/stat.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var busy int64
+	for i, s := range f[1:] {
+		n, _ := strconv.ParseInt(s, 10, 64)
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		busy += n
+	}
+	return time.Duration(busy) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+// devPackets is rx+tx frames of dev in pid's network namespace.
+func devPackets(pid int, dev string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || strings.TrimSpace(name) != dev {
+			continue
+		}
+		x := strings.Fields(rest)
+		rx, _ := strconv.ParseInt(x[1], 10, 64)
+		tx, _ := strconv.ParseInt(x[9], 10, 64)
+		return rx + tx
+	}
+	return 0
+}
+
+func rssKiB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func print1(rate string, r result) {
+	fmt.Printf("  %-6s %-22s cpu %4d ms/10s (%4.0f ns/pkt)  %6.0f pkt/s  machine %5d ms/10s  idle cpu %3d ms/10s  rss idle %6d KiB  end %6d KiB  kernel drops %s of %s\n",
+		rate, r.label, r.cpu.Milliseconds(), nsPerPacket(r), r.pps, r.machine.Milliseconds(), r.idleCPU.Milliseconds(), r.idleRSS, r.loadRSS, count(r.drops), count(r.received))
+}
+
+// nsPerPacket is CPU per frame on the veth: at the unshaped rate each
+// capturer gets a different rate (its own CPU competes with iperf3's), so
+// this is the figure to compare there.
+func nsPerPacket(r result) float64 {
+	if r.pps == 0 {
+		return 0
+	}
+	return float64(r.cpu) / (r.pps * 10)
+}
+
+func count(n int64) string {
+	if n < 0 {
+		return "?"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func summary(rate string, all []result, window time.Duration) {
+	var labels []string
+	for _, r := range all {
+		if !slices.Contains(labels, r.label) {
+			labels = append(labels, r.label)
+		}
+	}
+	median := func(xs []float64) float64 {
+		slices.Sort(xs)
+		n := len(xs)
+		if n%2 == 1 {
+			return xs[n/2]
+		}
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	type row struct {
+		cpu, lo, hi, ns, pps, mach, icpu, idle, load float64
+		drops                                        int64
+	}
+	rows := map[string]row{}
+	for _, lb := range labels {
+		var cpu, ns, pps, mach, icpu, idle, load []float64
+		var drops int64
+		for _, r := range all {
+			if r.label != lb {
+				continue
+			}
+			cpu = append(cpu, float64(r.cpu.Milliseconds()))
+			pps = append(pps, r.pps)
+			ns = append(ns, nsPerPacket(r))
+			mach = append(mach, float64(r.machine.Milliseconds()))
+			icpu = append(icpu, float64(r.idleCPU.Milliseconds()))
+			idle = append(idle, float64(r.idleRSS))
+			load = append(load, float64(r.loadRSS))
+			if r.drops > 0 {
+				drops += r.drops
+			}
+		}
+		lo, hi := slices.Min(cpu), slices.Max(cpu)
+		rows[lb] = row{median(cpu), lo, hi, median(ns), median(pps), median(mach), median(icpu), median(idle), median(load), drops}
+	}
+	ref := rows[labels[len(labels)-1]].cpu // tcpdump is last
+	fmt.Printf("\n%s: medians of %d runs each, CPU of all the capturer's threads per 10 s of traffic (window %v)\n", rate, len(all)/len(labels), window)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "capturer\tcpu ms/10s\t(range)\tvs tcpdump\tns/packet\tpackets/s\tmachine busy ms/10s\tidle cpu ms/10s\tidle RSS MiB\tRSS under load MiB\tkernel drops")
+	for _, lb := range labels {
+		x := rows[lb]
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%.2fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%d\n", lb, x.cpu, x.lo, x.hi, x.cpu/ref, x.ns, x.pps, x.mach, x.icpu, x.idle/1024, x.load/1024, x.drops)
+	}
+	tw.Flush()
+	fmt.Println()
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "\nprocessor") + 1
+}
+
+func cpuModelName() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return "unknown CPU"
+}
+
+func kernelRelease() string {
+	var u syscall.Utsname
+	if syscall.Uname(&u) != nil {
+		return "?"
+	}
+	var b []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return string(b)
+}
