@@ -102,6 +102,11 @@ func writePcap(t *testing.T, segs []seg) string {
 // the mock sender that replaced its real sender.
 func configured(t *testing.T, instance, initConfig string) (*Check, *mocksender.MockSender) {
 	t.Helper()
+	// No reverse DNS unless a test asks for it: the test addresses are
+	// not ours to look up on the machine's resolver.
+	if !strings.Contains(instance, "reverse_dns:") {
+		instance += "\nreverse_dns: false\n"
+	}
 	c := newCheck().(*Check)
 	senderManager := mocksender.CreateDefaultDemultiplexer()
 	t.Cleanup(func() { senderManager.Stop(false) })

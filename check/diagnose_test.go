@@ -88,11 +88,11 @@ func TestInventoryAndVersion(t *testing.T) {
 	check.InitializeInventoryChecksContext(inv)
 	t.Cleanup(check.ReleaseContext)
 	pcap := writePcap(t, handshakeAndTwoRequests)
-	c, s := configured(t, "interface: file\npcap: "+pcap+"\nall_remote_hosts: true\n", "snaplen: 200\nmax_flows: 64\n")
+	c, s := configured(t, "interface: file\npcap: "+pcap+"\nall_remote_hosts: true\n", "snaplen: 150\nmax_flows: 64\n")
 	runUntil(t, c, s, func([]mock.Call) bool { return true })
 	got := inv.GetInstanceMetadata(string(c.ID()))
 	want := map[string]interface{}{"version": rttcheck.Version, "interface": "file", "capture.backend": "file",
-		"snaplen": "200", "max_flows": "64", "pcap": pcap}
+		"snaplen": "150", "max_flows": "64", "pcap": pcap}
 	if len(got) != len(want) {
 		t.Errorf("metadata %v, want %v", got, want)
 	}
