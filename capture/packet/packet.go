@@ -72,6 +72,11 @@ type Packet struct {
 	// SACK holds the first NumSACK blocks of a SACK option, if present.
 	NumSACK uint8
 	SACK    [MaxSACKBlocks]SACKBlock
+
+	// Tunnel is the encapsulation the segment arrived in; all zero when
+	// it was not tunnelled. Src, Dst and the ports above are always the
+	// inner (tenant's) ones.
+	Tunnel Tunnel
 }
 
 // SYN, ACK, FIN, RST report the corresponding flag.
