@@ -64,7 +64,9 @@ func (c *Check) Configure(senderManager sender.SenderManager, integrationConfigD
 	// CheckBase's YAML decoding of the keys it shares with us (tags,
 	// min_collection_interval, ...) only says which Go type did not fit.
 	// The loader prefixes "Could not configure check go-metro: " itself.
-	if _, err := rttcheck.ParseConfig(instance, initConfig, -1); err != nil {
+	// The parsed configuration goes on to rttcheck: one parse per instance.
+	cfg, err := rttcheck.ParseConfig(instance, initConfig, -1)
+	if err != nil {
 		return err
 	}
 	// The ID must be unique per instance (one per interface is common), and
@@ -81,7 +83,7 @@ func (c *Check) Configure(senderManager sender.SenderManager, integrationConfigD
 	}
 	s.FinalizeCheckServiceTag()
 
-	return c.logic.Configure(instance, initConfig)
+	return c.logic.Configure(cfg)
 }
 
 // Run submits the RTT metrics gathered since the previous run. Warnings are

@@ -21,7 +21,7 @@ func (nopSender) ServiceCheck(string, ServiceCheckStatus, string, []string, stri
 // (16384 flows across 1024 remote hosts): the per-collection cost of
 // aggregation and submission.
 func BenchmarkRunFullTable(b *testing.B) {
-	const flows, hosts = DefaultMaxFlows, 1024
+	const flows, hosts = capture.DefaultMaxFlows, 1024
 	fe := &fakeEngine{}
 	for i := 0; i < flows; i++ {
 		remote := netip.AddrFrom4([4]byte{10, 1, byte(i % hosts >> 8), byte(i % hosts)})
@@ -36,7 +36,7 @@ func BenchmarkRunFullTable(b *testing.B) {
 	fe.snap.Stats = capture.Stats{Packets: 1}
 	c := New(Options{})
 	c.newEngine = func(capture.Config) (engine, error) { return fe, nil }
-	if err := c.Configure([]byte("interface: eth0\nall_remote_hosts: true\nreverse_dns: false"), nil); err != nil {
+	if err := configureYAML(c, "interface: eth0\nall_remote_hosts: true\nreverse_dns: false", ""); err != nil {
 		b.Fatal(err)
 	}
 	defer c.Cancel()

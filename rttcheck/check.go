@@ -187,13 +187,12 @@ func (discard) Errorf(string, ...any) {}
 // Config returns the parsed configuration (nil before Configure succeeds).
 func (c *Check) Config() *Config { return c.cfg }
 
-// Configure parses and validates the instance and init_config, then starts
-// capture in the background and returns without waiting for it. It may be
-// called once per Check.
-func (c *Check) Configure(instance, initConfig []byte) error {
-	cfg, err := ParseConfig(instance, initConfig, -1)
-	if err != nil {
-		return err
+// Configure starts capture for cfg, from ParseConfig, in the background and
+// returns without waiting for it. It may be called once per Check; the check
+// keeps cfg, which must not change afterwards.
+func (c *Check) Configure(cfg *Config) error {
+	if cfg == nil {
+		return errors.New("go-metro: Configure without a configuration")
 	}
 	c.mu.Lock()
 	if c.configured || c.cancelled {

@@ -223,11 +223,20 @@ func newTestCheck(t *testing.T, opts Options, instance, init string, fe *fakeEng
 		res = &fakeResolver{}
 	}
 	c.res = res
-	if err := c.Configure([]byte(instance), []byte(init)); err != nil {
+	if err := configureYAML(c, instance, init); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	t.Cleanup(c.Cancel)
 	return c
+}
+
+// configureYAML parses and configures, as the agent glue and the CLI do.
+func configureYAML(c *Check, instance, init string) error {
+	cfg, err := ParseConfig([]byte(instance), []byte(init), -1)
+	if err != nil {
+		return err
+	}
+	return c.Configure(cfg)
 }
 
 // waitFor polls cond; it bounds a wait for background work, it is not a
@@ -643,14 +652,14 @@ func TestRunErrors(t *testing.T) {
 	if _, err := c.Run(r, r); err == nil {
 		t.Error("Run after Cancel succeeded")
 	}
-	if err := c.Configure([]byte("interface: eth0\nips: [10.0.0.1]"), nil); err == nil {
+	if err := configureYAML(c, "interface: eth0\nips: [10.0.0.1]", ""); err == nil {
 		t.Error("second Configure succeeded")
 	}
 }
 
 func TestConfigureRejectsBadConfig(t *testing.T) {
 	c := New(Options{})
-	err := c.Configure([]byte("interface: eth0\nips: [10.0.0.300]"), nil)
+	err := configureYAML(c, "interface: eth0\nips: [10.0.0.300]", "")
 	if err == nil || err.Error() != `instance "eth0": ips[0]: "10.0.0.300" is not an IP address or CIDR` {
 		t.Fatalf("err = %v", err)
 	}

@@ -1,35 +1,34 @@
 package rttcheck
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
+	"reflect"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v2"
+
+	"github.com/gometro/go-metro/capture"
+	"github.com/gometro/go-metro/capture/packet"
 )
 
-// Limits and defaults of the configuration.
+// Limits and defaults of the configuration. The capture defaults (snaplen,
+// TTLs, max_flows) are package capture's.
 const (
-	// MinSnaplen holds the largest header stack the decoder reads: Ethernet
-	// (14) + two 802.1Q/802.1ad tags (8) + IPv6 (40) + TCP with 40 bytes of
-	// options (60). Linux cooked capture v2 (20 bytes) fits inside it too.
-	MinSnaplen = 14 + 8 + 40 + 60
+	// MinSnaplen is the longest header stack the decoder reads: a shorter
+	// snaplen would cut the TCP options (timestamps, SACK) off some frames.
+	MinSnaplen = packet.MaxHeaderLen
 	// MaxSnaplen is the largest frame a capture can ask for.
 	MaxSnaplen = 65535
-
-	DefaultSnaplen  = 512
-	DefaultIdleTTL  = 300 * time.Second
-	DefaultExpTTL   = 60 * time.Second
-	DefaultMaxFlows = 16384
 	// MaxMaxFlows bounds max_flows so a typo cannot ask for gigabytes.
 	MaxMaxFlows = 1 << 22
-	// maxTTL bounds idle_ttl and exp_ttl: flows kept longer than a day are a
-	// configuration mistake, not a monitoring need.
+	// maxTTL bounds idle_ttl, exp_ttl and the other durations: flows kept
+	// longer than a day are a configuration mistake, not a monitoring need.
 	maxTTL = 24 * time.Hour
 
 	DefaultStatsdIP   = "127.0.0.1"
@@ -47,59 +46,85 @@ const (
 	AnyInterface = "any"
 )
 
-// InitKeys and InstanceKeys are every key the configuration knows (others
-// produce an "unknown key" warning). The documentation test checks each is
-// described in conf.yaml.example.
-var (
-	InitKeys = []string{"snaplen", "idle_ttl", "exp_ttl", "expired_ttl", "max_flows",
-		"statsd_ip", "statsd_port", "log_to_file", "log_level"}
-	InstanceKeys = []string{"interface", "pcap", "ips", "hosts", "hosts_refresh_interval", "tags",
-		"sample", "sample_duration", "sample_interval", "local_ips", "ports", "capture_backend", "capture_buffer_mb",
-		"all_remote_hosts", "reverse_dns", "min_collection_interval", "service", "empty_default_hostname"}
-
-	// agentInitKeys and agentInstanceKeys are reserved by the Datadog
-	// agent itself (autodiscovery's CommonGlobalConfig and
-	// CommonInstanceConfig, the check loader): they are the agent's to
-	// validate, so they are accepted without a warning and not parsed.
-	agentInitKeys     = []string{"service", "loader", "min_collection_interval", "tags", "empty_default_hostname"}
-	agentInstanceKeys = []string{"loader", "name", "namespace", "no_index"}
-)
+// The configuration sections are decoded into these structs, and their field
+// tags are the one list of the keys: `yaml` is the key, `alias` its Agent v5
+// spelling, and a key tagged `agent` is one the agent's CheckBase decodes too,
+// with yaml's plain types, so only the YAML type the agent accepts is
+// accepted. A field named _ is a key the agent reserves for itself
+// (autodiscovery's CommonGlobalConfig and CommonInstanceConfig, the check
+// loader): accepted without a warning and not parsed. Any other key gets an
+// "unknown key" warning. Adding a key: a field with its tag, a line in
+// validate if it has limits, and its @param in conf.yaml.example.
 
 // InitConfig is the parsed init_config section, shared by all instances.
 type InitConfig struct {
-	Snaplen    int
-	IdleTTL    time.Duration
-	ExpTTL     time.Duration
-	MaxFlows   int
-	StatsdIP   string // standalone binary only
-	StatsdPort int    // standalone binary only
-	LogToFile  bool   // standalone binary only
-	LogLevel   string // standalone binary only; inside the agent its own rules apply
+	Snaplen int           `yaml:"snaplen"`
+	IdleTTL time.Duration `yaml:"idle_ttl"`
+	// The v5 binary read expired_ttl although its example said exp_ttl.
+	ExpTTL     time.Duration `yaml:"exp_ttl" alias:"expired_ttl"`
+	MaxFlows   int           `yaml:"max_flows"`
+	StatsdIP   string        `yaml:"statsd_ip"`   // standalone binary only
+	StatsdPort int           `yaml:"statsd_port"` // standalone binary only
+	LogToFile  bool          `yaml:"log_to_file"` // standalone binary only
+	LogLevel   string        `yaml:"log_level"`   // standalone binary only; inside the agent its own rules apply
+
+	_ struct{} `yaml:"service"`
+	_ struct{} `yaml:"loader"`
+	_ struct{} `yaml:"min_collection_interval"`
+	_ struct{} `yaml:"tags"`
+	_ struct{} `yaml:"empty_default_hostname"`
 }
 
 // InstanceConfig is one parsed and validated instance.
 type InstanceConfig struct {
-	Interface      string
-	Pcap           string // replay file when Interface is "file"
-	IPs            []netip.Prefix
-	Hosts          []string
-	HostsRefresh   time.Duration
-	Tags           []string
-	Sample         bool
-	SampleDuration time.Duration
-	SampleInterval time.Duration
-	LocalIPs       []netip.Prefix
-	Ports          []uint16
-	Backend        string
-	BufferMB       int // kernel capture ring, MiB; 0: the default
-	AllRemoteHosts bool
-	ReverseDNS     bool
+	Interface      string         `yaml:"interface"` // first: every later message names it
+	Pcap           string         `yaml:"pcap"`      // replay file when Interface is "file"
+	IPs            []netip.Prefix `yaml:"ips"`
+	Hosts          []string       `yaml:"hosts"`
+	HostsRefresh   time.Duration  `yaml:"hosts_refresh_interval"`
+	Tags           []string       `yaml:"tags"`
+	Sample         bool           `yaml:"sample"`
+	SampleDuration time.Duration  `yaml:"sample_duration"`
+	SampleInterval time.Duration  `yaml:"sample_interval"`
+	LocalIPs       []netip.Prefix `yaml:"local_ips"`
+	Ports          []uint16       `yaml:"ports"`
+	Backend        string         `yaml:"capture_backend"`
+	BufferMB       int            `yaml:"capture_buffer_mb"` // kernel capture ring, MiB; 0: the default
+	AllRemoteHosts bool           `yaml:"all_remote_hosts"`
+	ReverseDNS     bool           `yaml:"reverse_dns"`
 
 	// Keys the agent's CheckBase handles; the standalone binary uses
 	// MinCollectionInterval itself.
-	MinCollectionInterval time.Duration
-	Service               string
-	EmptyDefaultHostname  bool
+	MinCollectionInterval time.Duration `yaml:"min_collection_interval" agent:""`
+	Service               string        `yaml:"service"`
+	EmptyDefaultHostname  bool          `yaml:"empty_default_hostname" agent:""`
+
+	_ struct{} `yaml:"loader"`
+	_ struct{} `yaml:"name"`
+	_ struct{} `yaml:"namespace"`
+	_ struct{} `yaml:"no_index"`
+}
+
+// InitKeys and InstanceKeys are the keys the check itself reads, from the
+// struct tags; the documentation test checks each is described in
+// conf.yaml.example.
+var (
+	InitKeys     = keysOf(reflect.TypeFor[InitConfig]())
+	InstanceKeys = keysOf(reflect.TypeFor[InstanceConfig]())
+)
+
+func keysOf(t reflect.Type) []string {
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Name != "_" {
+			keys = append(keys, f.Tag.Get("yaml"))
+			if a := f.Tag.Get("alias"); a != "" {
+				keys = append(keys, a)
+			}
+		}
+	}
+	return keys
 }
 
 // Config is a parsed init_config plus one instance, and the warnings that
@@ -139,339 +164,322 @@ func instanceName(iface string, index int) string {
 	return "instance (no interface)"
 }
 
-// ParseConfig parses and validates the instance and init_config YAML the
-// way Configure does. index is the instance's position in its file (-1 when
-// unknown, as inside the agent) and only improves messages.
+// ParseConfig parses and validates the instance and init_config YAML. index
+// is the instance's position in its file (-1 when unknown, as inside the
+// agent) and only improves messages.
 func ParseConfig(instance, initConfig []byte, index int) (*Config, error) {
-	cfg := &Config{}
-	if err := parseInit(initConfig, &cfg.Init, &cfg.Warnings); err != nil {
+	cfg := &Config{
+		Init: InitConfig{
+			Snaplen:    capture.DefaultSnaplen,
+			IdleTTL:    capture.DefaultIdleTTL,
+			ExpTTL:     capture.DefaultExpTTL,
+			MaxFlows:   capture.DefaultMaxFlows,
+			StatsdIP:   DefaultStatsdIP,
+			StatsdPort: DefaultStatsdPort,
+			LogLevel:   "info",
+		},
+		Instance: InstanceConfig{
+			HostsRefresh:          DefaultHostsRefresh,
+			SampleDuration:        DefaultSampleDuration,
+			SampleInterval:        DefaultSampleInterval,
+			MinCollectionInterval: DefaultMinCollectionInterval,
+			ReverseDNS:            true,
+		},
+	}
+	ini, in := &cfg.Init, &cfg.Instance
+	set, err := decodeSection(initConfig, func() string { return "init_config" }, ini, &cfg.Warnings)
+	if err == nil {
+		err = ini.validate(set)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if err := parseInstance(instance, index, &cfg.Instance, &cfg.Warnings); err != nil {
+	where := func() string { return instanceName(in.Interface, index) }
+	if set, err = decodeSection(instance, where, in, &cfg.Warnings); err == nil {
+		err = in.validate(where(), set, &cfg.Warnings)
+	}
+	if err != nil {
 		return nil, err
 	}
 	// A flow that expires between two runs takes its samples with it.
-	interval := cfg.Instance.MinCollectionInterval
 	for _, ttl := range []struct {
 		key string
 		d   time.Duration
-	}{{"exp_ttl", cfg.Init.ExpTTL}, {"idle_ttl", cfg.Init.IdleTTL}} {
-		if ttl.d < interval {
+	}{{"exp_ttl", ini.ExpTTL}, {"idle_ttl", ini.IdleTTL}} {
+		if ttl.d < in.MinCollectionInterval {
 			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf(
 				"init_config: %s (%s) is shorter than min_collection_interval (%s): flows that expire between two runs are never reported",
-				ttl.key, ttl.d, interval))
+				ttl.key, ttl.d, in.MinCollectionInterval))
 		}
 	}
 	return cfg, nil
 }
 
-// decodeMap reads a YAML mapping, keeping key order so that errors and
-// warnings come out in the order the user wrote them.
-func decodeMap(data []byte, where string) (yaml.MapSlice, error) {
-	var m yaml.MapSlice
-	if err := yaml.Unmarshal(data, &m); err != nil {
-		// yaml.v2 says "cannot unmarshal !!seq into yaml.MapSlice" for a
-		// list; say what was expected instead.
-		if strings.Contains(err.Error(), "cannot unmarshal") {
-			return nil, &ConfigError{Where: where, Reason: "must be a mapping of keys to values"}
-		}
-		return nil, &ConfigError{Where: where, Reason: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+// keySet maps each key a section sets to the spelling the user wrote (an
+// alias or the key itself), so that a message names what is in the file.
+type keySet map[string]string
+
+func (s keySet) has(key string) bool { _, ok := s[key]; return ok }
+
+func (s keySet) bad(where, key, format string, a ...any) error {
+	if k, ok := s[key]; ok {
+		key = k
 	}
-	seen := map[string]bool{}
-	for _, item := range m {
-		k, ok := item.Key.(string)
-		if !ok {
-			return nil, &ConfigError{Where: where, Reason: fmt.Sprintf("key %v is not a string", item.Key)}
-		}
-		if seen[k] {
-			return nil, &ConfigError{Where: where, Key: k, Reason: "appears more than once"}
-		}
-		seen[k] = true
-	}
-	return m, nil
+	return &ConfigError{Where: where, Key: key, Reason: fmt.Sprintf(format, a...)}
 }
 
-func parseInit(data []byte, ic *InitConfig, warnings *[]string) error {
+// validate applies the limits of the init_config keys.
+func (ic *InitConfig) validate(set keySet) error {
 	const where = "init_config"
-	*ic = InitConfig{
-		Snaplen:    DefaultSnaplen,
-		IdleTTL:    DefaultIdleTTL,
-		ExpTTL:     DefaultExpTTL,
-		MaxFlows:   DefaultMaxFlows,
-		StatsdIP:   DefaultStatsdIP,
-		StatsdPort: DefaultStatsdPort,
-		LogLevel:   "info",
-	}
-	m, err := decodeMap(data, where)
-	if err != nil {
-		return err
-	}
-	var expTTL, expiredTTL *time.Duration
-	for _, item := range m {
-		key := item.Key.(string)
-		v := item.Value
-		fail := func(reason string) error { return &ConfigError{Where: where, Key: key, Reason: reason} }
-		var err error
-		switch key {
-		case "snaplen":
-			var n int
-			if n, err = asInt(v); err == nil {
-				switch {
-				case n < MinSnaplen:
-					return fail(fmt.Sprintf("%d is too small: the minimum is %d bytes (Ethernet 14 + two VLAN tags 8 + IPv6 40 + TCP header with 40 bytes of options 60)", n, MinSnaplen))
-				case n > MaxSnaplen:
-					return fail(fmt.Sprintf("%d is too large: the maximum is %d", n, MaxSnaplen))
-				}
-				ic.Snaplen = n
-			}
-		case "idle_ttl":
-			var d time.Duration
-			if d, err = asTTL(v); err == nil {
-				ic.IdleTTL = d
-			}
-		case "exp_ttl", "expired_ttl":
-			var d time.Duration
-			if d, err = asTTL(v); err == nil {
-				if key == "exp_ttl" {
-					expTTL = &d
-				} else {
-					expiredTTL = &d
-				}
-			}
-		case "max_flows":
-			var n int
-			if n, err = asInt(v); err == nil {
-				if n < 1 || n > MaxMaxFlows {
-					return fail(fmt.Sprintf("%d is out of range: must be between 1 and %d", n, MaxMaxFlows))
-				}
-				ic.MaxFlows = n
-			}
-		case "statsd_ip":
-			var s string
-			if s, err = asString(v); err == nil {
-				if s == "" {
-					return fail("must not be empty")
-				}
-				ic.StatsdIP = s
-			}
-		case "statsd_port":
-			var n int
-			if n, err = asInt(v); err == nil {
-				if n < 1 || n > 65535 {
-					return fail(fmt.Sprintf("%d is not a port number (1-65535)", n))
-				}
-				ic.StatsdPort = n
-			}
-		case "log_to_file":
-			ic.LogToFile, err = asBool(v)
-		case "log_level":
-			var s string
-			if s, err = asString(v); err == nil {
-				l, ok := normalizeLogLevel(s)
-				if !ok {
-					return fail(fmt.Sprintf("%q is not a log level (trace, debug, info, warn, error, critical, off)", s))
-				}
-				ic.LogLevel = l
-			}
-		default:
-			if slices.Contains(agentInitKeys, key) {
-				break
-			}
-			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %q is ignored", where, key))
-		}
-		if err != nil {
-			return fail(err.Error())
-		}
-	}
+	level, levelOK := normalizeLogLevel(ic.LogLevel)
 	switch {
-	case expTTL != nil && expiredTTL != nil:
-		if *expTTL != *expiredTTL {
-			*warnings = append(*warnings, fmt.Sprintf("%s: both exp_ttl (%s) and expired_ttl (%s) are set: using exp_ttl", where, *expTTL, *expiredTTL))
+	case ic.Snaplen < MinSnaplen:
+		return set.bad(where, "snaplen", "%d is too small: the minimum is %d bytes, the longest header stack the decoder reads (Ethernet, two VLAN tags, IPv6, TCP with 40 bytes of options)", ic.Snaplen, MinSnaplen)
+	case ic.Snaplen > MaxSnaplen:
+		return set.bad(where, "snaplen", "%d is too large: the maximum is %d", ic.Snaplen, MaxSnaplen)
+	case ic.IdleTTL < time.Second || ic.IdleTTL > maxTTL:
+		return set.bad(where, "idle_ttl", "%s is out of range: must be between 1s and %s", ic.IdleTTL, maxTTL)
+	case ic.ExpTTL < time.Second || ic.ExpTTL > maxTTL:
+		return set.bad(where, "exp_ttl", "%s is out of range: must be between 1s and %s", ic.ExpTTL, maxTTL)
+	case ic.MaxFlows < 1 || ic.MaxFlows > MaxMaxFlows:
+		return set.bad(where, "max_flows", "%d is out of range: must be between 1 and %d", ic.MaxFlows, MaxMaxFlows)
+	case ic.StatsdIP == "":
+		return set.bad(where, "statsd_ip", "must not be empty")
+	case ic.StatsdPort < 1 || ic.StatsdPort > 65535:
+		return set.bad(where, "statsd_port", "%d is not a port number (1-65535)", ic.StatsdPort)
+	case !levelOK:
+		return set.bad(where, "log_level", "%q is not a log level (trace, debug, info, warn, error, critical, off)", ic.LogLevel)
+	}
+	ic.LogLevel = level
+	return nil
+}
+
+// validate applies the limits of the instance keys and the rules between them.
+func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string) error {
+	bad := func(key, format string, a ...any) error { return set.bad(where, key, format, a...) }
+	if in.Interface == "" {
+		return bad("interface", `is required: an interface name, "any", or "file" with pcap`)
+	}
+	// Linux interface names: at most IFNAMSIZ-1 bytes, no '/' nor whitespace.
+	if len(in.Interface) > 15 {
+		return bad("interface", "%q is not an interface name: longer than 15 bytes", in.Interface)
+	}
+	if strings.ContainsAny(in.Interface, "/ \t\n") {
+		return bad("interface", "%q is not an interface name", in.Interface)
+	}
+	for i, h := range in.Hosts {
+		in.Hosts[i] = strings.TrimSuffix(h, ".")
+		if err := validHostname(in.Hosts[i]); err != nil {
+			return bad(fmt.Sprintf("hosts[%d]", i), "%v", err)
 		}
-		ic.ExpTTL = *expTTL
-	case expTTL != nil:
-		ic.ExpTTL = *expTTL
-	case expiredTTL != nil:
-		// The v5 binary read expired_ttl although its example said exp_ttl.
-		ic.ExpTTL = *expiredTTL
+	}
+	for i, t := range in.Tags {
+		if t == "" {
+			return bad(fmt.Sprintf("tags[%d]", i), "empty tag")
+		}
+	}
+	slices.Sort(in.Ports)
+	in.Backend = strings.ToLower(in.Backend)
+	seconds := int(in.MinCollectionInterval / time.Second)
+	switch {
+	case set.has("pcap") && in.Pcap == "":
+		return bad("pcap", "must not be empty")
+	case in.HostsRefresh < minHostsRefresh || in.HostsRefresh > maxTTL:
+		return bad("hosts_refresh_interval", "%s is out of range: must be between %s and %s", in.HostsRefresh, minHostsRefresh, maxTTL)
+	case in.SampleDuration <= 0 || in.SampleDuration > maxTTL:
+		return bad("sample_duration", "%s must be positive and at most %s", in.SampleDuration, maxTTL)
+	case in.SampleInterval <= 0 || in.SampleInterval > maxTTL:
+		return bad("sample_interval", "%s must be positive and at most %s", in.SampleInterval, maxTTL)
+	case in.Backend != "" && in.Backend != "afpacket" && in.Backend != "pcap":
+		return bad("capture_backend", "%q is not a capture backend: use afpacket or pcap", in.Backend)
+	case set.has("capture_buffer_mb") && (in.BufferMB < 1 || in.BufferMB > 1024):
+		return bad("capture_buffer_mb", "%d is out of range: must be between 1 and 1024 MiB", in.BufferMB)
+	case seconds < 1 || in.MinCollectionInterval > maxTTL:
+		return bad("min_collection_interval", "%d is out of range: must be between 1 and %d seconds", seconds, int(maxTTL/time.Second))
+
+	// Rules between keys.
+	case in.Interface == FileInterface && in.Pcap == "":
+		return bad("pcap", `is required with interface: file`)
+	case in.Interface != FileInterface && in.Pcap != "":
+		return bad("pcap", `is only used with interface: file`)
+	case in.Interface == FileInterface && in.Sample:
+		return bad("sample", "cannot be used with interface: file (a replay runs once)")
+	case len(in.IPs) == 0 && len(in.Hosts) == 0 && !in.AllRemoteHosts:
+		return bad("ips", "neither ips nor hosts is set: list the remote hosts to monitor, or set all_remote_hosts: true to track every TCP flow on the interface")
+	case in.AllRemoteHosts && (len(in.IPs) > 0 || len(in.Hosts) > 0):
+		return bad("all_remote_hosts", "cannot be true together with ips or hosts: remove one or the other")
+	}
+	if !in.Sample && (set.has("sample_duration") || set.has("sample_interval")) {
+		*warnings = append(*warnings, where+": sample_duration and sample_interval have no effect unless sample: true")
 	}
 	return nil
 }
 
 func normalizeLogLevel(s string) (string, bool) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "trace":
-		return "trace", true
-	case "debug":
-		return "debug", true
-	case "info":
-		return "info", true
-	case "warn", "warning":
-		return "warn", true
-	case "error", "err":
-		return "error", true
-	case "critical", "crit":
-		return "critical", true
-	case "off":
-		return "off", true
+	s = strings.ToLower(s)
+	switch s {
+	case "trace", "debug", "info", "warn", "error", "critical", "off":
+		return s, true
 	}
-	return "", false
+	l, ok := map[string]string{"warning": "warn", "err": "error", "crit": "critical"}[s]
+	return l, ok
 }
 
-func parseInstance(data []byte, index int, ic *InstanceConfig, warnings *[]string) error {
-	*ic = InstanceConfig{
-		HostsRefresh:          DefaultHostsRefresh,
-		SampleDuration:        DefaultSampleDuration,
-		SampleInterval:        DefaultSampleInterval,
-		MinCollectionInterval: DefaultMinCollectionInterval,
-		ReverseDNS:            true,
+// decodeSection decodes the YAML mapping data into the struct *dst, field by
+// field in the struct's order, so that an error names its key (yaml.v2's own
+// struct decoding says only which Go type did not fit, and nothing about
+// Agent v5's quoted numbers). It returns the keys it set and appends a
+// warning per unknown key and per alias that disagrees with its key.
+func decodeSection(data []byte, where func() string, dst any, warnings *[]string) (keySet, error) {
+	var m yaml.MapSlice
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		var te *yaml.TypeError // what yaml.v2 returns for a list or scalar
+		if errors.As(err, &te) {
+			return nil, &ConfigError{Where: where(), Reason: "must be a mapping of keys to values"}
+		}
+		return nil, &ConfigError{Where: where(), Reason: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
-	m, err := decodeMap(data, instanceName("", index))
-	if err != nil {
-		return err
-	}
-	// Read the interface first so every later message can name it.
+	values := make(map[string]any, len(m))
 	for _, item := range m {
-		if item.Key.(string) == "interface" {
-			s, err := asString(item.Value)
+		k, ok := item.Key.(string)
+		if !ok {
+			return nil, &ConfigError{Where: where(), Reason: fmt.Sprintf("key %v is not a string", item.Key)}
+		}
+		if _, dup := values[k]; dup {
+			return nil, &ConfigError{Where: where(), Key: k, Reason: "appears more than once"}
+		}
+		values[k] = item.Value
+	}
+
+	v := reflect.ValueOf(dst).Elem()
+	set := keySet{}
+	known := map[string]bool{}
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		key, alias := f.Tag.Get("yaml"), f.Tag.Get("alias")
+		known[key] = true
+		if alias != "" {
+			known[alias] = true
+		}
+		_, strict := f.Tag.Lookup("agent")
+		if f.Name == "_" {
+			continue
+		}
+		for _, k := range []string{alias, key} { // the key last: it wins over its alias
+			raw, ok := values[k]
+			if k == "" || !ok {
+				continue
+			}
+			p := reflect.New(f.Type)
+			if err := decodeValue(p.Interface(), raw, strict); err != nil {
+				var ie *itemError
+				if errors.As(err, &ie) {
+					k = fmt.Sprintf("%s[%d]", k, ie.index)
+				}
+				return nil, &ConfigError{Where: where(), Key: k, Reason: err.Error()}
+			}
+			if prev, ok := set[key]; ok && !reflect.DeepEqual(v.Field(i).Interface(), p.Elem().Interface()) {
+				*warnings = append(*warnings, fmt.Sprintf("%s: both %s (%v) and %s (%v) are set: using %s",
+					where(), key, p.Elem(), prev, v.Field(i), key))
+			}
+			v.Field(i).Set(p.Elem())
+			set[key] = k
+		}
+	}
+	for _, item := range m {
+		if k := item.Key.(string); !known[k] {
+			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %q is ignored", where(), k))
+		}
+	}
+	return set, nil
+}
+
+// itemError is a bad list item; decodeSection names it as in ips[2].
+type itemError struct {
+	index int
+	err   error
+}
+
+func (e *itemError) Error() string { return e.err.Error() }
+
+// decodeValue stores v, a value as yaml.v2 decodes it (int, float64, bool,
+// string, []interface{}, ...), in *p. It accepts what hand-written and Agent
+// v5 files hold: quoted numbers and booleans, durations in seconds or as Go
+// duration strings ("90s", "5m"). strict accepts only the YAML type the
+// agent's own decoding of the key takes.
+func decodeValue(p, v any, strict bool) (err error) {
+	switch p := p.(type) {
+	case *int:
+		*p, err = asInt(v)
+	case *string:
+		*p, err = asString(v)
+	case *bool:
+		if !strict {
+			*p, err = asBool(v)
+		} else if b, ok := v.(bool); ok {
+			*p = b
+		} else {
+			err = fmt.Errorf("expected true or false, got %s (the agent rejects anything else)", typeName(v))
+		}
+	case *time.Duration:
+		if !strict {
+			*p, err = asDuration(v)
+		} else if n, ok := v.(int); ok {
+			*p = time.Duration(n) * time.Second
+		} else {
+			err = fmt.Errorf("expected a whole number of seconds, got %s (the agent rejects anything else)", typeName(v))
+		}
+	case *[]string:
+		*p, err = listOf(v, asString)
+	case *[]netip.Prefix:
+		*p, err = listOf(v, func(it any) (netip.Prefix, error) {
+			s, err := asString(it)
 			if err != nil {
-				return &ConfigError{Where: instanceName("", index), Key: "interface", Reason: err.Error()}
+				return netip.Prefix{}, err
 			}
-			ic.Interface = strings.TrimSpace(s)
-		}
+			pfx, err := ParsePrefix(s)
+			if err != nil {
+				return pfx, fmt.Errorf("%q is not an IP address or CIDR", s)
+			}
+			return pfx, nil
+		})
+	case *[]uint16:
+		*p, err = listOf(v, func(it any) (uint16, error) {
+			n, err := asInt(it)
+			if err == nil && (n < 1 || n > 65535) {
+				err = fmt.Errorf("%d is not a port number (1-65535)", n)
+			}
+			return uint16(n), err
+		})
+	default:
+		// Only a new field of a type this switch lacks gets here; every
+		// key's test finds it.
+		err = fmt.Errorf("no decoding for %T", p)
 	}
-	where := instanceName(ic.Interface, index)
-	if ic.Interface == "" {
-		return &ConfigError{Where: where, Key: "interface", Reason: `is required: an interface name, "any", or "file" with pcap`}
+	return err
+}
+
+// listOf decodes a YAML list one item at a time.
+func listOf[T any](v any, item func(any) (T, error)) ([]T, error) {
+	if v == nil {
+		return nil, nil
 	}
-	if err := validIfaceName(ic.Interface); err != nil {
-		return &ConfigError{Where: where, Key: "interface", Reason: err.Error()}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("expected a list, got %s", typeName(v))
 	}
-	var sampleDurSet, sampleIvalSet bool
-	for _, item := range m {
-		key := item.Key.(string)
-		v := item.Value
-		var err error
-		switch key {
-		case "interface":
-		case "pcap":
-			ic.Pcap, err = asString(v)
-			if err == nil && ic.Pcap == "" {
-				err = fmt.Errorf("must not be empty")
-			}
-		case "ips":
-			ic.IPs, err = prefixList(where, key, v)
-		case "local_ips":
-			ic.LocalIPs, err = prefixList(where, key, v)
-		case "hosts":
-			ic.Hosts, err = hostList(where, key, v)
-		case "hosts_refresh_interval":
-			ic.HostsRefresh, err = asDuration(v)
-			if err == nil && (ic.HostsRefresh < minHostsRefresh || ic.HostsRefresh > maxTTL) {
-				err = fmt.Errorf("%s is out of range: must be between %s and %s", ic.HostsRefresh, minHostsRefresh, maxTTL)
-			}
-		case "tags":
-			ic.Tags, err = tagList(where, key, v)
-		case "sample":
-			ic.Sample, err = asBool(v)
-		case "sample_duration":
-			sampleDurSet = true
-			ic.SampleDuration, err = positiveDuration(v)
-		case "sample_interval":
-			sampleIvalSet = true
-			ic.SampleInterval, err = positiveDuration(v)
-		case "ports":
-			ic.Ports, err = portList(where, key, v)
-		case "capture_backend":
-			var s string
-			if s, err = asString(v); err == nil {
-				s = strings.ToLower(strings.TrimSpace(s))
-				if s != "afpacket" && s != "pcap" {
-					err = fmt.Errorf("%q is not a capture backend: use afpacket or pcap", s)
-				}
-				ic.Backend = s
-			}
-		case "capture_buffer_mb":
-			var n int
-			if n, err = asInt(v); err == nil {
-				if n < 1 || n > 1024 {
-					err = fmt.Errorf("%d is out of range: must be between 1 and 1024 MiB", n)
-				}
-				ic.BufferMB = n
-			}
-		case "all_remote_hosts":
-			ic.AllRemoteHosts, err = asBool(v)
-		case "reverse_dns":
-			ic.ReverseDNS, err = asBool(v)
-		case "min_collection_interval":
-			// A whole number of seconds: the agent's CheckBase decodes it
-			// as an int and would reject anything else.
-			n, ok := v.(int)
-			if !ok {
-				err = fmt.Errorf("expected a whole number of seconds, got %s (the agent rejects anything else)", typeName(v))
-			} else {
-				if n < 1 || n > int(maxTTL/time.Second) {
-					err = fmt.Errorf("%d is out of range: must be between 1 and %d seconds", n, int(maxTTL/time.Second))
-				}
-				ic.MinCollectionInterval = time.Duration(n) * time.Second
-			}
-		case "service":
-			ic.Service, err = asString(v)
-		case "empty_default_hostname":
-			b, ok := v.(bool)
-			if !ok {
-				err = fmt.Errorf("expected true or false, got %s (the agent rejects anything else)", typeName(v))
-			}
-			ic.EmptyDefaultHostname = b
-		default:
-			if slices.Contains(agentInstanceKeys, key) {
-				break
-			}
-			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %q is ignored", where, key))
-		}
+	out := make([]T, 0, len(items))
+	for i, it := range items {
+		x, err := item(it)
 		if err != nil {
-			if ce, ok := err.(*ConfigError); ok {
-				return ce
-			}
-			return &ConfigError{Where: where, Key: key, Reason: err.Error()}
+			return nil, &itemError{i, err}
 		}
+		out = append(out, x)
 	}
-	// Cross-key rules.
-	if ic.Interface == FileInterface && ic.Pcap == "" {
-		return &ConfigError{Where: where, Key: "pcap", Reason: `is required with interface: file`}
-	}
-	if ic.Interface != FileInterface && ic.Pcap != "" {
-		return &ConfigError{Where: where, Key: "pcap", Reason: `is only used with interface: file`}
-	}
-	if ic.Interface == FileInterface && ic.Sample {
-		return &ConfigError{Where: where, Key: "sample", Reason: "cannot be used with interface: file (a replay runs once)"}
-	}
-	if len(ic.IPs) == 0 && len(ic.Hosts) == 0 && !ic.AllRemoteHosts {
-		return &ConfigError{Where: where, Key: "ips", Reason: "neither ips nor hosts is set: list the remote hosts to monitor, or set all_remote_hosts: true to track every TCP flow on the interface"}
-	}
-	if ic.AllRemoteHosts && (len(ic.IPs) > 0 || len(ic.Hosts) > 0) {
-		return &ConfigError{Where: where, Key: "all_remote_hosts", Reason: "cannot be true together with ips or hosts: remove one or the other"}
-	}
-	if !ic.Sample && (sampleDurSet || sampleIvalSet) {
-		*warnings = append(*warnings, fmt.Sprintf("%s: sample_duration and sample_interval have no effect unless sample: true", where))
-	}
-	return nil
+	return out, nil
 }
 
-func validIfaceName(s string) error {
-	// Linux interface names: at most IFNAMSIZ-1 bytes, no '/' nor whitespace.
-	if len(s) > 15 {
-		return fmt.Errorf("%q is not an interface name: longer than 15 bytes", s)
-	}
-	if strings.ContainsAny(s, "/ \t\n") {
-		return fmt.Errorf("%q is not an interface name", s)
-	}
-	return nil
-}
-
-// ---- value helpers: YAML scalars arrive as int, float64, bool or string ----
-
-func typeName(v interface{}) string {
+func typeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "nothing"
@@ -483,27 +491,22 @@ func typeName(v interface{}) string {
 		return "a number"
 	case string:
 		return "a string"
-	case []interface{}:
+	case []any:
 		return "a list"
-	case map[interface{}]interface{}, yaml.MapSlice:
+	case map[any]any:
 		return "a mapping"
 	}
 	return fmt.Sprintf("%T", v)
 }
 
-func asInt(v interface{}) (int, error) {
+func asInt(v any) (int, error) {
 	switch x := v.(type) {
 	case int:
 		return x, nil
-	case int64:
-		if x > math.MaxInt32 || x < math.MinInt32 {
-			return 0, fmt.Errorf("%d is out of range", x)
-		}
-		return int(x), nil
-	case uint64:
+	case int64, uint64:
 		return 0, fmt.Errorf("%d is out of range", x)
 	case float64:
-		if x != math.Trunc(x) {
+		if x != math.Trunc(x) || math.Abs(x) > math.MaxInt32 {
 			return 0, fmt.Errorf("%v is not a whole number", x)
 		}
 		return int(x), nil
@@ -518,7 +521,7 @@ func asInt(v interface{}) (int, error) {
 	return 0, fmt.Errorf("expected an integer, got %s", typeName(v))
 }
 
-func asBool(v interface{}) (bool, error) {
+func asBool(v any) (bool, error) {
 	switch x := v.(type) {
 	case bool:
 		return x, nil
@@ -532,12 +535,13 @@ func asBool(v interface{}) (bool, error) {
 	return false, fmt.Errorf("expected true or false, got %s", typeName(v))
 }
 
-func asString(v interface{}) (string, error) {
+// asString also takes an unquoted number (an interface named 0 is still a
+// name) and trims white space, which only a quoted YAML string can carry.
+func asString(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
-		return x, nil
+		return strings.TrimSpace(x), nil
 	case int, int64, uint64, float64:
-		// An unquoted numeric scalar (e.g. an interface named 0) is still a string to us.
 		return fmt.Sprint(x), nil
 	}
 	return "", fmt.Errorf("expected a string, got %s", typeName(v))
@@ -545,14 +549,12 @@ func asString(v interface{}) (string, error) {
 
 // asDuration accepts seconds (the v5 unit) as a number, or a Go duration
 // string such as "90s" or "5m".
-func asDuration(v interface{}) (time.Duration, error) {
+func asDuration(v any) (time.Duration, error) {
 	switch x := v.(type) {
 	case int:
 		return time.Duration(x) * time.Second, nil
-	case int64:
-		return time.Duration(x) * time.Second, nil
 	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > 1e9 {
+		if math.IsNaN(x) || math.Abs(x) > 1e9 {
 			return 0, fmt.Errorf("%v is not a number of seconds", x)
 		}
 		return time.Duration(x * float64(time.Second)), nil
@@ -570,51 +572,13 @@ func asDuration(v interface{}) (time.Duration, error) {
 	return 0, fmt.Errorf("expected a number of seconds, got %s", typeName(v))
 }
 
-func positiveDuration(v interface{}) (time.Duration, error) {
-	d, err := asDuration(v)
-	if err != nil {
-		return 0, err
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%s must be positive", d)
-	}
-	if d > maxTTL {
-		return 0, fmt.Errorf("%s is too long: the maximum is %s", d, maxTTL)
-	}
-	return d, nil
-}
-
-func asTTL(v interface{}) (time.Duration, error) {
-	d, err := asDuration(v)
-	if err != nil {
-		return 0, err
-	}
-	if d < time.Second || d > maxTTL {
-		return 0, fmt.Errorf("%s is out of range: must be between 1s and %s", d, maxTTL)
-	}
-	return d, nil
-}
-
-func asList(v interface{}) ([]interface{}, error) {
-	switch x := v.(type) {
-	case nil:
-		return nil, nil
-	case []interface{}:
-		return x, nil
-	}
-	return nil, fmt.Errorf("expected a list, got %s", typeName(v))
-}
-
 // ParsePrefix reads an address ("10.0.0.1", "::1") as a host prefix or a
 // CIDR ("10.0.0.0/8") as its masked prefix.
 func ParsePrefix(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return p.Masked(), nil
+		return p.Masked(), err
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
@@ -624,51 +588,10 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// listOf parses a YAML list one item at a time; an item's error names its
-// index, as in ips[2].
-func listOf[T any](where, key string, v interface{}, item func(interface{}) (T, error)) ([]T, error) {
-	items, err := asList(v)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]T, 0, len(items))
-	for i, it := range items {
-		x, err := item(it)
-		if err != nil {
-			return nil, &ConfigError{Where: where, Key: fmt.Sprintf("%s[%d]", key, i), Reason: err.Error()}
-		}
-		out = append(out, x)
-	}
-	return out, nil
-}
-
-func prefixList(where, key string, v interface{}) ([]netip.Prefix, error) {
-	return listOf(where, key, v, func(it interface{}) (netip.Prefix, error) {
-		s, err := asString(it)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		p, err := ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
-		}
-		return p, nil
-	})
-}
-
-func hostList(where, key string, v interface{}) ([]string, error) {
-	return listOf(where, key, v, func(it interface{}) (string, error) {
-		s, err := asString(it)
-		if err != nil {
-			return "", err
-		}
-		s = strings.TrimSuffix(strings.TrimSpace(s), ".")
-		return s, validHostname(s)
-	})
-}
-
-// validHostname applies RFC 1123 syntax (letters, digits, hyphens, labels of
-// 1-63 bytes, 253 in all); an address belongs in ips.
+// validHostname applies RFC 1123 syntax (letters, digits, hyphens; labels of
+// 1-63 bytes not starting or ending with a hyphen, 253 bytes in all), and
+// also takes underscores, which real DNS names carry (_service records,
+// some cloud host names). An address belongs in ips.
 func validHostname(s string) error {
 	if s == "" {
 		return fmt.Errorf("empty host name")
@@ -690,26 +613,4 @@ func validHostname(s string) error {
 		}
 	}
 	return nil
-}
-
-func tagList(where, key string, v interface{}) ([]string, error) {
-	return listOf(where, key, v, func(it interface{}) (string, error) {
-		s, err := asString(it)
-		if err == nil && strings.TrimSpace(s) == "" {
-			err = fmt.Errorf("empty tag")
-		}
-		return s, err
-	})
-}
-
-func portList(where, key string, v interface{}) ([]uint16, error) {
-	out, err := listOf(where, key, v, func(it interface{}) (uint16, error) {
-		n, err := asInt(it)
-		if err == nil && (n < 1 || n > 65535) {
-			err = fmt.Errorf("%d is not a port number (1-65535)", n)
-		}
-		return uint16(n), err
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out, err
 }

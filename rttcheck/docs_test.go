@@ -2,7 +2,10 @@ package rttcheck
 
 import (
 	"encoding/csv"
+	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,15 +27,40 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 			t.Errorf("key %q is not documented with @param", k)
 		}
 	}
-	// Every key the parser accepts is known: an unknown-key warning for a
-	// listed key would mean the lists and the parser disagree.
-	for _, k := range InstanceKeys {
-		_, err := ParseConfig([]byte(minimalInstance+k+": ~\n"), nil, -1)
-		if err == nil {
-			continue
+	// Every listed key is one the parser reads: set to null it is accepted,
+	// or rejected by its name, but never warned about as unknown. The last,
+	// unlisted key shows that the test can tell the difference.
+	for _, section := range []string{"init_config", "instance"} {
+		keys := InstanceKeys
+		if section == "init_config" {
+			keys = InitKeys
 		}
-		if strings.Contains(err.Error(), "unknown key") {
-			t.Errorf("%s: %v", k, err)
+		for _, k := range append(slices.Clone(keys), "no_such_key") {
+			base := yaml.MapSlice{{Key: "interface", Value: "eth0"}, {Key: "ips", Value: []string{"10.0.0.1"}}}
+			doc := yaml.MapSlice{{Key: k, Value: nil}}
+			if section == "instance" {
+				doc = append(slices.DeleteFunc(base, func(it yaml.MapItem) bool { return it.Key == k }), doc...)
+			}
+			inst, init := mustMarshal(t, base), mustMarshal(t, doc)
+			if section == "instance" {
+				inst, init = init, nil
+			}
+			cfg, err := ParseConfig(inst, init, -1)
+			warned := false
+			if err == nil {
+				for _, w := range cfg.Warnings {
+					warned = warned || strings.Contains(w, fmt.Sprintf("unknown key %q", k))
+				}
+			}
+			var ce *ConfigError
+			switch {
+			case k == "no_such_key" && !warned:
+				t.Errorf("%s: an unlisted key gives no unknown-key warning (err %v)", section, err)
+			case k != "no_such_key" && warned:
+				t.Errorf("%s: listed key %q is warned about as unknown", section, k)
+			case err != nil && !(errors.As(err, &ce) && strings.HasPrefix(ce.Key, k)):
+				t.Errorf("%s: %s: ~ gives an error that does not name it: %v", section, k, err)
+			}
 		}
 	}
 	// The example as shipped must parse cleanly.
@@ -88,4 +116,13 @@ func TestMetadataListsEveryMetric(t *testing.T) {
 	if len(types) != len(metrics) {
 		t.Errorf("metadata.csv lists %d metrics, the check sends %d", len(types), len(metrics))
 	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

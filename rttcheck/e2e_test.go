@@ -18,7 +18,7 @@ func TestEndToEndReplay(t *testing.T) {
 	path := pcaptest.WriteExchange(t, dir, 10*time.Millisecond, exchanges)
 	inst := "interface: file\npcap: " + path + "\nlocal_ips: [10.0.0.1]\nall_remote_hosts: true\nreverse_dns: false\ntags: [env:e2e]"
 	c := New(Options{AddInstanceTags: true})
-	if err := c.Configure([]byte(inst), nil); err != nil {
+	if err := configureYAML(c, inst, ""); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Cancel()
@@ -86,7 +86,7 @@ func TestEndToEndReplayErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := New(Options{})
-			if err := c.Configure([]byte("interface: file\npcap: "+tc.file+"\nall_remote_hosts: true"), nil); err != nil {
+			if err := configureYAML(c, "interface: file\npcap: "+tc.file+"\nall_remote_hosts: true", ""); err != nil {
 				t.Fatal(err)
 			}
 			defer c.Cancel()

@@ -12,6 +12,7 @@ const (
 	ipv4MinHeader = 20
 	ipv6HeaderLen = 40
 	tcpMinHeader  = 20
+	tcpMaxHeader  = 60 // data offset 15 words: 40 bytes of options
 
 	etherTypeIPv4   = 0x0800
 	etherTypeIPv6   = 0x86DD
@@ -33,6 +34,12 @@ const (
 	tcpOptSACK     = 5
 	tcpOptTS       = 8
 )
+
+// MaxHeaderLen is the longest header stack the decoder reads in common
+// traffic: Ethernet, two VLAN tags (QinQ), IPv6 without extension headers and
+// a TCP header with the most options it can carry. A snaplen below it cuts
+// options (timestamps, SACK) off some frames; Linux cooked capture v2 fits.
+const MaxHeaderLen = ethHeaderLen + 2*vlanTagLen + ipv6HeaderLen + tcpMaxHeader
 
 // v4MappedPrefix is the first 12 bytes of an IPv4-mapped IPv6 address.
 var v4MappedPrefix = [12]byte{10: 0xff, 11: 0xff}

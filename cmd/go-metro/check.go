@@ -80,7 +80,11 @@ func (r *recording) ServiceCheck(n string, st rttcheck.ServiceCheckStatus, _ str
 
 func runCheckOnce(ctx context.Context, cfgPath string, d time.Duration, asJSON bool, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, "warn")
-	_, checks, err := configureAll(cfgPath, log, rttcheck.Options{AddInstanceTags: true})
+	cf, err := loadCheckFile(cfgPath)
+	if err != nil {
+		return err
+	}
+	checks, err := configureAll(cfgPath, cf, log, rttcheck.Options{AddInstanceTags: true})
 	if err != nil {
 		return err
 	}

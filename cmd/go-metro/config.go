@@ -12,12 +12,12 @@ import (
 	"gopkg.in/yaml.v2"
 )
 
-// checkFile is a conf.yaml: init_config plus instances. Agent v5's oldest
+// checkFile is a conf.yaml: init_config plus instances, each parsed once
+// into the configuration its check runs with. Agent v5's oldest
 // go-metro.yaml called the list `config`; it is accepted too.
 type checkFile struct {
 	Init      *rttcheck.InitConfig
-	Instances [][]byte // each instance re-encoded as YAML for Check.Configure
-	InitRaw   []byte
+	Instances []*rttcheck.Config
 	Warnings  []string
 }
 
@@ -31,6 +31,7 @@ func loadCheckFile(path string) (*checkFile, error) {
 		return nil, fmt.Errorf("%s: invalid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	cf := &checkFile{}
+	var initRaw []byte
 	var instances interface{}
 	var haveInstances bool
 	for _, item := range top {
@@ -38,7 +39,7 @@ func loadCheckFile(path string) (*checkFile, error) {
 		switch key {
 		case "init_config":
 			if item.Value != nil {
-				if cf.InitRaw, err = yaml.Marshal(item.Value); err != nil {
+				if initRaw, err = yaml.Marshal(item.Value); err != nil {
 					return nil, fmt.Errorf("%s: init_config: %w", path, err)
 				}
 			}
@@ -64,16 +65,13 @@ func loadCheckFile(path string) (*checkFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: instances[%d]: %w", path, i, err)
 		}
-		// Validate here, where the index is known, for a better message.
-		cfg, err := rttcheck.ParseConfig(b, cf.InitRaw, i)
+		cfg, err := rttcheck.ParseConfig(b, initRaw, i)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if cf.Init == nil {
-			cf.Init = &cfg.Init
-		}
-		cf.Instances = append(cf.Instances, b)
+		cf.Instances = append(cf.Instances, cfg)
 	}
+	cf.Init = &cf.Instances[0].Init
 	return cf, nil
 }
 

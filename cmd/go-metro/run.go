@@ -35,29 +35,25 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// configureAll loads the file and configures one check per instance; on
+// configureAll configures one check per instance of the loaded file; on
 // error every check already started is cancelled.
-func configureAll(path string, log *logger, opts rttcheck.Options) (*checkFile, []*rttcheck.Check, error) {
-	cf, err := loadCheckFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
+func configureAll(path string, cf *checkFile, log *logger, opts rttcheck.Options) ([]*rttcheck.Check, error) {
 	for _, w := range cf.Warnings {
 		log.Warnf("%s", w)
 	}
 	opts.Logger = log
 	var checks []*rttcheck.Check
-	for i, inst := range cf.Instances {
+	for i, cfg := range cf.Instances {
 		c := rttcheck.New(opts)
-		if err := c.Configure(inst, cf.InitRaw); err != nil {
+		if err := c.Configure(cfg); err != nil {
 			for _, c := range checks {
 				c.Cancel()
 			}
-			return nil, nil, fmt.Errorf("%s: instances[%d]: %w", path, i, err)
+			return nil, fmt.Errorf("%s: instances[%d]: %w", path, i, err)
 		}
 		checks = append(checks, c)
 	}
-	return cf, checks, nil
+	return checks, nil
 }
 
 func runDaemon(ctx context.Context, cfgPath, logFile string, stderr io.Writer) error {
@@ -88,7 +84,7 @@ func runDaemon(ctx context.Context, cfgPath, logFile string, stderr io.Writer) e
 	}
 	defer client.Close()
 
-	_, checks, err := configureAll(cfgPath, log, rttcheck.Options{AddInstanceTags: true})
+	checks, err := configureAll(cfgPath, cf, log, rttcheck.Options{AddInstanceTags: true})
 	if err != nil {
 		return err
 	}

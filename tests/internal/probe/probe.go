@@ -202,7 +202,11 @@ func checkRole(out *json.Encoder) error {
 	ignore := goleak.IgnoreCurrent()
 
 	c := rttcheck.New(rttcheck.Options{AddInstanceTags: true})
-	if err := c.Configure([]byte(os.Getenv(InstanceEnv)), []byte(os.Getenv(InitEnv))); err != nil {
+	cfg, err := rttcheck.ParseConfig([]byte(os.Getenv(InstanceEnv)), []byte(os.Getenv(InitEnv)), -1)
+	if err == nil {
+		err = c.Configure(cfg)
+	}
+	if err != nil {
 		rep := newReport("ready")
 		rep.Err = fmt.Sprintf("configure: %v", err)
 		return out.Encode(rep)
