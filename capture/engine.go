@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/capture/localaddr"
 	"github.com/gometro/go-metro/capture/packet"
@@ -38,6 +37,9 @@ type Config struct {
 	Remotes []netip.Prefix
 	// Ports restricts monitoring to these remote ports. Empty: every port.
 	Ports []uint16
+	// Tunnels are the encapsulations whose inner TCP is timed (see
+	// tunnel.go). Zero: none on a live interface, every one in a file.
+	Tunnels packet.Encap
 
 	MaxFlows int           // hard cap on tracked flows; default 16384
 	IdleTTL  time.Duration // drop flows idle this long; default 300s
@@ -52,9 +54,13 @@ type Stats struct {
 	Packets      uint64 // frames read from the source
 	TCPPackets   uint64 // frames that decoded as TCP
 	DecodeErrors [packet.NumErrorKinds]uint64
-	Kernel       struct{ Received, Dropped uint64 } // from the live source, since it was opened
-	Flow         flow.Counters
-	SourceOpens  uint64 // times a source was opened (re-opens after interface loss count)
+	Tunnelled    uint64 // TCP segments decoded from inside an expected encapsulation
+	// TunnelSkipped counts TCP segments inside an encapsulation the
+	// instance does not expect: dropped, not in TCPPackets.
+	TunnelSkipped uint64
+	Kernel        struct{ Received, Dropped uint64 } // from the live source, since it was opened
+	Flow          flow.Counters
+	SourceOpens   uint64 // times a source was opened (re-opens after interface loss count)
 	// LinkDownEvents counts the interface going administratively down
 	// while captured; capture resumes by itself when it comes back up.
 	LinkDownEvents uint64
@@ -112,6 +118,7 @@ type Engine struct {
 	pendingRemotes atomic.Pointer[[]netip.Prefix] // set by SetRemotes, applied by Run
 	remotes        []netip.Prefix                 // owned by the table's goroutine
 	ports          []uint16
+	tunnels        packet.Encap // encapsulations decoded; see expectedTunnels
 
 	requests chan chan *Snapshot
 	opened   chan struct{} // closed once a source has opened
@@ -165,6 +172,7 @@ func New(cfg Config) (*Engine, error) {
 		local:    &localaddr.Set{},
 		remotes:  cfg.Remotes,
 		ports:    cfg.Ports,
+		tunnels:  expectedTunnels(&cfg),
 		requests: make(chan chan *Snapshot),
 		opened:   make(chan struct{}),
 	}
@@ -318,6 +326,13 @@ func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 		e.stats.DecodeErrors[derr]++
 		return
 	}
+	if pkt.Tunnel.Encaps != 0 {
+		if pkt.Tunnel.Encaps&^e.tunnels != 0 {
+			e.stats.TunnelSkipped++
+			return
+		}
+		e.stats.Tunnelled++
+	}
 	e.stats.TCPPackets++
 	e.table.Process(pkt, ts)
 }
@@ -331,7 +346,7 @@ func (e *Engine) applyPendingRemotes(src source.Source) {
 	}
 	e.remotes = *p
 	if src != nil && e.cfg.File == "" {
-		if prog, err := filter.Build(src.LinkType(), e.remotes, e.ports, e.cfg.Snaplen); err == nil {
+		if prog, err := e.buildFilter(src.LinkType()); err == nil {
 			_ = src.SetFilter(prog) // on failure the old filter stays and user space still filters
 		}
 	}
@@ -362,7 +377,7 @@ func (e *Engine) open() (source.Source, error) {
 		return nil, err // already says "capture:" and names the interface
 	}
 	if len(e.remotes) > 0 || len(e.ports) > 0 {
-		prog, err := filter.Build(src.LinkType(), e.remotes, e.ports, e.cfg.Snaplen)
+		prog, err := e.buildFilter(src.LinkType())
 		if err != nil {
 			src.Close()
 			return nil, fmt.Errorf("capture: kernel filter: %w", err)

@@ -37,7 +37,7 @@ type oracle struct {
 	shapeOK       bool // every layer is one Decode knows, in an order it follows
 	vlanTags      int  // most VLAN tags in front of one EtherType
 	extHeaders    int  // most IPv6 extension headers after one IPv6 header
-	versionOK     bool // the IP version nibble matches the layer gopacket used
+	versionOK     bool // every IP version nibble matches the layer gopacket used
 	badKnownOpt   bool // MSS/WS/SACK-permitted/TS/SACK option of the wrong length
 	segLenTooLong bool // the TCP header reaches past the IP length fields
 
@@ -64,6 +64,10 @@ type oracle struct {
 // capacities.
 func gopacketDecode(link LinkType, data []byte) oracle {
 	opts := gopacket.DecodeOptions{NoCopy: true}
+	// Cap the slice at its length: some gopacket decoders reslice past len
+	// (PPPoE's data[2:4] on a 2-byte payload), which with NoCopy would read
+	// whatever the fuzzer's buffer held before instead of failing.
+	data = data[:len(data):len(data)]
 	var pkt gopacket.Packet
 	switch link {
 	case LinkTypeEthernet:
@@ -97,7 +101,7 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 
 	// Shape: [link] Dot1Q* ( (IPv4 | IPv6 ext*) [tunnel] | link tunnel )* (IPv4 | IPv6 ext*) TCP [Payload],
 	// and the tunnel context Decode reports, from the same layers.
-	o.shapeOK = true
+	o.shapeOK, o.versionOK = true, true
 	var tun Tunnel
 	var ip4 *layers.IPv4
 	var ip6 *layers.IPv6
@@ -149,6 +153,9 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 			lastIP = l
 			ip4, _ = t.(*layers.IPv4)
 			ip6, _ = t.(*layers.IPv6)
+			if ip4 != nil && ip4.Version != 4 || ip6 != nil && ip6.Version != 6 {
+				o.versionOK = false
+			}
 		case *layers.IPv6HopByHop, *layers.IPv6Destination, *layers.IPv6Routing, *layers.IPSecAH:
 			ext++
 			o.extHeaders = max(o.extHeaders, ext)
@@ -159,11 +166,13 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 			if int(t.Length) < 8 && t.Length != 0 {
 				o.udpLenBad = true
 			}
-			if ip4 != nil && int(t.Length) > int(ip4.Length)-int(ip4.IHL)*4 {
+			// Where the enclosing IP packet ends by its length field.
+			udpOff := cap(data) - cap(t.Contents)
+			if ip4 != nil && udpOff+int(t.Length) > cap(data)-cap(ip4.Contents)+int(ip4.Length) {
 				o.udpLenBad = true
 			}
-			if ip6 != nil && ip6.Length != 0 && cap(t.Contents)-cap(ip6.Payload) > 0 {
-				// offsets are checked by Decode's trimming; nothing to add
+			if ip6 != nil && ip6.Length != 0 && udpOff+int(t.Length) > cap(data)-cap(ip6.Contents)+ipv6HeaderLen+int(ip6.Length) {
+				o.udpLenBad = true
 			}
 			switch t.DstPort {
 			case 4789, 6081, 2152:
@@ -213,6 +222,12 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 		case *layers.PPPoE:
 			o.encaps++
 			o.pppoeNotData = t.Version != 1 || t.Type != 1 || t.Code != layers.PPPoECodeSession
+			switch et := prev.(type) { // gopacket decodes discovery (0x8863) frames the same way
+			case *layers.Ethernet:
+				o.pppoeNotData = o.pppoeNotData || et.EthernetType == layers.EthernetTypePPPoEDiscovery
+			case *layers.Dot1Q:
+				o.pppoeNotData = o.pppoeNotData || et.Type == layers.EthernetTypePPPoEDiscovery
+			}
 			tun.Encaps |= EncapPPPoE
 			tun.ID, tun.IDOf = uint32(t.SessionId), EncapPPPoE
 		case *layers.PPP:
@@ -251,7 +266,6 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 	hl := int(tcpL.DataOffset) * 4
 	var seg int
 	if ip4 != nil {
-		o.versionOK = ip4.Version == 4
 		p.Src = mapped(ip4.SrcIP)
 		p.Dst = mapped(ip4.DstIP)
 		// gopacket replaces a zero total length by the bytes it was given,
@@ -259,7 +273,6 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 		ipOff := cap(data) - cap(ip4.Contents)
 		seg = int(ip4.Length) - (tcpOff - ipOff)
 	} else {
-		o.versionOK = ip6.Version == 6
 		p.IPv6 = true
 		copy(p.Src[:], ip6.SrcIP)
 		copy(p.Dst[:], ip6.DstIP)
@@ -378,7 +391,7 @@ func whyTunnelsDiffer(o oracle) string {
 	case o.gtpNotGPDU:
 		return "we decode only GTP-U version 1 G-PDUs (message type 255), the only ones carrying a user packet; gopacket decodes any message type and version"
 	case o.pppoeNotData:
-		return "we decode PPPoE version 1, type 1, code 0 (session data) only; gopacket does not check them"
+		return "we decode PPPoE session data only (EtherType 0x8864, version 1, type 1, code 0); gopacket does not check them"
 	}
 	return ""
 }
@@ -411,6 +424,21 @@ func whyGopacketRejects(link LinkType, data []byte, o oracle) string {
 	return ""
 }
 
+// gopacketLayers lists gopacket's layers of a frame with their header
+// bytes, to explain a fuzz failure.
+func gopacketLayers(link LinkType, data []byte) string {
+	lt := map[LinkType]gopacket.Decoder{LinkTypeEthernet: layers.LinkTypeEthernet, LinkTypeLinuxSLL: layers.LinkTypeLinuxSLL,
+		LinkTypeNull: layers.LinkTypeNull, LinkTypeRaw: layers.LinkTypeRaw, LinkTypeIPv4: layers.LayerTypeIPv4, LinkTypeIPv6: layers.LayerTypeIPv6}[link]
+	if lt == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, l := range gopacket.NewPacket(data, lt, gopacket.Default).Layers() {
+		fmt.Fprintf(&b, "  %T %x\n", l, l.LayerContents())
+	}
+	return b.String()
+}
+
 // FuzzDecode is a differential fuzz test against gopacket. Whenever both
 // decode a TCP segment, every field the engine uses must agree; whenever
 // exactly one of them decodes it, the difference must be one of the listed,
@@ -427,15 +455,15 @@ func FuzzDecode(f *testing.F) {
 		switch {
 		case o.accepted && ours == ErrNone:
 			if p != o.pkt && whyTunnelsDiffer(o) == "" {
-				t.Fatalf("link %d: decoders disagree\n ours     %+v\n gopacket %+v", link, p, o.pkt)
+				t.Fatalf("link %d: decoders disagree\n ours     %+v\n gopacket %+v\n%s", link, p, o.pkt, gopacketLayers(link, data))
 			}
 		case o.accepted:
 			if why := whyWeReject(ours, o); why == "" {
-				t.Fatalf("link %d: we reject (%v) a segment gopacket decodes: %+v", link, ours, o.pkt)
+				t.Fatalf("link %d: we reject (%v) a segment gopacket decodes: %+v\n%s", link, ours, o.pkt, gopacketLayers(link, data))
 			}
 		case ours == ErrNone:
 			if why := whyGopacketRejects(link, data, o); why == "" {
-				t.Fatalf("link %d: we decode %+v, gopacket rejects: %s", link, p, o.errText)
+				t.Fatalf("link %d: we decode %+v, gopacket rejects: %s\n%s", link, p, o.errText, gopacketLayers(link, data))
 			}
 		}
 	})

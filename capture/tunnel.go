@@ -1,0 +1,54 @@
+package capture
+
+import (
+	"fmt"
+
+	"github.com/gometro/go-metro/capture/filter"
+	"github.com/gometro/go-metro/capture/packet"
+	"golang.org/x/net/bpf"
+)
+
+// Tunnelled traffic.
+//
+// The decoder always looks inside every encapsulation it knows; the engine
+// then keeps only the segments whose encapsulations the instance expects
+// (Config.Tunnels) and counts the others as Stats.TunnelSkipped. What is
+// expected by default depends on the source:
+//
+//   - A file decodes every encapsulation. Someone replaying a capture wants
+//     the connections in it, and nothing in a file is seen twice.
+//   - A live interface decodes none unless told. A host on an overlay
+//     (Kubernetes with VXLAN or Geneve, an IPsec-free GRE mesh) sees each
+//     connection twice when capturing on "any": bare on the pod or tunnel
+//     device and encapsulated on the uplink; timing both would double every
+//     host pair's samples. And the kernel filter would have to pass every
+//     overlay packet to user space. A tunnel endpoint or mirror collector
+//     lists what it receives (tunnels: [vxlan] or tunnels: all).
+//
+// Addresses: Src/Dst of a tunnelled packet are the inner (tenant's) ones, so
+// local addresses, ips, hosts and ports all apply to the inner connection,
+// exactly as for bare traffic. The outer addresses are never matched
+// against them: they only tell tunnels apart in the flow key. The kernel
+// filter (when ips, hosts or ports make one) cannot reach inner headers
+// within its budget, so it passes every packet of an expected encapsulation
+// whatever its inner addresses, and user space filters those exactly.
+func expectedTunnels(cfg *Config) packet.Encap {
+	if cfg.Tunnels == 0 && cfg.File != "" {
+		return packet.EncapAll
+	}
+	return cfg.Tunnels & packet.EncapAll
+}
+
+// buildFilter returns the kernel filter for the engine's remotes and ports,
+// with the expected tunnels' outer packets let through as well.
+func (e *Engine) buildFilter(link packet.LinkType) ([]bpf.RawInstruction, error) {
+	prog, err := filter.Build(link, e.remotes, e.ports, e.cfg.Snaplen)
+	if err != nil || e.tunnels == 0 {
+		return prog, err
+	}
+	prog, err = filter.WithTunnels(prog, link, e.tunnels, e.cfg.Snaplen)
+	if err != nil {
+		return nil, fmt.Errorf("tunnels: %w", err)
+	}
+	return prog, nil
+}
