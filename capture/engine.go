@@ -54,16 +54,17 @@ type Stats struct {
 	Packets      uint64 // frames read from the source
 	TCPPackets   uint64 // frames that decoded as TCP
 	DecodeErrors [packet.NumErrorKinds]uint64
-	Tunnelled    uint64 // TCP segments decoded from inside an expected encapsulation
-	// TunnelSkipped counts TCP segments inside an encapsulation the
-	// instance does not expect: dropped, not in TCPPackets.
-	TunnelSkipped uint64
-	Kernel        struct{ Received, Dropped uint64 } // from the live source, since it was opened
-	Flow          flow.Counters
-	SourceOpens   uint64 // times a source was opened (re-opens after interface loss count)
+	Kernel       struct{ Received, Dropped uint64 } // from the live source, since it was opened
+	Flow         flow.Counters
+	SourceOpens  uint64 // times a source was opened (re-opens after interface loss count)
 	// LinkDownEvents counts the interface going administratively down
 	// while captured; capture resumes by itself when it comes back up.
 	LinkDownEvents uint64
+
+	// Tunnelled counts TCP segments decoded from inside an expected
+	// encapsulation; TunnelSkipped those inside one the instance does not
+	// expect, which are dropped and not in TCPPackets.
+	Tunnelled, TunnelSkipped uint64
 }
 
 // Malformed is the number of frames that failed to decode for a reason other

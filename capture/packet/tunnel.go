@@ -474,6 +474,14 @@ func (p *Packet) decodeGTPU(b []byte, wire, depth int) Error {
 	if b[0]>>4 != 0x3 || b[1] != 0xff {
 		return ErrNotTCP
 	}
+	// The length counts the bytes after the mandatory header; it cannot be
+	// checked against the captured bytes (snaplen), only against the UDP
+	// payload on the wire.
+	msgLen := int(be16(b[2:4]))
+	if msgLen > wire-gtpHeaderLen {
+		return ErrBadHeader
+	}
+	wire = gtpHeaderLen + msgLen
 	off := gtpHeaderLen
 	if b[0]&0x07 != 0 {
 		off += gtpOptHeaderLen
