@@ -134,15 +134,16 @@ const (
 )
 
 // MaxTunnelHeaderLen is the largest header stack Decode reads with one
-// encapsulation: outer Ethernet 14 + two VLAN tags 8 + IPv6 40 + the
-// largest fixed tunnel header (GRE with checksum, key and sequence 16 +
-// ERSPAN type III with its platform sub-header 20; Geneve 8 + 16 bytes of
-// options is smaller) + inner Ethernet 14 + two VLAN tags 8 + IPv6 40 +
-// TCP with 40 bytes of options 60. A snaplen below it cuts the inner TCP
-// header of such frames (they count as truncated); VXLAN over IPv4 to an
-// untagged IPv4 inner frame needs only 14+20+8+8+14+20+60 = 144 bytes.
-// Geneve options beyond 28 bytes, more MPLS labels or nested tunnels need
-// correspondingly more.
+// encapsulation, the snaplen a capture of tunnelled traffic needs: outer
+// Ethernet 14 + two VLAN tags 8 + IPv6 40 + the largest tunnel header (GRE
+// with checksum, key and sequence 16 + ERSPAN type III with its
+// platform-specific sub-header 20; UDP 8 + Geneve 8 + up to 20 bytes of
+// options is as long) + inner Ethernet 14 + two VLAN tags 8 + IPv6 40 + TCP
+// with 40 bytes of options 60 = 220. A shorter snaplen cuts the inner TCP
+// header of such frames (counted as truncated): VXLAN over IPv4 to an
+// untagged IPv4 frame needs 14+20+8+8+14+20+60 = 144 bytes. Longer Geneve
+// options, more MPLS labels or nested tunnels need more. It is separate
+// from the bare-traffic minimum because most instances see no tunnel.
 const MaxTunnelHeaderLen = 14 + 8 + ipv6HeaderLen + greMaxHeader + erspan3HeaderLen + erspan3SubHeaderLen +
 	ethHeaderLen + 2*vlanTagLen + ipv6HeaderLen + 60
 
@@ -242,7 +243,7 @@ func (p *Packet) decodeEtherPayload(etype uint16, b []byte, wire, depth int) Err
 	}
 	switch etype {
 	case etherTypePPPoE:
-		return p.decodePPPoE(b, depth+1)
+		return p.decodePPPoE(b, wire, depth+1)
 	case etherTypePBB:
 		return p.decodePBB(b, wire, depth+1)
 	}
@@ -515,7 +516,7 @@ func (p *Packet) decodeGTPU(b []byte, wire, depth int) Error {
 // decodePPPoE decodes a PPPoE session header (version 1, type 1, code 0)
 // and the PPP protocol field, possibly compressed to one byte (RFC 1661
 // protocol field compression), of an IPv4 or IPv6 packet.
-func (p *Packet) decodePPPoE(b []byte, depth int) Error {
+func (p *Packet) decodePPPoE(b []byte, wire, depth int) Error {
 	if len(b) < pppoeHeaderLen+1 {
 		return ErrTruncated
 	}
@@ -523,6 +524,9 @@ func (p *Packet) decodePPPoE(b []byte, depth int) Error {
 		return ErrNotTCP
 	}
 	n := int(be16(b[4:6])) // PPP protocol field and payload
+	if n > wire-pppoeHeaderLen {
+		return ErrBadHeader // Linux's pppoe_rcv drops it too
+	}
 	proto, pl := uint16(b[6]), 1
 	if proto&1 == 0 {
 		if len(b) < pppoeHeaderLen+2 {

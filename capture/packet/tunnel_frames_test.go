@@ -3,10 +3,10 @@ package packet
 import (
 	"encoding/binary"
 	"net"
+	"testing"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"testing"
 )
 
 // Tunnel test frames. gopacket serializes UDP, VXLAN, GRE, ERSPAN II,
