@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gometro/go-metro/capture"
+	"github.com/gometro/go-metro/capture/flow"
+	"github.com/gometro/go-metro/capture/packet"
 	"github.com/gometro/go-metro/capture/rtt"
 )
 
@@ -34,11 +36,15 @@ const (
 type flowKey struct {
 	local, remote netip.AddrPort
 	firstSeen     int64
+	tunnel        flow.TunnelKey // tenants with the same inner addresses are distinct flows
 }
 
 // tagKey is what one submission is keyed by: flows whose tags are equal are
 // one series and are combined, never submitted twice.
-type tagKey struct{ src, dst string }
+type tagKey struct {
+	src, dst string
+	tunnel   packet.Encap // each encapsulation is a tunnel:NAME tag
+}
 
 // Run reports what the capture measured since the previous Run: per host
 // pair RTT gauges, capture health counters and the service check. It
@@ -193,7 +199,10 @@ type group struct {
 	newSamples uint64
 }
 
-type addrPair struct{ local, remote netip.Addr }
+type addrPair struct {
+	local, remote netip.Addr
+	tunnel        packet.Encap
+}
 
 func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip.Addr]string, ifaceTag string) {
 	now := time.Now()
@@ -211,9 +220,9 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 		if f.RTT.Samples == 0 {
 			continue
 		}
-		fk := flowKey{f.Local, f.Remote, f.FirstSeen}
+		fk := flowKey{f.Local, f.Remote, f.FirstSeen, f.Tunnel}
 		next[fk] = f.RTT.Samples
-		k := addrPair{f.Local.Addr().Unmap(), f.Remote.Addr().Unmap()}
+		k := addrPair{f.Local.Addr().Unmap(), f.Remote.Addr().Unmap(), f.Tunnel.Encaps}
 		g := pairs[k]
 		if g == nil {
 			g = &group{}
@@ -229,7 +238,7 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 
 	groups := make(map[tagKey]*group, len(pairs))
 	for p, pg := range pairs {
-		k := tagKey{src: p.local.String(), dst: c.dstName(p.remote, hostAddr, now)}
+		k := tagKey{src: p.local.String(), dst: c.dstName(p.remote, hostAddr, now), tunnel: p.tunnel}
 		if g := groups[k]; g != nil {
 			g.ests = append(g.ests, pg.ests...)
 			g.newSamples += pg.newSamples
@@ -247,13 +256,17 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 		if keys[i].src != keys[j].src {
 			return keys[i].src < keys[j].src
 		}
-		return keys[i].dst < keys[j].dst
+		if keys[i].dst != keys[j].dst {
+			return keys[i].dst < keys[j].dst
+		}
+		return keys[i].tunnel < keys[j].tunnel
 	})
 	nextLast := make(map[tagKey]int64, len(groups))
 	for _, k := range keys {
 		g := groups[k]
 		e := rtt.Combine(g.ests)
 		tags := c.tags("src:"+k.src, "dst:"+k.dst, ifaceTag)
+		tags = appendTunnelTags(tags, k.tunnel)
 		nextLast[k] = e.LastAt
 		// The last sample is only news if it is newer than what was reported.
 		if prev, ok := c.prevLastAt[k]; !ok || e.LastAt > prev {
@@ -269,3 +282,15 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
+
+// appendTunnelTags adds tunnel:NAME for each encapsulation a series' flows
+// were seen in. Tunnel IDs (VNI, key, ...) are not tags: their number is
+// unbounded. So the flows of one host pair inside the same encapsulations
+// are one series whatever their VNI, as flows of one pair are on bare
+// traffic; bare and tunnelled flows of a pair are two series.
+func appendTunnelTags(tags []string, e packet.Encap) []string {
+	for _, name := range e.Names() {
+		tags = append(tags, "tunnel:"+name)
+	}
+	return tags
+}

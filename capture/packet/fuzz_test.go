@@ -56,6 +56,7 @@ type oracle struct {
 	erspanVersion  bool // ERSPAN II header whose version is not 1
 	gtpNotGPDU     bool // GTP-U version/protocol type not 1, or not a G-PDU
 	pppoeNotData   bool // PPPoE version/type/code not those of session data
+	gtpNoExt       bool // GTP-U E flag set with next extension type 0 (none)
 	unknownEncap   bool // PBB or ERSPAN type III, which gopacket does not know
 }
 
@@ -173,6 +174,9 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 			}
 			if ip6 != nil && ip6.Length != 0 && udpOff+int(t.Length) > cap(data)-cap(ip6.Contents)+ipv6HeaderLen+int(ip6.Length) {
 				o.udpLenBad = true
+			}
+			if pl := t.Payload; (t.DstPort == portGTPU || t.SrcPort == portGTPU) && len(pl) >= 12 && pl[0]&0x04 != 0 && pl[11] == 0 {
+				o.gtpNoExt = true
 			}
 			switch t.DstPort {
 			case 4789, 6081, 2152:
@@ -390,6 +394,8 @@ func whyTunnelsDiffer(o oracle) string {
 		return "gopacket ignores the ERSPAN II version; we decode 1 only (2 is type III, under its own protocol type)"
 	case o.gtpNotGPDU:
 		return "we decode only GTP-U version 1 G-PDUs (message type 255), the only ones carrying a user packet; gopacket decodes any message type and version"
+	case o.gtpNoExt:
+		return "a GTP-U E flag with next extension header type 0 announces no extension header (TS 29.281 5.2.1); gopacket reads one anyway"
 	case o.pppoeNotData:
 		return "we decode PPPoE session data only (EtherType 0x8864, version 1, type 1, code 0); gopacket does not check them"
 	}

@@ -64,20 +64,20 @@ func ParseEncaps(names []string) (Encap, error) {
 	return set, nil
 }
 
-// String lists the names of the set's encapsulations, outermost bit first,
-// separated by "+"; "" for the empty set.
-func (e Encap) String() string {
-	var b strings.Builder
+// Names lists the names of the set's encapsulations in bit order (a fixed
+// order, not the nesting order).
+func (e Encap) Names() []string {
+	var names []string
 	for i := range numEncaps {
 		if e&(1<<i) != 0 {
-			if b.Len() > 0 {
-				b.WriteByte('+')
-			}
-			b.WriteString(encapNames[i])
+			names = append(names, encapNames[i])
 		}
 	}
-	return b.String()
+	return names
 }
+
+// String joins Names with "+"; "" for the empty set.
+func (e Encap) String() string { return strings.Join(e.Names(), "+") }
 
 // Tunnel is the encapsulation context of a decoded segment. It is all zero
 // for a segment that was not tunnelled.

@@ -274,6 +274,8 @@ func tunnelDiscrepancies(tb testing.TB) []discrepancy {
 			ErrNone, "ERSPAN type III"},
 		{"gtp echo", LinkTypeEthernet, f(append(e4(layers.IPProtocolUDP), udpTo(2152), &layers.GTPv1U{Version: 1, ProtocolType: 1, MessageType: 1})...), ErrNotTCP, "G-PDU"},
 		{"gtp 5 extension headers", LinkTypeEthernet, fixGTPLen(f(append(e4(layers.IPProtocolUDP), udpTo(2152), gtpMany)...), 14+20+8), ErrNotTCP, "MaxGTPExtHeaders"},
+		{"gtp E flag without extension", LinkTypeEthernet, fixGTPLen(f(append(e4(layers.IPProtocolUDP), udpTo(2152),
+			rawLayer{0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0})...), 14+20+8), ErrNone, "announces no extension"},
 		{"pppoe discovery code", LinkTypeEthernet, f(eth(layers.EthernetTypePPPoESession), &layers.PPPoE{Version: 2, Type: 1, Code: layers.PPPoECodeSession}, ppp(layers.PPPTypeIPv4)),
 			ErrNotTCP, "session data"},
 		{"udp length past ip", LinkTypeEthernet, patch(f(append(e4(layers.IPProtocolUDP), udpTo(4789), vxlan(1), eth(layers.EthernetTypeIPv4))...),
