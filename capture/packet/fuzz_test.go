@@ -57,6 +57,7 @@ type oracle struct {
 	gtpNotGPDU     bool // GTP-U version/protocol type not 1, or not a G-PDU
 	pppoeNotData   bool // PPPoE version/type/code not those of session data
 	gtpNoExt       bool // GTP-U E flag set with next extension type 0 (none)
+	innerZeroLen   bool // an IP header inside a tunnel with length field 0
 	unknownEncap   bool // PBB or ERSPAN type III, which gopacket does not know
 }
 
@@ -149,6 +150,14 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 				setOuter()
 			case *layers.IPSecAH:
 				o.shapeOK = false
+			}
+			if nIP > 1 {
+				if v4, ok := t.(*layers.IPv4); ok && binary.BigEndian.Uint16(v4.Contents[2:4]) == 0 {
+					o.innerZeroLen = true
+				}
+				if v6, ok := t.(*layers.IPv6); ok && v6.Length == 0 {
+					o.innerZeroLen = true
+				}
 			}
 			ext = 0
 			lastIP = l
@@ -396,6 +405,8 @@ func whyTunnelsDiffer(o oracle) string {
 		return "we decode only GTP-U version 1 G-PDUs (message type 255), the only ones carrying a user packet; gopacket decodes any message type and version"
 	case o.gtpNoExt:
 		return "a GTP-U E flag with next extension header type 0 announces no extension header (TS 29.281 5.2.1); gopacket reads one anyway"
+	case o.innerZeroLen:
+		return "an IP length 0 inside a tunnel: gopacket takes the bytes it was given, we the length the enclosing headers give, as for the outermost IP header and the wire length"
 	case o.pppoeNotData:
 		return "we decode PPPoE session data only (EtherType 0x8864, version 1, type 1, code 0); gopacket does not check them"
 	}
