@@ -58,7 +58,7 @@ type oracle struct {
 	pppoeNotData   bool // PPPoE version/type/code not those of session data
 	gtpNoExt       bool // GTP-U E flag set with next extension type 0 (none)
 	innerZeroLen   bool // an IP header inside a tunnel with length field 0
-	unknownEncap   bool // PBB or ERSPAN type III, which gopacket does not know
+	unknownEncap   bool // PBB, ERSPAN type III or WCCP, which gopacket does not know
 }
 
 // gopacketDecode runs gopacket on the frame. Decoding is NoCopy so that
@@ -152,7 +152,7 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 				o.shapeOK = false
 			}
 			if nIP > 1 {
-				if v4, ok := t.(*layers.IPv4); ok && binary.BigEndian.Uint16(v4.Contents[2:4]) == 0 {
+				if v4, ok := t.(*layers.IPv4); ok && len(v4.Contents) >= 4 && binary.BigEndian.Uint16(v4.Contents[2:4]) == 0 {
 					o.innerZeroLen = true
 				}
 				if v6, ok := t.(*layers.IPv6); ok && v6.Length == 0 {
@@ -214,7 +214,7 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 			gre = t
 			o.greUnsupported = t.Version != 0 || t.RoutingPresent
 			o.greAckBit = t.AckPresent
-			o.unknownEncap = o.unknownEncap || t.Protocol == etherTypeERSPAN3
+			o.unknownEncap = o.unknownEncap || t.Protocol == etherTypeERSPAN3 || t.Protocol == etherTypeWCCP
 			tun.Encaps |= EncapGRE
 			if t.KeyPresent {
 				tun.ID, tun.IDOf = t.Key, EncapGRE
@@ -431,7 +431,7 @@ func whyGopacketRejects(link LinkType, data []byte, o oracle) string {
 	case link == LinkTypeLinuxSLL && len(data) >= 6 && int(binary.BigEndian.Uint16(data[4:6]))+6 > len(data):
 		return "gopacket's LinuxSLL slices the address by its length field and panics when that runs past the frame; we ignore the link address"
 	case o.unknownEncap || link == LinkTypeSLL2 && len(data) >= 2 && binary.BigEndian.Uint16(data) == etherTypePBB:
-		return "gopacket v1.1.19 has no 802.1ah PBB nor ERSPAN type III layer"
+		return "gopacket v1.1.19 has no 802.1ah PBB, ERSPAN type III or WCCP-over-GRE layer"
 	case strings.Contains(e, "guess protocol"):
 		return "after the bottom MPLS label gopacket guesses only IPv4 (0x45-0x4f) and IPv6; we also decode an Ethernet pseudowire with its control word (first nibble 0)"
 	}

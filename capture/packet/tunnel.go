@@ -17,7 +17,7 @@ type Encap uint16
 const (
 	EncapVXLAN  Encap = 1 << iota // VXLAN, UDP port 4789 (RFC 7348): Ethernet inside
 	EncapGeneve                   // Geneve, UDP port 6081 (RFC 8926), options skipped
-	EncapGRE                      // GRE, IP protocol 47 (RFC 2784/2890): IP, MPLS or Ethernet (0x6558) inside
+	EncapGRE                      // GRE, IP protocol 47 (RFC 2784/2890): IP, MPLS, Ethernet (0x6558) or WCCP inside
 	EncapERSPAN                   // ERSPAN type I/II (0x88BE) or III (0x22EB) over GRE
 	EncapGTPU                     // GTP-U G-PDU, UDP port 2152 (3GPP TS 29.281), extension headers skipped
 	EncapIPIP                     // IPv4 or IPv6 directly in IPv4 or IPv6 (IP protocols 4 and 41)
@@ -163,6 +163,7 @@ const (
 	mplsLabelLen        = 4
 	pbbHeaderLen        = 4 + 12 // I-TAG TCI + I-SID, customer DA and SA
 	mplsCWLen           = 4      // pseudowire control word (RFC 4385)
+	wccpHeaderLen       = 4      // WCCPv2 redirect header
 
 	protoIPIP = 4
 	protoIPv6 = 41
@@ -176,6 +177,7 @@ const (
 	etherTypeTEB     = 0x6558 // transparent Ethernet bridging: Ethernet inside GRE/Geneve
 	etherTypeERSPAN  = 0x88BE // ERSPAN type I (no GRE sequence) and II
 	etherTypeERSPAN3 = 0x22EB
+	etherTypeWCCP    = 0x883E // Cisco WCCP redirect over GRE
 	etherTypePPPoE   = 0x8864
 	etherTypeMPLS    = 0x8847
 	etherTypeMPLSMC  = 0x8848
@@ -418,6 +420,17 @@ func (p *Packet) decodeGRE(b []byte, wire, depth int) Error {
 		return p.decodeERSPAN2(b, wire, depth)
 	case etherTypeERSPAN3:
 		return p.decodeERSPAN3(b, wire, depth)
+	case etherTypeWCCP:
+		// Cisco WCCP redirection: WCCPv2 puts a 4-byte redirect header
+		// before the IP packet, WCCPv1 none; like Wireshark, tell them
+		// apart by the IP version nibble.
+		if len(b) >= 1 && b[0]>>4 != 4 {
+			if len(b) < wccpHeaderLen {
+				return ErrTruncated
+			}
+			b, wire = b[wccpHeaderLen:], wire-wccpHeaderLen
+		}
+		return p.decodeInnerIP(b, wire, depth)
 	}
 	return p.decodeEtherPayload(proto, b, wire, depth)
 }
