@@ -275,6 +275,23 @@ func TestTunnelsExpected(t *testing.T) {
 	if len(s.Flows) == 0 || s.Stats.TunnelSkipped != 0 {
 		t.Fatalf("VXLAN listed: %d flows, %d skipped", len(s.Flows), s.Stats.TunnelSkipped)
 	}
+	// Remotes match the inner connection, never the outer addresses
+	// (192.0.2.1 > 192.0.2.2 in writeTunnelled's VXLAN).
+	remote := c.Flows[c.Frames[0].Flow].Remote.Addr()
+	s = replay(t, Config{File: path, Remotes: []netip.Prefix{netip.PrefixFrom(remote, remote.BitLen())}})
+	if len(s.Flows) == 0 {
+		t.Fatal("no flow to the monitored inner remote")
+	}
+	for _, f := range s.Flows {
+		if f.Remote.Addr().Unmap() != remote {
+			t.Fatalf("flow to %v tracked, only %v is monitored", f.Remote, remote)
+		}
+	}
+	s = replay(t, Config{File: path, Remotes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	if len(s.Flows) != 0 || s.Stats.Flow.Filtered == 0 {
+		t.Fatalf("outer addresses monitored: %d flows, %d filtered", len(s.Flows), s.Stats.Flow.Filtered)
+	}
+
 	for _, tc := range []struct {
 		cfg  Config
 		want packet.Encap
