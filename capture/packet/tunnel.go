@@ -502,9 +502,15 @@ func (p *Packet) decodeGTPU(b []byte, wire, depth int) Error {
 		if len(b) < off {
 			return ErrTruncated
 		}
-		// Each extension header: length in 4-byte units (including the
-		// length and next-type bytes), content, next extension type.
-		for i, next := 0, b[off-1]; next != 0; i++ {
+		// With the E flag, a chain of extension headers: each has its
+		// length in 4-byte units (including the length and next-type
+		// bytes), content, and the next extension type. Without E, the
+		// next-type byte is there (S or PN set) but means nothing.
+		next := byte(0)
+		if b[0]&0x04 != 0 {
+			next = b[off-1]
+		}
+		for i := 0; next != 0; i++ {
 			if i == MaxGTPExtHeaders {
 				return ErrNotTCP
 			}
