@@ -58,6 +58,7 @@ type oracle struct {
 	pppoeNotData   bool // PPPoE version/type/code not those of session data
 	gtpNoExt       bool // GTP-U E flag set with next extension type 0 (none)
 	innerZeroLen   bool // an IP header inside a tunnel with length field 0
+	gtpCut         bool // the GTP-U length reaches past the captured bytes
 	unknownEncap   bool // PBB, ERSPAN type III or WCCP, which gopacket does not know
 }
 
@@ -186,6 +187,9 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 			}
 			if pl := t.Payload; (t.DstPort == portGTPU || t.SrcPort == portGTPU) && len(pl) >= 12 && pl[0]&0x04 != 0 && pl[11] == 0 {
 				o.gtpNoExt = true
+			}
+			if pl := t.Payload; (t.DstPort == portGTPU || t.SrcPort == portGTPU) && len(pl) >= 4 && 8+int(binary.BigEndian.Uint16(pl[2:4])) > len(pl) {
+				o.gtpCut = true
 			}
 			switch t.DstPort {
 			case 4789, 6081, 2152:
@@ -405,6 +409,8 @@ func whyTunnelsDiffer(o oracle) string {
 		return "we decode only GTP-U version 1 G-PDUs (message type 255), the only ones carrying a user packet; gopacket decodes any message type and version"
 	case o.gtpNoExt:
 		return "a GTP-U E flag with next extension header type 0 announces no extension header (TS 29.281 5.2.1); gopacket reads one anyway"
+	case o.gtpCut:
+		return "gopacket wants the whole GTP-U message captured; we check its length against the wire, since a snaplen cuts the payload"
 	case o.innerZeroLen:
 		return "an IP length 0 inside a tunnel: gopacket takes the bytes it was given, we the length the enclosing headers give, as for the outermost IP header and the wire length"
 	case o.pppoeNotData:

@@ -231,26 +231,30 @@ func (p *Packet) decodeEtherPayload(etype uint16, b []byte, wire, depth int) Err
 		off += vlanTagLen
 	}
 	b, wire = b[off:], wire-off
+	var decode layerDecoder
 	switch etype {
 	case etherTypeIPv4:
 		return p.decodeIPv4(b, wire, depth)
 	case etherTypeIPv6:
 		return p.decodeIPv6(b, wire, depth)
-	case etherTypePPPoE, etherTypeMPLS, etherTypeMPLSMC, etherTypePBB:
+	case etherTypePPPoE:
+		decode = (*Packet).decodePPPoE
+	case etherTypePBB:
+		decode = (*Packet).decodePBB
+	case etherTypeMPLS, etherTypeMPLSMC:
+		decode = (*Packet).decodeMPLS
 	default:
 		return ErrNotTCP
 	}
 	if depth >= MaxTunnelDepth {
 		return ErrNotTCP
 	}
-	switch etype {
-	case etherTypePPPoE:
-		return p.decodePPPoE(b, wire, depth+1)
-	case etherTypePBB:
-		return p.decodePBB(b, wire, depth+1)
-	}
-	return p.decodeMPLS(b, wire, depth+1)
+	return decode(p, b, wire, depth+1)
 }
+
+// layerDecoder decodes one encapsulation header at b[0] and what it carries;
+// wire and depth are as for decodeIPv4.
+type layerDecoder func(p *Packet, b []byte, wire, depth int) Error
 
 // decodeEthernet decodes an Ethernet frame carried inside a tunnel.
 func (p *Packet) decodeEthernet(b []byte, wire, depth int) Error {
@@ -265,8 +269,16 @@ func (p *Packet) decodeEthernet(b []byte, wire, depth int) Error {
 // extension headers, n the payload length according to the IP header.
 // Only encapsulations continue; anything else is ErrNotTCP.
 func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Error {
+	var e Encap
+	var decode layerDecoder
 	switch proto {
-	case protoIPIP, protoIPv6, protoGRE, protoUDP:
+	case protoIPIP:
+		e, decode = EncapIPIP, (*Packet).decodeIPv4
+	case protoIPv6:
+		e, decode = EncapIPIP, (*Packet).decodeIPv6
+	case protoGRE:
+		e, decode = EncapGRE, (*Packet).decodeGRE
+	case protoUDP:
 	default:
 		return ErrNotTCP
 	}
@@ -282,60 +294,41 @@ func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Error {
 	if n < len(b) {
 		b = b[:n]
 	}
-	switch proto {
-	case protoIPIP:
-		p.Tunnel.Encaps |= EncapIPIP
-		p.Tunnel.setOuter(ip)
-		return p.decodeIPv4(b, n, depth+1)
-	case protoIPv6:
-		p.Tunnel.Encaps |= EncapIPIP
-		p.Tunnel.setOuter(ip)
-		return p.decodeIPv6(b, n, depth+1)
-	case protoGRE:
-		p.Tunnel.Encaps |= EncapGRE
-		p.Tunnel.setOuter(ip)
-		return p.decodeGRE(b, n, depth+1)
-	}
-	// UDP: the encapsulation is told by the destination port alone, as the
-	// receiving tunnel endpoint's socket does (the source port is a flow
-	// hash for VXLAN and Geneve).
-	if len(b) < udpHeaderLen {
-		return ErrTruncated
-	}
-	var e Encap
-	switch be16(b[2:4]) {
-	case portVXLAN:
-		e = EncapVXLAN
-	case portGeneve:
-		e = EncapGeneve
-	case portGTPU:
-		e = EncapGTPU
-	default:
-		return ErrNotTCP
-	}
-	// The UDP length bounds the datagram too; as in Linux's udp_rcv, one
-	// longer than the IP payload or shorter than the header is malformed.
-	// 0 is allowed only for IPv6 jumbograms (RFC 2675), then the IP
-	// length rules.
-	if ulen := int(be16(b[4:6])); ulen != 0 {
-		if ulen < udpHeaderLen || ulen > n {
-			return ErrBadHeader
+	if proto == protoUDP {
+		// The encapsulation is told by the destination port alone, as the
+		// receiving tunnel endpoint's socket does (the source port is a
+		// flow hash for VXLAN and Geneve).
+		if len(b) < udpHeaderLen {
+			return ErrTruncated
 		}
-		n = ulen
-		if n < len(b) {
-			b = b[:n]
+		switch be16(b[2:4]) {
+		case portVXLAN:
+			e, decode = EncapVXLAN, (*Packet).decodeVXLAN
+		case portGeneve:
+			e, decode = EncapGeneve, (*Packet).decodeGeneve
+		case portGTPU:
+			e, decode = EncapGTPU, (*Packet).decodeGTPU
+		default:
+			return ErrNotTCP
 		}
+		// The UDP length bounds the datagram too; as in Linux's udp_rcv,
+		// one longer than the IP payload or shorter than the header is
+		// malformed. 0 is allowed only for IPv6 jumbograms (RFC 2675),
+		// then the IP length rules.
+		if ulen := int(be16(b[4:6])); ulen != 0 {
+			if ulen < udpHeaderLen || ulen > n {
+				return ErrBadHeader
+			}
+			n = ulen
+			if n < len(b) {
+				b = b[:n]
+			}
+		}
+		b, n = b[udpHeaderLen:], n-udpHeaderLen
 	}
 	p.Tunnel.Encaps |= e
 	p.Tunnel.setOuter(ip)
-	b, n = b[udpHeaderLen:], n-udpHeaderLen
-	switch e {
-	case EncapVXLAN:
-		return p.decodeVXLAN(b, n, depth+1)
-	case EncapGeneve:
-		return p.decodeGeneve(b, n, depth+1)
-	}
-	return p.decodeGTPU(b, n, depth+1)
+	return decode(p, b, n, depth+1)
 }
 
 // decodeVXLAN decodes a VXLAN header and the Ethernet frame it carries.
@@ -613,16 +606,10 @@ func (p *Packet) decodeMPLS(b []byte, wire, depth int) Error {
 // decodeInnerIP decodes an IP packet whose version only its first nibble
 // tells (GTP-U, MPLS, ERSPAN type III); anything else is not TCP.
 func (p *Packet) decodeInnerIP(b []byte, wire, depth int) Error {
-	if len(b) < 1 {
-		return ErrTruncated
+	if len(b) >= 1 && b[0]>>4 != 4 && b[0]>>4 != 6 {
+		return ErrNotTCP
 	}
-	switch b[0] >> 4 {
-	case 4:
-		return p.decodeIPv4(b, wire, depth)
-	case 6:
-		return p.decodeIPv6(b, wire, depth)
-	}
-	return ErrNotTCP
+	return p.decodeIPAny(b, wire, depth)
 }
 
 // decodePBB decodes an 802.1ah I-TAG (priority, drop eligibility, use

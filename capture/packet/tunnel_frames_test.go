@@ -282,6 +282,11 @@ func tunnelDiscrepancies(tb testing.TB) []discrepancy {
 		{"gtp 5 extension headers", LinkTypeEthernet, fixGTPLen(f(append(e4(layers.IPProtocolUDP), udpTo(2152), gtpMany)...), 14+20+8), ErrNotTCP, "MaxGTPExtHeaders"},
 		{"gtp E flag without extension", LinkTypeEthernet, fixGTPLen(f(append(e4(layers.IPProtocolUDP), udpTo(2152),
 			rawLayer{0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0})...), 14+20+8), ErrNone, "announces no extension"},
+		{"gtp-u cut by snaplen", LinkTypeEthernet, patch(f(append(e4(layers.IPProtocolUDP), udpTo(2152), gtpu(1))...), func(b []byte) {
+			b[14+3] += 100      // outer IPv4 length
+			b[14+20+5] += 100   // UDP length
+			b[14+20+8+3] += 100 // GTP-U length (gopacket's serializer leaves it 0)
+		}), ErrNone, "snaplen"},
 		{"inner ip length 0", LinkTypeRaw, patch(serialize(tb, outer4(4), ip4(), tcp(), payload(10)), func(b []byte) { b[20+2], b[20+3] = 0, 0; b[3] += 50 }),
 			ErrNone, "length 0 inside a tunnel"},
 		{"pppoe discovery code", LinkTypeEthernet, f(eth(layers.EthernetTypePPPoESession), &layers.PPPoE{Version: 2, Type: 1, Code: layers.PPPoECodeSession}, ppp(layers.PPPTypeIPv4)),
