@@ -129,23 +129,28 @@ func WithTunnels(prog []bpf.RawInstruction, link packet.LinkType, encaps packet.
 			ports = append(ports, p.port)
 		}
 	}
-	udpPorts := func() {
+	// ip emits the check of an IP header at base+X whose protocol byte is
+	// at protoOff; toUDP moves X to the UDP header.
+	ip := func(l int, protoOff uint32, toUDP func()) {
+		a.mark(l)
+		ld(protoOff, 1)
+		for _, p := range protos {
+			a.jeq(p, accept)
+		}
+		if len(ports) == 0 {
+			a.ja(main)
+			return
+		}
+		a.jne(ipProtoUDP, main)
+		toUDP()
 		ld(2, 2) // UDP destination port
 		for _, p := range ports {
 			a.jeq(p, accept)
 		}
 		a.ja(main)
 	}
-
-	// IPv4 at base+X.
-	a.mark(v4)
-	ld(9, 1)
-	for _, p := range protos {
-		a.jeq(p, accept)
-	}
-	if len(ports) > 0 {
-		a.jne(ipProtoUDP, main)
-		ld(6, 2)
+	ip(v4, 9, func() {
+		ld(6, 2) // no fragment: the decoder skips them
 		a.emit(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x3fff, SkipTrue: 0, SkipFalse: 1})
 		a.ja(main)
 		ld(0, 1) // X += IHL*4, as in Build
@@ -153,26 +158,12 @@ func WithTunnels(prog []bpf.RawInstruction, link packet.LinkType, encaps packet.
 		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
 		a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
 		a.emit(bpf.TAX{})
-		udpPorts()
-	} else {
-		a.ja(main)
-	}
-
-	// IPv6 at base+X.
-	a.mark(v6)
-	ld(6, 1)
-	for _, p := range protos {
-		a.jeq(p, accept)
-	}
-	if len(ports) > 0 {
-		a.jne(ipProtoUDP, main)
+	})
+	ip(v6, 6, func() { // UDP as the next header only
 		a.emit(bpf.TXA{})
 		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 40})
 		a.emit(bpf.TAX{})
-		udpPorts()
-	} else {
-		a.ja(main)
-	}
+	})
 
 	a.mark(accept)
 	a.emit(bpf.RetConstant{Val: uint32(snaplen)})
