@@ -4,10 +4,13 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/gometro/go-metro/capture/packet"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 func serializeLayers(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
@@ -94,5 +97,41 @@ func TestWithTunnels(t *testing.T) {
 		t.Fatal("empty base program")
 	} else if same, _ := WithTunnels(base, packet.LinkTypeEthernet, 0, snap); len(same) != len(base) {
 		t.Fatal("no tunnels expected, yet the program changed")
+	}
+}
+
+// TestWithTunnelsKernelAccepts attaches each combined program to a socket:
+// the kernel's classic BPF checker (the one SO_ATTACH_FILTER runs on a
+// capture socket too) must accept it. A UDP socket needs no privilege.
+func TestWithTunnelsKernelAccepts(t *testing.T) {
+	attach := func(prog []bpf.RawInstruction) error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		fp := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
+		return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp)
+	}
+	// The check can fail: a jump past the end is refused.
+	if attach([]bpf.RawInstruction{{Op: 0x15, Jt: 5}, {Op: 0x06}}) == nil {
+		t.Fatal("the kernel accepted a jump past the end: this test cannot fail")
+	}
+	remotes := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}
+	for _, link := range []packet.LinkType{packet.LinkTypeEthernet, packet.LinkTypeLinuxSLL, packet.LinkTypeSLL2,
+		packet.LinkTypeRaw, packet.LinkTypeIPv4, packet.LinkTypeIPv6} {
+		for _, set := range []packet.Encap{packet.EncapAll, packet.EncapVXLAN, packet.EncapMPLS, packet.EncapIPIP} {
+			base, err := Build(link, remotes, []uint16{443}, snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prog, err := WithTunnels(base, link, set, snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := attach(prog); err != nil {
+				t.Errorf("link %d, tunnels %q: kernel refuses the program: %v", link, set, err)
+			}
+		}
 	}
 }
