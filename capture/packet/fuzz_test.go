@@ -60,6 +60,7 @@ type oracle struct {
 	innerZeroLen   bool // an IP header inside a tunnel with length field 0
 	gtpCut         bool // the GTP-U length reaches past the captured bytes
 	unknownEncap   bool // PBB, ERSPAN type III or WCCP, which gopacket does not know
+	qinq9100       bool // a 0x9100 tag after an 802.1Q tag, which gopacket stops at silently
 }
 
 // gopacketDecode runs gopacket on the frame. Decoding is NoCopy so that
@@ -140,6 +141,7 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 			tags = 0
 		case *layers.Dot1Q:
 			o.unknownEncap = o.unknownEncap || t.Type == etherTypePBB
+			o.qinq9100 = o.qinq9100 || t.Type == etherTypeQinQ
 			tags++
 			o.vlanTags = max(o.vlanTags, tags)
 		case *layers.IPv4, *layers.IPv6:
@@ -432,7 +434,7 @@ func whyGopacketRejects(link LinkType, data []byte, o oracle) string {
 		return "gopacket parses hop-by-hop/destination TLV options and requires a jumbo option for IPv6 payload length 0; we skip the options and take a zero length from the wire (BIG TCP sends none)"
 	case strings.Contains(e, "routing"):
 		return "gopacket decodes only IPv6 routing type 0; we skip any routing header by its length"
-	case strings.Contains(e, fmt.Sprintf("EthernetType %d", etherTypeQinQ)):
+	case strings.Contains(e, fmt.Sprintf("EthernetType %d", etherTypeQinQ)) || o.qinq9100:
 		return "gopacket does not know the 0x9100 QinQ tag"
 	case link == LinkTypeLinuxSLL && len(data) >= 6 && int(binary.BigEndian.Uint16(data[4:6]))+6 > len(data):
 		return "gopacket's LinuxSLL slices the address by its length field and panics when that runs past the frame; we ignore the link address"
@@ -598,6 +600,7 @@ func TestFuzzDiscrepancies(t *testing.T) {
 		{"ipv6 length 0 without jumbo", LinkTypeRaw, patch(serialize(t, ip6(6), tcp()), func(b []byte) { b[4], b[5] = 0, 0 }), ErrNone, "jumbo"},
 		{"routing type 4", LinkTypeRaw, serialize(t, ip6(43), routingHdr(6), tcp()), ErrNone, "routing type 0"},
 		{"0x9100 tag", LinkTypeEthernet, serialize(t, eth(0x9100), dot1q(1, layers.EthernetTypeIPv4), ip4(), tcp()), ErrNone, "0x9100"},
+		{"0x9100 tag after 802.1Q", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeDot1Q), dot1q(1, 0x9100), dot1q(2, layers.EthernetTypeIPv4), ip4(), tcp()), ErrNone, "0x9100"},
 		{"sll address length 256", LinkTypeLinuxSLL, patch(serialize(t, sllHdr(0x0800), ip4(), tcp()), func(b []byte) { b[4] = 1 }), ErrNone, "address"},
 	}
 	cases = append(cases, tunnelDiscrepancies(t)...)
