@@ -25,6 +25,11 @@ import (
 //     and an MPLS label by each direction's downstream router, so those two
 //     would split every connection in half: they are left out, and the
 //     outer addresses (GTP-U) or nothing (MPLS) tell tunnels apart.
+//
+// The price of keeping tenants apart: where a deployment uses a different
+// VNI or key per direction (EVPN asymmetric IRB, per-direction OVS tunnel
+// keys, as in tcpdump's geneve.pcap test capture), each direction becomes a
+// flow of its own and the connection is never timed.
 type TunnelKey struct {
 	OuterA, OuterB [16]byte     // outer IP addresses, lower first; zero without an IP-borne tunnel
 	ID             uint32       // symmetric tunnel identifier, see above; 0 if none
