@@ -147,16 +147,37 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 		return ErrUnsupportedLink
 	}
 
-	// Ethernet and both cooked captures carry an EtherType. Untagged IP,
-	// by far the most common, is dispatched here; VLAN tags and link-layer
-	// encapsulations take one more call.
+	// Ethernet and both cooked captures carry an EtherType, which may be a
+	// VLAN tag: libpcap re-inserts stripped tags in front of the protocol
+	// field for Ethernet and SLL captures.
+	etype, off, err := skipVLANs(etype, data, off)
+	if err != ErrNone {
+		return err
+	}
 	switch etype {
 	case etherTypeIPv4:
 		return p.decodeIPv4(data[off:], wireLen-off, 0)
 	case etherTypeIPv6:
 		return p.decodeIPv6(data[off:], wireLen-off, 0)
 	}
-	return p.decodeEtherPayload(etype, data[off:], wireLen-off, 0)
+	return p.decodeLinkTunnel(etype, data[off:], wireLen-off, 0)
+}
+
+// skipVLANs returns the EtherType after the VLAN tags, if any, that etype
+// announces at b[off], and the offset past them. It is small enough to be
+// inlined into Decode, where nearly every frame takes it with no tag.
+func skipVLANs(etype uint16, b []byte, off int) (uint16, int, Error) {
+	for i := 0; etype == etherTypeDot1Q || etype == etherTypeDot1AD || etype == etherTypeQinQ; i++ {
+		if i == MaxVLANTags {
+			return 0, 0, ErrNotTCP
+		}
+		if len(b) < off+vlanTagLen {
+			return 0, 0, ErrTruncated
+		}
+		etype = be16(b[off+2 : off+4])
+		off += vlanTagLen
+	}
+	return etype, off, ErrNone
 }
 
 // decodeIPAny dispatches on the IP version nibble, for raw-IP link types.

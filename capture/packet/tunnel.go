@@ -213,30 +213,30 @@ func (t *Tunnel) setOuter(ip []byte) {
 	t.OuterDst = [16]byte(ip[24:40])
 }
 
-// decodeEtherPayload decodes what follows an EtherType field: b starts
-// right after it, wire is the number of bytes from b[0] to the end of the
-// frame on the wire. VLAN tags are skipped (libpcap re-inserts stripped
-// tags in front of the protocol field for Ethernet and SLL captures), then
-// IP or one of the link-layer encapsulations is decoded.
+// decodeEtherPayload decodes what follows an EtherType field inside a
+// tunnel: b starts right after it, wire is the number of bytes from b[0] to
+// the end of the enclosing payload. VLAN tags are skipped, then IP or one of
+// the link-layer encapsulations is decoded.
 func (p *Packet) decodeEtherPayload(etype uint16, b []byte, wire, depth int) Error {
-	off := 0
-	for i := 0; etype == etherTypeDot1Q || etype == etherTypeDot1AD || etype == etherTypeQinQ; i++ {
-		if i == MaxVLANTags {
-			return ErrNotTCP
-		}
-		if len(b) < off+vlanTagLen {
-			return ErrTruncated
-		}
-		etype = be16(b[off+2 : off+4])
-		off += vlanTagLen
+	etype, off, err := skipVLANs(etype, b, 0)
+	if err != ErrNone {
+		return err
 	}
 	b, wire = b[off:], wire-off
-	var decode layerDecoder
 	switch etype {
 	case etherTypeIPv4:
 		return p.decodeIPv4(b, wire, depth)
 	case etherTypeIPv6:
 		return p.decodeIPv6(b, wire, depth)
+	}
+	return p.decodeLinkTunnel(etype, b, wire, depth)
+}
+
+// decodeLinkTunnel decodes the link-layer encapsulation etype names (after
+// any VLAN tags): PPPoE, MPLS or 802.1ah.
+func (p *Packet) decodeLinkTunnel(etype uint16, b []byte, wire, depth int) Error {
+	var decode layerDecoder
+	switch etype {
 	case etherTypePPPoE:
 		decode = (*Packet).decodePPPoE
 	case etherTypePBB:
