@@ -328,7 +328,7 @@ func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 		return
 	}
 	if pkt.Tunnel.Encaps != 0 {
-		if pkt.Tunnel.Encaps&^e.tunnels != 0 {
+		if !pkt.Tunnel.Encaps.Within(e.tunnels) {
 			e.stats.TunnelSkipped++
 			return
 		}

@@ -64,6 +64,17 @@ func ParseEncaps(names []string) (Encap, error) {
 	return set, nil
 }
 
+// Within reports whether a segment that crossed the encapsulations e may be
+// timed by an instance that expects want: each of them must be expected,
+// except the GRE header that carries ERSPAN, which expecting erspan
+// implies.
+func (e Encap) Within(want Encap) bool {
+	if e&want&EncapERSPAN != 0 {
+		e &^= EncapGRE
+	}
+	return e&^want == 0
+}
+
 // Names lists the names of the set's encapsulations in bit order (a fixed
 // order, not the nesting order).
 func (e Encap) Names() []string {

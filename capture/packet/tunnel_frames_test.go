@@ -302,3 +302,47 @@ func tunnelDiscrepancies(tb testing.TB) []discrepancy {
 		{"mpls pseudowire", LinkTypeEthernet, f(eth(layers.EthernetTypeMPLSUnicast), mpls(1, true), pwControlWord(), eth(layers.EthernetTypeIPv4)), ErrNone, "pseudowire"},
 	}
 }
+
+func TestEncapNames(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		want  Encap
+		str   string
+		err   string
+	}{
+		{[]string{"vxlan", " GRE "}, EncapVXLAN | EncapGRE, "vxlan+gre", ""},
+		{[]string{"all"}, EncapAll, "vxlan+geneve+gre+erspan+gtpu+ipip+pppoe+mpls+pbb", ""},
+		{nil, 0, "", ""},
+		{[]string{"vxlan", "nvgre"}, 0, "", `unknown encapsulation "nvgre" (known: all, vxlan, geneve, gre, erspan, gtpu, ipip, pppoe, mpls, pbb)`},
+	} {
+		got, err := ParseEncaps(tc.names)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%v: error %v, want %q", tc.names, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want || got.String() != tc.str {
+			t.Errorf("%v: %v %q %v, want %v %q", tc.names, got, got.String(), err, tc.want, tc.str)
+		}
+	}
+}
+
+func TestEncapWithin(t *testing.T) {
+	for _, tc := range []struct {
+		crossed, want Encap
+		ok            bool
+	}{
+		{EncapVXLAN, EncapVXLAN | EncapGRE, true},
+		{EncapVXLAN, EncapGRE, false},
+		{EncapGRE | EncapERSPAN, EncapERSPAN, true}, // erspan implies the GRE that carries it
+		{EncapGRE, EncapERSPAN, false},              // but not plain GRE
+		{EncapGRE | EncapMPLS, EncapGRE, false},
+		{EncapGRE | EncapERSPAN | EncapVXLAN, EncapERSPAN, false},
+		{0, 0, true},
+	} {
+		if got := tc.crossed.Within(tc.want); got != tc.ok {
+			t.Errorf("%q within %q = %v, want %v", tc.crossed, tc.want, got, tc.ok)
+		}
+	}
+}
