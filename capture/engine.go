@@ -40,6 +40,9 @@ type Config struct {
 	Remotes []netip.Prefix
 	// Ports restricts monitoring to these remote ports. Empty: every port.
 	Ports []uint16
+	// Tunnels are the encapsulations whose inner TCP is timed (see
+	// tunnel.go). Zero: none on a live interface, every one in a file.
+	Tunnels packet.Encap
 
 	MaxFlows int           // hard cap on tracked flows; default 16384
 	IdleTTL  time.Duration // drop flows idle this long; default 300s
@@ -64,6 +67,11 @@ type Stats struct {
 	// LinkDownEvents counts the interface going administratively down
 	// while captured; capture resumes by itself when it comes back up.
 	LinkDownEvents uint64
+
+	// Tunnelled counts TCP segments decoded from inside an expected
+	// encapsulation; TunnelSkipped those inside one the instance does not
+	// expect, which are dropped and not in TCPPackets.
+	Tunnelled, TunnelSkipped uint64
 }
 
 // Malformed is the number of frames that failed to decode for a reason other
@@ -150,7 +158,8 @@ type Engine struct {
 	// stale is set when the kernel refused every filter for new remotes:
 	// the source still runs the old program, so Run ends with it and the
 	// caller's reopen installs the new one before binding.
-	stale error
+	stale   error
+	tunnels packet.Encap // encapsulations decoded; see expectedTunnels
 
 	requests chan request
 	opened   chan struct{} // closed once a source has opened
@@ -203,6 +212,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		local:    &localaddr.Set{},
 		ports:    cfg.Ports,
+		tunnels:  expectedTunnels(&cfg),
 		requests: make(chan request),
 		opened:   make(chan struct{}),
 	}
@@ -298,7 +308,7 @@ func (e *Engine) installFilter(link packet.LinkType, attach func([]bpf.RawInstru
 		e.filter = FilterStatus{}
 		return nil
 	}
-	p, err := filter.Fit(link, e.remotes, e.ports, e.cfg.Snaplen, attach)
+	p, err := filter.Fit(link, e.remotes, e.ports, e.cfg.Snaplen, e.withTunnels(link, attach))
 	if err != nil {
 		return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
 	}
@@ -423,6 +433,13 @@ func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 	if derr := pkt.Decode(link, data, wireLen); derr != packet.ErrNone {
 		e.stats.DecodeErrors[derr]++
 		return
+	}
+	if pkt.Tunnel.Encaps != 0 {
+		if !pkt.Tunnel.Encaps.Within(e.tunnels) {
+			e.stats.TunnelSkipped++
+			return
+		}
+		e.stats.Tunnelled++
 	}
 	e.stats.TCPPackets++
 	e.table.Process(pkt, ts)

@@ -380,6 +380,7 @@ func (c *Check) captureConfig(remotes []netip.Prefix) capture.Config {
 		LocalIPs:  append([]netip.Prefix(nil), in.LocalIPs...),
 		Remotes:   append([]netip.Prefix(nil), remotes...),
 		Ports:     append([]uint16(nil), in.Ports...),
+		Tunnels:   in.Tunnels,
 		MaxFlows:  ini.MaxFlows,
 		IdleTTL:   ini.IdleTTL,
 		ExpTTL:    ini.ExpTTL,

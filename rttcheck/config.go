@@ -92,6 +92,9 @@ type InstanceConfig struct {
 	BufferMB       int            `yaml:"capture_buffer_mb"` // kernel capture ring, MiB; 0: the default
 	AllRemoteHosts bool           `yaml:"all_remote_hosts"`
 	ReverseDNS     bool           `yaml:"reverse_dns"`
+	// Tunnels are the encapsulations whose inner TCP is timed; see
+	// capture/tunnel.go for the default and conf.yaml.example.
+	Tunnels packet.Encap `yaml:"tunnels"`
 
 	// Series shape (report_options.go).
 	GroupDstIPv4Prefix    int  `yaml:"group_dst_ipv4_prefix"`
@@ -209,6 +212,13 @@ func ParseConfig(instance, initConfig []byte, index int) (*Config, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	// Tunnelled headers are longer than bare ones: a live capture cut at
+	// snaplen loses the inner TCP header of the deepest ones.
+	if in.Tunnels != 0 && in.Interface != FileInterface && ini.Snaplen < packet.MaxTunnelHeaderLen {
+		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf(
+			"%s: tunnels: init_config snaplen %d is below the %d bytes the largest tunnelled header stack needs: segments in deeper encapsulations are cut and counted as truncated",
+			where(), ini.Snaplen, packet.MaxTunnelHeaderLen))
 	}
 	// A flow that expires between two runs takes its samples with it.
 	for _, ttl := range []struct {
@@ -460,6 +470,15 @@ func decodeValue(p, v any, strict bool) (err error) {
 			}
 			return pfx, nil
 		})
+	case *packet.Encap:
+		// A list of names, or one string ("all", "vxlan gre").
+		var names []string
+		if str, ok := v.(string); ok {
+			names = strings.Fields(strings.ReplaceAll(str, ",", " "))
+		} else if names, err = listOf(v, asString); err != nil {
+			return err
+		}
+		*p, err = packet.ParseEncaps(names)
 	case *[]uint16:
 		*p, err = listOf(v, func(it any) (uint16, error) {
 			n, err := asInt(it)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gometro/go-metro/capture/packet"
 )
 
 const minimalInstance = "interface: eth0\nips: [10.0.0.1]\n"
@@ -16,7 +18,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := InitConfig{Snaplen: 192, IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: 16384,
+	want := InitConfig{Snaplen: 220, IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: 16384,
 		StatsdIP: "127.0.0.1", StatsdPort: 8125, LogLevel: "info"}
 	if cfg.Init != want {
 		t.Errorf("init defaults = %+v, want %+v", cfg.Init, want)
@@ -134,6 +136,16 @@ func TestConfigKeys(t *testing.T) {
 		{name: "sample with file", instance: "interface: file\npcap: x.pcap\nall_remote_hosts: true\nsample: true", wantErr: `instance "file": sample: cannot be used with interface: file`},
 		{name: "ports", instance: minimalInstance + "ports: [443, 80]", check: func(t *testing.T, c *Config) { eq(t, c.Instance.Ports, []uint16{80, 443}) }},
 		{name: "ports out of range", instance: minimalInstance + "ports: [443, 0]", wantErr: `instance "eth0": ports[1]: 0 is not a port number (1-65535)`},
+		{name: "tunnels list", instance: minimalInstance + "tunnels: [vxlan, GRE]", check: func(t *testing.T, c *Config) {
+			eq(t, c.Instance.Tunnels, packet.EncapVXLAN|packet.EncapGRE)
+		}},
+		{name: "tunnels all", instance: minimalInstance + "tunnels: all", check: func(t *testing.T, c *Config) { eq(t, c.Instance.Tunnels, packet.EncapAll) }},
+		{name: "tunnels default", instance: minimalInstance, check: func(t *testing.T, c *Config) { eq(t, c.Instance.Tunnels, packet.Encap(0)) }},
+		{name: "tunnels unknown", instance: minimalInstance + "tunnels: [vxlan, nvgre]", wantErr: `instance "eth0": tunnels: unknown encapsulation "nvgre" (known: all, vxlan, geneve, gre, erspan, gtpu, ipip, pppoe, mpls, pbb)`},
+		{name: "tunnels not strings", instance: minimalInstance + "tunnels: [[vxlan]]", wantErr: `instance "eth0": tunnels[0]: `},
+		{name: "tunnels with a small snaplen", instance: minimalInstance + "tunnels: [geneve]", init: "snaplen: 200", check: func(t *testing.T, c *Config) {
+			wantWarning(t, c, `instance "eth0": tunnels: init_config snaplen 200 is below the 220 bytes`)
+		}},
 		{name: "ports not number", instance: minimalInstance + "ports: [https]", wantErr: `instance "eth0": ports[0]: "https" is not an integer`},
 		{name: "capture_backend pcap", instance: minimalInstance + "capture_backend: PCAP", check: func(t *testing.T, c *Config) { eq(t, c.Instance.Backend, "pcap") }},
 		{name: "capture_backend afpacket", instance: minimalInstance + "capture_backend: afpacket", check: func(t *testing.T, c *Config) { eq(t, c.Instance.Backend, "afpacket") }},

@@ -256,7 +256,7 @@ func TestInventory(t *testing.T) {
 	got := c.Inventory()
 	wantInv := map[string]string{
 		"version": Version, "interface": "lo", "capture.backend": "afpacket",
-		"snaplen": "192", "max_flows": "16384", "ring_size": strconv.Itoa(source.DefaultRingSize),
+		"snaplen": "220", "max_flows": "16384", "ring_size": strconv.Itoa(source.DefaultRingSize),
 		"filter.instructions": strconv.Itoa(len(prog)), "filter.level": "exact",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(wantInv) {

@@ -34,7 +34,7 @@ func (c *Check) nameGroups(pairs map[pairKey]*group, hostAddr map[netip.Addr]str
 	pins := make(map[netip.Addr]string, len(pairs))
 	groups := make(map[tagKey]*group, len(pairs))
 	for p, pg := range pairs {
-		k := tagKey{src: p.local.String(), dst: c.pinnedDst(p.remote, hostAddr, now, pins)}
+		k := tagKey{src: p.local.String(), dst: c.pinnedDst(p.remote, hostAddr, now, pins), tunnel: p.tunnel}
 		if opts.TagDstPort {
 			k.port = strconv.Itoa(int(p.port))
 		}

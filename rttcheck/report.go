@@ -12,6 +12,7 @@ import (
 
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/capture/flow"
+	"github.com/gometro/go-metro/capture/packet"
 	"github.com/gometro/go-metro/capture/rtt"
 )
 
@@ -38,12 +39,16 @@ const (
 type flowKey struct {
 	local, remote netip.AddrPort
 	firstSeen     int64
+	tunnel        flow.TunnelKey // tenants with the same inner addresses are distinct flows
 }
 
 // tagKey is what one submission is keyed by: flows whose tags are equal are
 // one series and are combined, never submitted twice. port and role are
 // empty unless the options tag them.
-type tagKey struct{ src, dst, port, role string }
+type tagKey struct {
+	src, dst, port, role string
+	tunnel               packet.Encap // each encapsulation is a tunnel:NAME tag
+}
 
 func (k tagKey) less(o tagKey) bool {
 	if k.src != o.src {
@@ -55,12 +60,16 @@ func (k tagKey) less(o tagKey) bool {
 	if k.port != o.port {
 		return k.port < o.port
 	}
-	return k.role < o.role
+	if k.role != o.role {
+		return k.role < o.role
+	}
+	return k.tunnel < o.tunnel
 }
 
-// tags are the series' tags, extra last.
+// tags are the series' tags: src, dst, the optional port and role, extra,
+// then one tunnel:NAME per encapsulation.
 func (k tagKey) tags(extra string) []string {
-	t := make([]string, 0, 5)
+	t := make([]string, 0, 6)
 	t = append(t, "src:"+k.src, "dst:"+k.dst)
 	if k.port != "" {
 		t = append(t, "dst_port:"+k.port)
@@ -68,7 +77,8 @@ func (k tagKey) tags(extra string) []string {
 	if k.role != "" {
 		t = append(t, "role:"+k.role)
 	}
-	return append(t, extra)
+	t = append(t, extra)
+	return appendTunnelTags(t, k.tunnel)
 }
 
 // Run reports what the capture measured since the previous Run: per host
@@ -305,6 +315,7 @@ type pairKey struct {
 	local, remote netip.Addr
 	port          uint16
 	role          flow.Role
+	tunnel        packet.Encap
 }
 
 // since returns the increase of a cumulative counter over its baseline.
@@ -379,13 +390,13 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 	clear(next)
 	for i := range snap.Flows {
 		f := &snap.Flows[i]
-		fk := flowKey{f.Local, f.Remote, f.FirstSeen}
+		fk := flowKey{f.Local, f.Remote, f.FirstSeen, f.Tunnel}
 		d, m, newSamples := flowDelta(f, rs.prevFlow[fk], clock)
 		next[fk] = m
 		if f.RTT.Samples == 0 && d.zero() {
 			continue
 		}
-		k := pairKey{local: f.Local.Addr().Unmap(), remote: f.Remote.Addr().Unmap()}
+		k := pairKey{local: f.Local.Addr().Unmap(), remote: f.Remote.Addr().Unmap(), tunnel: f.Tunnel.Encaps}
 		if opts.TagDstPort {
 			k.port = f.Remote.Port()
 		}
@@ -461,3 +472,15 @@ func (c *Check) reportHealth(s Sender, d *healthDelta, tags []string) {
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
+
+// appendTunnelTags adds tunnel:NAME for each encapsulation a series' flows
+// were seen in. Tunnel IDs (VNI, key, ...) are not tags: their number is
+// unbounded. So the flows of one host pair inside the same encapsulations
+// are one series whatever their VNI, as flows of one pair are on bare
+// traffic; bare and tunnelled flows of a pair are two series.
+func appendTunnelTags(tags []string, e packet.Encap) []string {
+	for _, name := range e.Names() {
+		tags = append(tags, "tunnel:"+name)
+	}
+	return tags
+}

@@ -113,7 +113,13 @@ func closeServer(t *testing.T, s *lab.Server) {
 // snapshot.
 func startEngine(t *testing.T, l *lab.Lab) (*capture.Engine, func() *capture.Snapshot) {
 	t.Helper()
-	eng, err := capture.New(capture.Config{Interface: l.AIf, Remotes: l.Remotes()})
+	return startEngineWith(t, l, capture.Config{Interface: l.AIf, Remotes: l.Remotes()})
+}
+
+// startEngineWith is startEngine with a configuration of the caller's.
+func startEngineWith(t *testing.T, l *lab.Lab, cfg capture.Config) (*capture.Engine, func() *capture.Snapshot) {
+	t.Helper()
+	eng, err := capture.New(cfg)
 	if err != nil {
 		t.Fatalf("capture.New: %v", err)
 	}

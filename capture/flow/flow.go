@@ -61,6 +61,7 @@ const (
 type Key struct {
 	Local, Remote         [16]byte
 	LocalPort, RemotePort uint16
+	Tunnel                TunnelKey // zero when not tunnelled (see table.go)
 }
 
 // segment is one entry of our transmissions awaiting acknowledgement:

@@ -17,6 +17,7 @@ type Summary struct {
 	Packets       uint64        // packets seen in either direction
 	Retransmits   uint64        // our segments that re-sent already-sent sequence space
 	Closed        bool          // FIN or RST seen
+	Tunnel        TunnelKey     // the tunnel the flow was seen in; zero when not tunnelled
 	Health        Health
 }
 

@@ -116,8 +116,12 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 		t.counters.NotLocal++
 		return
 	}
+	var tk TunnelKey
+	if p.Tunnel.Encaps != 0 {
+		tk = tunnelKey(&p.Tunnel)
+	}
 	if srcLocal {
-		k := Key{Local: p.Src, Remote: p.Dst, LocalPort: p.SrcPort, RemotePort: p.DstPort}
+		k := Key{Local: p.Src, Remote: p.Dst, LocalPort: p.SrcPort, RemotePort: p.DstPort, Tunnel: tk}
 		if f := t.lookup(&k, ts); f != nil {
 			f.lastSeen = ts
 			f.packets++
@@ -125,7 +129,7 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 		}
 	}
 	if dstLocal {
-		k := Key{Local: p.Dst, Remote: p.Src, LocalPort: p.DstPort, RemotePort: p.SrcPort}
+		k := Key{Local: p.Dst, Remote: p.Src, LocalPort: p.DstPort, RemotePort: p.SrcPort, Tunnel: tk}
 		if f := t.lookup(&k, ts); f != nil {
 			f.lastSeen = ts
 			f.packets++
@@ -141,9 +145,22 @@ func (t *Table) hash(k *Key) uint64 {
 	a := binary.LittleEndian.Uint64(k.Local[8:16]) ^ t.seed
 	b := binary.LittleEndian.Uint64(k.Remote[8:16]) ^ 0xe7037ed1a0b428db
 	c := binary.LittleEndian.Uint64(k.Local[0:8]) ^ binary.LittleEndian.Uint64(k.Remote[0:8])<<1 ^ ports ^ 0xa0761d6478bd642f
+	if k.Tunnel.Encaps != 0 {
+		c ^= t.hashTunnel(&k.Tunnel)
+	}
 	hi, lo := bits.Mul64(a, b)
 	x := hi ^ lo ^ c
 	hi, lo = bits.Mul64(x^t.seed, 0x8ebc6af09c88c6e3^ports)
+	return hi ^ lo
+}
+
+// hashTunnel folds the tunnel part of a key, for tunnelled flows only:
+// the untunnelled path pays one test.
+func (t *Table) hashTunnel(k *TunnelKey) uint64 {
+	a := binary.LittleEndian.Uint64(k.OuterA[8:16]) ^ binary.LittleEndian.Uint64(k.OuterA[0:8])<<1 ^ t.seed
+	b := binary.LittleEndian.Uint64(k.OuterB[8:16]) ^ binary.LittleEndian.Uint64(k.OuterB[0:8])<<1 ^
+		(uint64(k.ID)<<32 | uint64(k.Encaps)<<16 | uint64(k.IDOf)) ^ 0x589965cc75374cc3
+	hi, lo := bits.Mul64(a, b)
 	return hi ^ lo
 }
 
@@ -325,7 +342,9 @@ func (t *Table) Counters() Counters {
 func (t *Table) AppendSummaries(dst []Summary) []Summary {
 	for i := int32(0); i < t.used; i++ {
 		if f := &t.flows[i]; f.state&inUse != 0 {
-			dst = append(dst, f.summary())
+			s := f.summary()
+			s.Tunnel = f.key.Tunnel
+			dst = append(dst, s)
 		}
 	}
 	return dst

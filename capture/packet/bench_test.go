@@ -1,6 +1,7 @@
 package packet
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/gopacket/layers"
@@ -28,10 +29,26 @@ func BenchmarkDecode(b *testing.B) {
 		{"eth-ipv4-tcp-syn", LinkTypeEthernet,
 			serialize(b, eth(layers.EthernetTypeIPv4), ip4(), tcp(mssOpt(1460), sackPermOpt(), ts, nop(), wsOpt(7)))},
 	}
+	// Tunnelled frames, cut at MaxTunnelHeaderLen as a tunnel-aware
+	// snaplen would.
+	for _, fc := range tunnelFrames(b) {
+		switch fc.name {
+		case "vxlan4/eth/ipv4", "gre-key/teb/eth/ipv4", "erspan2/eth/ipv4", "gtpu-ext/ipv6", "mpls2/ipv4", "ipip4/ipv4", "pppoe/ipv4":
+			frames = append(frames, struct {
+				name string
+				link LinkType
+				data []byte
+			}{"tun-" + strings.ReplaceAll(fc.name, "/", "-"), fc.link, fc.data})
+		}
+	}
 	for _, f := range frames {
 		data := f.data
-		if len(data) > 128 {
-			data = data[:128]
+		limit := 128
+		if strings.HasPrefix(f.name, "tun-") {
+			limit = MaxTunnelHeaderLen
+		}
+		if len(data) > limit {
+			data = data[:limit]
 		}
 		b.Run(f.name, func(b *testing.B) {
 			b.ReportAllocs()

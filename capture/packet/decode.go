@@ -85,6 +85,11 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 	if wireLen < len(data) {
 		wireLen = len(data)
 	}
+	if p.Tunnel.Encaps != 0 {
+		// Only tunnelled segments set it (always with an Encaps bit), so
+		// the untunnelled path pays a test, not a 40-byte store.
+		p.Tunnel = Tunnel{}
+	}
 	var off int
 	var etype uint16
 	switch link {
@@ -110,11 +115,11 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 		etype = be16(data[0:2])
 		off = sll2HeaderLen
 	case LinkTypeIPv4:
-		return p.decodeIPv4(data, wireLen)
+		return p.decodeIPv4(data, wireLen, 0)
 	case LinkTypeIPv6:
-		return p.decodeIPv6(data, wireLen)
+		return p.decodeIPv6(data, wireLen, 0)
 	case LinkTypeRaw:
-		return p.decodeIPAny(data, wireLen)
+		return p.decodeIPAny(data, wireLen, 0)
 	case LinkTypeNull:
 		if len(data) < nullHeaderLen {
 			return ErrTruncated
@@ -133,9 +138,9 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 		}
 		switch family {
 		case 2: // AF_INET everywhere
-			return p.decodeIPv4(data[nullHeaderLen:], wireLen-nullHeaderLen)
+			return p.decodeIPv4(data[nullHeaderLen:], wireLen-nullHeaderLen, 0)
 		case 24, 28, 30, 10: // AF_INET6 on NetBSD/OpenBSD, FreeBSD, Darwin, Linux
-			return p.decodeIPv6(data[nullHeaderLen:], wireLen-nullHeaderLen)
+			return p.decodeIPv6(data[nullHeaderLen:], wireLen-nullHeaderLen, 0)
 		}
 		return ErrNotTCP
 	default:
@@ -145,42 +150,54 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 	// Ethernet and both cooked captures carry an EtherType, which may be a
 	// VLAN tag: libpcap re-inserts stripped tags in front of the protocol
 	// field for Ethernet and SLL captures.
-	for i := 0; etype == etherTypeDot1Q || etype == etherTypeDot1AD || etype == etherTypeQinQ; i++ {
-		if i == MaxVLANTags {
-			return ErrNotTCP
-		}
-		if len(data) < off+vlanTagLen {
-			return ErrTruncated
-		}
-		etype = be16(data[off+2 : off+4])
-		off += vlanTagLen
+	etype, off, err := skipVLANs(etype, data, off)
+	if err != ErrNone {
+		return err
 	}
 	switch etype {
 	case etherTypeIPv4:
-		return p.decodeIPv4(data[off:], wireLen-off)
+		return p.decodeIPv4(data[off:], wireLen-off, 0)
 	case etherTypeIPv6:
-		return p.decodeIPv6(data[off:], wireLen-off)
+		return p.decodeIPv6(data[off:], wireLen-off, 0)
 	}
-	return ErrNotTCP
+	return p.decodeLinkTunnel(etype, data[off:], wireLen-off, 0)
+}
+
+// skipVLANs returns the EtherType after the VLAN tags, if any, that etype
+// announces at b[off], and the offset past them. It is small enough to be
+// inlined into Decode, where nearly every frame takes it with no tag.
+func skipVLANs(etype uint16, b []byte, off int) (uint16, int, Error) {
+	for i := 0; etype == etherTypeDot1Q || etype == etherTypeDot1AD || etype == etherTypeQinQ; i++ {
+		if i == MaxVLANTags {
+			return 0, 0, ErrNotTCP
+		}
+		if len(b) < off+vlanTagLen {
+			return 0, 0, ErrTruncated
+		}
+		etype = be16(b[off+2 : off+4])
+		off += vlanTagLen
+	}
+	return etype, off, ErrNone
 }
 
 // decodeIPAny dispatches on the IP version nibble, for raw-IP link types.
-func (p *Packet) decodeIPAny(b []byte, wire int) Error {
+func (p *Packet) decodeIPAny(b []byte, wire, depth int) Error {
 	if len(b) < 1 {
 		return ErrTruncated
 	}
 	switch b[0] >> 4 {
 	case 4:
-		return p.decodeIPv4(b, wire)
+		return p.decodeIPv4(b, wire, depth)
 	case 6:
-		return p.decodeIPv6(b, wire)
+		return p.decodeIPv6(b, wire, depth)
 	}
 	return ErrBadHeader
 }
 
 // decodeIPv4 decodes an IPv4 header at b[0]; wire is the number of bytes
-// from b[0] to the end of the frame on the wire.
-func (p *Packet) decodeIPv4(b []byte, wire int) Error {
+// from b[0] to the end of the frame on the wire (or, inside a tunnel, of
+// the enclosing payload); depth is the number of encapsulations crossed.
+func (p *Packet) decodeIPv4(b []byte, wire, depth int) Error {
 	if len(b) < ipv4MinHeader {
 		return ErrTruncated
 	}
@@ -199,11 +216,19 @@ func (p *Packet) decodeIPv4(b []byte, wire int) Error {
 	// Any fragment is skipped, the first one included: its TCP header is
 	// there, but the segment's length is only known after reassembly, and a
 	// wrong length would corrupt sequence tracking.
-	if be16(b[6:8])&0x3fff != 0 || b[9] != protoTCP {
+	if be16(b[6:8])&0x3fff != 0 {
 		return ErrNotTCP
 	}
 	if len(b) < hl {
 		return ErrTruncated
+	}
+	if total == 0 {
+		// TSO/GSO super-frames captured on the sender (Windows, Linux BIG
+		// TCP) carry total length 0; the frame length is the only truth.
+		total = wire
+	}
+	if b[9] != protoTCP {
+		return p.decodeIPTunnel(b[9], b, hl, total-hl, depth)
 	}
 	// IPv4-mapped form, written as two whole-array stores each: building
 	// the array byte by byte is measurably slower.
@@ -215,17 +240,12 @@ func (p *Packet) decodeIPv4(b []byte, wire int) Error {
 	p.IPID = be16(b[4:6])
 	// Options are skipped unparsed: none of them matters to TCP timing, and
 	// routers forward packets whatever their options contain.
-	if total == 0 {
-		// TSO/GSO super-frames captured on the sender (Windows, Linux BIG
-		// TCP) carry total length 0; the frame length is the only truth.
-		total = wire
-	}
 	return p.decodeTCP(b[hl:], total-hl)
 }
 
 // decodeIPv6 decodes an IPv6 header and its extension headers at b[0]; wire
-// is the number of bytes from b[0] to the end of the frame on the wire.
-func (p *Packet) decodeIPv6(b []byte, wire int) Error {
+// and depth are as for decodeIPv4.
+func (p *Packet) decodeIPv6(b []byte, wire, depth int) Error {
 	if len(b) < ipv6HeaderLen {
 		return ErrTruncated
 	}
@@ -263,8 +283,9 @@ func (p *Packet) decodeIPv6(b []byte, wire int) Error {
 			}
 		default:
 			// Fragment (44, any fragment, for the same reason as IPv4),
-			// ESP (50: encrypted), no next header (59), UDP, ICMPv6, ...
-			return ErrNotTCP
+			// ESP (50: encrypted), no next header (59), ICMPv6, ... are
+			// not TCP; UDP, GRE and IP may be tunnels.
+			return p.decodeIPTunnel(next, b, off, plen-(off-ipv6HeaderLen), depth)
 		}
 		next = b[off]
 		off += hlen

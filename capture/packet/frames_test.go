@@ -242,7 +242,7 @@ func validFrames(tb testing.TB) []frameCase {
 	ts := tsOpt(0x01020304, 0xa0b0c0d0)
 	wantTS4 := withTS(want4(testPayload), 0x01020304, 0xa0b0c0d0)
 	wantTS6 := withTS(want6(testPayload), 0x01020304, 0xa0b0c0d0)
-	return []frameCase{
+	return append([]frameCase{
 		{"eth/ipv4/tcp+ts", LinkTypeEthernet,
 			serialize(tb, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), ts), payload(testPayload)), wantTS4},
 		{"eth/vlan/ipv4/tcp+ts", LinkTypeEthernet,
@@ -273,5 +273,5 @@ func validFrames(tb testing.TB) []frameCase {
 			}()},
 		{"ipv6/tcp+ts", LinkTypeIPv6,
 			serialize(tb, ip6(layers.IPProtocolTCP), tcp(nop(), nop(), ts), payload(testPayload)), wantTS6},
-	}
+	}, tunnelFrames(tb)...)
 }

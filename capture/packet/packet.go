@@ -4,7 +4,9 @@
 // The decoder is deliberately narrow: it understands the link layers a live
 // capture or a capture file produces on Linux (Ethernet with 802.1Q/802.1ad
 // tags, Linux cooked capture v1/v2, raw IP, BSD loopback), IPv4 with options,
-// IPv6 with extension headers, and TCP with options. Anything else is reported
+// IPv6 with extension headers, and TCP with options, plus the encapsulations
+// of tunnel.go (VXLAN, Geneve, GRE and ERSPAN, GTP-U, IP-in-IP, PPPoE, MPLS,
+// 802.1ah), whose context it records in Packet.Tunnel. Anything else is reported
 // as a typed error so the caller can count it and move on; nothing in a frame
 // is trusted before its length has been checked.
 package packet
@@ -76,6 +78,11 @@ type Packet struct {
 	// SACK holds the first NumSACK blocks of a SACK option, if present.
 	NumSACK uint8
 	SACK    [MaxSACKBlocks]SACKBlock
+
+	// Tunnel is the encapsulation the segment arrived in; all zero when
+	// it was not tunnelled. Src, Dst and the ports above are always the
+	// inner (tenant's) ones.
+	Tunnel Tunnel
 }
 
 // SYN, ACK, FIN, RST report the corresponding flag.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/gometro/go-metro/capture/packet"
 )
 
 // Live capture defaults.
@@ -13,17 +15,16 @@ const (
 	// while the reader waited for a CPU; 32 MiB dropped nothing.
 	DefaultRingSize    = 32 << 20
 	DefaultPollTimeout = 100 * time.Millisecond // bounds how long Next blocks
-	// DefaultSnaplen is the most of a frame go-metro reads, so the kernel
-	// copies headers and no payload into the ring: Ethernet with two VLAN
-	// tags (22), an outer IPv6 header (40), UDP (8) and a VXLAN/Geneve
-	// header (8), then the inner Ethernet (14), IPv6 (40) and TCP header
-	// with 40 bytes of options (60). Lengths come from the IP header, so a
-	// larger snaplen only copies payload: it is also the maximum (the
-	// engine caps a larger configured value, such as Agent v5's 512).
-	// Compared with 512 it cuts the ring's bytes per full-size frame from
-	// 594 to 274 (the kernel's 82-byte frame header included) and the CPU
-	// of the copy.
-	DefaultSnaplen = 192
+	// DefaultSnaplen is the most of a frame go-metro reads, the decoder's
+	// longest header stack with one encapsulation (packet.MaxTunnelHeaderLen:
+	// up to IPv6 + GRE + ERSPAN III + Ethernet + VLAN tags + IPv6 + TCP with
+	// options), so the kernel copies headers and no payload into the ring.
+	// Lengths come from the IP header, so a larger snaplen only copies
+	// payload: it is also the maximum (the engine caps a larger configured
+	// value, such as Agent v5's 512). Compared with 512 it cuts the ring's
+	// bytes per full-size frame from 594 to 302 (the kernel's 82-byte frame
+	// header included) and the CPU of the copy.
+	DefaultSnaplen = packet.MaxTunnelHeaderLen
 )
 
 // OpenLive opens a live capture with the given backend:

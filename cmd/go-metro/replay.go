@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/capture/flow"
+	"github.com/gometro/go-metro/capture/packet"
 	"github.com/gometro/go-metro/capture/source"
 	"github.com/gometro/go-metro/rttcheck"
 	"github.com/spf13/cobra"
@@ -24,6 +26,7 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 	var localIPs []string
 	var asJSON bool
 	var maxFlows int
+	var tunnels string
 	cmd := &cobra.Command{
 		Use:   "replay [--local-ip IP]... [--json] FILE",
 		Short: "Replay a pcap/pcapng file and print each flow's RTT",
@@ -40,11 +43,16 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 			if maxFlows < 1 {
 				return fmt.Errorf("--max-flows %d: must be at least 1", maxFlows)
 			}
-			return replay(cmd.Context(), args[0], localIPs, asJSON, maxFlows, stdout, stderr)
+			encaps, err := packet.ParseEncaps(strings.FieldsFunc(tunnels, func(r rune) bool { return r == ',' || r == ' ' }))
+			if err != nil {
+				return fmt.Errorf("--tunnels: %w", err)
+			}
+			return replay(cmd.Context(), args[0], localIPs, asJSON, maxFlows, encaps, stdout, stderr)
 		},
 	}
 	cmd.Flags().StringArrayVar(&localIPs, "local-ip", nil, "address or CIDR of the local side (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
+	cmd.Flags().StringVar(&tunnels, "tunnels", "all", "encapsulations whose inner TCP is timed, comma-separated ("+strings.Join(packet.EncapNames(), ", ")+"), or all")
 	cmd.Flags().IntVar(&maxFlows, "max-flows", replayMaxFlows, fmt.Sprintf(
 		"flows kept at most (memory bound: %d bytes each, %d MiB at the default); past it, idle ones are evicted",
 		flow.FlowBytes, replayMaxFlows*flow.FlowBytes>>20))
@@ -62,6 +70,9 @@ type replayFlow struct {
 	RTTJitter float64 `json:"rtt_jitter_ms"`
 	RTTMin    float64 `json:"rtt_min_ms"`
 	RTTMax    float64 `json:"rtt_max_ms"`
+	// Tunnel describes the encapsulation the flow was seen in, as in
+	// "vxlan vni=42 outer=10.0.0.1,10.0.0.2"; absent for bare traffic.
+	Tunnel string `json:"tunnel,omitempty"`
 }
 
 type replayOut struct {
@@ -79,7 +90,7 @@ const (
 	replayNoExpiry = 100 * 365 * 24 * time.Hour
 )
 
-func replay(ctx context.Context, path string, localIPs []string, asJSON bool, maxFlows int, stdout, stderr io.Writer) error {
+func replay(ctx context.Context, path string, localIPs []string, asJSON bool, maxFlows int, tunnels packet.Encap, stdout, stderr io.Writer) error {
 	var locals []netip.Prefix
 	for _, s := range localIPs {
 		p, err := rttcheck.ParsePrefix(s)
@@ -97,7 +108,7 @@ func replay(ctx context.Context, path string, localIPs []string, asJSON bool, ma
 	if st.IsDir() {
 		return fmt.Errorf("%s: is a directory, not a capture file", path)
 	}
-	eng, err := capture.New(capture.Config{File: path, LocalIPs: locals,
+	eng, err := capture.New(capture.Config{File: path, LocalIPs: locals, Tunnels: tunnels,
 		MaxFlows: maxFlows, IdleTTL: replayNoExpiry, ExpTTL: replayNoExpiry})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -146,7 +157,10 @@ func replay(ctx context.Context, path string, localIPs []string, asJSON bool, ma
 		if c := flows[i].Remote.Compare(flows[j].Remote); c != 0 {
 			return c < 0
 		}
-		return flows[i].FirstSeen < flows[j].FirstSeen
+		if flows[i].FirstSeen != flows[j].FirstSeen {
+			return flows[i].FirstSeen < flows[j].FirstSeen
+		}
+		return flows[i].Tunnel.String() < flows[j].Tunnel.String()
 	})
 	for _, f := range flows {
 		out.Flows = append(out.Flows, replayFlow{
@@ -155,17 +169,29 @@ func replay(ctx context.Context, path string, localIPs []string, asJSON bool, ma
 			Samples: f.RTT.Samples,
 			RTT:     ms(f.RTT.Last), RTTAvg: ms(f.RTT.SRTT), RTTJitter: ms(f.RTT.RTTVAR),
 			RTTMin: ms(f.RTT.Min), RTTMax: ms(f.RTT.Max),
+			Tunnel: f.Tunnel.String(),
 		})
 	}
 	if asJSON {
 		return json.NewEncoder(stdout).Encode(out)
 	}
+	// The TUNNEL column appears only when a flow was tunnelled, so the
+	// common bare capture keeps its table.
+	tunnelled := slices.ContainsFunc(out.Flows, func(f replayFlow) bool { return f.Tunnel != "" })
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "LOCAL\tREMOTE\tSAMPLES\tRTT_MS\tAVG_MS\tJITTER_MS\tMIN_MS\tMAX_MS\t")
+	header := "LOCAL\tREMOTE\tSAMPLES\tRTT_MS\tAVG_MS\tJITTER_MS\tMIN_MS\tMAX_MS\t"
+	if tunnelled {
+		header += "TUNNEL\t"
+	}
+	fmt.Fprintln(tw, header)
 	for _, f := range out.Flows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t",
 			netip.AddrPortFrom(netip.MustParseAddr(f.Src), f.SrcPort), netip.AddrPortFrom(netip.MustParseAddr(f.Dst), f.DstPort),
 			f.Samples, f.RTT, f.RTTAvg, f.RTTJitter, f.RTTMin, f.RTTMax)
+		if tunnelled {
+			fmt.Fprintf(tw, "%s\t", f.Tunnel)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "%d packets, %d TCP, %d malformed, %d flows\n", out.Packets, out.TCPPackets, out.DecodeErrors, len(out.Flows))

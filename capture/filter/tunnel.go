@@ -1,0 +1,186 @@
+package filter
+
+import (
+	"fmt"
+
+	"github.com/gometro/go-metro/capture/packet"
+	"golang.org/x/net/bpf"
+)
+
+// Outer-header signatures of the encapsulations packet.Decode understands.
+// The filter stops at the outer header: inner addresses and ports lie past
+// variable-length tunnel headers (GRE flags, Geneve options, GTP-U
+// extensions, MPLS stacks) that classic BPF cannot walk within its budget.
+const (
+	etherPPPoE  = 0x8864
+	etherMPLS   = 0x8847
+	etherMPLSMC = 0x8848
+	etherPBB    = 0x88e7
+
+	ipProtoIPIP = 4
+	ipProtoIPv6 = 41
+	ipProtoGRE  = 47
+	ipProtoUDP  = 17
+
+	portVXLAN  = 4789
+	portGeneve = 6081
+	portGTPU   = 2152
+)
+
+// WithTunnels returns prog preceded by a check that accepts (returning
+// snaplen) the outer packets of the encapsulations in encaps, coarsely:
+// UDP to the VXLAN, Geneve or GTP-U port, IP protocol 47 (GRE, ERSPAN), 4
+// and 41 (IP-in-IP), EtherTypes 0x8864 (PPPoE), 0x8847/0x8848 (MPLS) and
+// 0x88E7 (802.1ah), behind up to two VLAN tags on Ethernet. Every other
+// frame runs through prog unchanged. The engine filters the inner
+// addresses and ports of what this lets through in user space.
+//
+// Outer IPv6 headers are matched when the tunnel protocol is their next
+// header; a tunnel behind IPv6 extension headers is not let through.
+// IPv4 fragments are never let through (the decoder skips them).
+func WithTunnels(prog []bpf.RawInstruction, link packet.LinkType, encaps packet.Encap, snaplen int) ([]bpf.RawInstruction, error) {
+	if encaps == 0 {
+		return prog, nil
+	}
+	a := &asm{}
+	accept, main := a.newLabel(), a.newLabel()
+	v4, v6 := a.newLabel(), a.newLabel()
+
+	// Link layer: as in Build, the IP header is at base+X, X holding the
+	// VLAN tags' length.
+	var linkTypes []uint32
+	if encaps&packet.EncapPPPoE != 0 {
+		linkTypes = append(linkTypes, etherPPPoE)
+	}
+	if encaps&packet.EncapMPLS != 0 {
+		linkTypes = append(linkTypes, etherMPLS, etherMPLSMC)
+	}
+	if encaps&packet.EncapPBB != 0 {
+		linkTypes = append(linkTypes, etherPBB)
+	}
+	ether := func(typeOff, tags uint32, next int) {
+		l4, l6 := a.newLabel(), a.newLabel()
+		a.emit(bpf.LoadAbsolute{Off: typeOff + tags, Size: 2})
+		for _, t := range linkTypes {
+			a.jeq(t, accept)
+		}
+		a.jeq(etherIPv4, l4)
+		a.jeq(etherIPv6, l6)
+		if next >= 0 {
+			a.jeq(ether8021Q, next)
+			a.jeq(ether8021AD, next)
+			a.jeq(etherQinQ, next)
+		}
+		a.ja(main)
+		a.mark(l4)
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
+		a.ja(v4)
+		a.mark(l6)
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
+		a.ja(v6)
+	}
+	var base uint32
+	switch link {
+	case packet.LinkTypeEthernet:
+		base = 14
+		vlan1, vlan2 := a.newLabel(), a.newLabel()
+		ether(12, 0, vlan1)
+		a.mark(vlan1)
+		ether(12, 4, vlan2)
+		a.mark(vlan2)
+		ether(12, 8, -1)
+	case packet.LinkTypeLinuxSLL:
+		base = 16
+		ether(14, 0, -1)
+	case packet.LinkTypeSLL2:
+		base = 20
+		ether(0, 0, -1)
+	case packet.LinkTypeRaw:
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		a.emit(bpf.LoadAbsolute{Off: 0, Size: 1})
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
+		a.jeq(0x40, v4)
+		a.jeq(0x60, v6)
+		a.ja(main)
+	case packet.LinkTypeIPv4:
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		a.ja(v4)
+	case packet.LinkTypeIPv6:
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		a.ja(v6)
+	default:
+		return nil, fmt.Errorf("filter: unsupported link type %d", link)
+	}
+	ld := func(off uint32, size int) { a.emit(bpf.LoadIndirect{Off: base + off, Size: size}) }
+
+	var protos []uint32
+	if encaps&packet.EncapIPIP != 0 {
+		protos = append(protos, ipProtoIPIP, ipProtoIPv6)
+	}
+	if encaps&(packet.EncapGRE|packet.EncapERSPAN) != 0 {
+		protos = append(protos, ipProtoGRE)
+	}
+	var ports []uint32
+	for _, p := range []struct {
+		e    packet.Encap
+		port uint32
+	}{{packet.EncapVXLAN, portVXLAN}, {packet.EncapGeneve, portGeneve}, {packet.EncapGTPU, portGTPU}} {
+		if encaps&p.e != 0 {
+			ports = append(ports, p.port)
+		}
+	}
+	// ip emits the check of an IP header at base+X whose protocol byte is
+	// at protoOff; toUDP moves X to the UDP header.
+	ip := func(l int, protoOff uint32, toUDP func()) {
+		a.mark(l)
+		ld(protoOff, 1)
+		for _, p := range protos {
+			a.jeq(p, accept)
+		}
+		if len(ports) == 0 {
+			a.ja(main)
+			return
+		}
+		a.jne(ipProtoUDP, main)
+		toUDP()
+		ld(2, 2) // UDP destination port
+		for _, p := range ports {
+			a.jeq(p, accept)
+		}
+		a.ja(main)
+	}
+	ip(v4, 9, func() {
+		ld(6, 2) // no fragment: the decoder skips them
+		a.emit(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x3fff, SkipTrue: 0, SkipFalse: 1})
+		a.ja(main)
+		ld(0, 1) // X += IHL*4, as in Build
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+		a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+		a.emit(bpf.TAX{})
+	})
+	ip(v6, 6, func() { // UDP as the next header only
+		a.emit(bpf.TXA{})
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 40})
+		a.emit(bpf.TAX{})
+	})
+
+	a.mark(accept)
+	a.emit(bpf.RetConstant{Val: uint32(snaplen)})
+	a.mark(main)
+	// prog starts from a clean machine state, as when run alone.
+	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+	a.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: 0})
+	ins, err := a.resolve()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := bpf.Assemble(ins)
+	if err != nil {
+		return nil, fmt.Errorf("filter: assembling: %w", err)
+	}
+	if n := len(raw) + len(prog); n > MaxInstructions {
+		return nil, fmt.Errorf("%w: the tunnel check and the filter need %d instructions", ErrTooLarge, n)
+	}
+	return append(raw, prog...), nil
+}
