@@ -112,19 +112,8 @@ func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen
 		a.jeq(etherIPv4, v4)
 		a.jeq(etherIPv6, v6)
 		a.emit(reject)
-	case packet.LinkTypeRaw:
-		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-		a.emit(bpf.LoadAbsolute{Off: 0, Size: 1})
-		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
-		a.jeq(0x40, v4)
-		a.jeq(0x60, v6)
-		a.emit(reject)
-	case packet.LinkTypeIPv4:
-		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-		a.ja(v4)
-	case packet.LinkTypeIPv6:
-		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-		a.ja(v6)
+	case packet.LinkTypeRaw, packet.LinkTypeIPv4, packet.LinkTypeIPv6:
+		a.ipVersion(link, v4, v6, func() { a.emit(reject) })
 	default:
 		return nil, fmt.Errorf("filter: unsupported link type %d", link)
 	}
@@ -269,6 +258,25 @@ type fixup struct {
 }
 
 func (a *asm) emit(i bpf.Instruction) { a.ins = append(a.ins, i) }
+
+// ipVersion sends a frame that starts at its IP header (link types raw,
+// IPv4, IPv6) to label v4 or v6 with X = 0, the IP header's offset; a raw
+// frame of neither version gets notIP's code.
+func (a *asm) ipVersion(link packet.LinkType, v4, v6 int, notIP func()) {
+	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+	switch link {
+	case packet.LinkTypeIPv4:
+		a.ja(v4)
+	case packet.LinkTypeIPv6:
+		a.ja(v6)
+	default:
+		a.emit(bpf.LoadAbsolute{Off: 0, Size: 1})
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
+		a.jeq(0x40, v4)
+		a.jeq(0x60, v6)
+		notIP()
+	}
+}
 
 func (a *asm) newLabel() int {
 	a.labels = append(a.labels, -1)

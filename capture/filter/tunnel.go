@@ -95,19 +95,8 @@ func WithTunnels(prog []bpf.RawInstruction, link packet.LinkType, encaps packet.
 	case packet.LinkTypeSLL2:
 		base = 20
 		ether(0, 0, -1)
-	case packet.LinkTypeRaw:
-		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-		a.emit(bpf.LoadAbsolute{Off: 0, Size: 1})
-		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
-		a.jeq(0x40, v4)
-		a.jeq(0x60, v6)
-		a.ja(main)
-	case packet.LinkTypeIPv4:
-		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-		a.ja(v4)
-	case packet.LinkTypeIPv6:
-		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-		a.ja(v6)
+	case packet.LinkTypeRaw, packet.LinkTypeIPv4, packet.LinkTypeIPv6:
+		a.ipVersion(link, v4, v6, func() { a.ja(main) })
 	default:
 		return nil, fmt.Errorf("filter: unsupported link type %d", link)
 	}

@@ -14,27 +14,33 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
+// rewriteCapture opens the pcap src for reading and a new file named name
+// in a temporary directory for its rewrite; both close when the test ends.
+func rewriteCapture(t *testing.T, src, name string) (r *pcapgo.Reader, out *os.File, path string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	if r, err = pcapgo.NewReader(in); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), name)
+	if out, err = os.Create(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
+	return r, out, path
+}
+
 // mixedPcapng rewrites the exchange of a pcaptest file as a pcapng with two
 // interfaces: the client's frames on an Ethernet interface, the server's,
 // stripped of their Ethernet header, on a raw-IP one (as a capture merged
 // from a NIC and a tunnel device is).
 func mixedPcapng(t *testing.T, pcap string) string {
 	t.Helper()
-	in, err := os.Open(pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	r, err := pcapgo.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "mixed.pcapng")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
+	r, out, path := rewriteCapture(t, pcap, "mixed.pcapng")
 	w, err := pcapgo.NewNgWriterInterface(out, pcapgo.NgInterface{LinkType: layers.LinkTypeEthernet, SnapLength: 512}, pcapgo.DefaultNgWriterOptions)
 	if err != nil {
 		t.Fatal(err)
