@@ -183,6 +183,11 @@ func TestReplayReportsRTT(t *testing.T) {
 		s.AssertMetricOnce(t, "Gauge", tc.metric, tc.want, "", pair)
 	}
 	s.AssertMetric(t, "Count", "system.net.tcp.rtt.samples", 3, "", pair)
+	// Every sample of the run, fewer than rtt_distribution_values, goes to
+	// the agent's distribution (its sketches give the percentiles).
+	for _, v := range []float64{10, 30} {
+		s.AssertMetric(t, "Distribution", "system.net.tcp.rtt.distribution", v, "", pair)
+	}
 	s.AssertServiceCheck(t, rttcheck.ServiceCheckName, servicecheck.ServiceCheckOK, "", []string{"iface:file"}, "")
 	// Inside the agent CheckBase's sender adds the instance tags; the check
 	// must not add them a second time.

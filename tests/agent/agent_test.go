@@ -324,6 +324,15 @@ func TestAgentCheck(t *testing.T) {
 	if final.RTT < 2*oneWay {
 		t.Errorf("kernel srtt %v below the path's %v: the delay line is not in the path", final.RTT, 2*oneWay)
 	}
+	// Issue 11's metrics through the real sender: the connect RTT of the
+	// one connection is the path's, like srtt. (The distribution reaches
+	// the aggregator as a sketch, which `agent check` prints only once its
+	// 10 s bucket has closed; check/'s mocksender test covers it.)
+	if hs, _, ok := co.lastValue(rttcheck.MetricRTTHandshake, pair...); !ok {
+		t.Errorf("no %s for %v", rttcheck.MetricRTTHandshake, pair)
+	} else if d := time.Duration(hs*float64(time.Millisecond)) - final.RTT; math.Abs(float64(d)) > float64(tol) {
+		t.Errorf("%s %.3f ms vs kernel srtt %v: off by %v, tolerance %v", rttcheck.MetricRTTHandshake, hs, final.RTT, d, tol)
+	}
 	sc := co[0].Aggregator.ServiceChecks
 	if len(sc) == 0 || sc[len(sc)-1].Check != rttcheck.ServiceCheckName || sc[len(sc)-1].Status != 0 {
 		t.Errorf("service checks %+v, want %s OK", sc, rttcheck.ServiceCheckName)
