@@ -73,49 +73,9 @@ func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen
 	// for the variable part: libpcap, in cooked ("any") mode, rewrites
 	// constant offsets past its synthetic link header and would mistranslate
 	// a program that kept the header length in X.
-	var base uint32
-	switch link {
-	case packet.LinkTypeEthernet:
-		base = 14
-		vlan1, vlan2 := a.newLabel(), a.newLabel()
-		ether := func(tags uint32, next int) {
-			l4, l6 := a.newLabel(), a.newLabel()
-			a.emit(bpf.LoadAbsolute{Off: 12 + tags, Size: 2})
-			a.jeq(etherIPv4, l4)
-			a.jeq(etherIPv6, l6)
-			if next >= 0 {
-				a.jeq(ether8021Q, next)
-				a.jeq(ether8021AD, next)
-				a.jeq(etherQinQ, next)
-			}
-			a.emit(reject)
-			a.mark(l4)
-			a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
-			a.ja(v4)
-			a.mark(l6)
-			a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
-			a.ja(v6)
-		}
-		ether(0, vlan1)
-		a.mark(vlan1)
-		ether(4, vlan2)
-		a.mark(vlan2)
-		ether(8, -1)
-	case packet.LinkTypeLinuxSLL, packet.LinkTypeSLL2:
-		typeOff := uint32(14)
-		base = 16
-		if link == packet.LinkTypeSLL2 {
-			typeOff, base = 0, 20
-		}
-		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-		a.emit(bpf.LoadAbsolute{Off: typeOff, Size: 2})
-		a.jeq(etherIPv4, v4)
-		a.jeq(etherIPv6, v6)
-		a.emit(reject)
-	case packet.LinkTypeRaw, packet.LinkTypeIPv4, packet.LinkTypeIPv6:
-		a.ipVersion(link, v4, v6, func() { a.emit(reject) })
-	default:
-		return nil, fmt.Errorf("filter: unsupported link type %d", link)
+	base, err := a.linkLayer(link, v4, v6, nil, 0, func() { a.emit(reject) })
+	if err != nil {
+		return nil, err
 	}
 	ld := func(off uint32, size int) { a.emit(bpf.LoadIndirect{Off: base + off, Size: size}) }
 
@@ -258,6 +218,63 @@ type fixup struct {
 }
 
 func (a *asm) emit(i bpf.Instruction) { a.ins = append(a.ins, i) }
+
+// linkLayer emits the link-layer prologue of a program (Build's and
+// WithTunnels'): a frame goes to label v4 or v6 with X holding the bytes of
+// VLAN tags (0 but on Ethernet), so that its IP header starts at base+X;
+// a frame whose EtherType is one of also goes to alsoTo; any other frame
+// gets other's code. It returns base, the fixed link-header length.
+func (a *asm) linkLayer(link packet.LinkType, v4, v6 int, also []uint32, alsoTo int, other func()) (base uint32, err error) {
+	switch link {
+	case packet.LinkTypeEthernet:
+		vlan1, vlan2 := a.newLabel(), a.newLabel()
+		ether := func(tags uint32, next int) {
+			l4, l6 := a.newLabel(), a.newLabel()
+			a.emit(bpf.LoadAbsolute{Off: 12 + tags, Size: 2})
+			for _, t := range also {
+				a.jeq(t, alsoTo)
+			}
+			a.jeq(etherIPv4, l4)
+			a.jeq(etherIPv6, l6)
+			if next >= 0 {
+				a.jeq(ether8021Q, next)
+				a.jeq(ether8021AD, next)
+				a.jeq(etherQinQ, next)
+			}
+			other()
+			a.mark(l4)
+			a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
+			a.ja(v4)
+			a.mark(l6)
+			a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
+			a.ja(v6)
+		}
+		ether(0, vlan1)
+		a.mark(vlan1)
+		ether(4, vlan2)
+		a.mark(vlan2)
+		ether(8, -1)
+		return 14, nil
+	case packet.LinkTypeLinuxSLL, packet.LinkTypeSLL2:
+		typeOff, base := uint32(14), uint32(16)
+		if link == packet.LinkTypeSLL2 {
+			typeOff, base = 0, 20
+		}
+		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+		a.emit(bpf.LoadAbsolute{Off: typeOff, Size: 2})
+		for _, t := range also {
+			a.jeq(t, alsoTo)
+		}
+		a.jeq(etherIPv4, v4)
+		a.jeq(etherIPv6, v6)
+		other()
+		return base, nil
+	case packet.LinkTypeRaw, packet.LinkTypeIPv4, packet.LinkTypeIPv6:
+		a.ipVersion(link, v4, v6, other)
+		return 0, nil
+	}
+	return 0, fmt.Errorf("filter: unsupported link type %d", link)
+}
 
 // ipVersion sends a frame that starts at its IP header (link types raw,
 // IPv4, IPv6) to label v4 or v6 with X = 0, the IP header's offset; a raw

@@ -58,47 +58,9 @@ func WithTunnels(prog []bpf.RawInstruction, link packet.LinkType, encaps packet.
 	if encaps&packet.EncapPBB != 0 {
 		linkTypes = append(linkTypes, etherPBB)
 	}
-	ether := func(typeOff, tags uint32, next int) {
-		l4, l6 := a.newLabel(), a.newLabel()
-		a.emit(bpf.LoadAbsolute{Off: typeOff + tags, Size: 2})
-		for _, t := range linkTypes {
-			a.jeq(t, accept)
-		}
-		a.jeq(etherIPv4, l4)
-		a.jeq(etherIPv6, l6)
-		if next >= 0 {
-			a.jeq(ether8021Q, next)
-			a.jeq(ether8021AD, next)
-			a.jeq(etherQinQ, next)
-		}
-		a.ja(main)
-		a.mark(l4)
-		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
-		a.ja(v4)
-		a.mark(l6)
-		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: tags})
-		a.ja(v6)
-	}
-	var base uint32
-	switch link {
-	case packet.LinkTypeEthernet:
-		base = 14
-		vlan1, vlan2 := a.newLabel(), a.newLabel()
-		ether(12, 0, vlan1)
-		a.mark(vlan1)
-		ether(12, 4, vlan2)
-		a.mark(vlan2)
-		ether(12, 8, -1)
-	case packet.LinkTypeLinuxSLL:
-		base = 16
-		ether(14, 0, -1)
-	case packet.LinkTypeSLL2:
-		base = 20
-		ether(0, 0, -1)
-	case packet.LinkTypeRaw, packet.LinkTypeIPv4, packet.LinkTypeIPv6:
-		a.ipVersion(link, v4, v6, func() { a.ja(main) })
-	default:
-		return nil, fmt.Errorf("filter: unsupported link type %d", link)
+	base, err := a.linkLayer(link, v4, v6, linkTypes, accept, func() { a.ja(main) })
+	if err != nil {
+		return nil, err
 	}
 	ld := func(off uint32, size int) { a.emit(bpf.LoadIndirect{Off: base + off, Size: size}) }
 
