@@ -319,15 +319,14 @@ func plannedFilter(iface string, remotes []netip.Prefix, ports []uint16, snaplen
 	return filter.Fit(filterLinkType(iface), remotes, ports, snaplen, nil)
 }
 
-// filterLinkType is the framing the afpacket source delivers on iface
-// (capture/source/afpacket_linux.go decides it the same way): Ethernet
-// headers on Ethernet-like and loopback devices, IP packets elsewhere and
-// on "any". The filter's length depends on it.
+// filterLinkType is the framing the afpacket source delivers on iface,
+// which the filter's length depends on.
 func filterLinkType(iface string) packet.LinkType {
-	if ifi, err := net.InterfaceByName(iface); err == nil && (len(ifi.HardwareAddr) == 6 || ifi.Flags&net.FlagLoopback != 0) {
-		return packet.LinkTypeEthernet
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		ifi = nil // "any", or gone: IP packets
 	}
-	return packet.LinkTypeRaw
+	return source.AFPacketLinkType(ifi)
 }
 
 func (d *diagnoser) filter() Diagnosis {

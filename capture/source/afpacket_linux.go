@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -105,14 +104,8 @@ func openAFPacket(opts Options) (_ Source, err error) {
 			return nil, err
 		}
 		s.ifindex = ifi.Index
-		// Ethernet and loopback devices carry an Ethernet header: keep it,
-		// as a pcap of the port would (the kernel usually moves the outer
-		// VLAN tag into metadata, so frames mostly arrive untagged).
-		// Devices without one (tun, WireGuard, GRE) are read from the IP
-		// header on.
-		if len(ifi.HardwareAddr) == 6 || ifi.Flags&net.FlagLoopback != 0 {
-			sockType = unix.SOCK_RAW
-			s.link = packet.LinkTypeEthernet
+		if s.link = AFPacketLinkType(ifi); s.link == packet.LinkTypeEthernet {
+			sockType = unix.SOCK_RAW // keeps the link header
 		}
 		s.ifreq, _ = unix.NewIfreq("")
 	}

@@ -27,6 +27,19 @@ const (
 	DefaultSnaplen = packet.MaxTunnelHeaderLen
 )
 
+// AFPacketLinkType is the framing the afpacket backend delivers for ifi
+// (nil: interface "any"). Ethernet and loopback devices carry an Ethernet
+// header: it is kept, as a pcap of the port would (the kernel usually
+// moves the outer VLAN tag into metadata, so frames mostly arrive
+// untagged). Devices without one (tun, WireGuard, GRE) and "any" are read
+// from the IP header on.
+func AFPacketLinkType(ifi *net.Interface) packet.LinkType {
+	if ifi != nil && (len(ifi.HardwareAddr) == 6 || ifi.Flags&net.FlagLoopback != 0) {
+		return packet.LinkTypeEthernet
+	}
+	return packet.LinkTypeRaw
+}
+
 // OpenLive opens a live capture with the given backend:
 //
 //   - "" or "afpacket": an AF_PACKET socket with a TPACKET_V3 memory-mapped
