@@ -194,6 +194,7 @@ func (f *Flow) summary() Summary {
 		Packets:     f.packets,
 		Retransmits: f.retrans,
 		Closed:      f.state&closed != 0,
+		Tunnel:      f.key.Tunnel,
 		Health:      f.h.summary(),
 	}
 }

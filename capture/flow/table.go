@@ -351,9 +351,7 @@ func (t *Table) Counters() Counters {
 func (t *Table) AppendSummaries(dst []Summary) []Summary {
 	for i := int32(0); i < t.used; i++ {
 		if f := &t.flows[i]; f.state&inUse != 0 {
-			s := f.summary()
-			s.Tunnel = f.key.Tunnel
-			dst = append(dst, s)
+			dst = append(dst, f.summary())
 		}
 	}
 	return dst
