@@ -2,6 +2,7 @@ package capture
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/packet"
@@ -39,19 +40,27 @@ func expectedTunnels(cfg *Config) packet.Encap {
 	return cfg.Tunnels & packet.EncapAll
 }
 
-// withTunnels wraps attach so that every program Fit tries also lets the
-// expected tunnels' outer packets through (filter.WithTunnels). A level
-// that outgrows the kernel's limit with the tunnel prologue fails here,
-// and Fit moves on to a coarser one.
-func (e *Engine) withTunnels(link packet.LinkType, attach func([]bpf.RawInstruction) error) func([]bpf.RawInstruction) error {
-	if e.tunnels == 0 {
-		return attach
-	}
-	return func(prog []bpf.RawInstruction) error {
-		prog, err := filter.WithTunnels(prog, link, e.tunnels, e.cfg.Snaplen)
-		if err != nil {
-			return fmt.Errorf("tunnels: %w", err)
+// FitFilter is the kernel filter the engine installs on a source of link
+// type link: filter.Fit's finest program for remotes and ports that fits,
+// each level with the outer packets of the tunnels let through as well
+// (filter.WithTunnels; a level that outgrows the kernel's limit with them
+// gives way to a coarser one). attach installs a program, as for Fit;
+// nil plans without a kernel (the agent's diagnosis and inventory).
+func FitFilter(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen int, tunnels packet.Encap,
+	attach func([]bpf.RawInstruction) error) (filter.Program, error) {
+	return filter.Fit(link, remotes, ports, snaplen, func(prog []bpf.RawInstruction) error {
+		if tunnels != 0 {
+			var err error
+			if prog, err = filter.WithTunnels(prog, link, tunnels, snaplen); err != nil {
+				return fmt.Errorf("tunnels: %w", err)
+			}
+			if len(prog) > filter.MaxInstructions {
+				return fmt.Errorf("tunnels: %w", filter.ErrTooLarge)
+			}
+		}
+		if attach == nil {
+			return nil
 		}
 		return attach(prog)
-	}
+	})
 }

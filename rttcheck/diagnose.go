@@ -309,14 +309,14 @@ func someOf(items []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(items[:most], ", "), len(items)-most)
 }
 
-// plannedFilter is the program the capture would install on iface for
-// remotes and ports when it opens (filter.Fit with no kernel to refuse a
+// plannedFilter is the program the capture would install for in on its
+// interface when it opens (capture.FitFilter with no kernel to refuse a
 // level): the diagnosis and the inventory before capture runs.
-func plannedFilter(iface string, remotes []netip.Prefix, ports []uint16, snaplen int) (filter.Program, error) {
+func plannedFilter(in *InstanceConfig, remotes []netip.Prefix, snaplen int) (filter.Program, error) {
 	if snaplen == 0 {
 		snaplen = capture.DefaultSnaplen
 	}
-	return filter.Fit(filterLinkType(iface), remotes, ports, snaplen, nil)
+	return capture.FitFilter(filterLinkType(in.Interface), remotes, in.Ports, min(snaplen, capture.DefaultSnaplen), in.Tunnels, nil)
 }
 
 // filterLinkType is the framing the afpacket source delivers on iface,
@@ -347,7 +347,7 @@ func (d *diagnoser) filter() Diagnosis {
 	if d.open() && d.snap.Filter.Instructions > 0 {
 		level, n, detail = d.snap.Filter.Level, d.snap.Filter.Instructions, d.snap.Filter.Detail
 	} else {
-		prog, err := plannedFilter(d.in.Interface, remotes, ports, d.ini.Snaplen)
+		prog, err := plannedFilter(d.in, remotes, d.ini.Snaplen)
 		if err != nil {
 			return problem(DiagnosisFail, diagFilter, "list fewer `ips`/`hosts` or `ports`", err, "no kernel filter can be built")
 		}
@@ -547,7 +547,7 @@ func (c *Check) Inventory() (m map[string]string) {
 		m["filter.instructions"] = "none"
 		return m
 	}
-	prog, err := plannedFilter(in.Interface, st.remotes, in.Ports, ini.Snaplen)
+	prog, err := plannedFilter(in, st.remotes, ini.Snaplen)
 	if err != nil {
 		m["filter.instructions"] = "none: " + err.Error()
 		return m
