@@ -49,7 +49,7 @@ type Config struct {
 	ExpTTL   time.Duration // drop closed (FIN/RST) flows this long after their last packet; default 60s
 
 	PollTimeout time.Duration // live read timeout, bounds Cancel and snapshot latency; default DefaultPollTimeout
-	RingSize    int           // bytes of kernel capture ring; default source.DefaultRingSize
+	RingSize    int           // most bytes of kernel capture ring (it grows to it by need); default source.DefaultRingSize
 }
 
 // Stats are the engine's cumulative counters.
@@ -57,7 +57,7 @@ type Stats struct {
 	Packets      uint64 // frames read from the source
 	TCPPackets   uint64 // frames that decoded as TCP
 	DecodeErrors [packet.NumErrorKinds]uint64
-	Kernel       struct{ Received, Dropped uint64 } // from the live source, since it was opened
+	Kernel       source.Stats // from the live sources, since the first was opened
 	Flow         flow.Counters
 	SourceOpens  uint64 // times a source was opened (re-opens after interface loss count)
 	// FilterFallbacks counts kernel filters installed coarser than the
@@ -345,8 +345,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			err = fmt.Errorf("%w: %v", ErrInternal, r)
 		}
 		e.collectKernelStats(src)
-		e.kernelOld.Received += e.kernel.Received
-		e.kernelOld.Dropped += e.kernel.Dropped
+		e.kernelOld = e.kernelOld.Then(e.kernel)
 		e.kernel = source.Stats{}
 		if cerr := src.Close(); cerr != nil && err == nil && ctx.Err() == nil {
 			err = fmt.Errorf("capture: close: %w", cerr)
@@ -557,8 +556,7 @@ func (e *Engine) snapshot() *Snapshot {
 		LinkDown:      e.linkDown,
 		Filter:        e.filter,
 	}
-	s.Stats.Kernel.Received = e.kernelOld.Received + e.kernel.Received
-	s.Stats.Kernel.Dropped = e.kernelOld.Dropped + e.kernel.Dropped
+	s.Stats.Kernel = e.kernelOld.Then(e.kernel)
 	s.Stats.Flow = e.table.Counters()
 	s.Flows = e.table.AppendSummaries(make([]flow.Summary, 0, s.Stats.Flow.Flows))
 	return s

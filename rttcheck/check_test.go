@@ -684,6 +684,7 @@ func TestHealthMetrics(t *testing.T) {
 	fe.snap.Stats.Flow.EvictedActive = 1
 	fe.snap.Stats.Flow.EvictedHalfOpen = 4
 	fe.snap.Stats.Flow.Duplicates = 9
+	fe.snap.Stats.Kernel.RingSize = 16 << 20
 	c := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.1]", "", fe, nil)
 	waitFor(t, "engine", c.engineStarted)
 	r := &recorder{}
@@ -697,6 +698,7 @@ func TestHealthMetrics(t *testing.T) {
 		{"monotonic_count", MetricFlowsEvicted, 5, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricDuplicates, 9, "", []string{"iface:eth0"}},
 		{"gauge", MetricFlowsTracked, 12, "", []string{"iface:eth0"}},
+		{"gauge", MetricRingSize, 16 << 20, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricCapturePanics, 0, "", []string{"iface:eth0"}},
 	}
 	if !reflect.DeepEqual(r.subs, want) {

@@ -542,7 +542,7 @@ func (c *Check) Inventory() (m map[string]string) {
 	if ring == 0 {
 		ring = source.DefaultRingSize
 	}
-	m["ring_size"] = strconv.Itoa(ring)
+	m["ring_size.max"] = strconv.Itoa(ring) // it starts smaller: go_metro.capture.ring_size is the size in use
 	if len(st.remotes) == 0 && len(in.Ports) == 0 {
 		m["filter.instructions"] = "none"
 		return m

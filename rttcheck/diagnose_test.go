@@ -256,7 +256,7 @@ func TestInventory(t *testing.T) {
 	got := c.Inventory()
 	wantInv := map[string]string{
 		"version": Version, "interface": "lo", "capture.backend": "afpacket",
-		"snaplen": "220", "max_flows": "16384", "ring_size": strconv.Itoa(source.DefaultRingSize),
+		"snaplen": "220", "max_flows": "16384", "ring_size.max": strconv.Itoa(source.DefaultRingSize),
 		"filter.instructions": strconv.Itoa(len(prog)), "filter.level": "exact",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(wantInv) {
@@ -267,7 +267,7 @@ func TestInventory(t *testing.T) {
 	}
 	c2 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true\ncapture_backend: pcap\ncapture_buffer_mb: 4", "snaplen: 150\nmax_flows: 100", &fakeEngine{}, nil)
 	got = c2.Inventory()
-	if got["filter.instructions"] != "none" || got["capture.backend"] != "pcap" || got["ring_size"] != strconv.Itoa(4<<20) ||
+	if got["filter.instructions"] != "none" || got["capture.backend"] != "pcap" || got["ring_size.max"] != strconv.Itoa(4<<20) ||
 		got["snaplen"] != "150" || got["max_flows"] != "100" {
 		t.Errorf("inventory %v", got)
 	}

@@ -32,6 +32,9 @@ const (
 	// MetricCapturePanics counts capture engine panics recovered; after
 	// each, capture restarts on a fresh engine and flow table.
 	MetricCapturePanics = "go_metro.capture.panics"
+	// MetricRingSize is the bytes of kernel capture ring in use, all of it
+	// resident: it grows with the traffic up to capture_buffer_mb.
+	MetricRingSize = "go_metro.capture.ring_size"
 )
 
 // flowKey identifies one flow across snapshots; FirstSeen tells apart two
@@ -127,10 +130,10 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 	// value as a spike.
 	if snap != nil || eng == nil {
 		var tot totals
-		var tracked int
+		var tracked, ring int
 		if snap != nil {
 			tot = statsTotals(&snap.Stats)
-			tracked = snap.Stats.Flow.Flows
+			tracked, ring = snap.Stats.Flow.Flows, snap.Stats.Kernel.RingSize
 			c.reportFlows(s, snap, st.hostAddr, ifaceTag)
 		}
 		s.MonotonicCount(MetricPackets, float64(tot.packets), "", healthTags)
@@ -139,6 +142,7 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		s.MonotonicCount(MetricFlowsEvicted, float64(tot.evicted), "", healthTags)
 		s.MonotonicCount(MetricDuplicates, float64(tot.duplicates), "", healthTags)
 		s.Gauge(MetricFlowsTracked, float64(tracked), "", healthTags)
+		s.Gauge(MetricRingSize, float64(ring), "", healthTags)
 		s.MonotonicCount(MetricCapturePanics, float64(st.panics), "", healthTags)
 	}
 

@@ -26,7 +26,11 @@ type frame struct {
 	ihl          uint8             // IPv4 header length in words (default 5)
 	fragOff      uint16            // IPv4 fragment offset (8-byte units)
 	v6ext        bool              // IPv6 destination-options header before TCP
+	tcpOptWords  int               // 4-byte words of TCP options (NOPs)
 }
+
+// payloadLen is the payload every test frame carries after its L4 header.
+const payloadLen = 200
 
 func (f frame) build(t *testing.T, link packet.LinkType) []byte {
 	t.Helper()
@@ -66,6 +70,9 @@ func (f frame) build(t *testing.T, link packet.LinkType) []byte {
 	switch proto {
 	case layers.IPProtocolTCP:
 		tcp = &layers.TCP{SrcPort: layers.TCPPort(f.sport), DstPort: layers.TCPPort(f.dport), Seq: 1, ACK: true, Window: 100}
+		for range f.tcpOptWords * 4 {
+			tcp.Options = append(tcp.Options, layers.TCPOption{OptionType: layers.TCPOptionKindNop})
+		}
 		l4 = tcp
 	default:
 		l4 = &layers.UDP{SrcPort: layers.UDPPort(f.sport), DstPort: layers.UDPPort(f.dport)}
@@ -89,7 +96,7 @@ func (f frame) build(t *testing.T, link packet.LinkType) []byte {
 			// Destination options header (PadN) between IPv6 and TCP.
 			ip.NextHeader = layers.IPProtocolIPv6Destination
 			l4buf := gopacket.NewSerializeBuffer()
-			if err := gopacket.SerializeLayers(l4buf, gopacket.SerializeOptions{FixLengths: true}, l4, gopacket.Payload(make([]byte, 200))); err != nil {
+			if err := gopacket.SerializeLayers(l4buf, gopacket.SerializeOptions{FixLengths: true}, l4, gopacket.Payload(make([]byte, payloadLen))); err != nil {
 				t.Fatal(err)
 			}
 			ext := append([]byte{byte(layers.IPProtocolTCP), 0, 1, 4, 0, 0, 0, 0}, l4buf.Bytes()...)
@@ -104,7 +111,7 @@ func (f frame) build(t *testing.T, link packet.LinkType) []byte {
 			_ = tcp.SetNetworkLayerForChecksum(ip)
 		}
 	}
-	ls = append(ls, l4, gopacket.Payload(make([]byte, 200)))
+	ls = append(ls, l4, gopacket.Payload(make([]byte, payloadLen)))
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, ls...); err != nil {
 		t.Fatalf("serialize %+v: %v", f, err)
@@ -112,7 +119,7 @@ func (f frame) build(t *testing.T, link packet.LinkType) []byte {
 	b := buf.Bytes()
 	if f.ihl > 5 {
 		// Check the IHL really is what the test claims.
-		off := len(b) - 200 - 20 - int(f.ihl)*4
+		off := len(b) - payloadLen - 20 - f.tcpOptWords*4 - int(f.ihl)*4
 		if got := b[off] & 0x0f; got != f.ihl {
 			t.Fatalf("built IHL %d, want %d", got, f.ihl)
 		}
@@ -188,6 +195,9 @@ func TestBuild(t *testing.T) {
 		{"v6 ext header, address does not match", frame{src: "2001:db8::1", dst: "2001:db8::99", sport: 1, dport: 443, v6ext: true}, remotes, ports, false},
 		{"v6 only v4 remotes", frame{src: "2001:db8::1", dst: "2001:db8::10", sport: 40000, dport: 443}, remotes[:3], nil, false},
 		{"v6 no restrictions", frame{src: "::1", dst: "::2", sport: 1, dport: 2}, nil, nil, true},
+		{"v4 TCP options", frame{src: "10.0.0.1", dst: "192.0.2.10", sport: 40000, dport: 443, tcpOptWords: 3}, remotes, ports, true},
+		{"v6 TCP options", frame{src: "2001:db8::1", dst: "2001:db8::10", sport: 40000, dport: 443, tcpOptWords: 10}, remotes, ports, true},
+		{"v4 headers longer than snaplen", frame{src: "10.0.0.1", dst: "192.0.2.10", sport: 40000, dport: 443, ihl: 15, tcpOptWords: 10}, remotes, ports, true},
 	}
 	for _, link := range []packet.LinkType{packet.LinkTypeEthernet, packet.LinkTypeRaw} {
 		for _, tt := range tests {
@@ -203,7 +213,7 @@ func TestBuild(t *testing.T) {
 				got := run(t, prog, data)
 				want := 0
 				if tt.want {
-					want = snap
+					want = acceptLen(tt.f, len(data))
 				}
 				if got != want {
 					t.Errorf("filter returned %d, want %d", got, want)
@@ -211,6 +221,16 @@ func TestBuild(t *testing.T) {
 			})
 		}
 	}
+}
+
+// acceptLen is what the filter returns for an accepted frame of n bytes:
+// its headers, at most snap; the whole frame up to snap for IPv6 with
+// extension headers, whose TCP header the filter does not find.
+func acceptLen(f frame, n int) int {
+	if f.v6ext {
+		return min(n, snap)
+	}
+	return min(n-payloadLen, snap)
 }
 
 func linkName(l packet.LinkType) string {
@@ -261,15 +281,19 @@ func TestOtherLinkTypes(t *testing.T) {
 				t.Fatal(err)
 			}
 			data := append(tt.header, tt.f.build(t, packet.LinkTypeRaw)...)
-			if got := run(t, prog, data) == snap; got != tt.want {
-				t.Errorf("accepted = %v, want %v", got, tt.want)
+			want := 0
+			if tt.want {
+				want = acceptLen(tt.f, len(data))
+			}
+			if got := run(t, prog, data); got != want {
+				t.Errorf("filter returned %d, want %d", got, want)
 			}
 		})
 	}
 }
 
-// TestTruncated: a frame cut before the TCP ports must be rejected, not read
-// out of bounds.
+// TestTruncated: a frame cut before the TCP ports, or before the TCP
+// header's length, must be rejected, not read out of bounds.
 func TestTruncated(t *testing.T) {
 	prog, err := Build(packet.LinkTypeEthernet, nil, []uint16{443}, snap)
 	if err != nil {
@@ -279,8 +303,11 @@ func TestTruncated(t *testing.T) {
 	if got := run(t, prog, data[:14+20+2]); got != 0 {
 		t.Errorf("truncated frame accepted (%d)", got)
 	}
-	if got := run(t, prog, data[:14+20+4]); got != snap {
-		t.Errorf("frame with ports accepted with %d, want %d", got, snap)
+	if got := run(t, prog, data[:14+20+12]); got != 0 {
+		t.Errorf("frame cut before the TCP data offset accepted (%d)", got)
+	}
+	if got := run(t, prog, data[:14+20+13]); got != 14+20+20 {
+		t.Errorf("frame with the TCP data offset accepted with %d, want its headers' %d", got, 14+20+20)
 	}
 }
 
@@ -310,7 +337,7 @@ func TestBuildErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := frame{src: "2001:db8::1", dst: netip.AddrFrom16(many[199].Addr().As16()).String(), sport: 1, dport: 443}
-	if got := run(t, prog, f.build(t, packet.LinkTypeEthernet)); got != snap {
+	if data := f.build(t, packet.LinkTypeEthernet); run(t, prog, data) != acceptLen(f, len(data)) {
 		t.Errorf("last of 200 remotes rejected (len %d)", len(prog))
 	}
 }

@@ -9,12 +9,21 @@ package source
 // frames and hands a whole block to user space at once (when it is full or
 // its retire timer expires). Next walks the frames of the current block in
 // place (zero copy) and gives the block back when it moves to the next one.
+//
+// The ring is sized by need (ringsize.go): it starts small, because every
+// page of it is resident from the moment it is mapped, and a ring of a new
+// size replaces it when the reader falls behind or has long been idle.
+// A ring's size is fixed once set up, so a resize opens a second socket
+// with the same filter and hands over between the two (see handOver).
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"os"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,7 +50,8 @@ const (
 	// and maxBlockSize. A block is the unit the kernel hands over, so large
 	// blocks mean few wake-ups (1 MiB holds about 4,000 headers-only
 	// frames: 40 ms of traffic at 100k packets/s); several of them let the
-	// kernel fill some while the reader holds one.
+	// kernel fill some while the reader holds one, and bound how long the
+	// reader may fall behind at light traffic (ringsize.go).
 	ringBlocks   = 8
 	minBlockSize = 256 << 10
 	maxBlockSize = 1 << 20
@@ -51,6 +61,9 @@ const (
 	blkStatusOff   = 8
 	blkNumPktsOff  = 12
 	blkFirstPktOff = 16
+	blkLenOff      = 20
+	blkTsFirstOff  = 32 // struct tpacket_bd_ts: seconds, nanoseconds
+	blkTsLastOff   = 40
 
 	// struct sockaddr_ll follows the tpacket3_hdr at TPACKET_ALIGN(48).
 	sllOff        = 48
@@ -61,23 +74,18 @@ const (
 	packetOutgoing = 4
 )
 
-type afpacket struct {
+// ring is one bound packet socket and its mapped TPACKET_V3 ring, with the
+// reader's position in it.
+type ring struct {
 	fd        int
-	ring      []byte
+	mem       []byte
 	blockSize int
 	numBlocks int
-	link      packet.LinkType
-	snaplen   int
 
-	// Reader state (used only by the goroutine calling Next).
 	block     int  // index of the current block
 	held      bool // the current block belongs to user space
 	remaining uint32
-	off       int // offset in ring of the next frame header
-	timeoutMs int
-	ifname    string
-	ifindex   int // 0 for "any"
-	ifreq     *unix.Ifreq
+	off       int // offset in mem of the next frame header
 
 	// file and rc wrap fd for the Go netpoller (see usePoller); nil when the
 	// runtime could not register it, and wait falls back to poll(2).
@@ -85,18 +93,49 @@ type afpacket struct {
 	rc    syscall.RawConn
 	ready func(uintptr) bool // made once: rc.Read's callback, no allocation per wait
 	woken bool               // ready was called before in this wait
+}
 
-	mu     sync.Mutex // guards fd against Stats/SetFilter racing Close, and the totals
-	closed atomic.Bool
-	total  Stats
+type afpacket struct {
+	link      packet.LinkType
+	snaplen   int
+	sockType  int
+	timeoutMs int
+	ifname    string
+	ifindex   int // 0 for "any"
+	ifreq     *unix.Ifreq
+	ns        netns // where the sockets of resized rings are made
+
+	// cur is the ring Next reads; next, once bound, the ring of a resize
+	// that replaces it. Both are guarded by mu: the goroutine that opens
+	// next sets it, the reader moves it to cur.
+	cur, next *ring
+	// The reader's resize state: opening while a goroutine opens the new
+	// ring; then handing, the new ring, bound since nextBound (wall clock,
+	// the kernel's timestamp clock), taken over at the latest at
+	// handoverBy (monotonic). After the switch, frames of the new ring
+	// older than skipBefore were read from the old one and are skipped.
+	opening     chan openedRing
+	handing     *ring
+	pendingSize int
+	nextBound   int64
+	handoverBy  time.Time
+	skipBefore  int64
+	sizer       ringSizer
+
+	mu      sync.Mutex // guards the rings against Stats/SetFilter racing Close, and the totals
+	closed  atomic.Bool
+	total   Stats
+	prog    []bpf.RawInstruction // the installed filter, for a resized ring
+	progGen int                  // counts SetFilter calls
+	pressed atomic.Bool          // the kernel dropped frames: grow the ring
 }
 
 func openAFPacket(opts Options) (_ Source, err error) {
-	s := &afpacket{fd: -1, snaplen: opts.Snaplen, ifname: opts.Interface}
+	s := &afpacket{snaplen: opts.Snaplen, ifname: opts.Interface, skipBefore: math.MinInt64}
 	if s.ifname == "" {
 		s.ifname = "any"
 	}
-	sockType := unix.SOCK_DGRAM
+	s.sockType = unix.SOCK_DGRAM
 	s.link = packet.LinkTypeRaw
 	if s.ifname != "any" {
 		ifi, err := interfaceByName(s.ifname)
@@ -105,7 +144,7 @@ func openAFPacket(opts Options) (_ Source, err error) {
 		}
 		s.ifindex = ifi.Index
 		if s.link = AFPacketLinkType(ifi); s.link == packet.LinkTypeEthernet {
-			sockType = unix.SOCK_RAW // keeps the link header
+			s.sockType = unix.SOCK_RAW // keeps the link header
 		}
 		s.ifreq, _ = unix.NewIfreq("")
 	}
@@ -113,20 +152,45 @@ func openAFPacket(opts Options) (_ Source, err error) {
 	if s.timeoutMs < 1 {
 		s.timeoutMs = 1
 	}
+	s.sizer = newRingSizer(opts.RingSize, time.Now())
+	runtime.LockOSThread() // the namespace of the thread that makes the first socket
+	s.ns = currentNetns()
+	s.cur, err = s.openRing(s.sizer.size, func(r *ring) error {
+		attach := func(prog []bpf.RawInstruction) error { return s.attach(r.fd, prog) }
+		if opts.Filter != nil {
+			return opts.Filter(s.link, attach)
+		}
+		return attach(nil)
+	})
+	runtime.UnlockOSThread()
+	if err != nil {
+		s.ns.close()
+		return nil, err
+	}
+	s.total.RingSize = s.cur.size()
+	return s, nil
+}
 
+// openRing opens a socket with a ring of size bytes, has install attach
+// its filter, and binds it.
+func (s *afpacket) openRing(size int, install func(*ring) error) (_ *ring, err error) {
 	// Protocol 0: the socket receives nothing until bind, so no frame can
 	// reach the ring before the filter is attached.
-	fd, err := unix.Socket(unix.AF_PACKET, sockType|unix.SOCK_CLOEXEC, 0)
+	var fd int
+	err = s.ns.do(func() (err error) {
+		fd, err = unix.Socket(unix.AF_PACKET, s.sockType|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return nil, fmt.Errorf("capture: opening AF_PACKET socket for %q: %w (capturing needs CAP_NET_RAW: run as root, `setcap cap_net_raw+ep` the binary, or set AmbientCapabilities=CAP_NET_RAW)", s.ifname, err)
 		}
 		return nil, fmt.Errorf("capture: opening AF_PACKET socket for %q: %w", s.ifname, err)
 	}
-	s.fd = fd
+	r := &ring{fd: fd}
 	defer func() {
 		if err != nil {
-			s.Close()
+			r.close()
 		}
 	}()
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
@@ -136,33 +200,27 @@ func openAFPacket(opts Options) (_ Source, err error) {
 	// A frame holds the tpacket3 header, sockaddr_ll, padding and the
 	// snaplen bytes; the kernel truncates to the block, so frameSize is
 	// only a bound used to size the request.
-	frameSize := 1 << bits.Len(uint(opts.Snaplen+128-1))
-	s.blockSize = max(frameSize, min(maxBlockSize, max(minBlockSize, 1<<(bits.Len(uint(opts.RingSize/ringBlocks))-1))))
-	s.numBlocks = max(minBlocks, opts.RingSize/s.blockSize)
+	frameSize := 1 << bits.Len(uint(s.snaplen+128-1))
+	r.blockSize, r.numBlocks = ringGeometry(size, frameSize)
 	req := unix.TpacketReq3{
-		Block_size:     uint32(s.blockSize),
-		Block_nr:       uint32(s.numBlocks),
+		Block_size:     uint32(r.blockSize),
+		Block_nr:       uint32(r.numBlocks),
 		Frame_size:     uint32(frameSize),
-		Frame_nr:       uint32(s.blockSize / frameSize * s.numBlocks),
+		Frame_nr:       uint32(r.blockSize / frameSize * r.numBlocks),
 		Retire_blk_tov: uint32(blockRetire / time.Millisecond),
 	}
 	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return nil, fmt.Errorf("capture: %q: setting up a %d-byte ring (%d blocks of %d): %w", s.ifname, s.blockSize*s.numBlocks, s.numBlocks, s.blockSize, err)
+		return nil, fmt.Errorf("capture: %q: setting up a %d-byte ring (%d blocks of %d): %w", s.ifname, r.size(), r.numBlocks, r.blockSize, err)
 	}
 	// The ring's pages are kernel memory that is never swapped: no need
 	// for MAP_LOCKED (which RLIMIT_MEMLOCK could refuse).
-	s.ring, err = unix.Mmap(fd, 0, s.blockSize*s.numBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	r.mem, err = unix.Mmap(fd, 0, r.size(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("capture: %q: mapping the %d-byte ring: %w", s.ifname, s.blockSize*s.numBlocks, err)
+		return nil, fmt.Errorf("capture: %q: mapping the %d-byte ring: %w", s.ifname, r.size(), err)
 	}
 	// The filter goes on before bind: the socket (protocol 0) receives
 	// nothing until then, so no frame enters the ring unfiltered.
-	if opts.Filter != nil {
-		err = opts.Filter(s.link, s.attach)
-	} else {
-		err = s.attach(nil)
-	}
-	if err != nil {
+	if err := install(r); err != nil {
 		return nil, err
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: s.ifindex}
@@ -172,9 +230,17 @@ func openAFPacket(opts Options) (_ Source, err error) {
 		}
 		return nil, fmt.Errorf("capture: binding to %q: %w", s.ifname, err)
 	}
-	s.usePoller()
-	return s, nil
+	r.usePoller(s.ifname)
+	return r, nil
 }
+
+// ringGeometry divides size bytes into blocks.
+func ringGeometry(size, frameSize int) (blockSize, numBlocks int) {
+	blockSize = max(frameSize, min(maxBlockSize, max(minBlockSize, 1<<(bits.Len(uint(size/ringBlocks))-1))))
+	return blockSize, max(minBlocks, size/blockSize)
+}
+
+func (r *ring) size() int { return r.blockSize * r.numBlocks }
 
 // captureAllowed reports whether this process may open packet sockets: the
 // error (wrapping os.ErrPermission without CAP_NET_RAW) of a socket opened
@@ -197,10 +263,10 @@ func captureAllowed() error {
 // half of go-metro's CPU). Parked on the netpoller, the reader costs one
 // epoll wake-up per block and sysmon sleeps. If the runtime cannot register
 // the socket, wait uses poll(2) as before.
-func (s *afpacket) usePoller() {
+func (r *ring) usePoller(ifname string) {
 	// A duplicate descriptor for the os.File, which owns and closes it;
-	// the socket itself stays s.fd for the socket options.
-	fd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	// the socket itself stays r.fd for the socket options.
+	fd, err := unix.FcntlInt(uintptr(r.fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
@@ -208,24 +274,24 @@ func (s *afpacket) usePoller() {
 		unix.Close(fd)
 		return
 	}
-	f := os.NewFile(uintptr(fd), "afpacket:"+s.ifname)
+	f := os.NewFile(uintptr(fd), "afpacket:"+ifname)
 	rc, err := f.SyscallConn()
 	if err != nil || f.SetReadDeadline(time.Time{}) != nil {
 		f.Close() // not registered with the netpoller: deadlines need it
 		return
 	}
-	s.file, s.rc = f, rc
-	s.ready = func(uintptr) bool {
-		if s.blockReady() {
+	r.file, r.rc = f, rc
+	r.ready = func(uintptr) bool {
+		if r.blockReady() {
 			return true
 		}
 		// The first call comes before parking: a ready block is checked,
 		// an error is not (a poll(2) before every park cost 30 % of the
 		// CPU); one set while the reader was not parked is found when the
 		// wait times out.
-		woken := s.woken
-		s.woken = true
-		return woken && s.pendingError()
+		woken := r.woken
+		r.woken = true
+		return woken && r.pendingError()
 	}
 }
 
@@ -237,81 +303,250 @@ func (s *afpacket) LinkType() packet.LinkType { return s.link }
 // timeout. The returned data points into the ring and stays valid until the
 // next call.
 func (s *afpacket) Next() ([]byte, int64, int, error) {
-	if s.ring == nil {
+	r := s.cur
+	if r == nil {
 		return nil, 0, 0, ErrClosed
 	}
 	for {
-		for s.remaining > 0 {
-			h := (*unix.Tpacket3Hdr)(unsafe.Pointer(&s.ring[s.off]))
-			start := s.off + int(h.Mac)
+		for r.remaining > 0 {
+			h := (*unix.Tpacket3Hdr)(unsafe.Pointer(&r.mem[r.off]))
+			start := r.off + int(h.Mac)
 			end := start + int(h.Snaplen)
 			ts := int64(h.Sec)*1e9 + int64(h.Nsec)
 			wire := int(h.Len)
-			skip := s.ring[s.off+sllPkttypeOff] == packetOutgoing &&
-				*(*uint16)(unsafe.Pointer(&s.ring[s.off+sllHatypeOff])) == arphrdLoopback
-			s.remaining--
-			s.off += int(h.Next_offset)
+			skip := r.mem[r.off+sllPkttypeOff] == packetOutgoing &&
+				*(*uint16)(unsafe.Pointer(&r.mem[r.off+sllHatypeOff])) == arphrdLoopback
+			r.remaining--
+			r.off += int(h.Next_offset)
 			if skip {
 				// Loopback frames are seen leaving and arriving; keep one.
 				continue
 			}
-			return s.ring[start:end:end], ts, wire, nil
+			if s.handing != nil && ts > s.nextBound {
+				// The new ring holds this frame and all after it.
+				s.handOver()
+				r = s.cur
+				continue
+			}
+			if s.skipBefore != math.MinInt64 {
+				if ts < s.skipBefore {
+					continue // read from the old ring already
+				}
+				s.skipBefore = math.MinInt64 // a clock stepped back later must not hide frames
+			}
+			return r.mem[start:end:end], ts, wire, nil
 		}
-		if s.held {
-			s.release()
+		if r.held {
+			r.release()
 		}
-		if s.blockReady() {
-			base := s.block * s.blockSize
-			s.held = true
-			s.remaining = *(*uint32)(unsafe.Pointer(&s.ring[base+blkNumPktsOff]))
-			s.off = base + int(*(*uint32)(unsafe.Pointer(&s.ring[base+blkFirstPktOff])))
+		if r.blockReady() {
+			r.take()
+			s.watch(r)
+			r = s.cur // watch may have switched rings
 			continue
 		}
-		if err := s.wait(); err != nil {
+		err := s.wait(r)
+		if s.handing != nil && errors.Is(err, ErrTimeout) && !time.Now().Before(s.handoverBy) {
+			// Nothing newer than the new ring's bind came through the
+			// old one, and its retire timer would have handed over any
+			// frame it holds: all it had was read, the rest is in the
+			// new ring.
+			s.handOver()
+			r = s.cur
+			continue
+		}
+		if err != nil {
 			return nil, 0, 0, err
 		}
 	}
 }
 
+// take makes the current block, which the kernel handed over, the one Next
+// reads.
+func (r *ring) take() {
+	base := r.block * r.blockSize
+	r.held = true
+	r.remaining = *(*uint32)(unsafe.Pointer(&r.mem[base+blkNumPktsOff]))
+	r.off = base + int(*(*uint32)(unsafe.Pointer(&r.mem[base+blkFirstPktOff])))
+}
+
 // release hands the current block back to the kernel and moves on.
-func (s *afpacket) release() {
-	base := s.block * s.blockSize
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&s.ring[base+blkStatusOff])), unix.TP_STATUS_KERNEL)
-	s.held = false
-	s.remaining = 0
-	s.block++
-	if s.block == s.numBlocks {
-		s.block = 0
+func (r *ring) release() {
+	base := r.block * r.blockSize
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&r.mem[base+blkStatusOff])), unix.TP_STATUS_KERNEL)
+	r.held = false
+	r.remaining = 0
+	r.block++
+	if r.block == r.numBlocks {
+		r.block = 0
 	}
 }
 
 // blockReady reports whether the current block belongs to user space.
-func (s *afpacket) blockReady() bool {
-	status := (*uint32)(unsafe.Pointer(&s.ring[s.block*s.blockSize+blkStatusOff]))
+func (r *ring) blockReady() bool { return r.blockAt(r.block) }
+
+func (r *ring) blockAt(i int) bool {
+	status := (*uint32)(unsafe.Pointer(&r.mem[i*r.blockSize+blkStatusOff]))
 	return atomic.LoadUint32(status)&unix.TP_STATUS_USER != 0
 }
 
-// wait waits until a block may be ready (nil), the poll timeout expires
-// (ErrTimeout) or the socket reports an error.
-func (s *afpacket) wait() error {
-	if s.rc != nil {
+// fillRate is how fast, in bytes per second, the kernel filled the current
+// block, from its first frame's to its last frame's timestamp; 0 when the
+// block has too few frames to tell.
+func (r *ring) fillRate() float64 {
+	base := r.block * r.blockSize
+	u32 := func(off int) uint32 { return *(*uint32)(unsafe.Pointer(&r.mem[base+off])) }
+	ts := func(off int) int64 { return int64(u32(off))*1e9 + int64(u32(off+4)) }
+	span := ts(blkTsLastOff) - ts(blkTsFirstOff)
+	if u32(blkNumPktsOff) < 64 || span <= 0 {
+		return 0
+	}
+	return float64(u32(blkLenOff)) * 1e9 / float64(span)
+}
+
+// backlog is how many blocks past the current one the kernel has filled
+// and handed over: how far the reader is behind.
+func (r *ring) backlog() int {
+	n := 0
+	for n < r.numBlocks-1 && r.blockAt((r.block+1+n)%r.numBlocks) {
+		n++
+	}
+	return n
+}
+
+// watch runs when the reader takes a block: it tells the sizer how far
+// behind the reader is and how fast the block filled, and starts a resize
+// when the sizer asks for one.
+func (s *afpacket) watch(r *ring) {
+	now := time.Now()
+	switch {
+	case s.opening != nil:
+		select {
+		case res := <-s.opening:
+			s.opening = nil
+			s.opened(res, now)
+		default:
+		}
+		return
+	case s.handing != nil:
+		if now.After(s.handoverBy.Add(time.Second)) {
+			// Blocks keep coming and none is newer than the bind: the
+			// wall clock stepped back. Switch now; a few frames may be
+			// seen twice.
+			s.handOver()
+		}
+		return
+	}
+	bl := r.backlog()
+	size := s.sizer.observe(now, bl, r.numBlocks, r.fillRate(), s.pressed.Swap(false))
+	if size == s.sizer.size {
+		return
+	}
+	// The new ring is opened beside the reader, which keeps emptying the
+	// old one meanwhile: the kernel may take tens of milliseconds to find
+	// and zero the pages of a large ring, more than a small ring holds at
+	// the rates that make it grow.
+	s.mu.Lock()
+	prog, gen := s.prog, s.progGen
+	s.mu.Unlock()
+	s.opening = make(chan openedRing, 1)
+	go func() {
+		r, err := s.openRing(size, func(n *ring) error { return s.attachTo(n.fd, prog) })
+		if err == nil {
+			bound := time.Now().UnixNano()
+			s.mu.Lock()
+			if s.progGen != gen {
+				err = s.attachTo(r.fd, s.prog) // SetFilter ran meanwhile
+			}
+			if err == nil {
+				// From here on the new ring's counters count (see
+				// counting): the old ring's, read now, count until it
+				// was bound. Frames the old ring receives or drops from
+				// now on are in the new one too, unless that drops them,
+				// which its counters tell.
+				s.readStats(s.cur)
+				s.next = r
+			}
+			s.mu.Unlock()
+			if err != nil {
+				r.close()
+				r = nil
+			}
+			s.opening <- openedRing{r, size, bound, err}
+			return
+		}
+		s.opening <- openedRing{nil, size, 0, err}
+	}()
+}
+
+// openedRing is what the goroutine that opens a resized ring hands back.
+type openedRing struct {
+	r     *ring
+	size  int   // what the sizer asked for
+	bound int64 // when the ring was bound, on the kernel's timestamp clock
+	err   error
+}
+
+// opened starts the hand-over to a resized ring, or gives up the resize.
+func (s *afpacket) opened(res openedRing, now time.Time) {
+	if res.err != nil {
+		s.mu.Lock()
+		s.total.RingResizeFailures++
+		s.mu.Unlock()
+		s.sizer.failed(now) // keep the ring there is; ask again later
+		return
+	}
+	// Every frame the kernel timestamps from the bind on is in both rings.
+	// A frame timestamped earlier may be in the new ring too but is surely
+	// in the old one, so the old ring is read up to the first frame past
+	// that instant, and the new ring from there on. A retire timer hands
+	// over a block at most blockRetire after its first frame, so two of
+	// them bound the wait when traffic stops.
+	s.handing, s.nextBound = res.r, res.bound
+	s.handoverBy = now.Add(2*blockRetire + 10*time.Millisecond)
+	s.pendingSize = res.size
+}
+
+// handOver makes the new ring current and closes the old one. The old
+// ring's frames not yet read are all newer than nextBound, so the new
+// ring has them; frames in the new ring from before nextBound were read
+// from the old one and are skipped. Frames the kernel timestamped out of
+// order around nextBound can be seen twice or not at all: the engine
+// counts copies as duplicates.
+func (s *afpacket) handOver() {
+	s.mu.Lock()
+	old := s.cur
+	s.cur, s.next = s.next, nil
+	s.total.RingSize = s.cur.size()
+	s.total.RingResizes++
+	s.mu.Unlock()
+	s.handing = nil
+	s.skipBefore = s.nextBound
+	old.close()
+	s.sizer.resized(s.pendingSize, time.Now())
+}
+
+// wait waits until a block of r may be ready (nil), the poll timeout
+// expires (ErrTimeout) or the socket reports an error.
+func (s *afpacket) wait(r *ring) error {
+	if r.rc != nil {
 		// Park on the netpoller (see usePoller): the kernel wakes it when
 		// it closes a block or sets a socket error (interface down). The
 		// runtime does not tell the two apart, so ready looks for an error
 		// after a wake-up, the timeout for one set before the park, and
 		// poll(2) below reads and classifies it, as without the netpoller.
-		if err := s.file.SetReadDeadline(time.Now().Add(time.Duration(s.timeoutMs) * time.Millisecond)); err == nil {
-			s.woken = false
-			err = s.rc.Read(s.ready)
-			if err == nil && s.blockReady() {
+		if err := r.file.SetReadDeadline(time.Now().Add(time.Duration(s.timeoutMs) * time.Millisecond)); err == nil {
+			r.woken = false
+			err = r.rc.Read(r.ready)
+			if err == nil && r.blockReady() {
 				return nil
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) && !s.pendingError() {
-				return s.timedOut()
+			if errors.Is(err, os.ErrDeadlineExceeded) && !r.pendingError() {
+				return s.timedOut(r)
 			}
 		}
 	}
-	fds := [1]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN | unix.POLLERR}}
+	fds := [1]unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLERR}}
 	for {
 		n, err := unix.Poll(fds[:], s.timeoutMs)
 		if err == unix.EINTR {
@@ -321,16 +556,16 @@ func (s *afpacket) wait() error {
 			return fmt.Errorf("capture: polling %q: %w", s.ifname, err)
 		}
 		if n == 0 {
-			return s.timedOut()
+			return s.timedOut(r)
 		}
 		if fds[0].Revents&unix.POLLERR != 0 {
 			// Reading SO_ERROR also clears it.
-			soerr, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			soerr, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 			if err != nil {
 				return fmt.Errorf("capture: %q: reading socket error: %w", s.ifname, err)
 			}
 			if soerr == int(unix.ENETDOWN) {
-				if s.ifindex != 0 && !s.ifindexExists() {
+				if s.ifindex != 0 && !s.ifindexExists(r) {
 					return fmt.Errorf("capture: interface %q (index %d): %w", s.ifname, s.ifindex, ErrInterfaceGone)
 				}
 				return fmt.Errorf("capture: interface %q: %w (capture resumes when it is up)", s.ifname, ErrInterfaceDown)
@@ -345,8 +580,8 @@ func (s *afpacket) wait() error {
 
 // pendingError reports whether the socket has an error to read (POLLERR),
 // without waiting and without clearing it.
-func (s *afpacket) pendingError() bool {
-	fds := [1]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLERR}}
+func (r *ring) pendingError() bool {
+	fds := [1]unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLERR}}
 	n, err := unix.Poll(fds[:], 0)
 	return err == nil && n > 0 && fds[0].Revents&unix.POLLERR != 0
 }
@@ -355,8 +590,8 @@ func (s *afpacket) pendingError() bool {
 // ErrInterfaceGone if the device was deleted. The kernel signals a deleted
 // device once, through POLLERR; checking here too means a missed or already
 // consumed signal can never leave the caller timing out forever.
-func (s *afpacket) timedOut() error {
-	if s.ifindex != 0 && !s.ifindexExists() {
+func (s *afpacket) timedOut(r *ring) error {
+	if s.ifindex != 0 && !s.ifindexExists(r) {
 		return fmt.Errorf("capture: interface %q (index %d): %w", s.ifname, s.ifindex, ErrInterfaceGone)
 	}
 	return ErrTimeout
@@ -364,9 +599,9 @@ func (s *afpacket) timedOut() error {
 
 // ifindexExists asks the kernel (SIOCGIFNAME, in the socket's namespace)
 // whether the bound interface index still exists. It does not allocate.
-func (s *afpacket) ifindexExists() bool {
+func (s *afpacket) ifindexExists(r *ring) bool {
 	s.ifreq.SetUint32(uint32(s.ifindex))
-	err := unix.IoctlIfreq(s.fd, unix.SIOCGIFNAME, s.ifreq)
+	err := unix.IoctlIfreq(r.fd, unix.SIOCGIFNAME, s.ifreq)
 	return !errors.Is(err, unix.ENODEV)
 }
 
@@ -380,10 +615,26 @@ func (s *afpacket) SetFilter(prog []bpf.RawInstruction) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	return s.attach(prog)
+	s.progGen++
+	if s.next != nil {
+		if err := s.attachTo(s.next.fd, prog); err != nil {
+			return err
+		}
+	}
+	return s.attach(s.cur.fd, prog)
 }
 
-func (s *afpacket) attach(prog []bpf.RawInstruction) error {
+// attach installs prog on fd and keeps it for rings opened later.
+func (s *afpacket) attach(fd int, prog []bpf.RawInstruction) error {
+	if err := s.attachTo(fd, prog); err != nil {
+		return err
+	}
+	s.prog = slices.Clone(prog)
+	return nil
+}
+
+// attachTo installs prog on fd.
+func (s *afpacket) attachTo(fd int, prog []bpf.RawInstruction) error {
 	if len(prog) == 0 {
 		prog = []bpf.RawInstruction{{Op: 0x06, K: uint32(s.snaplen)}} // ret #snaplen
 	}
@@ -391,7 +642,7 @@ func (s *afpacket) attach(prog []bpf.RawInstruction) error {
 		return fmt.Errorf("capture: %q: filter of %d instructions: %w", s.ifname, len(prog), filter.ErrTooLarge)
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
-	if err := unix.SetsockoptSockFprog(s.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
 		return fmt.Errorf("capture: %q: attaching BPF filter (%d instructions): %w", s.ifname, len(prog), err)
 	}
 	return nil
@@ -409,52 +660,83 @@ func (s *afpacket) Stats() (Stats, error) {
 	if s.closed.Load() {
 		return s.total, nil // final counters, read by Close
 	}
-	err := s.readStats()
+	err := s.readStats(s.counting())
 	return s.total, err
 }
 
-// readStats adds the kernel's counters since the last read to s.total.
-// Callers hold s.mu.
-func (s *afpacket) readStats() error {
-	st, err := unix.GetsockoptTpacketStatsV3(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+// counting is the ring whose kernel counters count: the new one while a
+// resize hands over (see watch). Callers hold s.mu.
+func (s *afpacket) counting() *ring {
+	if s.next != nil {
+		return s.next
+	}
+	return s.cur
+}
+
+// readStats adds the kernel's counters of r since the last read to
+// s.total. Callers hold s.mu.
+func (s *afpacket) readStats(r *ring) error {
+	st, err := unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
 	if err != nil {
 		return fmt.Errorf("capture: %q: reading socket statistics: %w", s.ifname, err)
 	}
 	s.total.Received += uint64(st.Packets)
 	s.total.Dropped += uint64(st.Drops)
+	if st.Drops > 0 {
+		s.pressed.Store(true)
+	}
 	return nil
 }
 
-// Close releases the ring and the socket. It must be called by the goroutine
-// that reads, after it stopped reading; later calls do nothing.
+// Close releases the rings and the sockets. It must be called by the
+// goroutine that reads, after it stopped reading; later calls do nothing.
 func (s *afpacket) Close() error {
+	if s.opening != nil {
+		<-s.opening // a ring it opened is in s.next, closed below
+		s.opening = nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Swap(true) {
 		return nil
 	}
 	var errs []error
-	if s.fd >= 0 {
+	if s.cur != nil {
 		// Keep the final counters for Stats after Close.
-		if err := s.readStats(); err != nil {
+		if err := s.readStats(s.counting()); err != nil {
 			errs = append(errs, err)
 		}
+		errs = append(errs, s.cur.close())
 	}
-	if s.ring != nil {
-		if err := unix.Munmap(s.ring); err != nil {
-			errs = append(errs, fmt.Errorf("capture: %q: unmapping ring: %w", s.ifname, err))
+	if s.next != nil {
+		errs = append(errs, s.next.close())
+	}
+	s.cur, s.next = nil, nil
+	s.ns.close()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("capture: %q: %w", s.ifname, err)
+	}
+	return nil
+}
+
+// close unmaps the ring and closes its socket.
+func (r *ring) close() error {
+	var errs []error
+	if r.mem != nil {
+		if err := unix.Munmap(r.mem); err != nil {
+			errs = append(errs, fmt.Errorf("unmapping ring: %w", err))
 		}
-		s.ring = nil
+		r.mem = nil
 	}
-	if s.file != nil {
-		s.file.Close() // the netpoller's duplicate descriptor
-		s.file, s.rc = nil, nil
+	if r.file != nil {
+		r.file.Close() // the netpoller's duplicate descriptor
+		r.file, r.rc = nil, nil
 	}
-	if s.fd >= 0 {
-		if err := unix.Close(s.fd); err != nil {
-			errs = append(errs, fmt.Errorf("capture: %q: closing socket: %w", s.ifname, err))
+	if r.fd >= 0 {
+		if err := unix.Close(r.fd); err != nil {
+			errs = append(errs, fmt.Errorf("closing socket: %w", err))
 		}
-		s.fd = -1
+		r.fd = -1
 	}
 	return errors.Join(errs...)
 }

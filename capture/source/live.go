@@ -10,9 +10,10 @@ import (
 
 // Live capture defaults.
 const (
-	// DefaultRingSize is the kernel ring of the afpacket backend: at 600k
-	// packets/s on 2 busy cores an 8 MiB ring overflowed (~5 % dropped)
-	// while the reader waited for a CPU; 32 MiB dropped nothing.
+	// DefaultRingSize is the most the afpacket ring grows to (it starts at
+	// InitialRingSize): at 600k packets/s on 2 busy cores an 8 MiB ring
+	// overflowed (~5 % dropped) while the reader waited for a CPU; 32 MiB
+	// dropped nothing.
 	DefaultRingSize    = 32 << 20
 	DefaultPollTimeout = 100 * time.Millisecond // bounds how long Next blocks
 	// DefaultSnaplen is the most of a frame go-metro reads, the decoder's

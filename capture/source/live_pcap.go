@@ -71,7 +71,7 @@ func openPcap(opts Options) (Source, error) {
 		h.Close()
 		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
 	}
-	s := &pcapSource{h: h, ifname: name, link: lt, snaplen: opts.Snaplen}
+	s := &pcapSource{h: h, ifname: name, link: lt, snaplen: opts.Snaplen, last: Stats{RingSize: opts.RingSize}}
 	// libpcap binds in Activate, before the link type is known; frames that
 	// entered its ring before the kernel filter are run through the same
 	// program in user space by pcap_setfilter (pcap-linux.c,
@@ -138,7 +138,7 @@ func (s *pcapSource) Stats() (Stats, error) {
 	if err != nil {
 		return s.last, fmt.Errorf("capture: pcap %q: statistics: %w", s.ifname, err)
 	}
-	s.last = Stats{Received: uint64(st.PacketsReceived), Dropped: uint64(st.PacketsDropped)}
+	s.last.Received, s.last.Dropped = uint64(st.PacketsReceived), uint64(st.PacketsDropped)
 	return s.last, nil
 }
 
@@ -149,7 +149,7 @@ func (s *pcapSource) Close() error {
 		return nil
 	}
 	if st, err := s.h.Stats(); err == nil {
-		s.last = Stats{Received: uint64(st.PacketsReceived), Dropped: uint64(st.PacketsDropped)}
+		s.last.Received, s.last.Dropped = uint64(st.PacketsReceived), uint64(st.PacketsDropped)
 	}
 	s.h.Close()
 	s.closed = true

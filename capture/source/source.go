@@ -39,6 +39,13 @@ type Source interface {
 type Stats struct {
 	Received uint64 // frames the kernel handed to the capture
 	Dropped  uint64 // frames the kernel dropped because the ring was full
+	// RingSize is the bytes of kernel ring in use now (all resident);
+	// the afpacket ring grows and shrinks with the traffic (ringsize.go).
+	RingSize int
+	// RingResizes counts the rings that replaced a smaller or larger one;
+	// RingResizeFailures those the kernel could not set up (the ring in
+	// use kept capturing).
+	RingResizes, RingResizeFailures uint64
 }
 
 // Options configure a live capture.
@@ -52,5 +59,21 @@ type Options struct {
 	// the open. nil accepts every frame, truncated to Snaplen.
 	Filter      func(link packet.LinkType, attach func([]bpf.RawInstruction) error) error
 	PollTimeout time.Duration // how long Next may block before ErrTimeout
-	RingSize    int           // bytes of kernel ring (0: a sensible default)
+	// RingSize is the most bytes of kernel ring (0: DefaultRingSize). The
+	// afpacket ring starts at InitialRingSize (or RingSize if smaller) and
+	// grows to it only when the traffic needs it; libpcap's buffer is
+	// RingSize from the start.
+	RingSize int
+}
+
+// Then is the counters of s followed by those of a source opened after it
+// closed: the sum of the counts, the later source's ring.
+func (s Stats) Then(later Stats) Stats {
+	return Stats{
+		Received:           s.Received + later.Received,
+		Dropped:            s.Dropped + later.Dropped,
+		RingSize:           later.RingSize,
+		RingResizes:        s.RingResizes + later.RingResizes,
+		RingResizeFailures: s.RingResizeFailures + later.RingResizeFailures,
+	}
 }

@@ -596,7 +596,7 @@ func TestAgentRun(t *testing.T) {
 		"capture.backend: afpacket",
 		"snaplen: " + strconv.Itoa(capture.DefaultSnaplen),
 		"max_flows: 16384",
-		"ring_size: 33554432",
+		"ring_size.max: 33554432",
 		"filter.instructions: ",
 		"version: " + rttcheck.Version,
 	} {
