@@ -23,7 +23,12 @@ func healthySnapshot() capture.Snapshot {
 	s.Stats.Kernel.Received = 100
 	s.Stats.SourceOpens = 1
 	s.Stats.Flow.Created = 1
-	s.Filter = capture.FilterStatus{Level: filter.Exact, Instructions: 95, Detail: "exact (95 instructions)"}
+	// What the engine installs for the healthy instance's one remote.
+	prog, err := filter.Build(packet.LinkTypeEthernet, []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}, nil, capture.DefaultSnaplen)
+	if err != nil {
+		panic(err)
+	}
+	s.Filter = capture.FilterStatus{Level: filter.Exact, Instructions: len(prog), Detail: fmt.Sprintf("exact (%d instructions)", len(prog))}
 	s.LocalIPs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	s.Flows = []flow.Summary{{Local: ap("127.0.0.1:40000"), Remote: ap("10.0.0.1:80"), RTT: est(5, msNS, msNS, msNS, msNS, msNS/2, 1)}}
 	return s
