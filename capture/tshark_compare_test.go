@@ -4,8 +4,6 @@ import (
 	"context"
 	"math"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -24,12 +22,7 @@ import (
 // (request/response flows without loss or keepalives, where each ACK covers
 // one segment) the two must agree; elsewhere the gaps are logged by cause.
 func TestCompareWithTshark(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tshark is required in CI (make deps installs it)")
-		}
-		t.Skip("tshark not installed")
-	}
+	tsharkcmp.Require(t)
 	c := synth.Generate(synth.Small())
 	path := filepath.Join(t.TempDir(), "small.pcap")
 	if err := c.WriteFile(path); err != nil {

@@ -2,8 +2,6 @@ package synth
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,12 +13,7 @@ import (
 // for data the local host sent must match the simulator's own samples. This checks both the
 // capture (tshark reads and analyses it as real TCP) and the helper.
 func TestTsharkAgreesWithTruth(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tshark is required in CI")
-		}
-		t.Skip("tshark not installed")
-	}
+	tsharkcmp.Require(t)
 	cfg := Small()
 	cfg.BulkSendFlows, cfg.BulkRecvFlows, cfg.BulkBytes = 1, 1, 1<<20
 	cfg.ReqRespFlows, cfg.AcceptFlows, cfg.IPv6Flows = 6, 2, 3
