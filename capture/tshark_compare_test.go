@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"net/netip"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -24,17 +23,7 @@ import (
 func TestCompareWithTshark(t *testing.T) {
 	tsharkcmp.Require(t)
 	c := synth.Generate(synth.Small())
-	path := filepath.Join(t.TempDir(), "small.pcap")
-	if err := c.WriteFile(path); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rs, err := tsharkcmp.Run(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := synth.LocalSenderRTT(rs, c.LocalIPs)
+	path, ref := c.TsharkRTT(t, "small.pcap")
 
 	var local []netip.Prefix
 	for _, a := range c.LocalIPs {
@@ -45,6 +34,8 @@ func TestCompareWithTshark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	if err := e.Run(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package synth
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,17 +17,7 @@ func TestTsharkAgreesWithTruth(t *testing.T) {
 	cfg.ReqRespFlows, cfg.AcceptFlows, cfg.IPv6Flows = 6, 2, 3
 	cfg.LossRate, cfg.KeepaliveFrac = 0, 0
 	c := Generate(cfg)
-	path := filepath.Join(t.TempDir(), "tiny.pcap")
-	if err := c.WriteFile(path); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rs, err := tsharkcmp.Run(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := LocalSenderRTT(rs, c.LocalIPs)
+	_, got := c.TsharkRTT(t, "tiny.pcap")
 	for _, fl := range c.Flows {
 		ts, ok := got[fl.Key()]
 		if !ok {
