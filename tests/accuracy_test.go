@@ -244,18 +244,10 @@ func runMix(t *testing.T, c *lab.Client, eng *capture.Engine, mix ...func(*lab.C
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var mu sync.Mutex
-	var cmps []comparison
-	c.BeforeClose = func(rec *lab.ConnRecord) {
-		f, ok, err := settledFlow(eng, rec)
-		if err != nil {
-			t.Errorf("%s: snapshot: %v", rec.Key(), err)
-		}
-		mu.Lock()
-		cmps = append(cmps, comparison{rec: rec, flow: f, ok: ok})
-		mu.Unlock()
-	}
+	var cmps comparisons
+	c.BeforeClose = cmps.hook(t, eng)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
 	var errs []error
 	for _, f := range mix {
 		wg.Add(1)
@@ -272,7 +264,36 @@ func runMix(t *testing.T, c *lab.Client, eng *capture.Engine, mix ...func(*lab.C
 	for _, err := range errs {
 		t.Errorf("workload: %v", err)
 	}
-	return cmps
+	return cmps.all()
+}
+
+// comparisons gathers, through the BeforeClose hook of a lab.Client, one
+// comparison per connection: the engine's settled flow just before the
+// connection closes. Connections close concurrently, hence the lock.
+type comparisons struct {
+	mu   sync.Mutex
+	list []comparison
+}
+
+// hook returns the BeforeClose hook that compares with eng. A failed
+// snapshot fails t; the connection is then recorded as not seen.
+func (cs *comparisons) hook(t *testing.T, eng *capture.Engine) func(*lab.ConnRecord) {
+	return func(rec *lab.ConnRecord) {
+		f, ok, err := settledFlow(eng, rec)
+		if err != nil {
+			t.Errorf("%s: snapshot: %v", rec.Key(), err)
+		}
+		cs.mu.Lock()
+		cs.list = append(cs.list, comparison{rec: rec, flow: f, ok: ok})
+		cs.mu.Unlock()
+	}
+}
+
+// all returns the comparisons gathered so far, once the workloads are done.
+func (cs *comparisons) all() []comparison {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.list
 }
 
 // checkComparisons applies the accuracy bar to SRTT and reports RTTVAR. It
