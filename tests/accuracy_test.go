@@ -108,6 +108,18 @@ func closeServer(t *testing.T, s *lab.Server) {
 	}
 }
 
+// serveB4 starts a server on B's IPv4 address, closed (closeServer) when
+// the test ends: the one peer of the tests that need no more.
+func serveB4(t *testing.T, l *lab.Lab) *lab.Server {
+	t.Helper()
+	srv, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeServer(t, srv) })
+	return srv
+}
+
 // startEngine runs a capture engine on A's veth inside namespace A and
 // returns it with a stop function that ends Run and returns the last
 // snapshot.
