@@ -17,6 +17,7 @@ import (
 	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/capture/rtt"
+	"github.com/gometro/go-metro/internal/testwait"
 	"go.uber.org/goleak"
 )
 
@@ -250,13 +251,7 @@ func configureYAML(c *Check, instance, init string) error {
 // timing assertion.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, what, 5*time.Second, cond)
 }
 
 // engineStarted: the capture owner has run an engine at least once.
