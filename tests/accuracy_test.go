@@ -233,26 +233,52 @@ func findFlow(snap *capture.Snapshot, rec *lab.ConnRecord) (flow.Summary, bool) 
 // it closes.
 func runWorkloads(t *testing.T, l *lab.Lab, eng *capture.Engine, v4, v6 netip.AddrPort, rtt time.Duration) []comparison {
 	t.Helper()
-	ignore := func(_ any, err error) error { return err }
 	// Paced well below what the delay line forwards, so no queue inflates
 	// the RTT and the kernel and the capture see the same path.
 	return runMix(t, &lab.Client{Host: l.A}, eng,
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 2<<20, 1<<20)) },
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 1<<20, 1<<20)) },
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkReceive(ctx, v4, 2<<20, 1<<20)) },
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkReceive(ctx, v6, 1<<20, 1<<20)) },
-		func(c *lab.Client, ctx context.Context) error {
-			return ignore(c.RequestResponse(ctx, v4, 8, 300, 20000, rtt))
-		},
-		func(c *lab.Client, ctx context.Context) error {
-			return ignore(c.RequestResponse(ctx, v6, 8, 300, 20000, rtt))
-		},
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.ShortConns(ctx, v4, 6, 3, 200, 4000)) })
+		mixBulkSend(v4, 2<<20, 1<<20),
+		mixBulkSend(v6, 1<<20, 1<<20),
+		mixBulkReceive(v4, 2<<20, 1<<20),
+		mixBulkReceive(v6, 1<<20, 1<<20),
+		mixRequestResponse(v4, 8, 300, 20000, rtt),
+		mixRequestResponse(v6, 8, 300, 20000, rtt),
+		mixShortConns(v4, 6, 3, 200, 4000))
+}
+
+// workload is one traffic generator of a mix that runMix runs. Its
+// connection records are not needed: runMix compares each connection in
+// the client's BeforeClose hook.
+type workload = func(*lab.Client, context.Context) error
+
+// mixBulkSend is the workload of lab.Client.BulkSend.
+func mixBulkSend(dst netip.AddrPort, n, rate int64) workload {
+	return func(c *lab.Client, ctx context.Context) error { _, err := c.BulkSend(ctx, dst, n, rate); return err }
+}
+
+// mixBulkReceive is the workload of lab.Client.BulkReceive.
+func mixBulkReceive(dst netip.AddrPort, n, rate int64) workload {
+	return func(c *lab.Client, ctx context.Context) error { _, err := c.BulkReceive(ctx, dst, n, rate); return err }
+}
+
+// mixRequestResponse is the workload of lab.Client.RequestResponse.
+func mixRequestResponse(dst netip.AddrPort, count, reqSize, respSize int, pause time.Duration) workload {
+	return func(c *lab.Client, ctx context.Context) error {
+		_, err := c.RequestResponse(ctx, dst, count, reqSize, respSize, pause)
+		return err
+	}
+}
+
+// mixShortConns is the workload of lab.Client.ShortConns.
+func mixShortConns(dst netip.AddrPort, n, parallel, reqSize, respSize int) workload {
+	return func(c *lab.Client, ctx context.Context) error {
+		_, err := c.ShortConns(ctx, dst, n, parallel, reqSize, respSize)
+		return err
+	}
 }
 
 // runMix runs workloads concurrently on client c (its BeforeClose is set
 // here) and compares each connection with the engine just before it closes.
-func runMix(t *testing.T, c *lab.Client, eng *capture.Engine, mix ...func(*lab.Client, context.Context) error) []comparison {
+func runMix(t *testing.T, c *lab.Client, eng *capture.Engine, mix ...workload) []comparison {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

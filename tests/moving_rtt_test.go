@@ -46,8 +46,6 @@ const overTimeShare = 0.95
 // instants sampled every 100 ms must be too.
 func TestAccuracyMovingRTT(t *testing.T) {
 	ms := time.Millisecond
-	type workload = func(*lab.Client, context.Context) error
-	ignore := func(_ any, err error) error { return err }
 	scenarios := []struct {
 		name       string
 		cfg        lab.Config
@@ -64,11 +62,9 @@ func TestAccuracyMovingRTT(t *testing.T) {
 			atob: delayline.Dir{Delay: 10 * ms}, btoa: delayline.Dir{Delay: 10 * ms, Burst: 25 * ms},
 			mix: func(v4, v6 netip.AddrPort) []workload {
 				return []workload{
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 8<<20, 6<<20)) },
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 4<<20, 3<<20)) },
-					func(c *lab.Client, ctx context.Context) error {
-						return ignore(c.RequestResponse(ctx, v4, 8, 300, 20000, 20*ms))
-					},
+					mixBulkSend(v4, 8<<20, 6<<20),
+					mixBulkSend(v6, 4<<20, 3<<20),
+					mixRequestResponse(v4, 8, 300, 20000, 20*ms),
 				}
 			},
 		},
@@ -107,11 +103,9 @@ func TestAccuracyMovingRTT(t *testing.T) {
 			atob: delayline.Dir{Delay: 10 * ms}, btoa: delayline.Dir{Delay: 10 * ms},
 			mix: func(v4, v6 netip.AddrPort) []workload {
 				return []workload{
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 16<<20, 12<<20)) },
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 4<<20, 3<<20)) },
-					func(c *lab.Client, ctx context.Context) error {
-						return ignore(c.RequestResponse(ctx, v4, 8, 300, 20000, 20*ms))
-					},
+					mixBulkSend(v4, 16<<20, 12<<20),
+					mixBulkSend(v6, 4<<20, 3<<20),
+					mixRequestResponse(v4, 8, 300, 20000, 20*ms),
 				}
 			},
 		},
@@ -125,14 +119,10 @@ func TestAccuracyMovingRTT(t *testing.T) {
 			atob: delayline.Dir{Delay: 10 * ms}, btoa: delayline.Dir{Delay: 10 * ms},
 			mix: func(v4, v6 netip.AddrPort) []workload {
 				return []workload{
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 8<<20, 6<<20)) },
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 2<<20, 1<<20)) },
-					func(c *lab.Client, ctx context.Context) error {
-						return ignore(c.RequestResponse(ctx, v4, 8, 3*1448+100, 20000, 20*ms))
-					},
-					func(c *lab.Client, ctx context.Context) error {
-						return ignore(c.ShortConns(ctx, v6, 6, 3, 1448+200, 4000))
-					},
+					mixBulkSend(v4, 8<<20, 6<<20),
+					mixBulkSend(v6, 2<<20, 1<<20),
+					mixRequestResponse(v4, 8, 3*1448+100, 20000, 20*ms),
+					mixShortConns(v6, 6, 3, 1448+200, 4000),
 				}
 			},
 		},
