@@ -4,9 +4,6 @@ import (
 	"context"
 	"math"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -24,24 +21,9 @@ import (
 // (request/response flows without loss or keepalives, where each ACK covers
 // one segment) the two must agree; elsewhere the gaps are logged by cause.
 func TestCompareWithTshark(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tshark is required in CI (make deps installs it)")
-		}
-		t.Skip("tshark not installed")
-	}
+	tsharkcmp.Require(t)
 	c := synth.Generate(synth.Small())
-	path := filepath.Join(t.TempDir(), "small.pcap")
-	if err := c.WriteFile(path); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rs, err := tsharkcmp.Run(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := synth.LocalSenderRTT(rs, c.LocalIPs)
+	path, ref := c.TsharkRTT(t, "small.pcap")
 
 	var local []netip.Prefix
 	for _, a := range c.LocalIPs {
@@ -52,6 +34,8 @@ func TestCompareWithTshark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	if err := e.Run(ctx); err != nil {
 		t.Fatal(err)
 	}

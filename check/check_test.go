@@ -6,16 +6,12 @@
 package gometro
 
 import (
-	"net"
-	"os"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 	"github.com/stretchr/testify/mock"
 
 	"github.com/DataDog/datadog-agent/comp/core/autodiscovery/integration"
@@ -23,6 +19,7 @@ import (
 	checkid "github.com/DataDog/datadog-agent/pkg/collector/check/id"
 	"github.com/DataDog/datadog-agent/pkg/metrics/servicecheck"
 
+	"github.com/gometro/go-metro/internal/pcaptest"
 	"github.com/gometro/go-metro/rttcheck"
 )
 
@@ -58,43 +55,19 @@ var handshakeAndTwoRequests = []seg{
 // writePcap writes segs as an Ethernet pcap file and returns its path.
 func writePcap(t *testing.T, segs []seg) string {
 	t.Helper()
+	c := pcaptest.Capture{
+		Client:  netip.AddrPortFrom(netip.MustParseAddr(localIP), 40000),
+		Server:  netip.AddrPortFrom(netip.MustParseAddr(remoteIP), 80),
+		Snaplen: 65535,
+	}
+	for _, s := range segs {
+		c.Segments = append(c.Segments, pcaptest.Segment{
+			At: time.Duration(s.ms * float64(time.Millisecond)), FromClient: s.out,
+			SYN: s.syn, ACK: s.ack, PSH: s.payload > 0, Seq: s.seq, Ack: s.ackNo, Payload: s.payload,
+		})
+	}
 	path := filepath.Join(t.TempDir(), "flow.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	localMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 1}
-	remoteMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 2}
-	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for i, s := range segs {
-		eth := &layers.Ethernet{SrcMAC: localMAC, DstMAC: remoteMAC, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.ParseIP(localIP), DstIP: net.ParseIP(remoteIP)}
-		tcp := &layers.TCP{SrcPort: 40000, DstPort: 80, Seq: s.seq, Ack: s.ackNo, SYN: s.syn, ACK: s.ack, PSH: s.payload > 0, Window: 65535}
-		if !s.out {
-			eth.SrcMAC, eth.DstMAC = remoteMAC, localMAC
-			ip.SrcIP, ip.DstIP = ip.DstIP, ip.SrcIP
-			tcp.SrcPort, tcp.DstPort = tcp.DstPort, tcp.SrcPort
-		}
-		if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
-			t.Fatal(err)
-		}
-		buf := gopacket.NewSerializeBuffer()
-		opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-		if err := gopacket.SerializeLayers(buf, opts, eth, ip, tcp, gopacket.Payload(make([]byte, s.payload))); err != nil {
-			t.Fatalf("segment %d: %v", i, err)
-		}
-		ts := start.Add(time.Duration(s.ms * float64(time.Millisecond)))
-		data := buf.Bytes()
-		ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: len(data)}
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatalf("segment %d: %v", i, err)
-		}
-	}
+	c.Write(t, path)
 	return path
 }
 

@@ -34,10 +34,7 @@ func sent(t *testing.T) (metrics map[string]string, checks map[string]bool) {
 	fe := &fakeEngine{snap: snap}
 	c := newTestCheck(t, Options{}, "interface: lo\nips: [10.0.0.1]", "", fe, nil)
 	waitFor(t, "engine", c.engineStarted)
-	r := &recorder{}
-	if _, err := c.Run(r, r); err != nil {
-		t.Fatal(err)
-	}
+	r := mustRun(t, c)
 	// metadata.csv types: a monotonic count arrives in Datadog as a count.
 	csvType := map[string]string{"gauge": "gauge", "count": "count", "monotonic_count": "count", "distribution": "distribution"}
 	metrics, checks = map[string]string{}, map[string]bool{}

@@ -17,6 +17,7 @@ import (
 	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/capture/rtt"
+	"github.com/gometro/go-metro/internal/testwait"
 	"go.uber.org/goleak"
 )
 
@@ -123,6 +124,16 @@ func (f *fakeEngine) Opened() <-chan struct{} {
 		f.opened = make(chan struct{})
 	}
 	return f.opened
+}
+
+// ranAtLeast is a waitFor condition: the capture owner has called Run n
+// times or more.
+func (f *fakeEngine) ranAtLeast(n int) func() bool {
+	return func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.runs >= n
+	}
 }
 
 func (f *fakeEngine) Run(ctx context.Context) error {
@@ -250,13 +261,33 @@ func configureYAML(c *Check, instance, init string) error {
 // timing assertion.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
+	testwait.For(t, what, 5*time.Second, cond)
+}
+
+// mustRun runs c once into a new recorder, failing t if Run fails.
+func mustRun(t *testing.T, c *Check) *recorder {
+	t.Helper()
+	r := &recorder{}
+	if _, err := c.Run(r, r); err != nil {
+		t.Fatal(err)
 	}
+	return r
+}
+
+// runOnce is mustRun, and fails t if the run submitted a series twice.
+func runOnce(t *testing.T, c *Check) *recorder {
+	t.Helper()
+	r := mustRun(t, c)
+	r.noDuplicates(t)
+	return r
+}
+
+// runStatus runs c once, whatever Run returns, and returns the status of
+// its first service check (can_capture).
+func runStatus(c *Check) ServiceCheckStatus {
+	r := &recorder{}
+	c.Run(r, r)
+	return r.checks[0].status
 }
 
 // engineStarted: the capture owner has run an engine at least once.
@@ -287,11 +318,7 @@ func TestRunAggregatesHostPairs(t *testing.T) {
 	c := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.0/24]\nreverse_dns: false", "", fe, nil)
 	waitFor(t, "engine", c.engineStarted)
 
-	r := &recorder{}
-	if _, err := c.Run(r, r); err != nil {
-		t.Fatal(err)
-	}
-	r.noDuplicates(t)
+	r := runOnce(t, c)
 	pair := []string{"src:10.0.0.1", "dst:10.0.0.2", "iface:eth0"}
 	comb := rtt.Combine([]rtt.Estimator{e1, e2})
 	want := map[string]float64{
@@ -361,11 +388,7 @@ func TestRunLastSampleOnlyWhenNew(t *testing.T) {
 		if st.update != nil {
 			fe.set(st.update)
 		}
-		r := &recorder{}
-		if _, err := c.Run(r, r); err != nil {
-			t.Fatal(err)
-		}
-		r.noDuplicates(t)
+		r := runOnce(t, c)
 		if got := len(r.find(MetricRTT)) == 1; got != st.wantLast {
 			t.Errorf("%s: system.net.tcp.rtt sent = %v, want %v", st.name, got, st.wantLast)
 		}
@@ -592,18 +615,12 @@ func TestServiceCheckAndWarnings(t *testing.T) {
 func TestCaptureRecovers(t *testing.T) {
 	fe := &fakeEngine{runErr: errors.New("capture: open eth0: no such device")}
 	c := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.1]", "", fe, nil)
-	waitFor(t, "retries", func() bool { fe.mu.Lock(); defer fe.mu.Unlock(); return fe.runs >= 3 })
-	r := &recorder{}
-	c.Run(r, r)
-	if r.checks[0].status != StatusCritical {
-		t.Fatalf("status %v while the interface is missing", r.checks[0].status)
+	waitFor(t, "retries", fe.ranAtLeast(3))
+	if st := runStatus(c); st != StatusCritical {
+		t.Fatalf("status %v while the interface is missing", st)
 	}
 	fe.set(func(f *fakeEngine) { f.runErr = nil }) // the interface comes back
-	waitFor(t, "recovery", func() bool {
-		r := &recorder{}
-		c.Run(r, r)
-		return r.checks[0].status == StatusOK
-	})
+	waitFor(t, "recovery", func() bool { return runStatus(c) == StatusOK })
 }
 
 // TestEngineReplacedOnlyAfterPanic: a failing capture retries on the same
@@ -638,7 +655,7 @@ func TestEngineReplacedOnlyAfterPanic(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Cancel()
-			waitFor(t, "three attempts", func() bool { tc.fe.mu.Lock(); defer tc.fe.mu.Unlock(); return tc.fe.runs >= 3 })
+			waitFor(t, "three attempts", tc.fe.ranAtLeast(3))
 			tc.fe.set(func(f *fakeEngine) { f.runErr, f.runPanic = nil, false })
 			waitFor(t, "recovery", func() bool { return c.status().state == stateCapturing })
 			mu.Lock()
@@ -650,10 +667,7 @@ func TestEngineReplacedOnlyAfterPanic(t *testing.T) {
 			if fresh := engines > 1; fresh != tc.wantFresh || tc.wantFresh && engines != runs {
 				t.Errorf("%d engines for %d runs", engines, runs)
 			}
-			r := &recorder{}
-			if _, err := c.Run(r, r); err != nil {
-				t.Fatal(err)
-			}
+			r := mustRun(t, c)
 			p := r.find(MetricCapturePanics)
 			if len(p) != 1 || (p[0].value > 0) != tc.wantPanics || tc.wantPanics && p[0].value != float64(runs-1) {
 				t.Errorf("%s = %+v after %d runs", MetricCapturePanics, p, runs)
@@ -666,11 +680,9 @@ func TestSampleWindows(t *testing.T) {
 	fe := &fakeEngine{}
 	c := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.1]\nsample: true\nsample_duration: 0.01\nsample_interval: 0.01", "", fe, nil)
 	// Each window is one engine Run that ends by itself.
-	waitFor(t, "three windows", func() bool { fe.mu.Lock(); defer fe.mu.Unlock(); return fe.runs >= 3 })
-	r := &recorder{}
-	c.Run(r, r)
-	if r.checks[0].status != StatusOK {
-		t.Errorf("status %v between windows", r.checks[0].status)
+	waitFor(t, "three windows", fe.ranAtLeast(3))
+	if st := runStatus(c); st != StatusOK {
+		t.Errorf("status %v between windows", st)
 	}
 }
 
@@ -687,10 +699,7 @@ func TestHealthMetrics(t *testing.T) {
 	fe.snap.Stats.Kernel.RingSize = 16 << 20
 	c := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.1]", "", fe, nil)
 	waitFor(t, "engine", c.engineStarted)
-	r := &recorder{}
-	if _, err := c.Run(r, r); err != nil {
-		t.Fatal(err)
-	}
+	r := mustRun(t, c)
 	want := []sub{
 		{"monotonic_count", MetricPackets, 1000, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricKernelDrops, 7, "", []string{"iface:eth0"}},
@@ -827,10 +836,7 @@ func TestResolverPanicRecovered(t *testing.T) {
 	// Capture still starts, matching nothing, and the panic is reported.
 	waitFor(t, "engine", c.engineStarted)
 	waitFor(t, "panic recorded", func() bool { return c.status().panicErr != nil })
-	r := &recorder{}
-	if _, err := c.Run(r, r); err != nil {
-		t.Fatal(err)
-	}
+	r := mustRun(t, c)
 	if sc := r.checks[0]; sc.status != StatusCritical || !strings.Contains(sc.message, "host resolution panicked: resolver exploded") {
 		t.Errorf("service check %+v", sc)
 	}

@@ -28,10 +28,7 @@ func TestEndToEndReplay(t *testing.T) {
 	case <-time.After(10 * time.Second): // a bound on a hang, not a timing assertion
 		t.Fatal("replay did not finish")
 	}
-	r := &recorder{}
-	if _, err := c.Run(r, r); err != nil {
-		t.Fatal(err)
-	}
+	r := mustRun(t, c)
 	if r.checks[0].status != StatusOK {
 		t.Fatalf("service check %+v", r.checks[0])
 	}

@@ -24,16 +24,6 @@ func (r *recorder) series(name string) map[string][]float64 {
 	return out
 }
 
-func runOnce(t *testing.T, c *Check) *recorder {
-	t.Helper()
-	r := &recorder{}
-	if _, err := c.Run(r, r); err != nil {
-		t.Fatal(err)
-	}
-	r.noDuplicates(t)
-	return r
-}
-
 func TestRunReportsConnectionHealth(t *testing.T) {
 	now := time.Now()
 	old := now.Add(-10 * time.Second).UnixNano()

@@ -27,11 +27,7 @@ func TestRunTunnelTags(t *testing.T) {
 	}}}
 	c := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.0/24]\nreverse_dns: false\ntunnels: [vxlan, erspan]", "", fe, nil)
 	waitFor(t, "engine", c.engineStarted)
-	r := &recorder{}
-	if _, err := c.Run(r, r); err != nil {
-		t.Fatal(err)
-	}
-	r.noDuplicates(t)
+	r := runOnce(t, c)
 	base := []string{"src:10.0.0.1", "dst:10.0.0.2", "iface:eth0"}
 	want := map[string]float64{ // tag set -> samples
 		"":                         3,

@@ -108,6 +108,18 @@ func closeServer(t *testing.T, s *lab.Server) {
 	}
 }
 
+// serveB4 starts a server on B's IPv4 address, closed (closeServer) when
+// the test ends: the one peer of the tests that need no more.
+func serveB4(t *testing.T, l *lab.Lab) *lab.Server {
+	t.Helper()
+	srv, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeServer(t, srv) })
+	return srv
+}
+
 // startEngine runs a capture engine on A's veth inside namespace A and
 // returns it with a stop function that ends Run and returns the last
 // snapshot.
@@ -221,41 +233,59 @@ func findFlow(snap *capture.Snapshot, rec *lab.ConnRecord) (flow.Summary, bool) 
 // it closes.
 func runWorkloads(t *testing.T, l *lab.Lab, eng *capture.Engine, v4, v6 netip.AddrPort, rtt time.Duration) []comparison {
 	t.Helper()
-	ignore := func(_ any, err error) error { return err }
 	// Paced well below what the delay line forwards, so no queue inflates
 	// the RTT and the kernel and the capture see the same path.
 	return runMix(t, &lab.Client{Host: l.A}, eng,
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 2<<20, 1<<20)) },
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 1<<20, 1<<20)) },
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkReceive(ctx, v4, 2<<20, 1<<20)) },
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkReceive(ctx, v6, 1<<20, 1<<20)) },
-		func(c *lab.Client, ctx context.Context) error {
-			return ignore(c.RequestResponse(ctx, v4, 8, 300, 20000, rtt))
-		},
-		func(c *lab.Client, ctx context.Context) error {
-			return ignore(c.RequestResponse(ctx, v6, 8, 300, 20000, rtt))
-		},
-		func(c *lab.Client, ctx context.Context) error { return ignore(c.ShortConns(ctx, v4, 6, 3, 200, 4000)) })
+		mixBulkSend(v4, 2<<20, 1<<20),
+		mixBulkSend(v6, 1<<20, 1<<20),
+		mixBulkReceive(v4, 2<<20, 1<<20),
+		mixBulkReceive(v6, 1<<20, 1<<20),
+		mixRequestResponse(v4, 8, 300, 20000, rtt),
+		mixRequestResponse(v6, 8, 300, 20000, rtt),
+		mixShortConns(v4, 6, 3, 200, 4000))
+}
+
+// workload is one traffic generator of a mix that runMix runs. Its
+// connection records are not needed: runMix compares each connection in
+// the client's BeforeClose hook.
+type workload = func(*lab.Client, context.Context) error
+
+// mixBulkSend is the workload of lab.Client.BulkSend.
+func mixBulkSend(dst netip.AddrPort, n, rate int64) workload {
+	return func(c *lab.Client, ctx context.Context) error { _, err := c.BulkSend(ctx, dst, n, rate); return err }
+}
+
+// mixBulkReceive is the workload of lab.Client.BulkReceive.
+func mixBulkReceive(dst netip.AddrPort, n, rate int64) workload {
+	return func(c *lab.Client, ctx context.Context) error { _, err := c.BulkReceive(ctx, dst, n, rate); return err }
+}
+
+// mixRequestResponse is the workload of lab.Client.RequestResponse.
+func mixRequestResponse(dst netip.AddrPort, count, reqSize, respSize int, pause time.Duration) workload {
+	return func(c *lab.Client, ctx context.Context) error {
+		_, err := c.RequestResponse(ctx, dst, count, reqSize, respSize, pause)
+		return err
+	}
+}
+
+// mixShortConns is the workload of lab.Client.ShortConns.
+func mixShortConns(dst netip.AddrPort, n, parallel, reqSize, respSize int) workload {
+	return func(c *lab.Client, ctx context.Context) error {
+		_, err := c.ShortConns(ctx, dst, n, parallel, reqSize, respSize)
+		return err
+	}
 }
 
 // runMix runs workloads concurrently on client c (its BeforeClose is set
 // here) and compares each connection with the engine just before it closes.
-func runMix(t *testing.T, c *lab.Client, eng *capture.Engine, mix ...func(*lab.Client, context.Context) error) []comparison {
+func runMix(t *testing.T, c *lab.Client, eng *capture.Engine, mix ...workload) []comparison {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var mu sync.Mutex
-	var cmps []comparison
-	c.BeforeClose = func(rec *lab.ConnRecord) {
-		f, ok, err := settledFlow(eng, rec)
-		if err != nil {
-			t.Errorf("%s: snapshot: %v", rec.Key(), err)
-		}
-		mu.Lock()
-		cmps = append(cmps, comparison{rec: rec, flow: f, ok: ok})
-		mu.Unlock()
-	}
+	var cmps comparisons
+	c.BeforeClose = cmps.hook(t, eng)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
 	var errs []error
 	for _, f := range mix {
 		wg.Add(1)
@@ -272,7 +302,36 @@ func runMix(t *testing.T, c *lab.Client, eng *capture.Engine, mix ...func(*lab.C
 	for _, err := range errs {
 		t.Errorf("workload: %v", err)
 	}
-	return cmps
+	return cmps.all()
+}
+
+// comparisons gathers, through the BeforeClose hook of a lab.Client, one
+// comparison per connection: the engine's settled flow just before the
+// connection closes. Connections close concurrently, hence the lock.
+type comparisons struct {
+	mu   sync.Mutex
+	list []comparison
+}
+
+// hook returns the BeforeClose hook that compares with eng. A failed
+// snapshot fails t; the connection is then recorded as not seen.
+func (cs *comparisons) hook(t *testing.T, eng *capture.Engine) func(*lab.ConnRecord) {
+	return func(rec *lab.ConnRecord) {
+		f, ok, err := settledFlow(eng, rec)
+		if err != nil {
+			t.Errorf("%s: snapshot: %v", rec.Key(), err)
+		}
+		cs.mu.Lock()
+		cs.list = append(cs.list, comparison{rec: rec, flow: f, ok: ok})
+		cs.mu.Unlock()
+	}
+}
+
+// all returns the comparisons gathered so far, once the workloads are done.
+func (cs *comparisons) all() []comparison {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.list
 }
 
 // checkComparisons applies the accuracy bar to SRTT and reports RTTVAR. It

@@ -67,11 +67,7 @@ func critical(substr ...string) func(probe.Report) bool {
 // recovers by itself, without being restarted.
 func TestCheckFaults(t *testing.T) {
 	l := lab.New(t, lab.Config{KernelBridge: true})
-	srv, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv)
+	srv := serveB4(t, l)
 	tags := pairTags(l, lab.AddrA4, lab.AddrB4)
 	healthy := func(r probe.Report) bool { return r.Service().Status == "OK" && hasRTT(r, tags) }
 	traffic := func() { exchange(t, l, srv.Addr) }
@@ -165,11 +161,7 @@ func checkStop(t *testing.T, p *probe.Proc) {
 // alone it must capture and report RTT.
 func TestCheckPrivileges(t *testing.T) {
 	l := lab.New(t, lab.Config{KernelBridge: true})
-	srv, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv)
+	srv := serveB4(t, l)
 	exe := unprivilegedExe(t)
 	tags := pairTags(l, lab.AddrA4, lab.AddrB4)
 

@@ -50,11 +50,7 @@ func TestFloodBoundedFlowTable(t *testing.T) {
 	if _, err := l.A.Run("ip", "neigh", "replace", silent.String(), "lladdr", lab.MACB.String(), "dev", l.AIf, "nud", "permanent"); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv)
+	srv := serveB4(t, l)
 
 	chk := startCheckInstance(t, l, checkInstance(l, silent.String()), "max_flows: 256\nexp_ttl: 60\n", "", nil)
 	eng := startEngineProbe(t, l, append(l.Remotes(), netip.PrefixFrom(silent, 32)), maxFlows, nil)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gometro/go-metro/capture"
-	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/rttcheck"
 	"github.com/gometro/go-metro/tests/internal/delayline"
 	"github.com/gometro/go-metro/tests/internal/probe"
@@ -77,22 +76,8 @@ func TestHealthAgainstKernel(t *testing.T) {
 	if err := l.SetImpairment(lossy, lossy); err != nil {
 		t.Fatal(err)
 	}
-	type seen struct {
-		rec *lab.ConnRecord
-		f   flow.Summary
-		ok  bool
-	}
-	var mu sync.Mutex
-	var conns []seen
-	c := &lab.Client{Host: l.A, BeforeClose: func(rec *lab.ConnRecord) {
-		f, ok, err := settledFlow(eng, rec)
-		if err != nil {
-			t.Errorf("%s: snapshot: %v", rec.Key(), err)
-		}
-		mu.Lock()
-		conns = append(conns, seen{rec, f, ok})
-		mu.Unlock()
-	}}
+	var gathered comparisons
+	c := &lab.Client{Host: l.A, BeforeClose: gathered.hook(t, eng)}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -116,7 +101,7 @@ func TestHealthAgainstKernel(t *testing.T) {
 	var kernelRetrans uint32
 	var kernelConnect, engineConnect [2]time.Duration // sums, v4 and v6
 	var connects [2]int
-	for _, s := range conns {
+	for _, s := range gathered.all() {
 		if !s.ok {
 			t.Errorf("%s: the engine has no flow", s.rec.Key())
 			continue
@@ -124,14 +109,14 @@ func TestHealthAgainstKernel(t *testing.T) {
 		k := s.rec.Final.TotalRetrans
 		kernelRetrans += k
 		t.Logf("%s: retransmits kernel %d engine %d (duplicates %d); connect RTT kernel %v engine %v",
-			s.rec.Key(), k, s.f.Retransmits, s.f.Health.Duplicates, s.rec.Established.RTT, time.Duration(s.f.Health.Handshake))
-		if s.f.Retransmits != uint64(k) {
-			t.Errorf("%s: engine counts %d retransmitted segments, the kernel's tcpi_total_retrans is %d", s.rec.Key(), s.f.Retransmits, k)
+			s.rec.Key(), k, s.flow.Retransmits, s.flow.Health.Duplicates, s.rec.Established.RTT, time.Duration(s.flow.Health.Handshake))
+		if s.flow.Retransmits != uint64(k) {
+			t.Errorf("%s: engine counts %d retransmitted segments, the kernel's tcpi_total_retrans is %d", s.rec.Key(), s.flow.Retransmits, k)
 		}
 		if s.rec.HandshakeRetransmitted() {
 			continue // Karn: neither side times a retransmitted SYN
 		}
-		got, want := time.Duration(s.f.Health.Handshake), s.rec.Established.RTT
+		got, want := time.Duration(s.flow.Health.Handshake), s.rec.Established.RTT
 		if d := (got - want).Abs(); d > srttTolerance(want) {
 			t.Errorf("%s: connect RTT %v, kernel %v (off by %v)", s.rec.Key(), got, want, d)
 		}
@@ -408,17 +393,8 @@ func TestDuplicatesOnAny(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	var mu sync.Mutex
-	var conns []comparison
-	c := &lab.Client{Host: l.A, BeforeClose: func(rec *lab.ConnRecord) {
-		f, ok, err := settledFlow(eng, rec)
-		if err != nil {
-			t.Errorf("%s: snapshot: %v", rec.Key(), err)
-		}
-		mu.Lock()
-		conns = append(conns, comparison{rec: rec, flow: f, ok: ok})
-		mu.Unlock()
-	}}
+	var gathered comparisons
+	c := &lab.Client{Host: l.A, BeforeClose: gathered.hook(t, eng)}
 	wctx, wcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer wcancel()
 	var wg sync.WaitGroup
@@ -439,7 +415,7 @@ func TestDuplicatesOnAny(t *testing.T) {
 	}
 	wg.Wait()
 	var retrans uint32
-	for _, cm := range conns {
+	for _, cm := range gathered.all() {
 		k := cm.rec.Final.TotalRetrans
 		retrans += k
 		t.Logf("%-10s %s: samples %d, duplicates %d, retransmits %d (kernel %d)", cm.rec.Kind, cm.rec.Key(),

@@ -24,15 +24,7 @@ func startEngineProbe(t *testing.T, l *lab.Lab, remotes []netip.Prefix, maxFlows
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := probe.Start(l.A, probe.Options{Role: "engine", Prepare: prepare, Env: []string{probe.EngineEnv + "=" + string(cfg)}})
-	if err != nil {
-		t.Fatalf("start engine in A: %v", err)
-	}
-	t.Cleanup(p.Kill)
-	if p.Ready.Err != "" {
-		t.Fatalf("engine did not start: %s", p.Ready.Err)
-	}
-	return p
+	return startProbe(t, l, probe.Options{Role: "engine", Prepare: prepare, Env: []string{probe.EngineEnv + "=" + string(cfg)}})
 }
 
 // TestLoadNoKernelDrops drives the highest packet rate this machine makes
@@ -46,11 +38,7 @@ func TestLoadNoKernelDrops(t *testing.T) {
 	const duration = 10 * time.Second
 	const flows = 4 // per direction: the highest packet rate measured (1 flow: 318k/s, 4: 426k/s)
 	l := lab.New(t, lab.Config{KernelBridge: true, MTU: 1280})
-	srv, err := l.B.Serve(netip.AddrPortFrom(lab.AddrB4, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeServer(t, srv)
+	srv := serveB4(t, l)
 	// The capture runs at normal priority, as in an agent. The load (both
 	// TCP ends plus the kernel's forwarding) saturates both cores, so the
 	// capture thread can wait for a CPU for tens of milliseconds: the

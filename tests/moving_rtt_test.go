@@ -46,8 +46,17 @@ const overTimeShare = 0.95
 // instants sampled every 100 ms must be too.
 func TestAccuracyMovingRTT(t *testing.T) {
 	ms := time.Millisecond
-	type workload = func(*lab.Client, context.Context) error
-	ignore := func(_ any, err error) error { return err }
+	// bulkAndRequests is a mix: a bulk upload over IPv4 of n bytes at rate
+	// bytes/s, a 4 MB one over IPv6, and request/response over IPv4.
+	bulkAndRequests := func(n, rate int64) func(v4, v6 netip.AddrPort) []workload {
+		return func(v4, v6 netip.AddrPort) []workload {
+			return []workload{
+				mixBulkSend(v4, n, rate),
+				mixBulkSend(v6, 4<<20, 3<<20),
+				mixRequestResponse(v4, 8, 300, 20000, 20*ms),
+			}
+		}
+	}
 	scenarios := []struct {
 		name       string
 		cfg        lab.Config
@@ -62,15 +71,7 @@ func TestAccuracyMovingRTT(t *testing.T) {
 			// of 250+ segments, past the flow's 128 entries.
 			name: "ack-compression",
 			atob: delayline.Dir{Delay: 10 * ms}, btoa: delayline.Dir{Delay: 10 * ms, Burst: 25 * ms},
-			mix: func(v4, v6 netip.AddrPort) []workload {
-				return []workload{
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 8<<20, 6<<20)) },
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 4<<20, 3<<20)) },
-					func(c *lab.Client, ctx context.Context) error {
-						return ignore(c.RequestResponse(ctx, v4, 8, 300, 20000, 20*ms))
-					},
-				}
-			},
+			mix: bulkAndRequests(8<<20, 6<<20),
 		},
 		{
 			// 10 ms path behind 20 Mbit/s with 1 s of buffer (2.5 MB):
@@ -105,15 +106,7 @@ func TestAccuracyMovingRTT(t *testing.T) {
 			name: "offloads",
 			cfg:  lab.Config{Offloads: true},
 			atob: delayline.Dir{Delay: 10 * ms}, btoa: delayline.Dir{Delay: 10 * ms},
-			mix: func(v4, v6 netip.AddrPort) []workload {
-				return []workload{
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 16<<20, 12<<20)) },
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 4<<20, 3<<20)) },
-					func(c *lab.Client, ctx context.Context) error {
-						return ignore(c.RequestResponse(ctx, v4, 8, 300, 20000, 20*ms))
-					},
-				}
-			},
+			mix: bulkAndRequests(16<<20, 12<<20),
 		},
 		{
 			// Linux's delayed ACKs on (no quickack route) and GRO at the
@@ -125,14 +118,10 @@ func TestAccuracyMovingRTT(t *testing.T) {
 			atob: delayline.Dir{Delay: 10 * ms}, btoa: delayline.Dir{Delay: 10 * ms},
 			mix: func(v4, v6 netip.AddrPort) []workload {
 				return []workload{
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v4, 8<<20, 6<<20)) },
-					func(c *lab.Client, ctx context.Context) error { return ignore(c.BulkSend(ctx, v6, 2<<20, 1<<20)) },
-					func(c *lab.Client, ctx context.Context) error {
-						return ignore(c.RequestResponse(ctx, v4, 8, 3*1448+100, 20000, 20*ms))
-					},
-					func(c *lab.Client, ctx context.Context) error {
-						return ignore(c.ShortConns(ctx, v6, 6, 3, 1448+200, 4000))
-					},
+					mixBulkSend(v4, 8<<20, 6<<20),
+					mixBulkSend(v6, 2<<20, 1<<20),
+					mixRequestResponse(v4, 8, 3*1448+100, 20000, 20*ms),
+					mixShortConns(v6, 6, 3, 1448+200, 4000),
 				}
 			},
 		},

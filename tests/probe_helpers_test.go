@@ -49,16 +49,23 @@ func startCheck(t *testing.T, l *lab.Lab, initYAML, exe string, prepare func(*ex
 
 func startCheckInstance(t *testing.T, l *lab.Lab, instance, initYAML, exe string, prepare func(*exec.Cmd) *exec.Cmd) *probe.Proc {
 	t.Helper()
-	p, err := probe.Start(l.A, probe.Options{
+	return startProbe(t, l, probe.Options{
 		Exe: exe, Role: "check", Prepare: prepare,
 		Env: []string{probe.InstanceEnv + "=" + instance, probe.InitEnv + "=" + initYAML},
 	})
+}
+
+// startProbe starts a probe child inside A and fails t unless it reports
+// ready; the child is killed when the test ends. Both roles start so.
+func startProbe(t *testing.T, l *lab.Lab, opts probe.Options) *probe.Proc {
+	t.Helper()
+	p, err := probe.Start(l.A, opts)
 	if err != nil {
-		t.Fatalf("start check in A: %v", err)
+		t.Fatalf("start %s in A: %v", opts.Role, err)
 	}
 	t.Cleanup(p.Kill)
 	if p.Ready.Err != "" {
-		t.Fatalf("check did not start: %s", p.Ready.Err)
+		t.Fatalf("%s did not start: %s", opts.Role, p.Ready.Err)
 	}
 	return p
 }

@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,17 +55,8 @@ func TestTunnelVXLANAgainstKernel(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var mu sync.Mutex
-	var cmps []comparison
-	c := &lab.Client{Host: l.A, BeforeClose: func(rec *lab.ConnRecord) {
-		f, ok, err := settledFlow(eng, rec)
-		if err != nil {
-			t.Errorf("%s: snapshot: %v", rec.Key(), err)
-		}
-		mu.Lock()
-		cmps = append(cmps, comparison{rec: rec, flow: f, ok: ok})
-		mu.Unlock()
-	}}
+	var gathered comparisons
+	c := &lab.Client{Host: l.A, BeforeClose: gathered.hook(t, eng)}
 	if _, err := c.BulkSend(ctx, srv.Addr, 1<<20, 1<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +73,7 @@ func TestTunnelVXLANAgainstKernel(t *testing.T) {
 	if snap.Stats.Kernel.Dropped != 0 {
 		t.Errorf("the capture's kernel ring dropped %d frames: the comparison is void", snap.Stats.Kernel.Dropped)
 	}
+	cmps := gathered.all()
 	checkComparisons(t, cmps)
 	for _, cm := range cmps {
 		if tk := cm.flow.Tunnel; cm.ok && (tk.Encaps != packet.EncapVXLAN || tk.ID != 42) {

@@ -90,30 +90,19 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 		// the untunnelled path pays a test, not a 40-byte store.
 		p.Tunnel = Tunnel{}
 	}
-	var off int
-	var etype uint16
+	// Ethernet and both cooked captures have a fixed-length header (off
+	// bytes) with the EtherType at etypeAt; the other links decode here.
+	var off, etypeAt int
 	switch link {
 	case LinkTypeEthernet:
-		if len(data) < ethHeaderLen {
-			return ErrTruncated
-		}
-		etype = be16(data[12:14])
-		off = ethHeaderLen
+		off, etypeAt = ethHeaderLen, 12
 	case LinkTypeLinuxSLL:
 		// pkttype(2) hatype(2) halen(2) addr(8) protocol(2). The link-layer
 		// address length is irrelevant to us: the header is always 16 bytes.
-		if len(data) < sllHeaderLen {
-			return ErrTruncated
-		}
-		etype = be16(data[14:16])
-		off = sllHeaderLen
+		off, etypeAt = sllHeaderLen, 14
 	case LinkTypeSLL2:
 		// protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1) halen(1) addr(8).
-		if len(data) < sll2HeaderLen {
-			return ErrTruncated
-		}
-		etype = be16(data[0:2])
-		off = sll2HeaderLen
+		off, etypeAt = sll2HeaderLen, 0
 	case LinkTypeIPv4:
 		return p.decodeIPv4(data, wireLen, 0)
 	case LinkTypeIPv6:
@@ -146,11 +135,13 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 	default:
 		return ErrUnsupportedLink
 	}
+	if len(data) < off {
+		return ErrTruncated
+	}
 
-	// Ethernet and both cooked captures carry an EtherType, which may be a
-	// VLAN tag: libpcap re-inserts stripped tags in front of the protocol
-	// field for Ethernet and SLL captures.
-	etype, off, err := skipVLANs(etype, data, off)
+	// The EtherType may be a VLAN tag: libpcap re-inserts stripped tags in
+	// front of the protocol field for Ethernet and SLL captures.
+	etype, off, err := skipVLANs(be16(data[etypeAt:etypeAt+2]), data, off)
 	if err != ErrNone {
 		return err
 	}

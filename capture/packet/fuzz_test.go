@@ -63,6 +63,18 @@ type oracle struct {
 	qinq9100       bool // a 0x9100 tag after an 802.1Q tag, which gopacket stops at silently
 }
 
+// gopacketLinkDecoders is gopacket's decoder for each link type it decodes
+// from the first byte. gopacket v1.1.19 registers no decoder for
+// LINKTYPE_IPV4/IPV6, so those start at the IP layer.
+var gopacketLinkDecoders = map[LinkType]gopacket.Decoder{
+	LinkTypeEthernet: layers.LinkTypeEthernet,
+	LinkTypeLinuxSLL: layers.LinkTypeLinuxSLL,
+	LinkTypeNull:     layers.LinkTypeNull,
+	LinkTypeRaw:      layers.LinkTypeRaw,
+	LinkTypeIPv4:     layers.LayerTypeIPv4,
+	LinkTypeIPv6:     layers.LayerTypeIPv6,
+}
+
 // gopacketDecode runs gopacket on the frame. Decoding is NoCopy so that
 // layer slices alias data and header offsets can be computed from their
 // capacities.
@@ -73,21 +85,10 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 	// whatever the fuzzer's buffer held before instead of failing.
 	data = data[:len(data):len(data)]
 	var pkt gopacket.Packet
-	switch link {
-	case LinkTypeEthernet:
-		pkt = gopacket.NewPacket(data, layers.LinkTypeEthernet, opts)
-	case LinkTypeLinuxSLL:
-		pkt = gopacket.NewPacket(data, layers.LinkTypeLinuxSLL, opts)
-	case LinkTypeNull:
-		pkt = gopacket.NewPacket(data, layers.LinkTypeNull, opts)
-	case LinkTypeRaw:
-		pkt = gopacket.NewPacket(data, layers.LinkTypeRaw, opts)
-	case LinkTypeIPv4:
-		// gopacket v1.1.19 registers no decoder for LINKTYPE_IPV4/IPV6.
-		pkt = gopacket.NewPacket(data, layers.LayerTypeIPv4, opts)
-	case LinkTypeIPv6:
-		pkt = gopacket.NewPacket(data, layers.LayerTypeIPv6, opts)
-	case LinkTypeSLL2:
+	switch dec, ok := gopacketLinkDecoders[link]; {
+	case ok:
+		pkt = gopacket.NewPacket(data, dec, opts)
+	case link == LinkTypeSLL2:
 		// gopacket v1.1.19 has no SLL2 layer: decode what follows the
 		// 20-byte header by its protocol field, as an SLL2 decoder would.
 		if len(data) < sll2HeaderLen {

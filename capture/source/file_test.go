@@ -307,6 +307,14 @@ func TestFileClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkClose(t, s)
+}
+
+// checkClose closes s twice, expecting no error either time (Close is
+// idempotent), and then Next to fail with os.ErrClosed: the contract file
+// and live sources share.
+func checkClose(t *testing.T, s Source) {
+	t.Helper()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

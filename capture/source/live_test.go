@@ -546,15 +546,7 @@ func TestLiveOpenErrors(t *testing.T) {
 		t.Errorf("Next on an interface opened down: %v, want ErrInterfaceDown", got)
 	}
 	// Close is idempotent; Next, SetFilter after Close fail cleanly.
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
-	if _, _, _, err := s.Next(); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("Next after Close: %v", err)
-	}
+	checkClose(t, s)
 	if err := s.SetFilter(nil); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("SetFilter after Close: %v", err)
 	}

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/gometro/go-metro/internal/checkrec"
 	"github.com/gometro/go-metro/rttcheck"
 	"github.com/spf13/cobra"
 )
@@ -36,9 +36,8 @@ func newCheckCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// recording is a Sender that keeps what a run submits, for printing.
+// recording is what a run submitted (a checkrec.Recorder's), as printed.
 type recording struct {
-	mu       sync.Mutex
 	Metrics  []metricOut `json:"metrics"`
 	Checks   []scOut     `json:"service_checks"`
 	Warnings []string    `json:"warnings"`
@@ -61,26 +60,6 @@ type scOut struct {
 	Message string   `json:"message"`
 }
 
-func (r *recording) add(typ, m string, v float64, tags []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.Metrics = append(r.Metrics, metricOut{m, typ, v, append([]string{}, tags...)})
-}
-func (r *recording) Gauge(m string, v float64, _ string, t []string) { r.add("gauge", m, v, t) }
-func (r *recording) Count(m string, v float64, _ string, t []string) { r.add("count", m, v, t) }
-func (r *recording) MonotonicCount(m string, v float64, _ string, t []string) {
-	r.add("monotonic_count", m, v, t)
-}
-func (r *recording) Distribution(m string, v float64, _ string, t []string) {
-	r.add("distribution", m, v, t)
-}
-func (r *recording) Commit() {}
-func (r *recording) ServiceCheck(n string, st rttcheck.ServiceCheckStatus, _ string, t []string, msg string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.Checks = append(r.Checks, scOut{n, st.String(), int(st), append([]string{}, t...), msg})
-}
-
 func runCheckOnce(ctx context.Context, cfgPath string, d time.Duration, asJSON bool, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, "warn")
 	cf, err := loadCheckFile(cfgPath)
@@ -100,9 +79,15 @@ func runCheckOnce(ctx context.Context, cfgPath string, d time.Duration, asJSON b
 	var results []*recording
 	failed := false
 	for _, c := range checks {
-		r := &recording{Instance: c.Config().Instance.Interface, Metrics: []metricOut{}, Checks: []scOut{}, Warnings: []string{}}
-		warnings, err := c.Run(r, r)
-		r.Warnings = append(r.Warnings, warnings...)
+		var rec checkrec.Recorder
+		warnings, err := c.Run(&rec, &rec)
+		r := &recording{Instance: c.Config().Instance.Interface, Metrics: []metricOut{}, Checks: []scOut{}, Warnings: append([]string{}, warnings...)}
+		for _, m := range rec.Metrics() {
+			r.Metrics = append(r.Metrics, metricOut{m.Name, m.Type, m.Value, m.Tags})
+		}
+		for _, sc := range rec.ServiceChecks() {
+			r.Checks = append(r.Checks, scOut{sc.Name, sc.Status.String(), int(sc.Status), sc.Tags, sc.Message})
+		}
 		if err != nil {
 			r.Error = err.Error()
 			failed = true

@@ -1,8 +1,12 @@
 package synth
 
 import (
+	"context"
 	"net/netip"
+	"path/filepath"
 	"slices"
+	"testing"
+	"time"
 
 	"github.com/gometro/go-metro/internal/tsharkcmp"
 )
@@ -27,4 +31,23 @@ func LocalSenderRTT(ds []tsharkcmp.Direction, local []netip.Addr) map[FlowKey]RT
 		out[k] = s
 	}
 	return out
+}
+
+// TsharkRTT writes the capture to name in the test's temporary directory,
+// runs tshark on it (for two minutes at the most) and returns the file's path
+// and LocalSenderRTT of tshark's samples: the reference the tests that check
+// against tshark start from. The caller has already called tsharkcmp.Require.
+func (c *Capture) TsharkRTT(t testing.TB, name string) (string, map[FlowKey]RTTStats) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := c.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rs, err := tsharkcmp.Run(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, LocalSenderRTT(rs, c.LocalIPs)
 }

@@ -1,10 +1,6 @@
 package synth
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,28 +11,13 @@ import (
 // for data the local host sent must match the simulator's own samples. This checks both the
 // capture (tshark reads and analyses it as real TCP) and the helper.
 func TestTsharkAgreesWithTruth(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tshark is required in CI")
-		}
-		t.Skip("tshark not installed")
-	}
+	tsharkcmp.Require(t)
 	cfg := Small()
 	cfg.BulkSendFlows, cfg.BulkRecvFlows, cfg.BulkBytes = 1, 1, 1<<20
 	cfg.ReqRespFlows, cfg.AcceptFlows, cfg.IPv6Flows = 6, 2, 3
 	cfg.LossRate, cfg.KeepaliveFrac = 0, 0
 	c := Generate(cfg)
-	path := filepath.Join(t.TempDir(), "tiny.pcap")
-	if err := c.WriteFile(path); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rs, err := tsharkcmp.Run(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := LocalSenderRTT(rs, c.LocalIPs)
+	_, got := c.TsharkRTT(t, "tiny.pcap")
 	for _, fl := range c.Flows {
 		ts, ok := got[fl.Key()]
 		if !ok {

@@ -21,10 +21,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/gometro/go-metro/capture/flow"
@@ -63,6 +65,19 @@ type Direction struct {
 	// SYN) they time.
 	Acker, Sender netip.AddrPort
 	Samples       []time.Duration // in capture order
+}
+
+// Require skips the test when tshark is not on PATH, or fails it under CI,
+// where a missing reference must not pass as a skip. The tests that compare
+// with tshark share it so that they all judge its absence alike.
+func Require(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tshark is required in CI (make deps installs it)")
+		}
+		t.Skip("tshark not installed")
+	}
 }
 
 // Run runs tshark (found on PATH) on the capture at path and parses its

@@ -42,6 +42,7 @@ import (
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/rttcheck"
 	"github.com/gometro/go-metro/tests/internal/delayline"
+	"github.com/gometro/go-metro/tests/internal/syncbuf"
 	"github.com/gometro/go-metro/tests/lab"
 )
 
@@ -211,7 +212,7 @@ func waitCaptureOpen(t *testing.T, l *lab.Lab, done <-chan struct{}) {
 }
 
 // startIn starts cmd in host h, its output collected in out.
-func startIn(t *testing.T, h *lab.Host, cmd *exec.Cmd, out *syncBuffer) <-chan struct{} {
+func startIn(t *testing.T, h *lab.Host, cmd *exec.Cmd, out *syncbuf.Buffer) <-chan struct{} {
 	t.Helper()
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := h.Start(cmd); err != nil {
@@ -228,23 +229,6 @@ func startIn(t *testing.T, h *lab.Host, cmd *exec.Cmd, out *syncBuffer) <-chan s
 		}
 	})
 	return done
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte(nil), s.b.Bytes()...)
 }
 
 func newLab(t *testing.T) (*lab.Lab, *lab.Server) {
@@ -268,7 +252,7 @@ func TestAgentCheck(t *testing.T) {
 	l, srv := newLab(t)
 	cfg := newAgentDir(t, instance(l, ""), "http://127.0.0.1:9")
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd := exec.Command(bin, "check", "go-metro", "-c", cfg.yaml, "--json", "-t", "2", "--pause", "6000")
 	done := startIn(t, l.A, cmd, &out)
 	waitCaptureOpen(t, l, done)
@@ -355,7 +339,7 @@ func TestAgentUnprivileged(t *testing.T) {
 	}
 	cfg := newAgentDir(t, instance(l, ""), "http://127.0.0.1:9")
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd := lab.AsUser(exec.Command(exe, "check", "go-metro", "-c", cfg.yaml, "--json"), 65534, 65534)
 	<-startIn(t, l.A, cmd, &out)
 	co := parseCheckOutput(t, out.Bytes())
@@ -372,7 +356,7 @@ func TestAgentUnprivileged(t *testing.T) {
 	// agent diagnose asks the running agent (in 7.63, `diagnose --local`
 	// loads no core check at all), here one running as that user.
 	run := lab.AsUser(exec.Command(exe, "run", "-c", cfg.yaml), 65534, 65534)
-	var runOut syncBuffer
+	var runOut syncbuf.Buffer
 	done := startIn(t, l.A, run, &runOut)
 	waitStatus(t, l, exe, cfg, done, func(text string) bool {
 		return regexp.MustCompile(`go-metro:[0-9a-f]+ \[WARNING\][\s\S]*?Total Runs: [1-9]`).MatchString(text)
@@ -573,7 +557,7 @@ func TestAgentRun(t *testing.T) {
 	}()
 	defer func() { cancel(); wg.Wait() }()
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	run := exec.Command(bin, "run", "-c", cfg.yaml)
 	done := startIn(t, l.A, run, &out)
 	started := time.Now()

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -359,12 +358,7 @@ func judgeFile(path string) judged {
 // fails, fails the test, and the lines to paste are printed.
 func TestTsharkCorpus(t *testing.T) {
 	corpus := corpusDir(t)
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tshark is required in CI (make deps installs it)")
-		}
-		t.Skip("tshark not installed")
-	}
+	tsharkcmp.Require(t)
 	index := readIndex(t, corpus)
 	var paths []string
 	for p, e := range index {

@@ -357,24 +357,27 @@ func testRecreateLink(t *testing.T, bridge bool) {
 	}
 	defer srv.Close()
 	c := &Client{Host: l.A}
-	var before, after int
-	if err := l.A.Do(func() error {
-		ifi, err := net.InterfaceByName(l.AIf)
-		before = ifi.Index
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	// ifindex reads the index of A's end of the link, inside A.
+	ifindex := func() int {
+		t.Helper()
+		var index int
+		if err := l.A.Do(func() error {
+			ifi, err := net.InterfaceByName(l.AIf)
+			if err != nil {
+				return err
+			}
+			index = ifi.Index
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return index
 	}
+	before := ifindex()
 	if err := l.RecreateLink(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.A.Do(func() error {
-		ifi, err := net.InterfaceByName(l.AIf)
-		after = ifi.Index
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	after := ifindex()
 	if before == after {
 		t.Errorf("ifindex %d unchanged: the link was not re-created", before)
 	}

@@ -38,7 +38,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -107,16 +106,9 @@ func main() {
 	tdSnap := flag.Int("tcpdump-snaplen", 128, "tcpdump -s")
 	flag.Var(&vs, "gometro", "LABEL=BINARY[,KEY=VALUE...] go-metro binary and extra settings (repeatable)")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "benchlive: must run as root (network namespaces, packet capture)")
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, vs, *pairs, *window, strings.Split(*rates, ","), *shape, *tdSnap); err != nil {
-		fmt.Fprintf(os.Stderr, "benchlive: %v\n", err)
-		os.Exit(1)
-	}
+	lab.RunMain("benchlive", " (network namespaces, packet capture)", func(ctx context.Context) error {
+		return run(ctx, vs, *pairs, *window, strings.Split(*rates, ","), *shape, *tdSnap)
+	})
 }
 
 func run(ctx context.Context, vs variants, pairs int, window time.Duration, rates []string, shape string, tdSnap int) (err error) {

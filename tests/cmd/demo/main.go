@@ -18,11 +18,9 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -40,16 +38,9 @@ func main() {
 	jitter := flag.Duration("jitter", 2*time.Millisecond, "jitter added to each delay")
 	duration := flag.Duration("duration", 10*time.Second, "how long the workloads run")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "demo: must run as root: it creates network namespaces and captures packets (try: sudo go run ./tests/cmd/demo)")
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Stdout, *delay, *jitter, *duration); err != nil {
-		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
-		os.Exit(1)
-	}
+	lab.RunMain("demo", ": it creates network namespaces and captures packets (try: sudo go run ./tests/cmd/demo)", func(ctx context.Context) error {
+		return run(ctx, os.Stdout, *delay, *jitter, *duration)
+	})
 }
 
 func run(ctx context.Context, w io.Writer, delay, jitter, duration time.Duration) (err error) {

@@ -8,6 +8,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/gometro/go-metro/internal/testwait"
 )
 
 // memPort is an in-memory Port: frames pushed into in are read by the line,
@@ -66,13 +68,7 @@ func startLine(t *testing.T, cfg Config) (*Line, *memPort, *memPort) {
 // hung test, it is not a timing assertion.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, what, 10*time.Second, cond)
 }
 
 func TestConfigValidation(t *testing.T) {

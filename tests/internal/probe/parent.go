@@ -9,10 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/gometro/go-metro/tests/internal/syncbuf"
 	"github.com/gometro/go-metro/tests/lab"
 )
 
@@ -22,7 +21,7 @@ type Proc struct {
 	stdin  io.WriteCloser
 	lines  chan string
 	done   chan error
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 	// Ready is the child's first report (its Err says why it could not
 	// start).
 	Ready Report
@@ -53,7 +52,7 @@ func Start(h *lab.Host, o Options) (*Proc, error) {
 	if o.Prepare != nil {
 		cmd = o.Prepare(cmd)
 	}
-	p := &Proc{cmd: cmd, lines: make(chan string, 16), done: make(chan error, 1), stderr: &lockedBuffer{}}
+	p := &Proc{cmd: cmd, lines: make(chan string, 16), done: make(chan error, 1), stderr: &syncbuf.Buffer{}}
 	cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -178,21 +177,4 @@ func CopyExecutable() (exe, dir string, err error) {
 		return fail(err)
 	}
 	return exe, dir, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

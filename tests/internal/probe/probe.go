@@ -38,12 +38,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/capture/flow"
+	"github.com/gometro/go-metro/internal/checkrec"
 	"github.com/gometro/go-metro/rttcheck"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
@@ -219,10 +219,16 @@ func checkRole(out *json.Encoder) error {
 	for in.Scan() {
 		switch cmd := strings.TrimSpace(in.Text()); cmd {
 		case "run":
-			rec := &recorder{}
-			warnings, err := c.Run(rec, rec)
+			var rec checkrec.Recorder
+			warnings, err := c.Run(&rec, &rec)
 			rep := newReport("run")
-			rep.Metrics, rep.ServiceChecks, rep.Warnings = rec.metrics, rec.checks, warnings
+			for _, m := range rec.Metrics() {
+				rep.Metrics = append(rep.Metrics, Metric(m))
+			}
+			for _, sc := range rec.ServiceChecks() {
+				rep.ServiceChecks = append(rep.ServiceChecks, ServiceCheck{Name: sc.Name, Status: sc.Status.String(), Tags: sc.Tags, Message: sc.Message})
+			}
+			rep.Warnings = warnings
 			if err != nil {
 				rep.Err = err.Error()
 			}
@@ -441,33 +447,4 @@ func listFDs() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// recorder is a rttcheck Sender and ServiceCheckSender that keeps every
-// submission.
-type recorder struct {
-	mu      sync.Mutex
-	metrics []Metric
-	checks  []ServiceCheck
-}
-
-func (r *recorder) add(typ, name string, v float64, tags []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.metrics = append(r.metrics, Metric{Name: name, Type: typ, Value: v, Tags: append([]string(nil), tags...)})
-}
-
-func (r *recorder) Gauge(m string, v float64, _ string, t []string) { r.add("gauge", m, v, t) }
-func (r *recorder) Count(m string, v float64, _ string, t []string) { r.add("count", m, v, t) }
-func (r *recorder) MonotonicCount(m string, v float64, _ string, t []string) {
-	r.add("monotonic_count", m, v, t)
-}
-func (r *recorder) Distribution(m string, v float64, _ string, t []string) {
-	r.add("distribution", m, v, t)
-}
-func (r *recorder) Commit() {}
-func (r *recorder) ServiceCheck(name string, st rttcheck.ServiceCheckStatus, _ string, tags []string, msg string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.checks = append(r.checks, ServiceCheck{Name: name, Status: st.String(), Tags: append([]string(nil), tags...), Message: msg})
 }
