@@ -124,12 +124,7 @@ func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen
 		a.emit(reject)
 	}
 	a.mark(ports4)
-	// X += IHL*4: "ldx 4*([k]&0xf)" (ldx msh) would do, but only takes an
-	// absolute offset and X already holds the VLAN tags' length.
-	ld(0, 1)
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
-	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	a.xPlusHeaderLen(base, false) // X += IHL*4
 	a.emit(bpf.TAX{})
 	portsL := a.newLabel()
 	a.ja(portsL)
@@ -191,10 +186,7 @@ func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen
 	// the ring would only cost the kernel's copy and ring space (a bulk
 	// segment takes 160 bytes of ring instead of 304 at snaplen 220).
 	a.mark(headers)
-	ld(12, 1)
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 2})
-	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	a.xPlusHeaderLen(base+12, true) // the TCP data offset
 	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: base})
 	a.emit(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(snaplen), SkipTrue: 1})
 	a.emit(bpf.RetA{})
@@ -314,6 +306,23 @@ func (a *asm) newLabel() int {
 }
 
 func (a *asm) mark(l int) { a.labels[l] = len(a.ins) }
+
+// xPlusHeaderLen sets A to X plus the length of a header whose 4-bit
+// length field, in 32-bit words, is the low (IPv4 IHL) or high (TCP data
+// offset) nibble of the byte at packet offset at+X. "ldx 4*([k]&0xf)" (ldx
+// msh) would do for IHL, but only takes an absolute offset, and X already
+// holds the VLAN tags' length.
+func (a *asm) xPlusHeaderLen(at uint32, highNibble bool) {
+	a.emit(bpf.LoadIndirect{Off: at, Size: 1})
+	if highNibble {
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 2})
+	} else {
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+	}
+	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+}
 
 // ja jumps unconditionally to label l.
 func (a *asm) ja(l int) {

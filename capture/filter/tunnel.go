@@ -104,10 +104,7 @@ func WithTunnels(prog []bpf.RawInstruction, link packet.LinkType, encaps packet.
 		ld(6, 2) // no fragment: the decoder skips them
 		a.emit(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x3fff, SkipTrue: 0, SkipFalse: 1})
 		a.ja(main)
-		ld(0, 1) // X += IHL*4, as in Build
-		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
-		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
-		a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+		a.xPlusHeaderLen(base, false) // X += IHL*4
 		a.emit(bpf.TAX{})
 	})
 	ip(v6, 6, func() { // UDP as the next header only
