@@ -6,12 +6,13 @@ import (
 	"math"
 	"net/netip"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v2"
+	"gopkg.in/yaml.v3"
 
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/capture/packet"
@@ -120,15 +121,15 @@ type InstanceConfig struct {
 // struct tags; the documentation test checks each is described in
 // conf.yaml.example.
 var (
-	InitKeys     = keysOf(reflect.TypeFor[InitConfig]())
-	InstanceKeys = keysOf(reflect.TypeFor[InstanceConfig]())
+	InitKeys     = keysOf(reflect.TypeFor[InitConfig](), false)
+	InstanceKeys = keysOf(reflect.TypeFor[InstanceConfig](), false)
 )
 
-func keysOf(t reflect.Type) []string {
+// keysOf lists the keys of a section, and with reserved those of its _ fields.
+func keysOf(t reflect.Type, reserved bool) []string {
 	var keys []string
 	for i := range t.NumField() {
-		f := t.Field(i)
-		if f.Name != "_" {
+		if f := t.Field(i); f.Name != "_" || reserved {
 			keys = append(keys, f.Tag.Get("yaml"))
 			if a := f.Tag.Get("alias"); a != "" {
 				keys = append(keys, a)
@@ -164,15 +165,16 @@ func (e *ConfigError) Error() string {
 // instanceName names an instance in messages: by its interface when it has
 // one, which is what a user recognises in a file with several instances.
 func instanceName(iface string, index int) string {
-	switch {
-	case iface != "" && index >= 0:
-		return fmt.Sprintf("instance #%d %q", index, iface)
-	case iface != "":
-		return fmt.Sprintf("instance %q", iface)
-	case index >= 0:
-		return fmt.Sprintf("instance #%d", index)
+	name := "instance"
+	if index >= 0 {
+		name += fmt.Sprintf(" #%d", index)
 	}
-	return "instance (no interface)"
+	if iface != "" {
+		return name + fmt.Sprintf(" %q", iface)
+	} else if index < 0 {
+		name += " (no interface)"
+	}
+	return name
 }
 
 // ParseConfig parses and validates the instance and init_config YAML. index
@@ -221,14 +223,11 @@ func ParseConfig(instance, initConfig []byte, index int) (*Config, error) {
 			where(), ini.Snaplen, packet.MaxTunnelHeaderLen))
 	}
 	// A flow that expires between two runs takes its samples with it.
-	for _, ttl := range []struct {
-		key string
-		d   time.Duration
-	}{{"exp_ttl", ini.ExpTTL}, {"idle_ttl", ini.IdleTTL}} {
-		if ttl.d < in.MinCollectionInterval {
+	for i, ttl := range []time.Duration{ini.ExpTTL, ini.IdleTTL} {
+		if ttl < in.MinCollectionInterval {
 			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf(
 				"init_config: %s (%s) is shorter than min_collection_interval (%s): flows that expire between two runs are never reported",
-				ttl.key, ttl.d, in.MinCollectionInterval))
+				[]string{"exp_ttl", "idle_ttl"}[i], ttl, in.MinCollectionInterval))
 		}
 	}
 	return cfg, nil
@@ -238,172 +237,124 @@ func ParseConfig(instance, initConfig []byte, index int) (*Config, error) {
 // alias or the key itself), so that a message names what is in the file.
 type keySet map[string]string
 
-func (s keySet) has(key string) bool { _, ok := s[key]; return ok }
-
-func (s keySet) bad(where, key, format string, a ...any) error {
-	if k, ok := s[key]; ok {
-		key = k
+// rules returns a function that checks one rule of a section and keeps, in
+// *err, the first that is broken, so that validate reads as a table.
+func (s keySet) rules(where string, err *error) func(broken bool, key, format string, a ...any) {
+	return func(broken bool, key, format string, a ...any) {
+		if k, ok := s[key]; ok {
+			key = k
+		}
+		if broken && *err == nil {
+			*err = &ConfigError{Where: where, Key: key, Reason: fmt.Sprintf(format, a...)}
+		}
 	}
-	return &ConfigError{Where: where, Key: key, Reason: fmt.Sprintf(format, a...)}
 }
 
 // validate applies the limits of the init_config keys.
-func (ic *InitConfig) validate(set keySet) error {
-	const where = "init_config"
-	level, levelOK := normalizeLogLevel(ic.LogLevel)
-	switch {
-	case ic.Snaplen < MinSnaplen:
-		return set.bad(where, "snaplen", "%d is too small: the minimum is %d bytes, the longest header stack the decoder reads (Ethernet, two VLAN tags, IPv6, TCP with 40 bytes of options)", ic.Snaplen, MinSnaplen)
-	case ic.Snaplen > MaxSnaplen:
-		return set.bad(where, "snaplen", "%d is too large: the maximum is %d", ic.Snaplen, MaxSnaplen)
-	case ic.IdleTTL < time.Second || ic.IdleTTL > maxTTL:
-		return set.bad(where, "idle_ttl", "%s is out of range: must be between 1s and %s", ic.IdleTTL, maxTTL)
-	case ic.ExpTTL < time.Second || ic.ExpTTL > maxTTL:
-		return set.bad(where, "exp_ttl", "%s is out of range: must be between 1s and %s", ic.ExpTTL, maxTTL)
-	case ic.MaxFlows < 1 || ic.MaxFlows > MaxMaxFlows:
-		return set.bad(where, "max_flows", "%d is out of range: must be between 1 and %d", ic.MaxFlows, MaxMaxFlows)
-	case ic.StatsdIP == "":
-		return set.bad(where, "statsd_ip", "must not be empty")
-	case ic.StatsdPort < 1 || ic.StatsdPort > 65535:
-		return set.bad(where, "statsd_port", "%d is not a port number (1-65535)", ic.StatsdPort)
-	case !levelOK:
-		return set.bad(where, "log_level", "%q is not a log level (trace, debug, info, warn, error, critical, off)", ic.LogLevel)
-	}
+func (ic *InitConfig) validate(set keySet) (err error) {
+	level, levelOK := map[string]string{"trace": "trace", "debug": "debug", "info": "info", "warn": "warn", "warning": "warn",
+		"error": "error", "err": "error", "critical": "critical", "crit": "critical", "off": "off"}[strings.ToLower(ic.LogLevel)]
+	rule := set.rules("init_config", &err)
+	rule(ic.Snaplen < MinSnaplen, "snaplen", "%d is too small: the minimum is %d bytes, the longest header stack the decoder reads (Ethernet, two VLAN tags, IPv6, TCP with 40 bytes of options)", ic.Snaplen, MinSnaplen)
+	rule(ic.Snaplen > MaxSnaplen, "snaplen", "%d is too large: the maximum is %d", ic.Snaplen, MaxSnaplen)
+	rule(ic.IdleTTL < time.Second || ic.IdleTTL > maxTTL, "idle_ttl", "%s is out of range: must be between 1s and %s", ic.IdleTTL, maxTTL)
+	rule(ic.ExpTTL < time.Second || ic.ExpTTL > maxTTL, "exp_ttl", "%s is out of range: must be between 1s and %s", ic.ExpTTL, maxTTL)
+	rule(ic.MaxFlows < 1 || ic.MaxFlows > MaxMaxFlows, "max_flows", "%d is out of range: must be between 1 and %d", ic.MaxFlows, MaxMaxFlows)
+	rule(ic.StatsdIP == "", "statsd_ip", "must not be empty")
+	rule(ic.StatsdPort < 1 || ic.StatsdPort > 65535, "statsd_port", "%d is not a port number (1-65535)", ic.StatsdPort)
+	rule(!levelOK, "log_level", "%q is not a log level (trace, debug, info, warn, error, critical, off)", ic.LogLevel)
 	ic.LogLevel = level
-	return nil
+	return err
 }
 
 // validate applies the limits of the instance keys and the rules between them.
-func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string) error {
-	bad := func(key, format string, a ...any) error { return set.bad(where, key, format, a...) }
-	if in.Interface == "" {
-		return bad("interface", `is required: an interface name, "any", or "file" with pcap`)
-	}
+func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string) (err error) {
+	rule, file := set.rules(where, &err), in.Interface == FileInterface
+	rule(in.Interface == "", "interface", `is required: an interface name, "any", or "file" with pcap`)
 	// Linux interface names: at most IFNAMSIZ-1 bytes, no '/' nor whitespace.
-	if len(in.Interface) > 15 {
-		return bad("interface", "%q is not an interface name: longer than 15 bytes", in.Interface)
-	}
-	if strings.ContainsAny(in.Interface, "/ \t\n") {
-		return bad("interface", "%q is not an interface name", in.Interface)
-	}
+	rule(len(in.Interface) > 15, "interface", "%q is not an interface name: longer than 15 bytes", in.Interface)
+	rule(strings.ContainsAny(in.Interface, "/ \t\n"), "interface", "%q is not an interface name", in.Interface)
 	for i, h := range in.Hosts {
 		in.Hosts[i] = strings.TrimSuffix(h, ".")
-		if err := validHostname(in.Hosts[i]); err != nil {
-			return bad(fmt.Sprintf("hosts[%d]", i), "%v", err)
-		}
+		e := validHostname(in.Hosts[i])
+		rule(e != nil, fmt.Sprintf("hosts[%d]", i), "%v", e)
 	}
 	for i, t := range in.Tags {
-		if t == "" {
-			return bad(fmt.Sprintf("tags[%d]", i), "empty tag")
-		}
+		rule(t == "", fmt.Sprintf("tags[%d]", i), "empty tag")
 	}
 	slices.Sort(in.Ports)
 	in.Backend = strings.ToLower(in.Backend)
 	seconds := int(in.MinCollectionInterval / time.Second)
-	switch {
-	case set.has("pcap") && in.Pcap == "":
-		return bad("pcap", "must not be empty")
-	case in.HostsRefresh < minHostsRefresh || in.HostsRefresh > maxTTL:
-		return bad("hosts_refresh_interval", "%s is out of range: must be between %s and %s", in.HostsRefresh, minHostsRefresh, maxTTL)
-	case in.SampleDuration <= 0 || in.SampleDuration > maxTTL:
-		return bad("sample_duration", "%s must be positive and at most %s", in.SampleDuration, maxTTL)
-	case in.SampleInterval <= 0 || in.SampleInterval > maxTTL:
-		return bad("sample_interval", "%s must be positive and at most %s", in.SampleInterval, maxTTL)
-	case in.Backend != "" && in.Backend != "afpacket" && in.Backend != "pcap":
-		return bad("capture_backend", "%q is not a capture backend: use afpacket or pcap", in.Backend)
-	case set.has("capture_buffer_mb") && (in.BufferMB < 1 || in.BufferMB > 1024):
-		return bad("capture_buffer_mb", "%d is out of range: must be between 1 and 1024 MiB", in.BufferMB)
-	case seconds < 1 || in.MinCollectionInterval > maxTTL:
-		return bad("min_collection_interval", "%d is out of range: must be between 1 and %d seconds", seconds, int(maxTTL/time.Second))
-	case in.GroupDstIPv4Prefix < 0 || in.GroupDstIPv4Prefix > 32:
-		return bad("group_dst_ipv4_prefix", "%d is not a prefix length 0-32 (0 turns grouping off)", in.GroupDstIPv4Prefix)
-	case in.GroupDstIPv6Prefix < 0 || in.GroupDstIPv6Prefix > 128:
-		return bad("group_dst_ipv6_prefix", "%d is not a prefix length 0-128 (0 turns grouping off)", in.GroupDstIPv6Prefix)
-	case in.MaxHostPairs < 0:
-		return bad("max_host_pairs", "%d is negative (0 means no cap)", in.MaxHostPairs)
-	case in.RTTDistributionValues < 0 || in.RTTDistributionValues > MaxDistributionValues:
-		return bad("rtt_distribution_values", "%d is out of range 0-%d (0 turns the distribution off)", in.RTTDistributionValues, MaxDistributionValues)
-
+	rule(set["pcap"] != "" && in.Pcap == "", "pcap", "must not be empty")
+	rule(in.HostsRefresh < minHostsRefresh || in.HostsRefresh > maxTTL, "hosts_refresh_interval", "%s is out of range: must be between %s and %s", in.HostsRefresh, minHostsRefresh, maxTTL)
+	rule(in.SampleDuration <= 0 || in.SampleDuration > maxTTL, "sample_duration", "%s must be positive and at most %s", in.SampleDuration, maxTTL)
+	rule(in.SampleInterval <= 0 || in.SampleInterval > maxTTL, "sample_interval", "%s must be positive and at most %s", in.SampleInterval, maxTTL)
+	rule(in.Backend != "" && in.Backend != "afpacket" && in.Backend != "pcap", "capture_backend", "%q is not a capture backend: use afpacket or pcap", in.Backend)
+	rule(set["capture_buffer_mb"] != "" && (in.BufferMB < 1 || in.BufferMB > 1024), "capture_buffer_mb", "%d is out of range: must be between 1 and 1024 MiB", in.BufferMB)
+	rule(seconds < 1 || in.MinCollectionInterval > maxTTL, "min_collection_interval", "%d is out of range: must be between 1 and %d seconds", seconds, int(maxTTL/time.Second))
+	rule(in.GroupDstIPv4Prefix < 0 || in.GroupDstIPv4Prefix > 32, "group_dst_ipv4_prefix", "%d is not a prefix length 0-32 (0 turns grouping off)", in.GroupDstIPv4Prefix)
+	rule(in.GroupDstIPv6Prefix < 0 || in.GroupDstIPv6Prefix > 128, "group_dst_ipv6_prefix", "%d is not a prefix length 0-128 (0 turns grouping off)", in.GroupDstIPv6Prefix)
+	rule(in.MaxHostPairs < 0, "max_host_pairs", "%d is negative (0 means no cap)", in.MaxHostPairs)
+	rule(in.RTTDistributionValues < 0 || in.RTTDistributionValues > MaxDistributionValues, "rtt_distribution_values", "%d is out of range 0-%d (0 turns the distribution off)", in.RTTDistributionValues, MaxDistributionValues)
 	// Rules between keys.
-	case in.Interface == FileInterface && in.Pcap == "":
-		return bad("pcap", `is required with interface: file`)
-	case in.Interface != FileInterface && in.Pcap != "":
-		return bad("pcap", `is only used with interface: file`)
-	case in.Interface == FileInterface && in.Sample:
-		return bad("sample", "cannot be used with interface: file (a replay runs once)")
-	case len(in.IPs) == 0 && len(in.Hosts) == 0 && !in.AllRemoteHosts:
-		return bad("ips", "neither ips nor hosts is set: list the remote hosts to monitor, or set all_remote_hosts: true to track every TCP flow on the interface")
-	case in.AllRemoteHosts && (len(in.IPs) > 0 || len(in.Hosts) > 0):
-		return bad("all_remote_hosts", "cannot be true together with ips or hosts: remove one or the other")
-	}
-	if !in.Sample && (set.has("sample_duration") || set.has("sample_interval")) {
+	rule(file && in.Pcap == "", "pcap", `is required with interface: file`)
+	rule(!file && in.Pcap != "", "pcap", `is only used with interface: file`)
+	rule(file && in.Sample, "sample", "cannot be used with interface: file (a replay runs once)")
+	rule(len(in.IPs) == 0 && len(in.Hosts) == 0 && !in.AllRemoteHosts, "ips", "neither ips nor hosts is set: list the remote hosts to monitor, or set all_remote_hosts: true to track every TCP flow on the interface")
+	rule(in.AllRemoteHosts && (len(in.IPs) > 0 || len(in.Hosts) > 0), "all_remote_hosts", "cannot be true together with ips or hosts: remove one or the other")
+	if err == nil && !in.Sample && (set["sample_duration"] != "" || set["sample_interval"] != "") {
 		*warnings = append(*warnings, where+": sample_duration and sample_interval have no effect unless sample: true")
 	}
-	return nil
-}
-
-func normalizeLogLevel(s string) (string, bool) {
-	s = strings.ToLower(s)
-	switch s {
-	case "trace", "debug", "info", "warn", "error", "critical", "off":
-		return s, true
-	}
-	l, ok := map[string]string{"warning": "warn", "err": "error", "crit": "critical"}[s]
-	return l, ok
+	return err
 }
 
 // decodeSection decodes the YAML mapping data into the struct *dst, field by
-// field in the struct's order, so that an error names its key (yaml.v2's own
-// struct decoding says only which Go type did not fit, and nothing about
-// Agent v5's quoted numbers). It returns the keys it set and appends a
-// warning per unknown key and per alias that disagrees with its key.
+// field in the struct's order, so that an error names its key: yaml's own
+// struct decoding names only the Go type that did not fit, and takes none of
+// Agent v5's quoted numbers. It returns the keys it set and appends a warning
+// per unknown key and per alias that disagrees with its key.
 func decodeSection(data []byte, where func() string, dst any, warnings *[]string) (keySet, error) {
-	var m yaml.MapSlice
-	if err := yaml.Unmarshal(data, &m); err != nil {
-		var te *yaml.TypeError // what yaml.v2 returns for a list or scalar
-		if errors.As(err, &te) {
-			return nil, &ConfigError{Where: where(), Reason: "must be a mapping of keys to values"}
-		}
-		return nil, &ConfigError{Where: where(), Reason: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	bad := func(key, format string, a ...any) error {
+		return &ConfigError{Where: where(), Key: key, Reason: fmt.Sprintf(format, a...)}
 	}
-	values := make(map[string]any, len(m))
-	for _, item := range m {
-		k, ok := item.Key.(string)
-		if !ok {
-			return nil, &ConfigError{Where: where(), Reason: fmt.Sprintf("key %v is not a string", item.Key)}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, bad("", "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	m := &yaml.Node{Kind: yaml.MappingNode} // an empty document
+	if len(doc.Content) == 1 {
+		m = deref(doc.Content[0])
+	}
+	// yaml.v2 took null and [] as empty sections too; their Content is empty.
+	if m.Kind != yaml.MappingNode && kind(m) != "nothing" && (m.Kind != yaml.SequenceNode || len(m.Content) > 0) {
+		return nil, bad("", "must be a mapping of keys to values")
+	}
+	values, keys := map[string]*yaml.Node{}, []string{}
+	for i := 0; i < len(m.Content); i += 2 {
+		k := deref(m.Content[i])
+		if kind(k) != "a string" {
+			return nil, bad("", "key %s is not a string", k.Value)
+		} else if values[k.Value] != nil {
+			return nil, bad(k.Value, "appears more than once")
 		}
-		if _, dup := values[k]; dup {
-			return nil, &ConfigError{Where: where(), Key: k, Reason: "appears more than once"}
-		}
-		values[k] = item.Value
+		values[k.Value], keys = m.Content[i+1], append(keys, k.Value)
 	}
 
-	v := reflect.ValueOf(dst).Elem()
-	set := keySet{}
-	known := map[string]bool{}
+	v, set := reflect.ValueOf(dst).Elem(), keySet{}
 	for i := range v.NumField() {
 		f := v.Type().Field(i)
 		key, alias := f.Tag.Get("yaml"), f.Tag.Get("alias")
-		known[key] = true
-		if alias != "" {
-			known[alias] = true
-		}
 		_, strict := f.Tag.Lookup("agent")
-		if f.Name == "_" {
-			continue
-		}
 		for _, k := range []string{alias, key} { // the key last: it wins over its alias
-			raw, ok := values[k]
-			if k == "" || !ok {
+			if f.Name == "_" || k == "" || values[k] == nil {
 				continue
 			}
 			p := reflect.New(f.Type)
-			if err := decodeValue(p.Interface(), raw, strict); err != nil {
-				var ie *itemError
-				if errors.As(err, &ie) {
+			if err := decode(values[k], p.Interface(), strict); err != nil {
+				if ie, ok := err.(*itemError); ok {
 					k = fmt.Sprintf("%s[%d]", k, ie.index)
 				}
-				return nil, &ConfigError{Where: where(), Key: k, Reason: err.Error()}
+				return nil, bad(k, "%v", err)
 			}
 			if prev, ok := set[key]; ok && !reflect.DeepEqual(v.Field(i).Interface(), p.Elem().Interface()) {
 				*warnings = append(*warnings, fmt.Sprintf("%s: both %s (%v) and %s (%v) are set: using %s",
@@ -413,12 +364,43 @@ func decodeSection(data []byte, where func() string, dst any, warnings *[]string
 			set[key] = k
 		}
 	}
-	for _, item := range m {
-		if k := item.Key.(string); !known[k] {
+	for _, k := range keys {
+		if !slices.Contains(keysOf(v.Type(), true), k) {
 			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %q is ignored", where(), k))
 		}
 	}
 	return set, nil
+}
+
+// deref follows an alias (*name) to the node it names.
+func deref(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// yaml11Bools are the booleans of YAML 1.1, which yaml.v2 (Agent v5's and
+// the agent's decoder) reads: to yaml.v3's YAML 1.2, yes, no, on and off are
+// strings.
+var yaml11Bools = map[string]bool{"y": true, "Y": true, "yes": true, "Yes": true, "YES": true, "on": true, "On": true, "ON": true,
+	"true": true, "True": true, "TRUE": true, "n": false, "N": false, "no": false, "No": false, "NO": false,
+	"off": false, "Off": false, "OFF": false, "false": false, "False": false, "FALSE": false}
+
+// kind names n's YAML type as yaml.v2 resolved it, the way messages say it.
+func kind(n *yaml.Node) string {
+	switch _, yaml11 := yaml11Bools[n.Value]; {
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	case n.Kind == yaml.MappingNode:
+		return "a mapping"
+	case yaml11 && n.Style == 0: // plain, neither quoted nor tagged
+		return "a boolean"
+	}
+	if k, ok := map[string]string{"!!null": "nothing", "!!bool": "a boolean", "!!int": "an integer", "!!float": "a number"}[n.ShortTag()]; ok {
+		return k
+	}
+	return "a string"
 }
 
 // itemError is a bad list item; decodeSection names it as in ips[2].
@@ -429,183 +411,114 @@ type itemError struct {
 
 func (e *itemError) Error() string { return e.err.Error() }
 
-// decodeValue stores v, a value as yaml.v2 decodes it (int, float64, bool,
-// string, []interface{}, ...), in *p. It accepts what hand-written and Agent
-// v5 files hold: quoted numbers and booleans, durations in seconds or as Go
-// duration strings ("90s", "5m"). strict accepts only the YAML type the
+// decode stores the YAML value n in *p. It accepts what hand-written and
+// Agent v5 files hold: quoted numbers and booleans, an unquoted number as a
+// string (an interface named 0 is still a name), durations in seconds or as
+// Go duration strings ("90s", "5m"). strict accepts only the YAML type the
 // agent's own decoding of the key takes.
-func decodeValue(p, v any, strict bool) (err error) {
+func decode(n *yaml.Node, p any, strict bool) error {
+	n = deref(n)
+	k, s := kind(n), strings.TrimSpace(n.Value) // only a quoted string carries white space
+	var v any                                   // a number as yaml.v2 decoded it
+	if (k == "an integer" || k == "a number") && n.Decode(&v) == nil {
+		s = fmt.Sprint(v) // and printed it: 0x10 is 16, 1e3 is 1000
+	}
+	num, err := strconv.ParseFloat(s, 64)
+	isNum := err == nil && (k == "a string" || v != nil)
 	switch p := p.(type) {
-	case *int:
-		*p, err = asInt(v)
 	case *string:
-		*p, err = asString(v)
+		if *p = s; k == "a boolean" || k == "nothing" || n.Kind != yaml.ScalarNode {
+			return fmt.Errorf("expected a string, got %s", k)
+		}
+	case *int:
+		i, err := strconv.Atoi(s)
+		switch {
+		case k == "a number" && isNum && num == math.Trunc(num) && math.Abs(num) <= math.MaxInt32:
+			*p = int(num)
+		case k == "a number":
+			return fmt.Errorf("%s is not a whole number", s)
+		case (k == "a string" || k == "an integer") && err == nil:
+			*p = i
+		case k == "an integer":
+			return fmt.Errorf("%s is out of range", s)
+		case k == "a string":
+			return fmt.Errorf("%q is not an integer", n.Value)
+		default:
+			return fmt.Errorf("expected an integer, got %s", k)
+		}
 	case *bool:
-		if !strict {
-			*p, err = asBool(v)
-		} else if b, ok := v.(bool); ok {
+		b, err := strconv.ParseBool(s)
+		switch {
+		case k == "a boolean":
+			*p = yaml11Bools[n.Value]
+		case strict:
+			return fmt.Errorf("expected true or false, got %s (the agent rejects anything else)", k)
+		case k != "a string":
+			return fmt.Errorf("expected true or false, got %s", k)
+		case err != nil:
+			return fmt.Errorf("%q is not true or false", n.Value)
+		default:
 			*p = b
-		} else {
-			err = fmt.Errorf("expected true or false, got %s (the agent rejects anything else)", typeName(v))
 		}
 	case *time.Duration:
-		if !strict {
-			*p, err = asDuration(v)
-		} else if _, ok := v.(int); ok {
-			*p, err = asDuration(v)
-		} else {
-			err = fmt.Errorf("expected a whole number of seconds, got %s (the agent rejects anything else)", typeName(v))
+		d, err := time.ParseDuration(s)
+		switch {
+		case strict && k != "an integer":
+			return fmt.Errorf("expected a whole number of seconds, got %s (the agent rejects anything else)", k)
+		case isNum && (math.IsNaN(num) || math.Abs(num) > 1e9): // also keeps the product in range
+			return fmt.Errorf("%g seconds is out of range", num)
+		case isNum:
+			*p = time.Duration(num * float64(time.Second))
+		case k != "a string":
+			return fmt.Errorf("expected a number of seconds, got %s", k)
+		case err != nil:
+			return fmt.Errorf("%q is not a duration (seconds, or e.g. \"90s\", \"5m\")", n.Value)
+		default:
+			*p = d
 		}
-	case *[]string:
-		*p, err = listOf(v, asString)
-	case *[]netip.Prefix:
-		*p, err = listOf(v, func(it any) (netip.Prefix, error) {
-			s, err := asString(it)
-			if err != nil {
-				return netip.Prefix{}, err
-			}
-			pfx, err := ParsePrefix(s)
-			if err != nil {
-				return pfx, fmt.Errorf("%q is not an IP address or CIDR", s)
-			}
-			return pfx, nil
-		})
+	case *uint16:
+		var port int
+		if err := decode(n, &port, false); err != nil {
+			return err
+		} else if port < 1 || port > 65535 {
+			return fmt.Errorf("%d is not a port number (1-65535)", port)
+		}
+		*p = uint16(port)
+	case *netip.Prefix:
+		if err := decode(n, &s, false); err != nil {
+			return err
+		} else if *p, err = ParsePrefix(s); err != nil {
+			return fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
 	case *packet.Encap:
 		// A list of names, or one string ("all", "vxlan gre").
-		var names []string
-		if str, ok := v.(string); ok {
-			names = strings.Fields(strings.ReplaceAll(str, ",", " "))
-		} else if names, err = listOf(v, asString); err != nil {
-			return err
+		names := strings.Fields(strings.ReplaceAll(s, ",", " "))
+		if k != "a string" {
+			names = nil
+			if err := decode(n, &names, false); err != nil {
+				return err
+			}
 		}
 		*p, err = packet.ParseEncaps(names)
-	case *[]uint16:
-		*p, err = listOf(v, func(it any) (uint16, error) {
-			n, err := asInt(it)
-			if err == nil && (n < 1 || n > 65535) {
-				err = fmt.Errorf("%d is not a port number (1-65535)", n)
-			}
-			return uint16(n), err
-		})
+		return err
 	default:
-		// Only a new field of a type this switch lacks gets here; every
-		// key's test finds it.
-		err = fmt.Errorf("no decoding for %T", p)
-	}
-	return err
-}
-
-// listOf decodes a YAML list one item at a time.
-func listOf[T any](v any, item func(any) (T, error)) ([]T, error) {
-	if v == nil {
-		return nil, nil
-	}
-	items, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("expected a list, got %s", typeName(v))
-	}
-	out := make([]T, 0, len(items))
-	for i, it := range items {
-		x, err := item(it)
-		if err != nil {
-			return nil, &itemError{i, err}
+		// A list of any of the above, decoded item by item.
+		list := reflect.ValueOf(p).Elem()
+		switch {
+		case list.Kind() != reflect.Slice:
+			return fmt.Errorf("no decoding for %T", p) // only a new field's type: every key's test finds it
+		case n.Kind == yaml.SequenceNode:
+			list.Set(reflect.MakeSlice(list.Type(), len(n.Content), len(n.Content)))
+		case k != "nothing":
+			return fmt.Errorf("expected a list, got %s", k)
 		}
-		out = append(out, x)
-	}
-	return out, nil
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "nothing"
-	case bool:
-		return "a boolean"
-	case int, int64, uint64:
-		return "an integer"
-	case float64:
-		return "a number"
-	case string:
-		return "a string"
-	case []any:
-		return "a list"
-	case map[any]any:
-		return "a mapping"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
-func asInt(v any) (int, error) {
-	switch x := v.(type) {
-	case int:
-		return x, nil
-	case int64, uint64:
-		return 0, fmt.Errorf("%d is out of range", x)
-	case float64:
-		if x != math.Trunc(x) || math.Abs(x) > math.MaxInt32 {
-			return 0, fmt.Errorf("%v is not a whole number", x)
+		for i, item := range n.Content { // none when null
+			if err := decode(item, list.Index(i).Addr().Interface(), false); err != nil {
+				return &itemError{i, err}
+			}
 		}
-		return int(x), nil
-	case string:
-		// Quoted numbers are common in hand-written YAML.
-		n, err := strconv.Atoi(strings.TrimSpace(x))
-		if err != nil {
-			return 0, fmt.Errorf("%q is not an integer", x)
-		}
-		return n, nil
 	}
-	return 0, fmt.Errorf("expected an integer, got %s", typeName(v))
-}
-
-func asBool(v any) (bool, error) {
-	switch x := v.(type) {
-	case bool:
-		return x, nil
-	case string:
-		b, err := strconv.ParseBool(strings.TrimSpace(x))
-		if err != nil {
-			return false, fmt.Errorf("%q is not true or false", x)
-		}
-		return b, nil
-	}
-	return false, fmt.Errorf("expected true or false, got %s", typeName(v))
-}
-
-// asString also takes an unquoted number (an interface named 0 is still a
-// name) and trims white space, which only a quoted YAML string can carry.
-func asString(v any) (string, error) {
-	switch x := v.(type) {
-	case string:
-		return strings.TrimSpace(x), nil
-	case int, int64, uint64, float64:
-		return fmt.Sprint(x), nil
-	}
-	return "", fmt.Errorf("expected a string, got %s", typeName(v))
-}
-
-// asDuration accepts seconds (the v5 unit) as a number, or a Go duration
-// string such as "90s" or "5m".
-func asDuration(v any) (time.Duration, error) {
-	switch x := v.(type) {
-	case int:
-		return asDuration(float64(x))
-	case float64:
-		if math.IsNaN(x) || math.Abs(x) > 1e9 { // also keeps the product in range
-			return 0, fmt.Errorf("%g seconds is out of range", x)
-		}
-		return time.Duration(x * float64(time.Second)), nil
-	case string:
-		s := strings.TrimSpace(x)
-		if n, err := strconv.ParseFloat(s, 64); err == nil {
-			return asDuration(n)
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration (seconds, or e.g. \"90s\", \"5m\")", x)
-		}
-		return d, nil
-	}
-	return 0, fmt.Errorf("expected a number of seconds, got %s", typeName(v))
+	return nil
 }
 
 // ParsePrefix reads an address ("10.0.0.1", "::1") as a host prefix or a
@@ -624,29 +537,24 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// validHostname applies RFC 1123 syntax (letters, digits, hyphens; labels of
-// 1-63 bytes not starting or ending with a hyphen, 253 bytes in all), and
-// also takes underscores, which real DNS names carry (_service records,
-// some cloud host names). An address belongs in ips.
+// hostName is RFC 1123 syntax (letters, digits, hyphens; labels of 1-63
+// bytes not starting or ending with a hyphen) that also takes underscores,
+// which real DNS names carry (_service records, some cloud host names).
+var hostName = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$`)
+
+// validHostname applies hostName and RFC 1123's 253 bytes in all. An address
+// belongs in ips.
 func validHostname(s string) error {
-	if s == "" {
-		return fmt.Errorf("empty host name")
-	}
 	if _, err := netip.ParseAddr(s); err == nil {
 		return fmt.Errorf("%q is an IP address: list it under ips", s)
 	}
-	if len(s) > 253 {
+	switch {
+	case s == "":
+		return errors.New("empty host name")
+	case len(s) > 253:
 		return fmt.Errorf("%q is not a host name: longer than 253 bytes", s)
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%q is not a host name", s)
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return fmt.Errorf("%q is not a host name", s)
-			}
-		}
+	case !hostName.MatchString(s):
+		return fmt.Errorf("%q is not a host name", s)
 	}
 	return nil
 }

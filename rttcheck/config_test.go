@@ -291,3 +291,33 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestConfigYAML11 pins what yaml.v2, which Agent v5 and the agent decode
+// with, made of YAML 1.1 that yaml.v3 reads otherwise: plain yes/no/on/off
+// are booleans (also for the agent-checked keys), quoted ones are strings,
+// hexadecimal integers are numbers, and null or [] is an empty section.
+func TestConfigYAML11(t *testing.T) {
+	cfg, err := ParseConfig([]byte(minimalInstance+"sample: yes\nreverse_dns: off\nempty_default_hostname: Y\ntags: [0x10]\nx-ports: &p [443]\nports: *p"),
+		[]byte("statsd_port: 0x1fbd\nlog_to_file: ON"), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Instance
+	eq(t, []any{in.Sample, in.ReverseDNS, in.EmptyDefaultHostname, in.Tags, in.Ports}, []any{true, false, true, []string{"16"}, []uint16{443}})
+	eq(t, []any{cfg.Init.StatsdPort, cfg.Init.LogToFile}, []any{8125, true})
+	wantWarning(t, cfg, `unknown key "x-ports" is ignored`)
+	for _, init := range []string{"~", "[]", "# nothing"} {
+		if _, err := ParseConfig([]byte(minimalInstance), []byte(init), -1); err != nil {
+			t.Errorf("init_config %q: %v", init, err)
+		}
+	}
+	for inst, want := range map[string]string{
+		`sample: "yes"`:                 `sample: "yes" is not true or false`,
+		`empty_default_hostname: "yes"`: `empty_default_hostname: expected true or false, got a string (the agent rejects anything else)`,
+		"yes: 1":                        `is not a string`, // yaml.v2 said "key true"
+	} {
+		if _, err := ParseConfig([]byte(minimalInstance+inst), nil, -1); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want %q", inst, err, want)
+		}
+	}
+}
