@@ -15,7 +15,7 @@ var (
 
 type localSet map[[16]byte]bool
 
-func (s localSet) Contains(a [16]byte) bool { return s[a] }
+func (s localSet) Sides(src, dst *[16]byte) (bool, bool) { return s[*src], s[*dst] }
 
 // ev is one crafted segment: out=true is ours. Times are in ms.
 type ev struct {

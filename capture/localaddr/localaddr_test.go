@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-func a16(s string) [16]byte { return netip.MustParseAddr(s).As16() }
+func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestContains(t *testing.T) {
 	var s Set
-	if s.Contains(a16("10.0.0.1")) {
+	if s.Contains(ip("10.0.0.1")) {
 		t.Fatal("zero Set contains an address")
 	}
 	s.Set([]netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("::ffff:192.0.2.7")})
@@ -43,8 +43,18 @@ func TestContains(t *testing.T) {
 		{"::a00:1", false}, // IPv4-compatible (not mapped) 10.0.0.1 is a different address
 	}
 	for _, tt := range tests {
-		if got := s.Contains(a16(tt.addr)); got != tt.want {
+		if got := s.Contains(ip(tt.addr)); got != tt.want {
 			t.Errorf("Contains(%s) = %v, want %v", tt.addr, got, tt.want)
+		}
+		// Sides answers the same for either end, whatever the other is.
+		a := ip(tt.addr).As16()
+		for _, other := range []string{"10.0.0.1", "10.0.0.2", "2001:db8:1::5", "203.0.114.1"} {
+			o := ip(other).As16()
+			src, dst := s.Sides(&a, &o)
+			src2, dst2 := s.Sides(&o, &a)
+			if src != tt.want || dst2 != tt.want || dst != s.Contains(ip(other)) || src2 != dst {
+				t.Errorf("Sides(%s, %s) = %v, %v; Sides(%s, %s) = %v, %v", tt.addr, other, src, dst, other, tt.addr, src2, dst2)
+			}
 		}
 	}
 	want := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("198.51.100.9"), netip.MustParseAddr("fe80::1")}
@@ -53,7 +63,7 @@ func TestContains(t *testing.T) {
 	}
 	// Replacing addresses keeps the prefixes and forgets old addresses.
 	s.Set([]netip.Addr{netip.MustParseAddr("10.9.9.9")})
-	if s.Contains(a16("10.0.0.1")) || !s.Contains(a16("10.9.9.9")) || !s.Contains(a16("172.16.1.1")) {
+	if s.Contains(ip("10.0.0.1")) || !s.Contains(ip("10.9.9.9")) || !s.Contains(ip("172.16.1.1")) {
 		t.Error("Set did not replace addresses while keeping prefixes")
 	}
 	if err := s.SetPrefixes([]netip.Prefix{{}}); err == nil {
@@ -76,7 +86,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 					return
 				default:
 				}
-				if !s.Contains(a.As16()) {
+				if !s.Contains(a) {
 					t.Error("address vanished during concurrent updates")
 					return
 				}
@@ -112,39 +122,32 @@ func TestInterfaceAddrs(t *testing.T) {
 	}
 }
 
-func BenchmarkContains(b *testing.B) {
+// BenchmarkSides measures the hot path's question, one packet's source and
+// destination, against a host's handful of addresses.
+func BenchmarkSides(b *testing.B) {
 	var s Set
 	s.Set([]netip.Addr{
 		netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"),
 		netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fe80::1"),
 		netip.MustParseAddr("2001:db8::1"),
 	})
-	hit := a16("2001:db8::1")
-	miss := a16("192.0.2.1")
-	b.Run("exact-hit", func(b *testing.B) {
+	local, remote := ip("2001:db8::1").As16(), ip("192.0.2.1").As16()
+	b.Run("one-local", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if !s.Contains(hit) {
-				b.Fatal("miss")
-			}
-		}
-	})
-	b.Run("miss", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if s.Contains(miss) {
-				b.Fatal("hit")
+			if src, dst := s.Sides(&remote, &local); src || !dst {
+				b.Fatal("wrong sides")
 			}
 		}
 	})
 	if err := s.SetPrefixes([]netip.Prefix{netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("2001:db8:ff::/48")}); err != nil {
 		b.Fatal(err)
 	}
-	b.Run("miss-with-prefixes", func(b *testing.B) {
+	b.Run("one-local-with-prefixes", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if s.Contains(miss) {
-				b.Fatal("hit")
+			if src, dst := s.Sides(&remote, &local); src || !dst {
+				b.Fatal("wrong sides")
 			}
 		}
 	})
