@@ -606,18 +606,18 @@ func testLivePermission(t *testing.T, backend string) {
 	}
 }
 
-// flood sends small UDP datagrams from A to B as fast as one goroutine can,
-// until the returned function is called.
-func (tn *testNet) flood() (stop func()) {
+// udpTo opens a UDP socket in B on port, drained so that B never answers
+// with ICMP errors, and a socket in A connected to it. close closes both.
+func (tn *testNet) udpTo(port uint16) (c net.Conn, close func()) {
 	tn.t.Helper()
 	var pc net.PacketConn
 	if err := in(tn.t, tn.nsB, func() (err error) {
-		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(tn.addrB, 9999).String())
+		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(tn.addrB, port).String())
 		return err
 	}); err != nil {
 		tn.t.Fatal(err)
 	}
-	go func() { // drain so that the receiver never sends ICMP errors
+	go func() {
 		buf := make([]byte, 2048)
 		for {
 			if _, _, err := pc.ReadFrom(buf); err != nil {
@@ -625,14 +625,21 @@ func (tn *testNet) flood() (stop func()) {
 			}
 		}
 	}()
-	var c net.Conn
 	if err := in(tn.t, tn.nsA, func() (err error) {
-		c, err = net.Dial("udp", netip.AddrPortFrom(tn.addrB, 9999).String())
+		c, err = net.Dial("udp", netip.AddrPortFrom(tn.addrB, port).String())
 		return err
 	}); err != nil {
 		pc.Close()
 		tn.t.Fatal(err)
 	}
+	return c, func() { c.Close(); pc.Close() }
+}
+
+// flood sends small UDP datagrams from A to B as fast as one goroutine can,
+// until the returned function is called.
+func (tn *testNet) flood() (stop func()) {
+	tn.t.Helper()
+	c, closeUDP := tn.udpTo(9999)
 	done := make(chan struct{})
 	quit := make(chan struct{})
 	go func() {
@@ -647,7 +654,7 @@ func (tn *testNet) flood() (stop func()) {
 			c.Write(payload)
 		}
 	}()
-	return func() { close(quit); <-done; c.Close(); pc.Close() }
+	return func() { close(quit); <-done; closeUDP() }
 }
 
 // TestLiveFilterBeforeBind: with Options.Filter the program is on before
@@ -751,32 +758,15 @@ func BenchmarkLiveNext(b *testing.B) {
 	b.ReportMetric(float64(st.Dropped)/float64(b.N), "drops/frame")
 }
 
-// sendNumbered sends n UDP datagrams from A to B's port 9998 in bursts of
-// burst, a burst per millisecond, each carrying its index (8 bytes, big
-// endian) at the start of its payload.
-func (tn *testNet) sendNumbered(n, burst int) {
-	tn.t.Helper()
-	var pc net.PacketConn
-	if err := in(tn.t, tn.nsB, func() (err error) {
-		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(tn.addrB, 9998).String())
-		return err
-	}); err != nil {
-		tn.t.Fatal(err)
-	}
-	defer pc.Close() // unread datagrams are dropped, not answered with ICMP errors
-	var c net.Conn
-	if err := in(tn.t, tn.nsA, func() (err error) {
-		c, err = net.Dial("udp", netip.AddrPortFrom(tn.addrB, 9998).String())
-		return err
-	}); err != nil {
-		tn.t.Fatal(err)
-	}
-	defer c.Close()
+// sendNumbered sends n UDP datagrams on c in bursts of burst, a burst per
+// millisecond, each carrying its index (8 bytes, big endian) at the start of
+// its payload. It may run on its own goroutine.
+func sendNumbered(t testing.TB, c net.Conn, n, burst int) {
 	payload := make([]byte, 32)
 	for i := range n {
 		binary.BigEndian.PutUint64(payload, uint64(i))
 		if _, err := c.Write(payload); err != nil {
-			tn.t.Errorf("datagram %d: %v", i, err)
+			t.Errorf("datagram %d: %v", i, err)
 			return
 		}
 		if i%burst == burst-1 {
@@ -796,8 +786,10 @@ func TestLiveRingResize(t *testing.T) {
 		t.Fatalf("ring starts at %d bytes, want %d", st.RingSize, InitialRingSize)
 	}
 	const n = 60000
+	c, closeUDP := tn.udpTo(9998)
+	defer closeUDP()
 	sent := make(chan struct{})
-	go func() { defer close(sent); tn.sendNumbered(n, 20) }() // ~20k datagrams/s, 3 s
+	go func() { defer close(sent); sendNumbered(t, c, n, 20) }() // ~20k datagrams/s, 3 s
 	// The reader stalls for 450 ms. The kernel hands a block over
 	// blockRetire (100 ms) after its first frame at this rate, so it has
 	// handed over four of the ring's eight blocks when the reader comes
