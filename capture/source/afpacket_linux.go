@@ -450,33 +450,43 @@ func (s *afpacket) watch(r *ring) {
 	prog, gen := s.prog, s.progGen
 	s.mu.Unlock()
 	s.opening = make(chan openedRing, 1)
-	go func() {
-		r, err := s.openRing(size, func(n *ring) error { return s.attachTo(n.fd, prog) })
-		if err == nil {
-			bound := time.Now().UnixNano()
-			s.mu.Lock()
-			if s.progGen != gen {
-				err = s.attachTo(r.fd, s.prog) // SetFilter ran meanwhile
-			}
-			if err == nil {
-				// From here on the new ring's counters count (see
-				// counting): the old ring's, read now, count until it
-				// was bound. Frames the old ring receives or drops from
-				// now on are in the new one too, unless that drops them,
-				// which its counters tell.
-				s.readStats(s.cur)
-				s.next = r
-			}
-			s.mu.Unlock()
-			if err != nil {
-				r.close()
-				r = nil
-			}
-			s.opening <- openedRing{r, size, bound, err}
-			return
+	go func() { s.opening <- s.openResized(size, prog, gen) }()
+}
+
+// openResized opens the ring of a resize, on a goroutine of its own, and
+// publishes it as s.next once bound. A panic is returned as the resize's
+// error: the reader keeps the ring it has, and nothing escapes to crash
+// the process.
+func (s *afpacket) openResized(size int, prog []bpf.RawInstruction, gen int) (res openedRing) {
+	res.size = size
+	defer func() {
+		if p := recover(); p != nil {
+			res.r, res.err = nil, fmt.Errorf("capture: %q: opening a %d-byte ring: panic: %v", s.ifname, size, p)
 		}
-		s.opening <- openedRing{nil, size, 0, err}
 	}()
+	r, err := s.openRing(size, func(n *ring) error { return s.attachTo(n.fd, prog) })
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.bound = time.Now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.progGen != gen {
+		err = s.attachTo(r.fd, s.prog) // SetFilter ran meanwhile
+	}
+	if err != nil {
+		r.close()
+		res.err = err
+		return res
+	}
+	// From here on the new ring's counters count (see counting): the old
+	// ring's, read now, count until it was bound. Frames the old ring
+	// receives or drops from now on are in the new one too, unless that
+	// drops them, which its counters tell.
+	s.readStats(s.cur)
+	s.next, res.r = r, r
+	return res
 }
 
 // openedRing is what the goroutine that opens a resized ring hands back.

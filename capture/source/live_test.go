@@ -846,3 +846,81 @@ func TestLiveRingResize(t *testing.T) {
 		t.Errorf("Received = %d: want the %d datagrams (plus a few other frames) counted once", st.Received, n)
 	}
 }
+
+// TestLiveRingResizeClose: a Close while the resized ring is still being
+// opened, and one in the middle of a hand-over, leave no socket, mapping or
+// goroutine behind; a filter set after a resize is the one the new ring
+// applies.
+func TestLiveRingResizeClose(t *testing.T) {
+	tn := newTestNet(t)
+	defer tn.flood()()
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	// nextFrame reads one frame, so that the reader takes a block.
+	nextFrame := func(s *afpacket) {
+		t.Helper()
+		for range 100 {
+			if _, _, _, err := s.Next(); err == nil {
+				return
+			} else if !errors.Is(err, ErrTimeout) {
+				t.Fatal(err)
+			}
+		}
+		t.Fatal("no frame from the flood")
+	}
+	for _, stage := range []string{"opening", "handing over"} {
+		before := fds()
+		src := tn.open(Options{Interface: tn.ifB, Snaplen: 128, PollTimeout: 20 * time.Millisecond})
+		s := src.(*afpacket)
+		s.pressed.Store(true) // as after a kernel drop: grow at the next block
+		for s.opening == nil {
+			s.cur.remaining = 0 // on to the next block
+			nextFrame(s)
+		}
+		if stage == "handing over" {
+			for s.handing == nil {
+				s.cur.remaining = 0
+				nextFrame(s)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("%s: Close: %v", stage, err)
+		}
+		if after := fds(); after != before {
+			t.Errorf("%s: %d descriptors open after Close, %d before Open", stage, after, before)
+		}
+	}
+
+	// After a resize, SetFilter reaches the ring in use.
+	src := tn.open(Options{Interface: tn.ifB, Snaplen: 128, PollTimeout: 20 * time.Millisecond})
+	s := src.(*afpacket)
+	s.pressed.Store(true)
+	for st, _ := s.Stats(); st.RingResizes == 0; st, _ = s.Stats() {
+		s.cur.remaining = 0
+		nextFrame(s)
+	}
+	prog, err := filter.Build(s.LinkType(), nil, []uint16{8443}, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFilter(prog); err != nil {
+		t.Fatal(err)
+	}
+	s.cur.remaining = 0 // what the ring took before the filter
+	time.Sleep(2 * blockRetire)
+	drain(t, s, 50*time.Millisecond, func([]byte, int64, int) {}) // blocks filled before it
+	n := 0
+	drain(t, s, 300*time.Millisecond, func(data []byte, _ int64, _ int) {
+		if f := decode(t, s.LinkType(), data); !f.tcp && f.src == tn.addrA {
+			n++
+		}
+	})
+	if n != 0 {
+		t.Errorf("%d flood frames passed a TCP-only filter set after the resize", n)
+	}
+}
