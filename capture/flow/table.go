@@ -368,12 +368,3 @@ func addrPort(a [16]byte, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port)
 }
 
-// Reset forgets every flow without allocating; cumulative counters stay.
-func (t *Table) Reset() {
-	clear(t.flows[:t.used])
-	clear(t.index)
-	t.free = t.free[:0]
-	t.used, t.hand = 0, 0
-	t.lastIdx = -1
-	t.counters.Flows = 0
-}
