@@ -233,14 +233,14 @@ func New(cfg Config) (*Engine, error) {
 
 // monitored is the user-space remote filter, consulted only when a flow
 // would be created.
-func (e *Engine) monitored(remote [16]byte, port uint16) bool {
-	if len(e.ports) > 0 && !slices.Contains(e.ports, port) {
+func (e *Engine) monitored(remote netip.AddrPort) bool {
+	if len(e.ports) > 0 && !slices.Contains(e.ports, remote.Port()) {
 		return false
 	}
 	if len(e.remotes) == 0 {
 		return true
 	}
-	a := netip.AddrFrom16(remote).Unmap()
+	a := remote.Addr()
 	for _, p := range e.remotes {
 		if p.Contains(a) {
 			return true

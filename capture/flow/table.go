@@ -19,7 +19,7 @@ type Locality interface {
 
 // Monitored tells whether a remote endpoint is one we watch. It is only
 // consulted when a flow would be created, never for a known flow.
-type Monitored func(remote [16]byte, remotePort uint16) bool
+type Monitored func(remote netip.AddrPort) bool
 
 // TableConfig sizes a Table.
 type TableConfig struct {
@@ -200,7 +200,7 @@ func (t *Table) lookup(k *Key, ts int64) *Flow {
 			}
 		}
 	}
-	if t.watch != nil && !t.watch(k.Remote, k.RemotePort) {
+	if t.watch != nil && !t.watch(addrPort(k.Remote, k.RemotePort)) {
 		t.counters.Filtered++
 		return nil
 	}

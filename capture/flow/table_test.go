@@ -140,7 +140,7 @@ func TestSweepExpiresIdleAndClosed(t *testing.T) {
 
 func TestNotLocalAndFiltered(t *testing.T) {
 	locals := localSet{v4(localIP): true}
-	watch := func(remote [16]byte, port uint16) bool { return port == 443 }
+	watch := func(remote netip.AddrPort) bool { return remote.Port() == 443 }
 	tb := NewTable(TableConfig{MaxFlows: 8, IdleTTL: 1e9, ExpTTL: 1e9}, locals, watch)
 	stranger := synTo(443)
 	stranger.Src = v4(netip.MustParseAddr("192.0.2.9"))
