@@ -367,4 +367,3 @@ func (t *Table) AppendSummaries(dst []Summary) []Summary {
 func addrPort(a [16]byte, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port)
 }
-

@@ -122,7 +122,8 @@ type afpacket struct {
 	skipBefore  int64
 	sizer       ringSizer
 
-	mu      sync.Mutex // guards the rings against Stats/SetFilter racing Close, and the totals
+	closing sync.WaitGroup // replaced rings being closed in the background
+	mu      sync.Mutex     // guards the rings against Stats/SetFilter racing Close, and the totals
 	closed  atomic.Bool
 	total   Stats
 	prog    []bpf.RawInstruction // the installed filter, for a resized ring
@@ -532,7 +533,10 @@ func (s *afpacket) handOver() {
 	s.mu.Unlock()
 	s.handing = nil
 	s.skipBefore = s.nextBound
-	old.close()
+	// Closing a packet socket waits for an RCU grace period (tens of
+	// milliseconds under load): the reader does not wait for it.
+	s.closing.Add(1)
+	go func() { defer s.closing.Done(); old.close() }()
 	s.sizer.resized(s.pendingSize, time.Now())
 }
 
@@ -705,6 +709,7 @@ func (s *afpacket) Close() error {
 		<-s.opening // a ring it opened is in s.next, closed below
 		s.opening = nil
 	}
+	s.closing.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Swap(true) {
