@@ -49,7 +49,7 @@ type Config struct {
 	ExpTTL   time.Duration // drop closed (FIN/RST) flows this long after their last packet; default 60s
 
 	PollTimeout time.Duration // live read timeout, bounds Cancel and snapshot latency; default DefaultPollTimeout
-	RingSize    int           // most bytes of kernel capture ring (it grows to it by need); default source.DefaultRingSize
+	RingSize    int           // bytes of kernel capture ring, fixed; 0: sized by need (source.Options.RingSize)
 }
 
 // Stats are the engine's cumulative counters.

@@ -384,12 +384,15 @@ func (d *diagnoser) drops() Diagnosis {
 	if k.Dropped == 0 {
 		return pass(diagDrops, "none: the kernel handed over all %d frames since capture started", k.Received)
 	}
-	ring := d.in.BufferMB
-	if ring == 0 {
-		ring = source.DefaultRingSize >> 20
+	fix := fmt.Sprintf("raise `capture_buffer_mb` (now %d MiB)", d.in.BufferMB)
+	if d.in.BufferMB == 0 {
+		// Sized by need, the ring grows after a drop: drops at a sudden
+		// burst, before it grew, are what a fixed ring avoids.
+		fix = fmt.Sprintf("set `capture_buffer_mb` to fix the ring at a size that holds the bursts (now sized by need, %d of at most %d MiB)",
+			k.RingSize>>20, source.DefaultRingSize>>20)
 	}
 	return problem(DiagnosisWarning, diagDrops,
-		fmt.Sprintf("raise `capture_buffer_mb` (now %d MiB), or narrow `ips`/`ports` so the kernel filter drops more before the ring", ring), nil,
+		fix+", or narrow `ips`/`ports` so the kernel filter drops more before the ring", nil,
 		"the kernel dropped %d of %d frames (%.2f%%) since capture started because the ring was full: RTT samples were missed",
 		k.Dropped, k.Received+k.Dropped, 100*float64(k.Dropped)/float64(k.Received+k.Dropped))
 }
@@ -542,7 +545,7 @@ func (c *Check) Inventory() (m map[string]string) {
 	if ring == 0 {
 		ring = source.DefaultRingSize
 	}
-	m["ring_size.max"] = strconv.Itoa(ring) // it starts smaller: go_metro.capture.ring_size is the size in use
+	m["ring_size.max"] = strconv.Itoa(ring) // capture_buffer_mb fixes it; sized by need it starts at 4 MiB (go_metro.capture.ring_size)
 	if len(st.remotes) == 0 && len(in.Ports) == 0 {
 		m["filter.instructions"] = "none"
 		return m

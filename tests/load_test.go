@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gometro/go-metro/capture/source"
 	"github.com/gometro/go-metro/tests/internal/probe"
 	"github.com/gometro/go-metro/tests/lab"
 )
@@ -18,9 +19,9 @@ import (
 // startEngineProbe runs a bare capture engine in a child process inside A
 // (its own process: its CPU time and drops are its own, not shared with the
 // workload goroutines of the test process).
-func startEngineProbe(t *testing.T, l *lab.Lab, remotes []netip.Prefix, maxFlows int, prepare func(*exec.Cmd) *exec.Cmd) *probe.Proc {
+func startEngineProbe(t *testing.T, l *lab.Lab, remotes []netip.Prefix, maxFlows, ringSize int, prepare func(*exec.Cmd) *exec.Cmd) *probe.Proc {
 	t.Helper()
-	cfg, err := json.Marshal(probe.EngineConfig{Interface: l.AIf, Remotes: remotes, MaxFlows: maxFlows})
+	cfg, err := json.Marshal(probe.EngineConfig{Interface: l.AIf, Remotes: remotes, MaxFlows: maxFlows, RingSize: ringSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,22 +31,42 @@ func startEngineProbe(t *testing.T, l *lab.Lab, remotes []netip.Prefix, maxFlows
 // TestLoadNoKernelDrops drives the highest packet rate this machine makes
 // between A and B (kernel bridge, unpaced bulk flows in both directions,
 // MTU 1280, the smallest IPv6 allows, so each byte costs more packets) for about 10 s while a capture
-// engine runs in A, and asserts the capture's kernel ring dropped nothing.
+// engine runs in A, and asserts the capture's kernel ring dropped nothing:
+//
+//   - with the ring sized by need (the default), from the moment it had
+//     sized itself (settle after the load began; the drops before are
+//     logged): a ring that starts at 4 MiB holds 40 ms of this traffic, and
+//     a reader kept off a CPU for longer than that at the very onset loses
+//     frames before it can grow (seen in about 3 of 10 runs here, up to
+//     0.3 % of the first second's frames);
+//   - with the ring fixed at 32 MiB (capture_buffer_mb: 32, what a host with
+//     such bursts should set), over the whole run, onset included.
+//
 // It logs the capture rate and the CPU time of the capture's thread; no
 // timing is asserted. The engine runs in its own process (tests/internal/
-// probe) at real-time priority; see below for why.
+// probe), at normal priority; see below for why.
 func TestLoadNoKernelDrops(t *testing.T) {
 	const duration = 10 * time.Second
+	const settle = time.Second
 	const flows = 4 // per direction: the highest packet rate measured (1 flow: 318k/s, 4: 426k/s)
+	for _, tc := range []struct {
+		name     string
+		ringSize int
+	}{{"sized by need", 0}, {"fixed 32 MiB", 32 << 20}} {
+		t.Run(tc.name, func(t *testing.T) { testLoad(t, tc.ringSize, duration, settle, flows) })
+	}
+}
+
+func testLoad(t *testing.T, ringSize int, duration, settle time.Duration, flows int) {
 	l := lab.New(t, lab.Config{KernelBridge: true, MTU: 1280})
 	srv := serveB4(t, l)
 	// The capture runs at normal priority, as in an agent. The load (both
 	// TCP ends plus the kernel's forwarding) saturates both cores, so the
 	// capture thread can wait for a CPU for tens of milliseconds: the
 	// kernel ring must hold that much traffic. With the old 8 MiB default
-	// (~50 ms at 600k packets/s) about 1.4 % of frames dropped; the 32 MiB
-	// default drops none. GOMETRO_LOAD_RT=1 runs it at SCHED_FIFO instead,
-	// to tell scheduler starvation from capture cost.
+	// (~50 ms at 600k packets/s) about 1.4 % of frames dropped; 32 MiB
+	// drops none. GOMETRO_LOAD_RT=1 runs it at SCHED_FIFO instead, to tell
+	// scheduler starvation from capture cost.
 	var prep func(*exec.Cmd) *exec.Cmd
 	if os.Getenv("GOMETRO_LOAD_RT") != "" {
 		chrt, err := exec.LookPath("chrt")
@@ -59,7 +80,7 @@ func TestLoadNoKernelDrops(t *testing.T) {
 			return n
 		}
 	}
-	p := startEngineProbe(t, l, l.Remotes(), 0, prep)
+	p := startEngineProbe(t, l, l.Remotes(), 0, ringSize, prep)
 
 	before, err := p.Do("snap")
 	if err != nil || before.Err != "" {
@@ -93,6 +114,11 @@ func TestLoadNoKernelDrops(t *testing.T) {
 			}()
 		}
 	}
+	time.Sleep(settle)
+	settled, err := p.Do("snap")
+	if err != nil || settled.Err != "" {
+		t.Fatalf("snapshot once settled: %v %s", err, settled.Err)
+	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	after, err := p.Stop()
@@ -102,7 +128,7 @@ func TestLoadNoKernelDrops(t *testing.T) {
 	for _, err := range workErrs {
 		t.Errorf("workload: %v", err)
 	}
-	if before.Stats == nil || after.Stats == nil {
+	if before.Stats == nil || settled.Stats == nil || after.Stats == nil {
 		t.Fatal("engine reported no counters")
 	}
 	pkts := after.Stats.Packets - before.Stats.Packets
@@ -118,16 +144,25 @@ func TestLoadNoKernelDrops(t *testing.T) {
 	if pps > 0 {
 		per100k = cpuShare / (pps / 1e5)
 	}
-	t.Logf("load: %d frames captured in %v = %.0f packets/s; kernel received %d dropped %d; "+
+	k0, k1, k2 := before.Stats.Kernel, settled.Stats.Kernel, after.Stats.Kernel
+	t.Logf("load: %d frames captured in %v = %.0f packets/s; kernel received %d dropped %d (%d of %d in the first %v); ring %d MiB after %d resizes; "+
 		"capture thread CPU %v, user %v (%.1f%% of one core, %.1f%% of a core per 100k packets/s, %.0f ns/packet); capture process CPU %v; RSS %d KiB",
-		pkts, elapsed.Round(time.Millisecond), pps, after.Stats.Kernel.Received, after.Stats.Kernel.Dropped,
+		pkts, elapsed.Round(time.Millisecond), pps, k2.Received, k2.Dropped, k1.Dropped-k0.Dropped, k1.Received-k0.Received, settle,
+		k2.RingSize>>20, k2.RingResizes,
 		cpu.Round(time.Millisecond), userCPU.Round(time.Millisecond), 100*cpuShare, 100*per100k,
 		float64(cpu)/float64(max(pkts, 1)), procCPU.Round(time.Millisecond), after.RSS>>10)
 	if pkts == 0 {
 		t.Fatal("the capture saw no packets: the load did not reach it")
 	}
-	if after.Stats.Kernel.Dropped != 0 {
-		t.Errorf("the capture's kernel ring dropped %d of %d frames at %.0f packets/s (%s)",
-			after.Stats.Kernel.Dropped, after.Stats.Kernel.Received, pps, fmt.Sprintf("capture thread at %.0f%% of a core", 100*cpuShare))
+	from, what := k0, "over the whole load"
+	if ringSize == 0 {
+		from, what = k1, fmt.Sprintf("after the first %v, once the ring had sized itself", settle)
+	}
+	if dropped := k2.Dropped - from.Dropped; dropped != 0 {
+		t.Errorf("the capture's kernel ring dropped %d of %d frames %s at %.0f packets/s (capture thread at %.0f%% of a core)",
+			dropped, k2.Received-from.Received, what, pps, 100*cpuShare)
+	}
+	if ringSize == 0 && k2.RingSize <= source.InitialRingSize {
+		t.Errorf("the ring sized by need is still %d MiB at the highest rate: it never grew", k2.RingSize>>20)
 	}
 }

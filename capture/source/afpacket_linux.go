@@ -153,7 +153,10 @@ func openAFPacket(opts Options) (_ Source, err error) {
 	if s.timeoutMs < 1 {
 		s.timeoutMs = 1
 	}
-	s.sizer = newRingSizer(opts.RingSize, time.Now())
+	s.sizer = newRingSizer(InitialRingSize, DefaultRingSize, time.Now())
+	if opts.RingSize > 0 {
+		s.sizer = newRingSizer(opts.RingSize, opts.RingSize, time.Now()) // fixed
+	}
 	runtime.LockOSThread() // the namespace of the thread that makes the first socket
 	s.ns = currentNetns()
 	s.cur, err = s.openRing(s.sizer.size, func(r *ring) error {

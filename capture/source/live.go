@@ -10,8 +10,8 @@ import (
 
 // Live capture defaults.
 const (
-	// DefaultRingSize is the most the afpacket ring grows to (it starts at
-	// InitialRingSize): at 600k packets/s on 2 busy cores an 8 MiB ring
+	// DefaultRingSize is the most a ring sized by need grows to (it starts
+	// at InitialRingSize), and libpcap's buffer: at 600k packets/s on 2 busy cores an 8 MiB ring
 	// overflowed (~5 % dropped) while the reader waited for a CPU; 32 MiB
 	// dropped nothing.
 	DefaultRingSize    = 32 << 20
@@ -70,9 +70,6 @@ func OpenLive(backend string, opts Options) (Source, error) {
 	}
 	if opts.PollTimeout <= 0 {
 		opts.PollTimeout = DefaultPollTimeout
-	}
-	if opts.RingSize <= 0 {
-		opts.RingSize = DefaultRingSize
 	}
 	switch backend {
 	case "", "afpacket":

@@ -3,6 +3,7 @@
 package source
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sync"
@@ -50,7 +51,7 @@ func openPcap(opts Options) (Source, error) {
 		in.SetSnapLen(opts.Snaplen),
 		in.SetPromisc(false),
 		in.SetTimeout(opts.PollTimeout),
-		in.SetBufferSize(opts.RingSize),
+		in.SetBufferSize(cmp.Or(opts.RingSize, DefaultRingSize)),
 	} {
 		if step != nil {
 			return nil, fmt.Errorf("capture: pcap %q: %w", name, step)
@@ -71,7 +72,7 @@ func openPcap(opts Options) (Source, error) {
 		h.Close()
 		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
 	}
-	s := &pcapSource{h: h, ifname: name, link: lt, snaplen: opts.Snaplen, last: Stats{RingSize: opts.RingSize}}
+	s := &pcapSource{h: h, ifname: name, link: lt, snaplen: opts.Snaplen, last: Stats{RingSize: cmp.Or(opts.RingSize, DefaultRingSize)}}
 	// libpcap binds in Activate, before the link type is known; frames that
 	// entered its ring before the kernel filter are run through the same
 	// program in user space by pcap_setfilter (pcap-linux.c,

@@ -5,8 +5,8 @@ import "time"
 // The afpacket ring is sized by need. Every page of a ring is resident from
 // the moment it is mapped (the kernel allocates and maps them all), so a
 // ring sized for the worst burst costs its full size on every idle host.
-// It starts at InitialRingSize and is replaced, up to Options.RingSize, by
-// a larger one as soon as
+// It starts at InitialRingSize and is replaced, up to DefaultRingSize, by a
+// larger one as soon as
 //
 //   - at the rate the kernel fills blocks, the ring would hold less than
 //     holdTarget of traffic: the size that holds it, rounded up to a power
@@ -50,8 +50,9 @@ type ringSizer struct {
 	retryAt    time.Time // no resize before, after a failed one
 }
 
-func newRingSizer(maxSize int, now time.Time) ringSizer {
-	start := min(InitialRingSize, maxSize)
+// newRingSizer sizes a ring that starts at start bytes, never shrinks below
+// it and grows up to maxSize: start == maxSize fixes its size.
+func newRingSizer(start, maxSize int, now time.Time) ringSizer {
 	return ringSizer{min: start, max: maxSize, size: start, since: now}
 }
 

@@ -70,7 +70,7 @@ func TestRingSizer(t *testing.T) {
 			{at: retryAfter - time.Second, behind: 7, blocks: 8, want: 4 * MiB},
 			{at: retryAfter, behind: 2, blocks: 8, want: 16 * MiB},
 		}},
-		{"a cap below the start is the only size", 2 * MiB, []step{
+		{"a fixed size (capture_buffer_mb) is the only size", 2 * MiB, []step{
 			{at: 0, behind: 7, blocks: 8, dropped: true, want: 2 * MiB},
 			{at: time.Hour, blocks: 8, want: 2 * MiB},
 		}},
@@ -80,7 +80,7 @@ func TestRingSizer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			z := newRingSizer(tc.max, t0)
+			z := newRingSizer(min(InitialRingSize, tc.max), tc.max, t0)
 			for i, st := range tc.steps {
 				now := t0.Add(st.at)
 				got := z.observe(now, st.behind, st.blocks, st.rate*1e6, st.dropped)

@@ -59,10 +59,9 @@ type Options struct {
 	// the open. nil accepts every frame, truncated to Snaplen.
 	Filter      func(link packet.LinkType, attach func([]bpf.RawInstruction) error) error
 	PollTimeout time.Duration // how long Next may block before ErrTimeout
-	// RingSize is the most bytes of kernel ring (0: DefaultRingSize). The
-	// afpacket ring starts at InitialRingSize (or RingSize if smaller) and
-	// grows to it only when the traffic needs it; libpcap's buffer is
-	// RingSize from the start.
+	// RingSize fixes the bytes of kernel ring. 0 sizes the afpacket ring
+	// by need instead, from InitialRingSize up to DefaultRingSize
+	// (ringsize.go), and gives libpcap a DefaultRingSize buffer.
 	RingSize int
 }
 

@@ -62,6 +62,7 @@ type EngineConfig struct {
 	Interface string
 	Remotes   []netip.Prefix
 	MaxFlows  int
+	RingSize  int // bytes, fixed; 0: sized by need
 }
 
 // Metric is one submission of the check.
@@ -262,7 +263,7 @@ func engineRole(out *json.Encoder) error {
 	if err := json.Unmarshal([]byte(os.Getenv(EngineEnv)), &ec); err != nil {
 		return fmt.Errorf("engine config %q: %w", os.Getenv(EngineEnv), err)
 	}
-	eng, err := capture.New(capture.Config{Interface: ec.Interface, Remotes: ec.Remotes, MaxFlows: ec.MaxFlows})
+	eng, err := capture.New(capture.Config{Interface: ec.Interface, Remotes: ec.Remotes, MaxFlows: ec.MaxFlows, RingSize: ec.RingSize})
 	if err != nil {
 		rep := newReport("ready")
 		rep.Err = err.Error()
