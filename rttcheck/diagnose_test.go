@@ -117,7 +117,9 @@ func TestDiagnose(t *testing.T) {
 			snap: func(s *capture.Snapshot) { s.Stats.Kernel.Received, s.Stats.Kernel.Dropped = 990, 10 },
 			want: []want{{subject: diagDrops, result: DiagnosisWarning, has: []string{"dropped 10 of 1000 frames (1.00%)"}, fixHas: "now 8 MiB"}}},
 		{name: "kernel drops, ring sized by need", instance: "interface: lo\nips: [10.0.0.1]",
-			snap: func(s *capture.Snapshot) { s.Stats.Kernel.Received, s.Stats.Kernel.Dropped, s.Stats.Kernel.RingSize = 990, 10, 16<<20 },
+			snap: func(s *capture.Snapshot) {
+				s.Stats.Kernel.Received, s.Stats.Kernel.Dropped, s.Stats.Kernel.RingSize = 990, 10, 16<<20
+			},
 			want: []want{{subject: diagDrops, result: DiagnosisWarning, has: []string{"dropped 10 of 1000 frames (1.00%)"}, fixHas: "now sized by need, 16 of at most 32 MiB"}}},
 		{name: "no local address", instance: "interface: lo\nips: [10.0.0.1]",
 			snap: func(s *capture.Snapshot) { s.LocalIPs = nil },
