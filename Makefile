@@ -11,7 +11,7 @@ SHELL := /bin/bash
 GO ?= go
 DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps
 
-.PHONY: deps demo test unit lab vet fmt-check bench corpus bench-live
+.PHONY: deps demo test unit lab vet fmt-check bench pgo corpus bench-live
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -46,6 +46,13 @@ lab:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./capture/...
 
+# make pgo: the profile `go build ./cmd/go-metro` optimises with (profile-
+# guided optimisation, -pgo=auto): a CPU profile of the hot-path benchmark,
+# the per-packet path over the realistic synthetic capture. Regenerate it
+# when the hot path changes; HotPath runs ~10 % faster built with it.
+pgo:
+	$(GO) test -run '^$$' -bench 'HotPath$$' -benchtime 30000000x -cpuprofile cmd/go-metro/default.pgo -o /dev/null ./capture/
+
 # ---- The real Datadog Agent with go-metro (check/README.md) ----
 # `make agent AGENT_SRC=/path/to/datadog-agent` builds bin/agent from any
 # datadog-agent 7 checkout without modifying it: check/agent-workspace.sh
@@ -55,6 +62,10 @@ bench:
 # except in CI (CI set), where they fail.
 AGENT_SRC ?= ../shared/datadog-agent
 AGENT_WORK := $(CURDIR)/bin/agent-work
+# The agent is built with go-metro's hot-path profile (make pgo), as the
+# standalone binary is; AGENT_PGO= builds it without (the first build with
+# it recompiles the agent's packages once: about 2 minutes here).
+AGENT_PGO ?= $(CURDIR)/cmd/go-metro/default.pgo
 AGENT_BIN := $(CURDIR)/bin/agent
 # zlib (pure Go) gives the serializer a stream compressor: without it (no
 # tags) the agent's default zstd falls back to no compressor, and every
@@ -73,7 +84,7 @@ agent-workspace:
 
 agent: agent-workspace
 	@$(agent_src_check); cd "$(AGENT_SRC)" && \
-	GOWORK="$(AGENT_WORK)/go.work" $(GO) build -tags "$(AGENT_TAGS)" -overlay "$(AGENT_WORK)/overlay.json" -o "$(AGENT_BIN)" ./cmd/agent && \
+	GOWORK="$(AGENT_WORK)/go.work" $(GO) build -tags "$(AGENT_TAGS)" -overlay "$(AGENT_WORK)/overlay.json" $(if $(AGENT_PGO),-pgo="$(AGENT_PGO)") -o "$(AGENT_BIN)" ./cmd/agent && \
 	echo "built $(AGENT_BIN) from $(AGENT_SRC) with go-metro registered"
 
 # The mocksender tests of check/ (build tag test) and vet, in the workspace.
