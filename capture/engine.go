@@ -5,6 +5,7 @@
 package capture
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -184,18 +185,10 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Snaplen == 0 || cfg.Snaplen > DefaultSnaplen {
 		cfg.Snaplen = DefaultSnaplen
 	}
-	if cfg.MaxFlows == 0 {
-		cfg.MaxFlows = DefaultMaxFlows
-	}
-	if cfg.IdleTTL == 0 {
-		cfg.IdleTTL = DefaultIdleTTL
-	}
-	if cfg.ExpTTL == 0 {
-		cfg.ExpTTL = DefaultExpTTL
-	}
-	if cfg.PollTimeout == 0 {
-		cfg.PollTimeout = DefaultPollTimeout
-	}
+	cfg.MaxFlows = cmp.Or(cfg.MaxFlows, DefaultMaxFlows)
+	cfg.IdleTTL = cmp.Or(cfg.IdleTTL, DefaultIdleTTL)
+	cfg.ExpTTL = cmp.Or(cfg.ExpTTL, DefaultExpTTL)
+	cfg.PollTimeout = cmp.Or(cfg.PollTimeout, DefaultPollTimeout)
 	switch {
 	case cfg.File == "" && cfg.Interface == "":
 		return nil, errors.New("capture: no interface and no file to read")

@@ -12,6 +12,7 @@
 package delayline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,18 +104,10 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("delayline: negative queue limit %d, frame size %d or spin margin %v",
 			c.QueueLimit, c.FrameSize, c.SpinMargin)
 	}
-	if c.QueueLimit == 0 {
-		c.QueueLimit = defaultQueueLimit
-	}
-	if c.FrameSize == 0 {
-		c.FrameSize = defaultFrameSize
-	}
-	if c.SpinMargin == 0 {
-		c.SpinMargin = defaultSpinMargin
-	}
-	if c.Seed == 0 {
-		c.Seed = 0x5eed_de1a_711e
-	}
+	c.QueueLimit = cmp.Or(c.QueueLimit, defaultQueueLimit)
+	c.FrameSize = cmp.Or(c.FrameSize, defaultFrameSize)
+	c.SpinMargin = cmp.Or(c.SpinMargin, defaultSpinMargin)
+	c.Seed = cmp.Or(c.Seed, 0x5eed_de1a_711e)
 	return nil
 }
 
