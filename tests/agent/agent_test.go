@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,14 +190,17 @@ func hasTags(have, want []string) bool {
 	return true
 }
 
-// waitCaptureOpen waits until a packet socket exists in A: the agent's
-// capture (nothing else in A opens one).
+// waitCaptureOpen waits until a packet socket in A is bound and running:
+// the agent's capture (nothing else in A opens one). A socket is listed
+// from its creation on, but receives nothing until it is bound, after its
+// ring and filter are set up (tens of milliseconds): traffic started
+// before that would be missed.
 func waitCaptureOpen(t *testing.T, l *lab.Lab, done <-chan struct{}) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, err := l.A.Run("cat", "/proc/net/packet")
-		if err == nil && len(strings.Split(strings.TrimSpace(out), "\n")) > 1 {
+		if err == nil && packetSocketRunning(out) {
 			return
 		}
 		select {
@@ -209,6 +213,19 @@ func waitCaptureOpen(t *testing.T, l *lab.Lab, done <-chan struct{}) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// packetSocketRunning reports whether /proc/net/packet lists a socket whose
+// R (running: bound, its protocol hooked) column is 1.
+func packetSocketRunning(table string) bool {
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	col := slices.Index(strings.Fields(lines[0]), "R")
+	for _, line := range lines[1:] {
+		if f := strings.Fields(line); col >= 0 && col < len(f) && f[col] == "1" {
+			return true
+		}
+	}
+	return false
 }
 
 // startIn starts cmd in host h, its output collected in out.
