@@ -364,8 +364,9 @@ func decodeSection(data []byte, where func() string, dst any, warnings *[]string
 			set[key] = k
 		}
 	}
+	known := keysOf(v.Type(), true)
 	for _, k := range keys {
-		if !slices.Contains(keysOf(v.Type(), true), k) {
+		if !slices.Contains(known, k) {
 			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %q is ignored", where(), k))
 		}
 	}
