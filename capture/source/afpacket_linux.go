@@ -110,17 +110,15 @@ type afpacket struct {
 	// next sets it, the reader moves it to cur.
 	cur, next *ring
 	// The reader's resize state: opening while a goroutine opens the new
-	// ring; then handing, the new ring, bound since nextBound (wall clock,
-	// the kernel's timestamp clock), taken over at the latest at
-	// handoverBy (monotonic). After the switch, frames of the new ring
-	// older than skipBefore were read from the old one and are skipped.
-	opening     chan openedRing
-	handing     *ring
-	pendingSize int
-	nextBound   int64
-	handoverBy  time.Time
-	skipBefore  int64
-	sizer       ringSizer
+	// ring; then handing, the ring it opened (handing.r nil: none), taken
+	// over at the latest at handoverBy (monotonic). After the switch,
+	// frames of the new ring older than skipBefore were read from the old
+	// one and are skipped.
+	opening    chan openedRing
+	handing    openedRing
+	handoverBy time.Time
+	skipBefore int64
+	sizer      ringSizer
 
 	closing sync.WaitGroup // replaced rings being closed in the background
 	mu      sync.Mutex     // guards the rings against Stats/SetFilter racing Close, and the totals
@@ -326,7 +324,7 @@ func (s *afpacket) Next() ([]byte, int64, int, error) {
 				// Loopback frames are seen leaving and arriving; keep one.
 				continue
 			}
-			if s.handing != nil && ts > s.nextBound {
+			if s.handing.r != nil && ts > s.handing.bound {
 				// The new ring holds this frame and all after it.
 				s.handOver()
 				r = s.cur
@@ -350,7 +348,7 @@ func (s *afpacket) Next() ([]byte, int64, int, error) {
 			continue
 		}
 		err := s.wait(r)
-		if s.handing != nil && errors.Is(err, ErrTimeout) && !time.Now().Before(s.handoverBy) {
+		if s.handing.r != nil && errors.Is(err, ErrTimeout) && !time.Now().Before(s.handoverBy) {
 			// Nothing newer than the new ring's bind came through the
 			// old one, and its retire timer would have handed over any
 			// frame it holds: all it had was read, the rest is in the
@@ -432,7 +430,7 @@ func (s *afpacket) watch(r *ring) {
 		default:
 		}
 		return
-	case s.handing != nil:
+	case s.handing.r != nil:
 		if now.After(s.handoverBy.Add(time.Second)) {
 			// Blocks keep coming and none is newer than the bind: the
 			// wall clock stepped back. Switch now; a few frames may be
@@ -516,16 +514,15 @@ func (s *afpacket) opened(res openedRing, now time.Time) {
 	// that instant, and the new ring from there on. A retire timer hands
 	// over a block at most blockRetire after its first frame, so two of
 	// them bound the wait when traffic stops.
-	s.handing, s.nextBound = res.r, res.bound
+	s.handing = res
 	s.handoverBy = now.Add(2*blockRetire + 10*time.Millisecond)
-	s.pendingSize = res.size
 }
 
 // handOver makes the new ring current and closes the old one. The old
-// ring's frames not yet read are all newer than nextBound, so the new
-// ring has them; frames in the new ring from before nextBound were read
+// ring's frames not yet read are all newer than its bind, so the new ring
+// has them; frames in the new ring from before the bind were read
 // from the old one and are skipped. Frames the kernel timestamped out of
-// order around nextBound can be seen twice or not at all: the engine
+// order around the bind can be seen twice or not at all: the engine
 // counts copies as duplicates.
 func (s *afpacket) handOver() {
 	s.mu.Lock()
@@ -534,13 +531,16 @@ func (s *afpacket) handOver() {
 	s.total.RingSize = s.cur.size()
 	s.total.RingResizes++
 	s.mu.Unlock()
-	s.handing = nil
-	s.skipBefore = s.nextBound
+	// The sizer records the size it asked for, which ringGeometry may
+	// round, so that it does not ask for that size again.
+	size := s.handing.size
+	s.skipBefore = s.handing.bound
+	s.handing = openedRing{}
 	// Closing a packet socket waits for an RCU grace period (tens of
 	// milliseconds under load): the reader does not wait for it.
 	s.closing.Add(1)
 	go func() { defer s.closing.Done(); old.close() }()
-	s.sizer.resized(s.pendingSize, time.Now())
+	s.sizer.resized(size, time.Now())
 }
 
 // wait waits until a block of r may be ready (nil), the poll timeout

@@ -883,7 +883,7 @@ func TestLiveRingResizeClose(t *testing.T) {
 			nextFrame(s)
 		}
 		if stage == "handing over" {
-			for s.handing == nil {
+			for s.handing.r == nil {
 				s.cur.remaining = 0
 				nextFrame(s)
 			}
