@@ -47,11 +47,12 @@ func openPcap(opts Options) (Source, error) {
 		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
 	}
 	defer in.CleanUp()
+	buffer := cmp.Or(opts.RingSize, DefaultRingSize) // libpcap's buffer is never sized by need
 	for _, step := range []error{
 		in.SetSnapLen(opts.Snaplen),
 		in.SetPromisc(false),
 		in.SetTimeout(opts.PollTimeout),
-		in.SetBufferSize(cmp.Or(opts.RingSize, DefaultRingSize)),
+		in.SetBufferSize(buffer),
 	} {
 		if step != nil {
 			return nil, fmt.Errorf("capture: pcap %q: %w", name, step)
@@ -72,7 +73,7 @@ func openPcap(opts Options) (Source, error) {
 		h.Close()
 		return nil, fmt.Errorf("capture: pcap %q: %w", name, err)
 	}
-	s := &pcapSource{h: h, ifname: name, link: lt, snaplen: opts.Snaplen, last: Stats{RingSize: cmp.Or(opts.RingSize, DefaultRingSize)}}
+	s := &pcapSource{h: h, ifname: name, link: lt, snaplen: opts.Snaplen, last: Stats{RingSize: buffer}}
 	// libpcap binds in Activate, before the link type is known; frames that
 	// entered its ring before the kernel filter are run through the same
 	// program in user space by pcap_setfilter (pcap-linux.c,
