@@ -1,13 +1,6 @@
 package capture
 
-import (
-	"fmt"
-	"net/netip"
-
-	"github.com/gometro/go-metro/capture/filter"
-	"github.com/gometro/go-metro/capture/packet"
-	"golang.org/x/net/bpf"
-)
+import "github.com/gometro/go-metro/capture/packet"
 
 // Tunnelled traffic.
 //
@@ -38,29 +31,4 @@ func expectedTunnels(cfg *Config) packet.Encap {
 		return packet.EncapAll
 	}
 	return cfg.Tunnels & packet.EncapAll
-}
-
-// FitFilter is the kernel filter the engine installs on a source of link
-// type link: filter.Fit's finest program for remotes and ports that fits,
-// each level with the outer packets of the tunnels let through as well
-// (filter.WithTunnels; a level that outgrows the kernel's limit with them
-// gives way to a coarser one). attach installs a program, as for Fit;
-// nil plans without a kernel (the agent's diagnosis and inventory).
-func FitFilter(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen int, tunnels packet.Encap,
-	attach func([]bpf.RawInstruction) error) (filter.Program, error) {
-	return filter.Fit(link, remotes, ports, snaplen, func(prog []bpf.RawInstruction) error {
-		if tunnels != 0 {
-			var err error
-			if prog, err = filter.WithTunnels(prog, link, tunnels, snaplen); err != nil {
-				return fmt.Errorf("tunnels: %w", err)
-			}
-			if len(prog) > filter.MaxInstructions {
-				return fmt.Errorf("tunnels: %w", filter.ErrTooLarge)
-			}
-		}
-		if attach == nil {
-			return nil
-		}
-		return attach(prog)
-	})
 }

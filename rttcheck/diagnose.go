@@ -310,13 +310,13 @@ func someOf(items []string) string {
 }
 
 // plannedFilter is the program the capture would install for in on its
-// interface when it opens (capture.FitFilter with no kernel to refuse a
+// interface when it opens (filter.Fit with no kernel to refuse a
 // level): the diagnosis and the inventory before capture runs.
 func plannedFilter(in *InstanceConfig, remotes []netip.Prefix, snaplen int) (filter.Program, error) {
 	if snaplen == 0 {
 		snaplen = capture.DefaultSnaplen
 	}
-	return capture.FitFilter(filterLinkType(in.Interface), remotes, in.Ports, min(snaplen, capture.DefaultSnaplen), in.Tunnels, nil)
+	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, min(snaplen, capture.DefaultSnaplen), in.Tunnels, nil)
 }
 
 // filterLinkType is the framing the afpacket source delivers on iface,

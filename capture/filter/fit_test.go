@@ -59,7 +59,7 @@ func TestFit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := Fit(packet.LinkTypeEthernet, tt.remotes, tt.ports, snap, nil)
+			p, err := Fit(packet.LinkTypeEthernet, tt.remotes, tt.ports, snap, 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestFitKernelRefusal(t *testing.T) {
 		}
 		return nil
 	}
-	p, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, attach)
+	p, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, 0, attach)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,12 +117,56 @@ func TestFitKernelRefusal(t *testing.T) {
 		t.Errorf("got %s after attaching %v", p.Describe(), sizes)
 	}
 	limit = 0
-	if _, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, attach); !errors.Is(err, refuse) {
+	if _, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, 0, attach); !errors.Is(err, refuse) {
 		t.Errorf("every level refused: err = %v", err)
 	}
-	if _, err := Fit(packet.LinkTypeEthernet, []netip.Prefix{{}}, nil, snap, attach); err == nil || errors.Is(err, refuse) {
+	if _, err := Fit(packet.LinkTypeEthernet, []netip.Prefix{{}}, nil, snap, 0, attach); err == nil || errors.Is(err, refuse) {
 		t.Errorf("invalid prefix: err = %v", err)
 	}
+}
+
+// TestFitTunnels: with tunnels the levels are tried with the tunnel prologue
+// in front, and the program Fit reports is the one attach installed; a
+// level that only the prologue pushes past MaxInstructions gives way to a
+// coarser one.
+func TestFitTunnels(t *testing.T) {
+	var installed []bpf.RawInstruction
+	attach := func(ins []bpf.RawInstruction) error { installed = ins; return nil }
+	p, err := Fit(packet.LinkTypeEthernet, hosts6(10, 1000), []uint16{443}, snap, packet.EncapVXLAN, attach)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := Build(packet.LinkTypeEthernet, hosts6(10, 1000), []uint16{443}, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Level != Exact || !slices.Equal(p.Instructions, installed) || len(p.Instructions) <= len(bare) {
+		t.Errorf("%s: reported %d instructions, installed %d, bare program %d", p.Describe(), len(p.Instructions), len(installed), len(bare))
+	}
+	// Find how many /128s fit bare but not with the prologue.
+	for n := 200; n < 240; n++ {
+		if _, err := Build(packet.LinkTypeEthernet, hosts6(n, 1000), nil, snap); err != nil {
+			t.Fatalf("%d hosts do not fit even bare: the search range is stale", n)
+		}
+		if _, err := WithTunnels(mustBuild(t, hosts6(n, 1000)), packet.LinkTypeEthernet, packet.EncapAll, snap); !errors.Is(err, ErrTooLarge) {
+			continue
+		}
+		p, err := Fit(packet.LinkTypeEthernet, hosts6(n, 1000), nil, snap, packet.EncapAll, nil)
+		if err != nil || p.Level == Exact || !errors.Is(p.Reason, ErrTooLarge) || len(p.Instructions) > MaxInstructions {
+			t.Errorf("%d hosts with every tunnel: %s, %v", n, p.Describe(), err)
+		}
+		return
+	}
+	t.Fatal("no host count in 200-239 fits bare but not with the tunnel prologue")
+}
+
+func mustBuild(t *testing.T, remotes []netip.Prefix) []bpf.RawInstruction {
+	t.Helper()
+	ins, err := Build(packet.LinkTypeEthernet, remotes, nil, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ins
 }
 
 func TestAggregate(t *testing.T) {
