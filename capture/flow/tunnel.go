@@ -53,9 +53,6 @@ func tunnelKey(t *packet.Tunnel) TunnelKey {
 	return k
 }
 
-// Tunnelled reports whether the flow was seen inside a tunnel.
-func (k TunnelKey) Tunnelled() bool { return k.Encaps != 0 }
-
 // String describes the tunnel for replay output and logs, for instance
 // "vxlan vni=42 outer=10.0.0.1,10.0.0.2" (the outer pair in numeric
 // order, since both directions share it); "" when not tunnelled.

@@ -65,14 +65,6 @@ func (sn *snapshot) inPrefixes(addr *[16]byte) bool {
 	return false
 }
 
-// Contains reports whether addr is a local address or falls in a
-// configured prefix; an IPv4 address and its IPv4-mapped form are the same.
-func (s *Set) Contains(addr netip.Addr) bool {
-	a := addr.As16()
-	local, _ := s.Sides(&a, &a)
-	return local
-}
-
 // Set replaces the exact addresses (typically the interfaces' addresses,
 // refreshed periodically). Invalid addresses are ignored; zones are dropped.
 func (s *Set) Set(addrs []netip.Addr) {

@@ -155,8 +155,8 @@ const (
 // untagged IPv4 frame needs 14+20+8+8+14+20+60 = 144 bytes. Longer Geneve
 // options, more MPLS labels or nested tunnels need more. It is separate
 // from the bare-traffic minimum because most instances see no tunnel.
-const MaxTunnelHeaderLen = 14 + 8 + ipv6HeaderLen + greMaxHeader + erspan3HeaderLen + erspan3SubHeaderLen +
-	ethHeaderLen + 2*vlanTagLen + ipv6HeaderLen + 60
+const MaxTunnelHeaderLen = ethHeaderLen + 2*vlanTagLen + ipv6HeaderLen + greMaxHeader + erspan3HeaderLen + erspan3SubHeaderLen +
+	MaxHeaderLen // the inner stack, as bare
 
 // Tunnel header sizes, protocol numbers and ports.
 const (
