@@ -179,12 +179,21 @@ type Engine struct {
 	kernelOld source.Stats // counters of sources closed before it
 }
 
+// Snaplen is the cut the engine uses for a configured snaplen: 0, or
+// anything above DefaultSnaplen (such as Agent v5's 512), is DefaultSnaplen,
+// since lengths come from the IP header and bytes past the headers are never
+// read.
+func Snaplen(configured int) int {
+	if configured == 0 || configured > DefaultSnaplen {
+		return DefaultSnaplen
+	}
+	return configured
+}
+
 // New validates cfg, applies defaults and allocates the flow table.
 // It opens nothing: Run does.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Snaplen == 0 || cfg.Snaplen > DefaultSnaplen {
-		cfg.Snaplen = DefaultSnaplen
-	}
+	cfg.Snaplen = Snaplen(cfg.Snaplen)
 	cfg.MaxFlows = cmp.Or(cfg.MaxFlows, DefaultMaxFlows)
 	cfg.IdleTTL = cmp.Or(cfg.IdleTTL, DefaultIdleTTL)
 	cfg.ExpTTL = cmp.Or(cfg.ExpTTL, DefaultExpTTL)

@@ -296,9 +296,6 @@ func backendName(in *InstanceConfig) string {
 	return in.Backend
 }
 
-// filterSize builds the kernel filter the engine attaches for remotes and
-// ports and returns its length in instructions; 0 when the engine attaches
-// none (no remotes and no ports: every frame reaches user space).
 // someOf lists the first few of items and counts the rest: an instance may
 // list thousands of remotes, and a diagnosis is read by a person.
 func someOf(items []string) string {
@@ -313,10 +310,7 @@ func someOf(items []string) string {
 // interface when it opens (filter.Fit with no kernel to refuse a
 // level): the diagnosis and the inventory before capture runs.
 func plannedFilter(in *InstanceConfig, remotes []netip.Prefix, snaplen int) (filter.Program, error) {
-	if snaplen == 0 {
-		snaplen = capture.DefaultSnaplen
-	}
-	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, min(snaplen, capture.DefaultSnaplen), in.Tunnels, nil)
+	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, capture.Snaplen(snaplen), in.Tunnels, nil)
 }
 
 // filterLinkType is the framing the afpacket source delivers on iface,
@@ -344,7 +338,7 @@ func (d *diagnoser) filter() Diagnosis {
 	// The installed program when capture runs (the kernel may have refused
 	// a finer one), else the one capture will install.
 	state, level, n, detail := "attached", filter.Exact, 0, ""
-	if d.open() && d.snap.Filter.Instructions > 0 {
+	if d.open() && d.snap != nil && d.snap.Filter.Instructions > 0 {
 		level, n, detail = d.snap.Filter.Level, d.snap.Filter.Instructions, d.snap.Filter.Detail
 	} else {
 		prog, err := plannedFilter(d.in, remotes, d.ini.Snaplen)
@@ -534,7 +528,7 @@ func (c *Check) Inventory() (m map[string]string) {
 		"version":         Version,
 		"interface":       in.Interface,
 		"capture.backend": backendName(in),
-		"snaplen":         strconv.Itoa(min(ini.Snaplen, capture.DefaultSnaplen)), // what the engine uses: it caps larger values
+		"snaplen":         strconv.Itoa(capture.Snaplen(ini.Snaplen)), // what the engine uses: it caps larger values
 		"max_flows":       strconv.Itoa(ini.MaxFlows),
 	}
 	if in.Interface == FileInterface {
