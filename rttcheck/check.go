@@ -516,7 +516,10 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 func (c *Check) engine() (engine, error) {
 	c.mu.Lock()
 	eng := c.st.eng
-	cc := c.captureConfig(c.st.remotes)
+	var cc capture.Config
+	if eng == nil {
+		cc = c.captureConfig(c.st.remotes)
+	}
 	c.mu.Unlock()
 	if eng != nil {
 		return eng, nil

@@ -71,7 +71,7 @@ func (c *Check) pinnedDst(a netip.Addr, hostAddr map[netip.Addr]string, now time
 	}
 	n, ok := c.report.dstPins[a]
 	if !ok {
-		n = c.dstName(a, hostAddr, now)
+		n = c.dstName(a, now)
 	}
 	pins[a] = n
 	return n

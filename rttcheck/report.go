@@ -205,12 +205,9 @@ func (c *Check) tags(extra ...string) []string {
 	return out
 }
 
-// dstName is the dst tag value of a remote address: the configured host
-// name it resolved from, else its reverse-DNS name, else the address.
-func (c *Check) dstName(a netip.Addr, hostAddr map[netip.Addr]string, now time.Time) string {
-	if h, ok := hostAddr[a]; ok {
-		return h
-	}
+// dstName is the name of a remote address that is not a configured host's
+// (pinnedDst looks those up first): its reverse-DNS name, else the address.
+func (c *Check) dstName(a netip.Addr, now time.Time) string {
 	if c.rdns != nil {
 		if n := c.rdns.name(a, now); n != "" {
 			return n
