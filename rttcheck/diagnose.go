@@ -9,8 +9,10 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gometro/go-metro/capture"
@@ -313,6 +315,29 @@ func plannedFilter(in *InstanceConfig, remotes []netip.Prefix, snaplen int) (fil
 	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, capture.Snaplen(snaplen), in.Tunnels, nil)
 }
 
+// filterPlan keeps Inventory's plannedFilter between runs: Inventory is
+// sent on every Run, and building every level's program again each time
+// (thousands of instructions each) is work for nothing while the remotes,
+// the program's only input that changes after Configure, stay the same
+// (a re-resolve replaces the slice).
+type filterPlan struct {
+	mu      sync.Mutex
+	remotes []netip.Prefix
+	prog    filter.Program
+	err     error
+	made    bool
+}
+
+func (p *filterPlan) get(in *InstanceConfig, remotes []netip.Prefix, snaplen int) (filter.Program, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.made || !slices.Equal(p.remotes, remotes) {
+		p.prog, p.err = plannedFilter(in, remotes, snaplen)
+		p.remotes, p.made = remotes, true
+	}
+	return p.prog, p.err
+}
+
 // filterLinkType is the framing the afpacket source delivers on iface,
 // which the filter's length depends on.
 func filterLinkType(iface string) packet.LinkType {
@@ -544,7 +569,7 @@ func (c *Check) Inventory() (m map[string]string) {
 		m["filter.instructions"] = "none"
 		return m
 	}
-	prog, err := plannedFilter(in, st.remotes, ini.Snaplen)
+	prog, err := c.plan.get(in, st.remotes, ini.Snaplen)
 	if err != nil {
 		m["filter.instructions"] = "none: " + err.Error()
 		return m

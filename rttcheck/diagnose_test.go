@@ -295,3 +295,30 @@ func TestDiagnoseRecoversPanics(t *testing.T) {
 		t.Errorf("Diagnose after a panic: %+v", got)
 	}
 }
+
+// TestFilterPlan: Inventory's cached filter follows the remotes: a new
+// list (a re-resolve) gives the new program, the same list the same one.
+func TestFilterPlan(t *testing.T) {
+	in := &InstanceConfig{Interface: "lo"}
+	one := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}
+	two := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("10.0.0.2/32")}
+	var p filterPlan
+	var sizes []int
+	for _, remotes := range [][]netip.Prefix{one, one, two, one} {
+		prog, err := p.get(in, remotes, capture.DefaultSnaplen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := plannedFilter(in, remotes, capture.DefaultSnaplen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(prog.Instructions) != len(want.Instructions) {
+			t.Fatalf("cached program of %d instructions, plannedFilter's %d", len(prog.Instructions), len(want.Instructions))
+		}
+		sizes = append(sizes, len(prog.Instructions))
+	}
+	if sizes[0] != sizes[1] || sizes[2] <= sizes[0] || sizes[3] != sizes[0] {
+		t.Errorf("program sizes %v for remotes one, one, two, one", sizes)
+	}
+}
