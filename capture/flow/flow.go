@@ -77,7 +77,7 @@ type segment struct {
 	start, end uint32
 	atUS       uint32
 	flags      uint8  // segXXX bits
-	frames     uint8  // frames in the entry (exact unless segNoSpan)
+	frames     uint8  // frames in the entry, at least 1 (exact unless segNoSpan); with more than one, atUS is the first one's
 	spanUnits  uint16 // last frame's time minus the first's, in spanUnitUS
 }
 
@@ -97,7 +97,6 @@ const (
 	segRetrans uint8 = 1 << iota // retransmitted: Karn forbids timing it
 	segSacked                    // SACKed by the peer
 	segSYN                       // a SYN or SYN/ACK: a handshake sample
-	segMulti                     // several frames; the time is the first frame's
 	segNoTime                    // its earliest unacknowledged frame's time is unknown
 	segNoSpan                    // its span overflowed: only its first frame's time is known
 )
@@ -275,7 +274,6 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 		if t.end == start && t.flags&(segRetrans|segSYN|segSacked) == 0 && f.fits(t, end-start, ts) {
 			// Join the newest entry: it keeps its first frame's time.
 			t.end = end
-			t.flags |= segMulti
 			f.tailFrames++
 			f.extend(t, ts)
 			return
@@ -339,7 +337,7 @@ func (s *segment) setSpan(units int64) {
 // which fits and evenlySpaced keep within 1/32 of the smoothed RTT unless
 // the frames are of one size and evenly spaced.
 func (s *segment) frameAt(seq uint32) (idx, atUS int64) {
-	n := int64(max(s.frames, 1))
+	n := int64(s.frames)
 	if n == 1 || s.end == s.start {
 		return 0, int64(s.atUS)
 	}
@@ -399,7 +397,7 @@ func (f *Flow) spanBudgetUS() int64 {
 }
 
 // frameBytes is the mean frame size of entry s.
-func (s *segment) frameBytes() uint32 { return (s.end - s.start) / uint32(max(s.frames, 1)) }
+func (s *segment) frameBytes() uint32 { return (s.end - s.start) / uint32(s.frames) }
 
 // similar reports frame sizes within 1/16 of each other.
 func similar(a, b uint32) bool {
@@ -459,15 +457,11 @@ func (s *segment) advanceTo(seq uint32) {
 		s.start = seq
 		return
 	}
-	idx, _ := s.frameAt(seq)
-	n := int64(s.frames)
-	used := int64(s.spanUnits) * idx / (n - 1)
+	idx, at := s.frameAt(seq)
+	used := (at - int64(s.atUS)) / spanUnitUS // of the span, to the frame holding seq
 	s.atUS += uint32(used * spanUnitUS)
 	s.spanUnits -= uint16(used)
 	s.frames -= uint8(idx)
-	if s.frames == 1 {
-		s.flags &^= segMulti
-	}
 	s.start = seq
 }
 
@@ -497,7 +491,7 @@ func (f *Flow) decimate(c *sampleCounters) {
 				e.flags |= segNoTime
 			}
 			sacked := e.flags & b.flags & segSacked
-			e.flags = (e.flags|b.flags&(segRetrans|segNoTime))&^segSacked | sacked | segMulti
+			e.flags = (e.flags|b.flags&(segRetrans|segNoTime))&^segSacked | sacked
 		}
 		out[n] = e
 		n++
@@ -603,7 +597,7 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 			// Time from this entry only if its first unacked byte is
 			// the frame whose time it holds: the entry's start, or any
 			// byte of a single frame (a TSO frame acked in parts).
-			if s.flags&segNoTime != 0 || s.flags&segMulti != 0 && seqLT(s.start, f.sndUna) && !s.interpolates() {
+			if s.flags&segNoTime != 0 || s.frames > 1 && seqLT(s.start, f.sndUna) && !s.interpolates() {
 				unknown = true
 			} else {
 				first, timed, syn = f.sentAtSeq(s, f.sndUna), true, s.flags&segSYN != 0
@@ -618,7 +612,7 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		// time, as the kernel keeps a partially acked TSO skb's; the rest
 		// of a multi-frame entry starts with the frame holding ack, at its
 		// interpolated time (or unknown if the entry cannot interpolate).
-		if s.flags&segMulti != 0 {
+		if s.frames > 1 {
 			s.advanceTo(ack)
 		} else {
 			s.start = ack
@@ -637,7 +631,7 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 // sentAtSeq is the capture time (ns) of the frame of entry s that holds
 // seq: its first frame's unless seq lies further in a multi-frame entry.
 func (f *Flow) sentAtSeq(s *segment, seq uint32) int64 {
-	if s.flags&segMulti == 0 || !seqLT(s.start, seq) {
+	if s.frames <= 1 || !seqLT(s.start, seq) {
 		return f.sentAt(s)
 	}
 	_, at := s.frameAt(seq)
