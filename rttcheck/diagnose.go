@@ -75,28 +75,16 @@ const fixNetRaw = "grant CAP_NET_RAW to the process that runs the check: `setcap
 	"or capabilities.add: [NET_RAW] in a container"
 
 // diagState is what Diagnose reads of the check: a copy of the status the
-// capture owner publishes, taken in one place so the rest of this file needs
-// no knowledge of the lifecycle.
+// capture owner publishes, with the configuration.
 type diagState struct {
-	configured, cancelled bool
-	cfg                   *Config
-	eng                   engine
-	captureErr, panicErr  error
-	remotes               []netip.Prefix
-	hostAddr              map[netip.Addr]string
-	unresolved            []string
+	status
+	cfg *Config
 }
 
 // diagState gives a capture that has neither opened nor failed yet up to
 // wait to do so (as the first Run does), then copies the status.
 func (c *Check) diagState(wait time.Duration) diagState {
-	st := c.await(wait, func(s *status) bool { return s.state > stateOpening })
-	return diagState{
-		configured: st.state != stateNew, cancelled: st.state == stateCancelled,
-		cfg: c.cfg, eng: st.eng,
-		captureErr: st.err, panicErr: st.panicErr,
-		remotes: st.remotes, hostAddr: st.hostAddr, unresolved: st.unresolved,
-	}
+	return diagState{c.await(wait, func(s *status) bool { return s.state > stateOpening }), c.cfg}
 }
 
 // Diagnose checks, for this instance, everything RTT depends on: the
@@ -122,7 +110,7 @@ func (c *Check) Diagnose() (out []Diagnosis) {
 		}
 	}()
 	st := c.diagState(firstOpenWait)
-	if !st.configured || st.cancelled {
+	if st.state == stateNew || st.state == stateCancelled {
 		return []Diagnosis{{Result: DiagnosisFail, Name: "go-metro instance",
 			Diagnosis:   "the instance is not running (not configured, or unscheduled)",
 			Remediation: "check `agent status` for a loading error of go-metro and fix conf.yaml"}}
@@ -168,7 +156,7 @@ func (d *diagnoser) replay() bool { return d.in.Interface == FileInterface }
 
 // open reports whether the capture source is open now.
 func (d *diagnoser) open() bool {
-	if d.st.eng == nil || d.st.captureErr != nil {
+	if d.st.eng == nil || d.st.err != nil {
 		return false
 	}
 	select {
@@ -195,8 +183,8 @@ func (d *diagnoser) permission() Diagnosis {
 	if d.replay() {
 		return pass(diagPermission, "not needed: replaying a file")
 	}
-	if errors.Is(d.st.captureErr, os.ErrPermission) {
-		return problem(DiagnosisFail, diagPermission, fixNetRaw, d.st.captureErr,
+	if errors.Is(d.st.err, os.ErrPermission) {
+		return problem(DiagnosisFail, diagPermission, fixNetRaw, d.st.err,
 			"the capture socket on %s cannot be opened: the process (uid %d) lacks CAP_NET_RAW", d.in.Interface, os.Getuid())
 	}
 	if d.open() {
@@ -250,7 +238,7 @@ func (d *diagnoser) capture() Diagnosis {
 		return problem(DiagnosisFail, diagCapture, "restart the agent and report the error (with the agent log) to go-metro",
 			d.st.panicErr, "an internal error stopped part of the check")
 	}
-	if err := d.st.captureErr; err != nil {
+	if err := d.st.err; err != nil {
 		fix := "see the error; go-metro retries in the background (1 s doubling to 30 s) and recovers by itself once it is fixed"
 		switch {
 		case errors.Is(err, os.ErrPermission):
