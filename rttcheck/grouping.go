@@ -60,21 +60,29 @@ func (c *Check) nameGroups(pairs map[pairKey]*group, hostAddr map[netip.Addr]str
 // pinnedDst is a remote address's dst tag value (see above); pins collects
 // this run's pinned names.
 func (c *Check) pinnedDst(a netip.Addr, hostAddr map[netip.Addr]string, now time.Time, pins map[netip.Addr]string) string {
-	if h, ok := hostAddr[a]; ok {
-		return h
-	}
-	if p, ok := c.shape.groupDst(a); ok {
-		return p.String()
-	}
-	if n, ok := pins[a]; ok {
-		return n
-	}
-	n, ok := c.report.dstPins[a]
+	n, ok := c.settledDst(a, hostAddr)
 	if !ok {
+		if n, ok = pins[a]; ok {
+			return n
+		}
 		n = c.dstName(a, now)
 	}
 	pins[a] = n
 	return n
+}
+
+// settledDst is a remote address's dst tag value when no reverse-DNS
+// answer can change it: its configured host's name, its group's prefix, or
+// the name pinned at its first report.
+func (c *Check) settledDst(a netip.Addr, hostAddr map[netip.Addr]string) (string, bool) {
+	if h, ok := hostAddr[a]; ok {
+		return h, true
+	}
+	if p, ok := c.shape.groupDst(a); ok {
+		return p.String(), true
+	}
+	n, ok := c.report.dstPins[a]
+	return n, ok
 }
 
 // rdnsFirstWait bounds how long a Run waits for the reverse-DNS answers of
@@ -87,33 +95,19 @@ var rdnsFirstWait = time.Second
 // that see new remotes wait, and only while a lookup is in flight.
 func (c *Check) awaitFirstNames(pairs map[pairKey]*group, hostAddr map[netip.Addr]string, now time.Time) {
 	var fresh []netip.Addr
+	seen := map[netip.Addr]bool{} // pairs of one remote differ by local side, port or role
 	for p := range pairs {
 		a := p.remote
-		if _, ok := hostAddr[a]; ok {
+		if seen[a] {
 			continue
 		}
-		if _, ok := c.shape.groupDst(a); ok {
-			continue
-		}
-		if _, ok := c.report.dstPins[a]; ok {
-			continue
-		}
-		if c.rdns.name(a, now) == "" {
+		seen[a] = true
+		if _, ok := c.settledDst(a, hostAddr); !ok && c.rdns.name(a, now) == "" {
 			fresh = append(fresh, a)
 		}
 	}
-	r := c.rdns
 	deadline := time.Now().Add(rdnsFirstWait)
-	for len(fresh) > 0 && time.Now().Before(deadline) {
-		r.mu.Lock()
-		inFlight := false
-		for _, a := range fresh {
-			inFlight = inFlight || r.pending[a]
-		}
-		r.mu.Unlock()
-		if !inFlight {
-			return
-		}
+	for len(fresh) > 0 && time.Now().Before(deadline) && c.rdns.anyPending(fresh) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }

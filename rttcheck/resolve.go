@@ -169,6 +169,19 @@ func (r *rdnsCache) name(a netip.Addr, now time.Time) string {
 	return e.name // a stale name is better than flapping to the IP
 }
 
+// anyPending reports whether a lookup of any of addrs is queued or in
+// flight.
+func (r *rdnsCache) anyPending(addrs []netip.Addr) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range addrs {
+		if r.pending[a] {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *rdnsCache) run(ctx context.Context) {
 	for {
 		select {
