@@ -17,6 +17,7 @@ import (
 
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/capture/filter"
+	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/capture/packet"
 	"github.com/gometro/go-metro/capture/source"
 )
@@ -452,11 +453,16 @@ func (d *diagnoser) hosts() Diagnosis {
 
 // target is one monitored remote as configured: an ips entry or a host.
 type target struct {
-	name   string
-	match  func(netip.Addr) bool
-	flows  int
-	timed  int // flows with at least one RTT sample
-	isHost bool
+	name  string
+	flows int
+	timed int // flows with at least one RTT sample
+}
+
+func (t *target) count(f *flow.Summary) {
+	t.flows++
+	if f.RTT.Samples > 0 {
+		t.timed++
+	}
 }
 
 func (d *diagnoser) traffic() Diagnosis {
@@ -469,30 +475,36 @@ func (d *diagnoser) traffic() Diagnosis {
 			"check that this interface carries the traffic (`tcpdump -ni IF tcp`), and that `ips`/`hosts`/`ports` name it", nil,
 			"no packet captured yet")
 	}
-	var targets []*target
+	// Targets in the order of the configuration; a flow counts for every
+	// ips prefix that holds its remote and for the host it resolved from
+	// (looked up once per flow: there may be thousands of each).
+	targets := make([]*target, 0, len(d.in.IPs)+len(d.in.Hosts))
 	for _, p := range d.in.IPs {
-		targets = append(targets, &target{name: p.String(), match: p.Contains})
+		targets = append(targets, &target{name: p.String()})
 	}
+	hosts := map[string][]*target{}
 	for _, h := range d.in.Hosts {
-		targets = append(targets, &target{name: h, isHost: true, match: func(a netip.Addr) bool { return d.st.hostAddr[a] == h }})
+		t := &target{name: h}
+		targets = append(targets, t)
+		hosts[h] = append(hosts[h], t)
 	}
-	flows, timed := 0, 0
+	all := target{}
 	for i := range s.Flows {
 		f := &s.Flows[i]
 		a := f.Remote.Addr().Unmap()
-		flows++
-		if f.RTT.Samples > 0 {
-			timed++
+		all.count(f)
+		for j, p := range d.in.IPs {
+			if p.Contains(a) {
+				targets[j].count(f)
+			}
 		}
-		for _, t := range targets {
-			if t.match(a) {
-				t.flows++
-				if f.RTT.Samples > 0 {
-					t.timed++
-				}
+		if h, ok := d.st.hostAddr[a]; ok {
+			for _, t := range hosts[h] {
+				t.count(f)
 			}
 		}
 	}
+	flows, timed := all.flows, all.timed
 	var unseen, untimed []string
 	for _, t := range targets {
 		switch {
