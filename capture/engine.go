@@ -454,6 +454,7 @@ func (e *Engine) open() (source.Source, error) {
 				return nil, err
 			}
 			e.local.Set(addrs)
+			e.table.LocalityChanged()
 			e.inferred = true
 		}
 		// Source errors already say "capture:" and name the file.
@@ -483,6 +484,7 @@ func (e *Engine) open() (source.Source, error) {
 func (e *Engine) refreshLocal() {
 	if addrs, err := localaddr.InterfaceAddrs(e.cfg.Interface); err == nil {
 		e.local.Set(addrs)
+		e.table.LocalityChanged()
 	}
 }
 

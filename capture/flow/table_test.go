@@ -167,6 +167,42 @@ func TestLoopbackBothSidesLocal(t *testing.T) {
 	}
 }
 
+// TestLocalityChange: Process matches a packet to the previous packet's
+// flow without asking Sides, so after LocalityChanged a flow whose end is
+// no longer local must not take the next packet, and one between two local
+// ends must take it twice (both views).
+func TestLocalityChange(t *testing.T) {
+	local, remote := v4(localIP), v4(remoteIP)
+	data := packet.Packet{Src: local, Dst: remote, SrcPort: 1, DstPort: 2, Flags: packet.FlagACK, Seq: 10, Ack: 1, PayloadLen: 5}
+	ack := packet.Packet{Src: remote, Dst: local, SrcPort: 2, DstPort: 1, Flags: packet.FlagACK, Seq: 1, Ack: 15}
+	tests := []struct {
+		name   string
+		after  localSet // the locality from the ACK on
+		want   Counters // of the ACK alone
+		sample bool
+	}{
+		{"unchanged", localSet{local: true}, Counters{}, true},
+		{"local end no longer local", localSet{}, Counters{NotLocal: 1}, false},
+		{"both ends local", localSet{local: true, remote: true}, Counters{Created: 1, Flows: 1}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := NewTable(TableConfig{MaxFlows: 8, IdleTTL: 1e18, ExpTTL: 1e18}, localSet{local: true}, nil)
+			d, a := data, ack
+			tb.Process(&d, 0)
+			before := tb.Counters()
+			tb.local = tc.after
+			tb.LocalityChanged()
+			tb.Process(&a, 1000)
+			c := tb.Counters()
+			got := Counters{NotLocal: c.NotLocal - before.NotLocal, Created: c.Created - before.Created, Flows: c.Flows - before.Flows}
+			if got != tc.want || (c.Samples > before.Samples) != tc.sample {
+				t.Fatalf("ACK changed counters by %+v, samples %d -> %d; want %+v, sample %v", got, before.Samples, c.Samples, tc.want, tc.sample)
+			}
+		})
+	}
+}
+
 func TestFlowBytes(t *testing.T) {
 	// Guard the documented per-flow cost: growing Flow by accident should
 	// be a conscious change of the README's number. Most of it is the 128
