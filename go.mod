@@ -10,7 +10,6 @@ require (
 	golang.org/x/net v0.34.0
 	golang.org/x/sys v0.29.0
 	gopkg.in/yaml.v2 v2.4.0
-	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

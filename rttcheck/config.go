@@ -1,6 +1,7 @@
 package rttcheck
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -12,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"gopkg.in/yaml.v2"
 
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/capture/packet"
@@ -181,6 +182,13 @@ func instanceName(iface string, index int) string {
 // is the instance's position in its file (-1 when unknown, as inside the
 // agent) and only improves messages.
 func ParseConfig(instance, initConfig []byte, index int) (*Config, error) {
+	return ParseDecoded(instance, initConfig, index)
+}
+
+// ParseDecoded is ParseConfig for sections that yaml.v2 has decoded already,
+// as in a whole conf.yaml decoded into a yaml.MapSlice (which decodes each
+// mapping in it as one too), or a section's YAML text as a []byte.
+func ParseDecoded(instance, initConfig any, index int) (*Config, error) {
 	cfg := &Config{
 		Init: InitConfig{
 			Snaplen:    capture.DefaultSnaplen,
@@ -250,10 +258,15 @@ func (s keySet) rules(where string, err *error) func(broken bool, key, format st
 	}
 }
 
+// LogLevels are the values of log_level once its aliases (warning, err, crit)
+// are resolved, from the most verbose to off, the order the standalone
+// binary's logger compares them in.
+var LogLevels = []string{"trace", "debug", "info", "warn", "error", "critical", "off"}
+
 // validate applies the limits of the init_config keys.
 func (ic *InitConfig) validate(set keySet) (err error) {
-	level, levelOK := map[string]string{"trace": "trace", "debug": "debug", "info": "info", "warn": "warn", "warning": "warn",
-		"error": "error", "err": "error", "critical": "critical", "crit": "critical", "off": "off"}[strings.ToLower(ic.LogLevel)]
+	level := strings.ToLower(ic.LogLevel)
+	level = cmp.Or(map[string]string{"warning": "warn", "err": "error", "crit": "critical"}[level], level)
 	rule := set.rules("init_config", &err)
 	rule(ic.Snaplen < MinSnaplen, "snaplen", "%d is too small: the minimum is %d bytes, the longest header stack the decoder reads (Ethernet, two VLAN tags, IPv6, TCP with 40 bytes of options)", ic.Snaplen, MinSnaplen)
 	rule(ic.Snaplen > MaxSnaplen, "snaplen", "%d is too large: the maximum is %d", ic.Snaplen, MaxSnaplen)
@@ -262,7 +275,7 @@ func (ic *InitConfig) validate(set keySet) (err error) {
 	rule(ic.MaxFlows < 1 || ic.MaxFlows > MaxMaxFlows, "max_flows", "%d is out of range: must be between 1 and %d", ic.MaxFlows, MaxMaxFlows)
 	rule(ic.StatsdIP == "", "statsd_ip", "must not be empty")
 	rule(ic.StatsdPort < 1 || ic.StatsdPort > 65535, "statsd_port", "%d is not a port number (1-65535)", ic.StatsdPort)
-	rule(!levelOK, "log_level", "%q is not a log level (trace, debug, info, warn, error, critical, off)", ic.LogLevel)
+	rule(!slices.Contains(LogLevels, level), "log_level", "%q is not a log level (%s)", ic.LogLevel, strings.Join(LogLevels, ", "))
 	ic.LogLevel = level
 	return err
 }
@@ -308,214 +321,189 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 	return err
 }
 
-// decodeSection decodes the YAML mapping data into the struct *dst, field by
-// field in the struct's order, so that an error names its key: yaml's own
-// struct decoding names only the Go type that did not fit, and takes none of
-// Agent v5's quoted numbers. It returns the keys it set and appends a warning
-// per unknown key and per alias that disagrees with its key.
-func decodeSection(data []byte, where func() string, dst any, warnings *[]string) (keySet, error) {
+// decodeSection decodes a section, YAML text or what yaml.v2 made of it,
+// into the struct *dst, field by field in the struct's order, so that an
+// error names its key: yaml's own struct decoding names only the Go type
+// that did not fit, and takes none of Agent v5's quoted numbers. It returns
+// the keys it set and appends a warning per unknown key and per alias that
+// disagrees with its key.
+func decodeSection(section any, where func() string, dst any, warnings *[]string) (keySet, error) {
 	bad := func(key, format string, a ...any) error {
 		return &ConfigError{Where: where(), Key: key, Reason: fmt.Sprintf(format, a...)}
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, bad("", "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	// yaml.v2, as the agent and Agent v5 decode: YAML 1.1, aliases resolved.
+	// A mapping is decoded again as a yaml.MapSlice, which keeps the keys'
+	// order and repeats; a list of mappings would decode as one too.
+	if data, isText := section.([]byte); isText {
+		section = nil
+		err := yaml.Unmarshal(data, &section)
+		if _, isMap := section.(map[any]any); isMap {
+			var m yaml.MapSlice
+			err, section = yaml.Unmarshal(data, &m), m
+		}
+		if err != nil {
+			return nil, bad("", "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
 	}
-	m := &yaml.Node{Kind: yaml.MappingNode} // an empty document
-	if len(doc.Content) == 1 {
-		m = deref(doc.Content[0])
-	}
-	// yaml.v2 took null and [] as empty sections too; their Content is empty.
-	if m.Kind != yaml.MappingNode && kind(m) != "nothing" && (m.Kind != yaml.SequenceNode || len(m.Content) > 0) {
+	m, isMap := section.(yaml.MapSlice)
+	if list, isList := section.([]any); !isMap && section != nil && (!isList || len(list) > 0) { // null and [] are empty, as to yaml.v2
 		return nil, bad("", "must be a mapping of keys to values")
 	}
-	values, keys := map[string]*yaml.Node{}, []string{}
-	for i := 0; i < len(m.Content); i += 2 {
-		k := deref(m.Content[i])
-		if kind(k) != "a string" {
-			return nil, bad("", "key %s is not a string", k.Value)
-		} else if values[k.Value] != nil {
-			return nil, bad(k.Value, "appears more than once")
+	values := map[string]any{}
+	for _, item := range m {
+		if k, isString := item.Key.(string); !isString {
+			return nil, bad("", "key %v is not a string", item.Key)
+		} else if _, dup := values[k]; dup {
+			return nil, bad(k, "appears more than once")
+		} else {
+			values[k] = item.Value
 		}
-		values[k.Value], keys = m.Content[i+1], append(keys, k.Value)
 	}
 
-	v, set := reflect.ValueOf(dst).Elem(), keySet{}
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
+	s, set := reflect.ValueOf(dst).Elem(), keySet{}
+	for i := range s.NumField() {
+		f := s.Type().Field(i)
 		key, alias := f.Tag.Get("yaml"), f.Tag.Get("alias")
 		_, strict := f.Tag.Lookup("agent")
 		for _, k := range []string{alias, key} { // the key last: it wins over its alias
-			if f.Name == "_" || k == "" || values[k] == nil {
+			value, ok := values[k]
+			if f.Name == "_" || k == "" || !ok {
 				continue
 			}
 			p := reflect.New(f.Type)
-			if err := decode(values[k], p.Interface(), strict); err != nil {
-				if ie, ok := err.(*itemError); ok {
-					k = fmt.Sprintf("%s[%d]", k, ie.index)
-				}
-				return nil, bad(k, "%v", err)
+			if err := decode(value, p.Interface(), k, strict); err != nil {
+				err.Where = where()
+				return nil, err
 			}
-			if prev, ok := set[key]; ok && !reflect.DeepEqual(v.Field(i).Interface(), p.Elem().Interface()) {
+			if prev, ok := set[key]; ok && !reflect.DeepEqual(s.Field(i).Interface(), p.Elem().Interface()) {
 				*warnings = append(*warnings, fmt.Sprintf("%s: both %s (%v) and %s (%v) are set: using %s",
-					where(), key, p.Elem(), prev, v.Field(i), key))
+					where(), key, p.Elem(), prev, s.Field(i), key))
 			}
-			v.Field(i).Set(p.Elem())
+			s.Field(i).Set(p.Elem())
 			set[key] = k
 		}
 	}
-	known := keysOf(v.Type(), true)
-	for _, k := range keys {
-		if !slices.Contains(known, k) {
+	known := keysOf(s.Type(), true) // after the interface is decoded: where() names it
+	for _, item := range m {
+		if k := item.Key.(string); !slices.Contains(known, k) {
 			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %q is ignored", where(), k))
 		}
 	}
 	return set, nil
 }
 
-// deref follows an alias (*name) to the node it names.
-func deref(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
+// kinds name the YAML types, the way messages say them, by the Go type
+// yaml.v2 decodes them as; anything else is a mapping (a yaml.MapSlice).
+// yaml.v2 reads YAML 1.1, as the agent does: plain yes and on are booleans,
+// quoted ones strings, 0x10 an integer.
+var kinds = map[reflect.Type]string{nil: "nothing", reflect.TypeFor[bool](): "a boolean",
+	reflect.TypeFor[int](): "an integer", reflect.TypeFor[int64](): "an integer", reflect.TypeFor[uint64](): "an integer",
+	reflect.TypeFor[float64](): "a number", reflect.TypeFor[string](): "a string", reflect.TypeFor[[]any](): "a list"}
 
-// yaml11Bools are the booleans of YAML 1.1, which yaml.v2 (Agent v5's and
-// the agent's decoder) reads: to yaml.v3's YAML 1.2, yes, no, on and off are
-// strings.
-var yaml11Bools = map[string]bool{"y": true, "Y": true, "yes": true, "Yes": true, "YES": true, "on": true, "On": true, "ON": true,
-	"true": true, "True": true, "TRUE": true, "n": false, "N": false, "no": false, "No": false, "NO": false,
-	"off": false, "Off": false, "OFF": false, "false": false, "False": false, "FALSE": false}
-
-// kind names n's YAML type as yaml.v2 resolved it, the way messages say it.
-func kind(n *yaml.Node) string {
-	switch _, yaml11 := yaml11Bools[n.Value]; {
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	case n.Kind == yaml.MappingNode:
-		return "a mapping"
-	case yaml11 && n.Style == 0: // plain, neither quoted nor tagged
-		return "a boolean"
-	}
-	if k, ok := map[string]string{"!!null": "nothing", "!!bool": "a boolean", "!!int": "an integer", "!!float": "a number"}[n.ShortTag()]; ok {
-		return k
-	}
-	return "a string"
-}
-
-// itemError is a bad list item; decodeSection names it as in ips[2].
-type itemError struct {
-	index int
-	err   error
-}
-
-func (e *itemError) Error() string { return e.err.Error() }
-
-// decode stores the YAML value n in *p. It accepts what hand-written and
-// Agent v5 files hold: quoted numbers and booleans, an unquoted number as a
-// string (an interface named 0 is still a name), durations in seconds or as
-// Go duration strings ("90s", "5m"). strict accepts only the YAML type the
+// decode stores v, a value as yaml.v2 decoded it, in *p; an error names key
+// (or the list item, as in ips[2]). It accepts what hand-written and Agent
+// v5 files hold: quoted numbers and booleans, an unquoted number as a string
+// (an interface named 0 is still a name), durations in seconds or as Go
+// duration strings ("90s", "5m"). strict accepts only the YAML type the
 // agent's own decoding of the key takes.
-func decode(n *yaml.Node, p any, strict bool) error {
-	n = deref(n)
-	k, s := kind(n), strings.TrimSpace(n.Value) // only a quoted string carries white space
-	var v any                                   // a number as yaml.v2 decoded it
-	if (k == "an integer" || k == "a number") && n.Decode(&v) == nil {
-		s = fmt.Sprint(v) // and printed it: 0x10 is 16, 1e3 is 1000
+func decode(v, p any, key string, strict bool) *ConfigError {
+	fail := func(format string, a ...any) *ConfigError {
+		return &ConfigError{Key: key, Reason: fmt.Sprintf(format, a...)}
 	}
+	// Only a quoted string carries white space. A number prints as yaml.v2
+	// read it (0x10 is 16, 1e3 is 1000) and parses back; nothing else that
+	// is not a string does (lists and mappings print in brackets).
+	k, s := cmp.Or(kinds[reflect.TypeOf(v)], "a mapping"), strings.TrimSpace(fmt.Sprint(v))
 	num, err := strconv.ParseFloat(s, 64)
-	isNum := err == nil && (k == "a string" || v != nil)
+	isNum := err == nil
 	switch p := p.(type) {
 	case *string:
-		if *p = s; k == "a boolean" || k == "nothing" || n.Kind != yaml.ScalarNode {
-			return fmt.Errorf("expected a string, got %s", k)
+		if *p = s; k != "a string" && !isNum {
+			return fail("expected a string, got %s", k)
 		}
 	case *int:
-		i, err := strconv.Atoi(s)
+		i, err := strconv.Atoi(s) // a whole number prints as one: 1e3 as 1000
 		switch {
-		case k == "a number" && isNum && num == math.Trunc(num) && math.Abs(num) <= math.MaxInt32:
-			*p = int(num)
-		case k == "a number":
-			return fmt.Errorf("%s is not a whole number", s)
-		case (k == "a string" || k == "an integer") && err == nil:
+		case err == nil:
 			*p = i
-		case k == "an integer":
-			return fmt.Errorf("%s is out of range", s)
 		case k == "a string":
-			return fmt.Errorf("%q is not an integer", n.Value)
+			return fail("%q is not an integer", v)
+		case k == "an integer":
+			return fail("%s is out of range", s)
+		case k == "a number":
+			return fail("%s is not a whole number", s)
 		default:
-			return fmt.Errorf("expected an integer, got %s", k)
+			return fail("expected an integer, got %s", k)
 		}
 	case *bool:
-		b, err := strconv.ParseBool(s)
+		b, err := strconv.ParseBool(s) // a boolean prints as true or false
 		switch {
-		case k == "a boolean":
-			*p = yaml11Bools[n.Value]
-		case strict:
-			return fmt.Errorf("expected true or false, got %s (the agent rejects anything else)", k)
-		case k != "a string":
-			return fmt.Errorf("expected true or false, got %s", k)
+		case strict && k != "a boolean":
+			return fail("expected true or false, got %s (the agent rejects anything else)", k)
+		case k != "a boolean" && k != "a string":
+			return fail("expected true or false, got %s", k)
 		case err != nil:
-			return fmt.Errorf("%q is not true or false", n.Value)
-		default:
-			*p = b
+			return fail("%q is not true or false", v)
 		}
+		*p = b
 	case *time.Duration:
 		d, err := time.ParseDuration(s)
 		switch {
 		case strict && k != "an integer":
-			return fmt.Errorf("expected a whole number of seconds, got %s (the agent rejects anything else)", k)
+			return fail("expected a whole number of seconds, got %s (the agent rejects anything else)", k)
 		case isNum && (math.IsNaN(num) || math.Abs(num) > 1e9): // also keeps the product in range
-			return fmt.Errorf("%g seconds is out of range", num)
+			return fail("%g seconds is out of range", num)
 		case isNum:
 			*p = time.Duration(num * float64(time.Second))
 		case k != "a string":
-			return fmt.Errorf("expected a number of seconds, got %s", k)
+			return fail("expected a number of seconds, got %s", k)
 		case err != nil:
-			return fmt.Errorf("%q is not a duration (seconds, or e.g. \"90s\", \"5m\")", n.Value)
+			return fail("%q is not a duration (seconds, or e.g. \"90s\", \"5m\")", v)
 		default:
 			*p = d
 		}
 	case *uint16:
 		var port int
-		if err := decode(n, &port, false); err != nil {
+		if err := decode(v, &port, key, false); err != nil {
 			return err
 		} else if port < 1 || port > 65535 {
-			return fmt.Errorf("%d is not a port number (1-65535)", port)
+			return fail("%d is not a port number (1-65535)", port)
 		}
 		*p = uint16(port)
 	case *netip.Prefix:
-		if err := decode(n, &s, false); err != nil {
+		if err := decode(v, &s, key, false); err != nil {
 			return err
-		} else if *p, err = ParsePrefix(s); err != nil {
-			return fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+		if *p, err = ParsePrefix(s); err != nil {
+			return fail("%q is not an IP address or CIDR", s)
 		}
 	case *packet.Encap:
 		// A list of names, or one string ("all", "vxlan gre").
 		names := strings.Fields(strings.ReplaceAll(s, ",", " "))
 		if k != "a string" {
 			names = nil
-			if err := decode(n, &names, false); err != nil {
+			if err := decode(v, &names, key, false); err != nil {
 				return err
 			}
 		}
-		*p, err = packet.ParseEncaps(names)
-		return err
+		if *p, err = packet.ParseEncaps(names); err != nil {
+			return fail("%v", err)
+		}
 	default:
 		// A list of any of the above, decoded item by item.
 		list := reflect.ValueOf(p).Elem()
+		items, isList := v.([]any)
 		switch {
 		case list.Kind() != reflect.Slice:
-			return fmt.Errorf("no decoding for %T", p) // only a new field's type: every key's test finds it
-		case n.Kind == yaml.SequenceNode:
-			list.Set(reflect.MakeSlice(list.Type(), len(n.Content), len(n.Content)))
+			return fail("no decoding for %T", p) // only a new field's type: every key's test finds it
+		case isList:
+			list.Set(reflect.MakeSlice(list.Type(), len(items), len(items)))
 		case k != "nothing":
-			return fmt.Errorf("expected a list, got %s", k)
+			return fail("expected a list, got %s", k)
 		}
-		for i, item := range n.Content { // none when null
-			if err := decode(item, list.Index(i).Addr().Interface(), false); err != nil {
-				return &itemError{i, err}
+		for i, item := range items { // none when null
+			if err := decode(item, list.Index(i).Addr().Interface(), fmt.Sprintf("%s[%d]", key, i), false); err != nil {
+				return err
 			}
 		}
 	}

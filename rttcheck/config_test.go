@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v2"
+
 	"github.com/gometro/go-metro/capture/packet"
 )
 
@@ -319,5 +321,37 @@ func TestConfigYAML11(t *testing.T) {
 		if _, err := ParseConfig([]byte(minimalInstance+inst), nil, -1); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want %q", inst, err, want)
 		}
+	}
+}
+
+// TestParseDecoded: sections that yaml.v2 decoded already parse as their
+// YAML text does, and the shape of a section is checked either way.
+func TestParseDecoded(t *testing.T) {
+	for _, tc := range []struct {
+		name, init, wantErr string
+	}{
+		{name: "mapping", init: "snaplen: 200\nlog_to_file: yes\nexpired_ttl: 30"},
+		{name: "empty", init: "~"},
+		{name: "empty list", init: "[]"},
+		{name: "list of mappings", init: "- snaplen: 200", wantErr: "init_config: must be a mapping of keys to values"},
+		{name: "list of key and value mappings", init: "- {key: snaplen, value: 200}", wantErr: "init_config: must be a mapping of keys to values"},
+		{name: "scalar", init: "snaplen", wantErr: "init_config: must be a mapping of keys to values"},
+		{name: "key twice", init: "snaplen: 200\nsnaplen: 200", wantErr: "init_config: snaplen: appears more than once"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var doc yaml.MapSlice // as a whole conf.yaml is decoded
+			indent := func(s string) string { return "\n  " + strings.ReplaceAll(s, "\n", "\n  ") + "\n" }
+			if err := yaml.Unmarshal([]byte("init_config:"+indent(tc.init)+"instance:"+indent(minimalInstance)), &doc); err != nil {
+				t.Fatal(err)
+			}
+			fromText, errText := ParseConfig([]byte(minimalInstance), []byte(tc.init), -1)
+			decoded, errDecoded := ParseDecoded(doc[1].Value, doc[0].Value, -1)
+			for _, err := range []error{errText, errDecoded} {
+				if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
+					t.Errorf("err %v, want %q", err, tc.wantErr)
+				}
+			}
+			eq(t, decoded, fromText)
+		})
 	}
 }

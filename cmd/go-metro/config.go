@@ -5,6 +5,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -27,23 +28,18 @@ func loadCheckFile(path string) (*checkFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	var top yaml.MapSlice
+	var top yaml.MapSlice // and every mapping in it, as rttcheck.ParseDecoded reads them
 	if err := yaml.Unmarshal(data, &top); err != nil {
 		return nil, fmt.Errorf("%s: invalid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	cf := &checkFile{Path: path}
-	var initRaw []byte
-	var instances interface{}
+	var initConfig, instances any
 	var haveInstances bool
 	for _, item := range top {
 		key, _ := item.Key.(string)
 		switch key {
 		case "init_config":
-			if item.Value != nil {
-				if initRaw, err = yaml.Marshal(item.Value); err != nil {
-					return nil, fmt.Errorf("%s: init_config: %w", path, err)
-				}
-			}
+			initConfig = item.Value
 		case "instances", "config":
 			if haveInstances {
 				return nil, fmt.Errorf("%s: both instances and config are set: use instances", path)
@@ -62,11 +58,7 @@ func loadCheckFile(path string) (*checkFile, error) {
 		return nil, fmt.Errorf("%s: instances: at least one instance is required", path)
 	}
 	for i, inst := range list {
-		b, err := yaml.Marshal(inst)
-		if err != nil {
-			return nil, fmt.Errorf("%s: instances[%d]: %w", path, i, err)
-		}
-		cfg, err := rttcheck.ParseConfig(b, initRaw, i)
+		cfg, err := rttcheck.ParseDecoded(inst, initConfig, i)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -84,26 +76,25 @@ type logger struct {
 	level int
 }
 
-var levels = map[string]int{"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "critical": 5, "off": 6}
-
+// newLogger logs at level and above, in rttcheck.LogLevels' order; info
+// when level is not one of them.
 func newLogger(w io.Writer, level string) *logger {
-	lv, ok := levels[level]
-	if !ok {
-		lv = levels["info"]
+	if !slices.Contains(rttcheck.LogLevels, level) {
+		level = "info"
 	}
-	return &logger{l: log.New(w, "", log.LstdFlags|log.LUTC), level: lv}
+	return &logger{l: log.New(w, "", log.LstdFlags|log.LUTC), level: slices.Index(rttcheck.LogLevels, level)}
 }
 
-func (l *logger) logf(lv int, tag, f string, a ...any) {
-	if lv < l.level {
+func (l *logger) logf(level, f string, a ...any) {
+	if slices.Index(rttcheck.LogLevels, level) < l.level {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.l.Printf("| %s | %s", tag, fmt.Sprintf(f, a...))
+	l.l.Printf("| %s | %s", strings.ToUpper(level), fmt.Sprintf(f, a...))
 }
 
-func (l *logger) Debugf(f string, a ...any) { l.logf(1, "DEBUG", f, a...) }
-func (l *logger) Infof(f string, a ...any)  { l.logf(2, "INFO", f, a...) }
-func (l *logger) Warnf(f string, a ...any)  { l.logf(3, "WARN", f, a...) }
-func (l *logger) Errorf(f string, a ...any) { l.logf(4, "ERROR", f, a...) }
+func (l *logger) Debugf(f string, a ...any) { l.logf("debug", f, a...) }
+func (l *logger) Infof(f string, a ...any)  { l.logf("info", f, a...) }
+func (l *logger) Warnf(f string, a ...any)  { l.logf("warn", f, a...) }
+func (l *logger) Errorf(f string, a ...any) { l.logf("error", f, a...) }

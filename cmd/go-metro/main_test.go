@@ -283,6 +283,12 @@ func TestLoadCheckFile(t *testing.T) {
 		{name: "both lists", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\nconfig:\n  - interface: eth1\n    ips: [10.0.0.1]\n", err: "both instances and config are set"},
 		{name: "bad init_config", body: "init_config:\n  snaplen: 10\ninstances:\n  - interface: eth0\n    ips: [10.0.0.1]\n", err: "init_config: snaplen: 10 is too small"},
 		{name: "instances not a list", body: "instances:\n  interface: eth0\n", err: "instances: must be a list of instances"},
+		// The sections go to rttcheck as decoded here, not marshalled again.
+		{name: "empty init_config", body: "init_config:\ninstances:\n  - interface: eth0\n    ips: [10.0.0.1]\n", instances: 1},
+		{name: "YAML 1.1 in an instance", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\n    sample: yes\n    tags: [0x10]\n", instances: 1},
+		{name: "instance not a mapping", body: "instances:\n  - [eth0]\n", err: "instance #0: must be a mapping of keys to values"},
+		{name: "key twice in an instance", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\n    ips: [10.0.0.2]\n", err: "instance #0: ips: appears more than once"},
+		{name: "init_config not a mapping", body: "init_config: [snaplen]\ninstances:\n  - interface: eth0\n    ips: [10.0.0.1]\n", err: "init_config: must be a mapping"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -344,5 +350,32 @@ func TestStatsdMonotonicCount(t *testing.T) {
 				t.Errorf("counts %v, want %v", f.counts, tc.want)
 			}
 		})
+	}
+}
+
+// TestLoggerLevels: the logger takes rttcheck's level names, in their order.
+func TestLoggerLevels(t *testing.T) {
+	for _, tc := range []struct{ level, want string }{
+		{"trace", "DEBUG INFO WARN ERROR"},
+		{"info", "INFO WARN ERROR"},
+		{"warn", "WARN ERROR"},
+		{"off", ""},
+		{"nonsense", "INFO WARN ERROR"}, // as info
+	} {
+		var buf bytes.Buffer
+		l := newLogger(&buf, tc.level)
+		l.Debugf("d")
+		l.Infof("i")
+		l.Warnf("w")
+		l.Errorf("e")
+		var tags []string
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			if f := strings.Split(line, " | "); len(f) == 3 {
+				tags = append(tags, f[1])
+			}
+		}
+		if got := strings.Join(tags, " "); got != tc.want {
+			t.Errorf("level %s logged %q, want %q", tc.level, got, tc.want)
+		}
 	}
 }
