@@ -49,7 +49,7 @@ type Config struct {
 	IdleTTL  time.Duration // drop flows idle this long; default 300s
 	ExpTTL   time.Duration // drop closed (FIN/RST) flows this long after their last packet; default 60s
 
-	PollTimeout time.Duration // live read timeout, bounds Cancel and snapshot latency; default DefaultPollTimeout
+	PollTimeout time.Duration // how often an idle live capture does its housekeeping (Cancel and snapshots wake it); default DefaultPollTimeout
 	RingSize    int           // bytes of kernel capture ring, fixed; 0: sized by need (source.Options.RingSize)
 }
 
@@ -166,9 +166,10 @@ type Engine struct {
 	opened   chan struct{} // closed once a source has opened
 	openOnce sync.Once
 
-	mu       sync.Mutex // guards running/runDone and the table while not running
+	mu       sync.Mutex // guards running/runDone/src and the table while not running
 	running  bool
 	runDone  chan struct{}
+	src      source.Source // Run's, while running: call wakes it
 	stats    Stats
 	inferred bool
 	linkDown bool // the interface went down and no frame arrived since
@@ -340,12 +341,17 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	e.openOnce.Do(func() { close(e.opened) })
 	e.running = true
 	e.runDone = make(chan struct{})
+	e.src = src
 	e.mu.Unlock()
+	// A live source waits up to PollTimeout for a frame: Cancel ends the
+	// wait instead of waiting it out.
+	stopWaking := context.AfterFunc(ctx, src.Wake)
 
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v", ErrInternal, r)
 		}
+		stopWaking()
 		e.collectKernelStats(src)
 		e.kernelOld = e.kernelOld.Then(e.kernel)
 		e.kernel = source.Stats{}
@@ -353,7 +359,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			err = fmt.Errorf("capture: close: %w", cerr)
 		}
 		e.mu.Lock()
-		e.running = false
+		e.running, e.src = false, nil
 		close(e.runDone)
 		e.mu.Unlock()
 	}()
@@ -530,22 +536,48 @@ func (e *Engine) call(ctx context.Context, fn func(src source.Source)) error {
 			e.mu.Unlock()
 			return nil
 		}
-		runDone := e.runDone
+		runDone, src := e.runDone, e.src
 		e.mu.Unlock()
 
 		req := request{fn: fn, done: make(chan struct{})}
-		select {
-		case e.requests <- req:
+		if e.send(ctx, req, src, runDone) {
 			select {
 			case <-req.done:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-		case <-runDone:
-			// Run ended meanwhile: the table is free to use directly.
-		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		// Run ended meanwhile: the table is free to use directly.
+	}
+}
+
+// wakeRetry spaces send's wake-ups of the source.
+const wakeRetry = 10 * time.Millisecond
+
+// send hands req to Run's loop, waking src so that a loop waiting for a
+// frame takes it now rather than at its poll timeout. The loop only takes
+// requests between two waits, and a wake that came before this goroutine
+// was ready to hand over is spent: it wakes src again every wakeRetry
+// until the loop takes req. It reports false if Run ended or ctx was done
+// first.
+func (e *Engine) send(ctx context.Context, req request, src source.Source, runDone chan struct{}) bool {
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		select {
+		case e.requests <- req:
+			return true
+		case <-retry.C:
+			src.Wake()
+			retry.Reset(wakeRetry)
+		case <-runDone:
+			return false
+		case <-ctx.Done():
+			return false
 		}
 	}
 }

@@ -213,10 +213,15 @@ func settledFlow(eng *capture.Engine, rec *lab.ConnRecord) (flow.Summary, bool, 
 		select {
 		case <-ctx.Done():
 			return prev, ok, nil
-		case <-time.After(2 * capture.DefaultPollTimeout):
+		case <-time.After(2 * delivered):
 		}
 	}
 }
+
+// delivered is how long after capture a frame has surely reached the
+// engine: the kernel hands a ring block over at most 100 ms after its first
+// frame (capture/source's blockRetire), with a margin.
+const delivered = 300 * time.Millisecond
 
 func findFlow(snap *capture.Snapshot, rec *lab.ConnRecord) (flow.Summary, bool) {
 	for _, f := range snap.Flows {

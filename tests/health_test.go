@@ -133,7 +133,7 @@ func TestHealthAgainstKernel(t *testing.T) {
 	}
 	// The engine's final view of every flow to B, after all have closed
 	// (a FIN can be retransmitted too): the check must count the same.
-	time.Sleep(3 * capture.DefaultPollTimeout)
+	time.Sleep(delivered)
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	snap, err := eng.Snapshot(sctx)
 	scancel()
@@ -181,7 +181,7 @@ func TestHealthAgainstKernel(t *testing.T) {
 	if scan.Refused == 0 || scan.Connected != 0 {
 		t.Fatalf("scan of closed ports: %+v", scan)
 	}
-	time.Sleep(3 * capture.DefaultPollTimeout)
+	time.Sleep(delivered)
 	r = run()
 	if got := totals[rttcheck.MetricRefused+" v4"]; got != float64(scan.Refused) {
 		t.Errorf("the check counts %v refusals, the scanner saw %d", got, scan.Refused)
@@ -206,7 +206,7 @@ func TestHealthAgainstKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	srtt, clientMean := requestResponse(t, l, srv4.Addr, 20, 300, 2000, 30*ms)
-	time.Sleep(3 * capture.DefaultPollTimeout)
+	time.Sleep(delivered)
 	r = run()
 	if got, ok := r.Value(rttcheck.MetricResponseTime, pair4...); !ok ||
 		time.Duration(got*1e6) < srtt-srttTolerance(srtt) || time.Duration(got*1e6) > clientMean+srttAbsTol {
@@ -224,7 +224,7 @@ func TestHealthAgainstKernel(t *testing.T) {
 	// namespace, and this is A's only connection now).
 	before := tcpExt(t, l.A, "TCPToZeroWindowAdv")
 	slowReader(t, l, srv4.Addr, 1<<20, 64<<10, 200*ms)
-	time.Sleep(3 * capture.DefaultPollTimeout)
+	time.Sleep(delivered)
 	kernelZero := tcpExt(t, l.A, "TCPToZeroWindowAdv") - before
 	run()
 	if got := totals[rttcheck.MetricZeroWinLocal+" v4"]; kernelZero == 0 || got != float64(kernelZero) {

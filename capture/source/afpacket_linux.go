@@ -99,7 +99,8 @@ type afpacket struct {
 	link      packet.LinkType
 	snaplen   int
 	sockType  int
-	timeoutMs int
+	timeout   time.Duration // of a wait on the netpoller, which Wake ends
+	timeoutMs int           // of a wait in poll(2), which it cannot
 	ifname    string
 	ifindex   int // 0 for "any"
 	ifreq     *unix.Ifreq
@@ -127,6 +128,12 @@ type afpacket struct {
 	prog    []bpf.RawInstruction // the installed filter, for a resized ring
 	progGen int                  // counts SetFilter calls
 	pressed atomic.Bool          // the kernel dropped frames: grow the ring
+
+	// Wake's handshake with wait: Wake sets wake, then ends the park on
+	// the ring in parked; wait stores parked and its deadline, then takes
+	// wake. Whichever comes second sees the other's.
+	wake   atomic.Bool
+	parked atomic.Pointer[ring]
 }
 
 func openAFPacket(opts Options) (_ Source, err error) {
@@ -147,10 +154,8 @@ func openAFPacket(opts Options) (_ Source, err error) {
 		}
 		s.ifreq, _ = unix.NewIfreq("")
 	}
-	s.timeoutMs = int(opts.PollTimeout / time.Millisecond)
-	if s.timeoutMs < 1 {
-		s.timeoutMs = 1
-	}
+	s.timeout = max(opts.PollTimeout, time.Millisecond)
+	s.timeoutMs = int(min(s.timeout, unwakeableTimeout) / time.Millisecond)
 	s.sizer = newRingSizer(InitialRingSize, DefaultRingSize, time.Now())
 	if opts.RingSize > 0 {
 		s.sizer = newRingSizer(opts.RingSize, opts.RingSize, time.Now()) // fixed
@@ -552,14 +557,23 @@ func (s *afpacket) wait(r *ring) error {
 		// runtime does not tell the two apart, so ready looks for an error
 		// after a wake-up, the timeout for one set before the park, and
 		// poll(2) below reads and classifies it, as without the netpoller.
-		if err := r.file.SetReadDeadline(time.Now().Add(time.Duration(s.timeoutMs) * time.Millisecond)); err == nil {
+		if err := r.file.SetReadDeadline(time.Now().Add(s.timeout)); err == nil {
+			s.parked.Store(r)
+			if s.wake.Swap(false) {
+				return ErrTimeout
+			}
 			r.woken = false
 			err = r.rc.Read(r.ready)
 			if err == nil && r.blockReady() {
 				return nil
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) && !r.pendingError() {
-				return s.timedOut(r)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if s.wake.Swap(false) {
+					return ErrTimeout
+				}
+				if !r.pendingError() {
+					return s.timedOut(r)
+				}
 			}
 		}
 	}
@@ -592,6 +606,16 @@ func (s *afpacket) wait(r *ring) error {
 			}
 		}
 		return nil
+	}
+}
+
+// Wake ends the reader's wait on the netpoller by moving its deadline to
+// now (see the wake and parked fields); a wait in poll(2) ends at its
+// timeout.
+func (s *afpacket) Wake() {
+	s.wake.Store(true)
+	if r := s.parked.Load(); r != nil && r.file != nil {
+		r.file.SetReadDeadline(time.Now()) // fails harmlessly on a ring closed meanwhile
 	}
 }
 

@@ -529,6 +529,9 @@ func (s *file) SetFilter([]bpf.RawInstruction) error { return nil }
 // Stats are zero for files: there is no kernel to drop anything.
 func (s *file) Stats() (Stats, error) { return Stats{}, nil }
 
+// Wake does nothing: reading a file never waits.
+func (s *file) Wake() {}
+
 func (s *file) Close() error {
 	if s.f == nil {
 		return nil

@@ -51,7 +51,7 @@ func openPcap(opts Options) (Source, error) {
 	for _, step := range []error{
 		in.SetSnapLen(opts.Snaplen),
 		in.SetPromisc(false),
-		in.SetTimeout(opts.PollTimeout),
+		in.SetTimeout(min(opts.PollTimeout, unwakeableTimeout)),
 		in.SetBufferSize(buffer),
 	} {
 		if step != nil {
@@ -91,6 +91,10 @@ func openPcap(opts Options) (Source, error) {
 }
 
 func (s *pcapSource) LinkType() packet.LinkType { return s.link }
+
+// Wake does nothing: libpcap's read returns within its timeout, which
+// OpenLive caps at unwakeableTimeout.
+func (s *pcapSource) Wake() {}
 
 func (s *pcapSource) Next() ([]byte, int64, int, error) {
 	if s.closed {

@@ -448,6 +448,53 @@ func testLiveFilter(t *testing.T, backend, ifname string) {
 	}
 }
 
+// TestLiveWake: Wake ends a wait that nothing else would end for 30 s,
+// whether it comes during the wait or before it (the engine wakes the
+// source for Cancel and for snapshots, then relies on it). libpcap cannot
+// be woken and must still return within unwakeableTimeout.
+func TestLiveWake(t *testing.T) { forBackends(t, testLiveWake) }
+
+func testLiveWake(t *testing.T, backend string) {
+	tn := newTestNet(t)
+	s := tn.openWith(backend, Options{Interface: tn.ifB, Snaplen: 128, PollTimeout: 30 * time.Second})
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration // from the start of Next to Wake; negative: Wake first
+	}{
+		{"while waiting", 50 * time.Millisecond},
+		{"before waiting", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.delay < 0 {
+				s.Wake()
+			}
+			errc := make(chan error, 1)
+			go func() {
+				for {
+					// Frames the kernel sends on its own (IPv6 router
+					// solicitations) may come first.
+					if _, _, _, err := s.Next(); err != nil {
+						errc <- err
+						return
+					}
+				}
+			}()
+			if tc.delay > 0 {
+				time.Sleep(tc.delay)
+				s.Wake()
+			}
+			select {
+			case err := <-errc:
+				if !errors.Is(err, ErrTimeout) {
+					t.Fatalf("Next after Wake: %v, want ErrTimeout", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Next still waiting 5 s after Wake (its poll timeout is 30 s)")
+			}
+		})
+	}
+}
+
 func TestLiveInterfaceGone(t *testing.T) { forBackends(t, testLiveInterfaceGone) }
 
 func testLiveInterfaceGone(t *testing.T, backend string) {

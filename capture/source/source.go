@@ -31,6 +31,10 @@ type Source interface {
 	SetFilter(prog []bpf.RawInstruction) error
 	// Stats returns cumulative kernel counters since the source was opened.
 	Stats() (Stats, error)
+	// Wake makes a Next that is waiting for a frame, or else the next one
+	// that waits, return ErrTimeout at once. Any goroutine may call it. A
+	// source that cannot be interrupted returns within unwakeableTimeout.
+	Wake()
 	// Close releases the socket or file. It is safe to call more than once.
 	Close() error
 }
