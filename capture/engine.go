@@ -269,7 +269,7 @@ func checkRemotes(remotes []netip.Prefix) ([]netip.Prefix, error) {
 // SetRemotes replaces the monitored remote addresses (hosts re-resolved);
 // flows already tracked are kept until they expire. A running live engine
 // swaps its kernel filter before SetRemotes returns (Run's goroutine does
-// it between two packets, within one poll timeout), so traffic of the new
+// it between two packets, waking a waiting source), so traffic of the new
 // addresses is captured from then on. Otherwise the remotes apply from the
 // next open.
 //

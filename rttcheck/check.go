@@ -99,7 +99,8 @@ type resolver interface {
 const (
 	snapshotTimeout = time.Second
 	// cancelWait bounds Cancel: the agent's scheduler must never hang on a
-	// stuck capture (the engine itself stops within its poll timeout).
+	// stuck capture (the engine stops as soon as Cancel wakes its source,
+	// within 100 ms for libpcap, which cannot be woken).
 	cancelWait = 500 * time.Millisecond
 	// firstOpenWait bounds how long a Run waits for a capture that has
 	// neither opened nor failed yet (host resolution, a slow open).

@@ -16,10 +16,18 @@
 // tcpdump, go-metro, ...) so that load from elsewhere on a shared machine
 // falls on both; CPU time, not wall time, is what is compared.
 //
-// It needs root, iperf3 and tcpdump (apt-get install iperf3 tcpdump):
+// CPU time here is what the kernel bills to the capturer, and without IRQ
+// time accounting that includes the receive softirqs of any traffic that
+// it ran in the capturer's context (see cpus): -pin keeps them off the
+// capturer's CPU, -softirq measures their share with perf instead.
+//
+// It needs root, iperf3 and tcpdump (apt-get install iperf3 tcpdump; and
+// linux-perf for -softirq):
 //
 //	sudo go run ./tests/cmd/benchlive                   # or: make bench-live
 //	sudo go run ./tests/cmd/benchlive -pairs 5 -rates shaped
+//	sudo go run ./tests/cmd/benchlive -pin              # make bench-live BENCH_LIVE_FLAGS=-pin
+//	sudo go run ./tests/cmd/benchlive -softirq -rates shaped
 //	sudo go run ./tests/cmd/benchlive -gometro old=/tmp/go-metro.old \
 //	    -gometro new=/tmp/go-metro -gometro new-128=/tmp/go-metro,snaplen=128
 //
@@ -93,6 +101,7 @@ type result struct {
 	idleCPU  time.Duration // all threads, before traffic, scaled to 10 s
 	idleRSS  int64         // KiB, before traffic
 	loadRSS  int64         // KiB, at the end of the traffic
+	softirq  float64       // share of cpu that was softirq work (-softirq); -1 if not measured
 	drops    int64         // kernel ring drops; -1 if unknown
 	received int64         // frames the capturer's socket received; -1 if unknown
 }
@@ -104,11 +113,12 @@ func main() {
 	rates := flag.String("rates", "shaped,max", "traffic rates to measure: shaped (tbf, about 100k packets/s) and/or max")
 	shape := flag.String("shape", "660mbit", "tbf rate of A's egress for the shaped runs")
 	tdSnap := flag.Int("tcpdump-snaplen", 128, "tcpdump -s")
+	softirq := flag.Bool("softirq", false, "sample each capturer with perf over the window and report the share of its CPU that was softirq work (apt-get install linux-perf)")
 	pin := flag.Bool("pin", false, "run iperf3 on CPU 0 and the capturer on CPU 1 (taskset), so that no capturer is charged for the traffic's softirq work")
 	flag.Var(&vs, "gometro", "LABEL=BINARY[,KEY=VALUE...] go-metro binary and extra settings (repeatable)")
 	flag.Parse()
 	lab.RunMain("benchlive", " (network namespaces, packet capture)", func(ctx context.Context) error {
-		return run(ctx, vs, *pairs, *window, strings.Split(*rates, ","), *shape, *tdSnap, cpus{pinned: *pin})
+		return run(ctx, vs, *pairs, *window, strings.Split(*rates, ","), *shape, *tdSnap, cpus{pinned: *pin, softirq: *softirq})
 	})
 }
 
@@ -119,7 +129,9 @@ func main() {
 // and, with no IRQ time accounting, charges them to that task: in
 // profiles, 5 % of tcpdump's CPU and 16-34 % of go-metro's was iperf3's
 // receive path, which makes most of the run-to-run spread.
-type cpus struct{ pinned bool }
+//
+// softirq measures that share instead (see softirqShare).
+type cpus struct{ pinned, softirq bool }
 
 func (c cpus) command(cpu, name string, args ...string) *exec.Cmd {
 	if !c.pinned {
@@ -290,7 +302,7 @@ func (s *statsd) close() { s.conn.Close(); <-s.done }
 // stop.
 // A nil v runs tcpdump with snaplen tdSnap.
 func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, v *variant, tdSnap int, pin cpus) (result, error) {
-	r := result{drops: -1, received: -1}
+	r := result{drops: -1, received: -1, softirq: -1}
 	var sd *statsd
 	var cmd *exec.Cmd
 	gometro := v != nil
@@ -363,6 +375,10 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 		client.Process.Kill()
 		return r, ctx.Err()
 	}
+	var share chan float64
+	if pin.softirq {
+		share = softirqShare(pid, window, dir)
+	}
 	cpu0, pk0, m0 := procCPU(pid), devPackets(pid, l.AIf), machineBusy()
 	t0 := time.Now()
 	if !sleep(ctx, window) {
@@ -370,6 +386,9 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 		return r, ctx.Err()
 	}
 	cpu1, pk1, m1 := procCPU(pid), devPackets(pid, l.AIf), machineBusy()
+	if share != nil {
+		r.softirq = <-share
+	}
 	el := time.Since(t0)
 	r.loadRSS = rssKiB(pid)
 	if err := <-cdone; err != nil {
@@ -428,6 +447,55 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-time.After(d):
 		return true
 	}
+}
+
+// softirqShare samples pid's threads with perf for window and sends the
+// share of the samples whose stack holds handle_softirqs (__do_softirq
+// before Linux 6.8): receive work of any traffic that the kernel ran in
+// the capturer's context and billed to it. -1 if perf failed.
+func softirqShare(pid int, window time.Duration, dir string) chan float64 {
+	out := make(chan float64, 1)
+	data := filepath.Join(dir, "perf.data")
+	rec := exec.Command("perf", "record", "-F", "999", "-g", "-q", "-o", data, "-p", strconv.Itoa(pid), "--", "sleep", strconv.FormatFloat(window.Seconds(), 'f', 1, 64))
+	if err := rec.Start(); err != nil {
+		out <- -1
+		return out
+	}
+	go func() {
+		if rec.Wait() != nil {
+			out <- -1
+			return
+		}
+		b, err := exec.Command("perf", "script", "-i", data).Output()
+		if err != nil {
+			out <- -1
+			return
+		}
+		var samples, soft int
+		inSoft := false
+		for _, line := range strings.Split(string(b), "\n") {
+			switch {
+			case line == "":
+			case line[0] != ' ' && line[0] != '\t': // a sample's header
+				samples++
+				if inSoft {
+					soft++
+				}
+				inSoft = false
+			case strings.Contains(line, "handle_softirqs") || strings.Contains(line, "__do_softirq"):
+				inSoft = true
+			}
+		}
+		if inSoft {
+			soft++
+		}
+		if samples == 0 {
+			out <- -1
+			return
+		}
+		out <- float64(soft) / float64(samples)
+	}()
+	return out
 }
 
 // procCPU is the CPU time of every thread of pid: the sum of
@@ -504,8 +572,12 @@ func rssKiB(pid int) int64 {
 }
 
 func print1(rate string, r result) {
-	fmt.Printf("  %-6s %-22s cpu %4d ms/10s (%4.0f ns/pkt)  %6.0f pkt/s  machine %5d ms/10s  idle cpu %3d ms/10s  rss idle %6d KiB  end %6d KiB  kernel drops %s of %s\n",
-		rate, r.label, r.cpu.Milliseconds(), nsPerPacket(r), r.pps, r.machine.Milliseconds(), r.idleCPU.Milliseconds(), r.idleRSS, r.loadRSS, count(r.drops), count(r.received))
+	soft := ""
+	if r.softirq >= 0 {
+		soft = fmt.Sprintf("  softirq %.0f %%", 100*r.softirq)
+	}
+	fmt.Printf("  %-6s %-22s cpu %4d ms/10s (%4.0f ns/pkt)  %6.0f pkt/s  machine %5d ms/10s  idle cpu %3d ms/10s  rss idle %6d KiB  end %6d KiB  kernel drops %s of %s%s\n",
+		rate, r.label, r.cpu.Milliseconds(), nsPerPacket(r), r.pps, r.machine.Milliseconds(), r.idleCPU.Milliseconds(), r.idleRSS, r.loadRSS, count(r.drops), count(r.received), soft)
 }
 
 // nsPerPacket is CPU per frame on the veth: at the unshaped rate each
@@ -542,17 +614,21 @@ func summary(rate string, all []result, window time.Duration) {
 	}
 	type row struct {
 		cpu, lo, hi, ns, pps, mach, icpu, idle, load float64
+		own                                          float64 // cpu without softirq; -1 if not measured
 		drops                                        int64
 	}
 	rows := map[string]row{}
 	for _, lb := range labels {
-		var cpu, ns, pps, mach, icpu, idle, load []float64
+		var cpu, ns, pps, mach, icpu, idle, load, own []float64
 		var drops int64
 		for _, r := range all {
 			if r.label != lb {
 				continue
 			}
 			cpu = append(cpu, float64(r.cpu.Milliseconds()))
+			if r.softirq >= 0 {
+				own = append(own, float64(r.cpu.Milliseconds())*(1-r.softirq))
+			}
 			pps = append(pps, r.pps)
 			ns = append(ns, nsPerPacket(r))
 			mach = append(mach, float64(r.machine.Milliseconds()))
@@ -564,15 +640,29 @@ func summary(rate string, all []result, window time.Duration) {
 			}
 		}
 		lo, hi := slices.Min(cpu), slices.Max(cpu)
-		rows[lb] = row{median(cpu), lo, hi, median(ns), median(pps), median(mach), median(icpu), median(idle), median(load), drops}
+		x := row{median(cpu), lo, hi, median(ns), median(pps), median(mach), median(icpu), median(idle), median(load), -1, drops}
+		if len(own) == len(cpu) {
+			x.own = median(own)
+		}
+		rows[lb] = x
 	}
 	ref := rows[labels[len(labels)-1]].cpu // tcpdump is last
 	fmt.Printf("\n%s: medians of %d runs each, CPU of all the capturer's threads per 10 s of traffic (window %v)\n", rate, len(all)/len(labels), window)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "capturer\tcpu ms/10s\t(range)\tvs tcpdump\tns/packet\tpackets/s\tmachine busy ms/10s\tidle cpu ms/10s\tidle RSS MiB\tRSS under load MiB\tkernel drops")
+	soft := rows[labels[0]].own >= 0
+	head := "capturer\tcpu ms/10s\t(range)\tvs tcpdump\tns/packet\tpackets/s\tmachine busy ms/10s\tidle cpu ms/10s\tidle RSS MiB\tRSS under load MiB\tkernel drops"
+	if soft {
+		head += "\twithout softirq ms/10s\tvs tcpdump"
+	}
+	fmt.Fprintln(tw, head)
+	refOwn := rows[labels[len(labels)-1]].own
 	for _, lb := range labels {
 		x := rows[lb]
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%.2fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%d\n", lb, x.cpu, x.lo, x.hi, x.cpu/ref, x.ns, x.pps, x.mach, x.icpu, x.idle/1024, x.load/1024, x.drops)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f-%.0f\t%.2fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%d", lb, x.cpu, x.lo, x.hi, x.cpu/ref, x.ns, x.pps, x.mach, x.icpu, x.idle/1024, x.load/1024, x.drops)
+		if soft {
+			fmt.Fprintf(tw, "\t%.0f\t%.2fx", x.own, x.own/refOwn)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	fmt.Println()
