@@ -127,7 +127,7 @@ func main() {
 // task is on the CPU when they are due (at an interrupt's exit, or when a
 // task re-enables them, as packet_poll does each time a capturer waits),
 // and, with no IRQ time accounting, charges them to that task: in
-// profiles, 5 % of tcpdump's CPU and 16-34 % of go-metro's was iperf3's
+// profiles, 5-9 % of tcpdump's CPU and 10-34 % of go-metro's was iperf3's
 // receive path, which makes most of the run-to-run spread.
 //
 // softirq measures that share instead (see softirqShare).
