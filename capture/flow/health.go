@@ -202,7 +202,13 @@ func (f *Flow) out(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) 
 // sample they take that is not of data is the handshake's.
 func (f *Flow) in(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
 	h := &f.h
-	if h.repeatIn(p, ts) {
+	// An ACK that moves snd.una forward (within what we sent) cannot
+	// repeat a frame the ring holds: that frame moved snd.una to its own
+	// ACK, so a copy of it moves nothing. Such ACKs, a bulk sender's every
+	// ACK, skip the scan; the frame is still recorded.
+	advances := p.ACK() && !p.RST() && f.state&haveUna != 0 && seqGT(p.Ack, f.sndUna) &&
+		(f.state&haveNxt == 0 || !seqGT(p.Ack, f.sndNxt))
+	if h.repeatIn(p, ts, !advances) {
 		return
 	}
 	h.dupPeer = 1<<dupRing - 1
@@ -311,25 +317,31 @@ func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
 	}
 	fp := fingerprint(p, n)
 	now := uint32(ts >> dupTimeShift)
-	for i := range h.dups {
-		e := &h.dups[i]
-		if e.fp != fp {
-			continue
-		}
-		gap := int64(now-e.at) << dupTimeShift
-		peer := h.dupPeer&(1<<i) != 0
-		switch {
-		case ipid:
-			if gap <= dupIdentWindow {
-				return true
+	// New data (at or past snd.nxt) cannot be a copy of a segment in the
+	// ring: outgoing moved snd.nxt past each one recorded (only a RST
+	// leaves it behind), so a copy of one is old. A sender's every new
+	// data segment skips the scan; the entry is still recorded below.
+	if old || f.state&haveNxt == 0 || p.RST() {
+		for i := range h.dups {
+			e := &h.dups[i]
+			if e.fp != fp {
+				continue
 			}
-		case p.HasTimestamps:
-			if gap <= dupIdentWindow && (!peer || gap > dupTSTick) {
-				return true
-			}
-		default:
-			if gap <= dupExactWindow && !peer {
-				return true
+			gap := int64(now-e.at) << dupTimeShift
+			peer := h.dupPeer&(1<<i) != 0
+			switch {
+			case ipid:
+				if gap <= dupIdentWindow {
+					return true
+				}
+			case p.HasTimestamps:
+				if gap <= dupIdentWindow && (!peer || gap > dupTSTick) {
+					return true
+				}
+			default:
+				if gap <= dupExactWindow && !peer {
+					return true
+				}
 			}
 		}
 	}
@@ -372,11 +384,12 @@ func (h *health) noteID(id uint16, newData bool) {
 }
 
 // repeatIn reports whether p, a frame from the peer, is identical to one
-// of its last dupInRing within dupIdentWindow, and remembers it if not.
-func (h *health) repeatIn(p *packet.Packet, ts int64) bool {
+// of its last dupInRing within dupIdentWindow (looked for only with scan),
+// and remembers it if not.
+func (h *health) repeatIn(p *packet.Packet, ts int64, scan bool) bool {
 	fp := fingerprint(p, p.SeqLen())
 	now := uint32(ts >> dupTimeShift)
-	for i := range h.inDups {
+	for i := 0; scan && i < dupInRing; i++ {
 		if e := &h.inDups[i]; e.fp == fp && int64(now-e.at)<<dupTimeShift <= dupIdentWindow {
 			return true
 		}
