@@ -122,10 +122,10 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 		k := &f.key
 		switch {
 		case k.Tunnel.Encaps != 0:
-		case k.Local == p.Src && k.Remote == p.Dst && k.LocalPort == p.SrcPort && k.RemotePort == p.DstPort:
+		case k.ends(&p.Src, &p.Dst, p.SrcPort, p.DstPort):
 			t.applyTo(f, p, ts, true)
 			return
-		case k.Local == p.Dst && k.Remote == p.Src && k.LocalPort == p.DstPort && k.RemotePort == p.SrcPort:
+		case k.ends(&p.Dst, &p.Src, p.DstPort, p.SrcPort):
 			t.applyTo(f, p, ts, false)
 			return
 		}
@@ -183,8 +183,14 @@ func (t *Table) applyTo(f *Flow, p *packet.Packet, ts int64, outgoing bool) {
 // keys: most traffic is not tunnelled, and comparing the whole 76 bytes
 // with memequal cost about a tenth of the per-packet time.
 func (k *Key) equal(o *Key) bool {
-	return k.Local == o.Local && k.Remote == o.Remote && k.LocalPort == o.LocalPort && k.RemotePort == o.RemotePort &&
+	return k.ends(&o.Local, &o.Remote, o.LocalPort, o.RemotePort) &&
 		k.Tunnel.Encaps == o.Tunnel.Encaps && (k.Tunnel.Encaps == 0 || k.Tunnel == o.Tunnel)
+}
+
+// ends reports whether k's local and remote ends are these, the tunnel
+// part aside.
+func (k *Key) ends(local, remote *[16]byte, localPort, remotePort uint16) bool {
+	return k.Local == *local && k.Remote == *remote && k.LocalPort == localPort && k.RemotePort == remotePort
 }
 
 // hash folds the key with two 64x64->128 multiplies (wyhash's mum), keyed
