@@ -579,6 +579,12 @@ func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
 	}
 }
 
+// movesUna reports an ack that ack takes as cumulative progress: past
+// snd.una and not past snd.nxt (where ack drops it or starts over).
+func (f *Flow) movesUna(ack uint32) bool {
+	return f.state&haveUna != 0 && seqGT(ack, f.sndUna) && (f.state&haveNxt == 0 || !seqGT(ack, f.sndNxt))
+}
+
 func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 	var first int64
 	timed, karn, unknown, syn := false, false, false, false

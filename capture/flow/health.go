@@ -202,12 +202,11 @@ func (f *Flow) out(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) 
 // sample they take that is not of data is the handshake's.
 func (f *Flow) in(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
 	h := &f.h
-	// An ACK that moves snd.una forward (within what we sent) cannot
-	// repeat a frame the ring holds: that frame moved snd.una to its own
-	// ACK, so a copy of it moves nothing. Such ACKs, a bulk sender's every
-	// ACK, skip the scan; the frame is still recorded.
-	advances := p.ACK() && !p.RST() && f.state&haveUna != 0 && seqGT(p.Ack, f.sndUna) &&
-		(f.state&haveNxt == 0 || !seqGT(p.Ack, f.sndNxt))
+	// An ACK that moves snd.una forward cannot repeat a frame the ring
+	// holds: that frame moved snd.una to its own ACK, so a copy of it moves
+	// nothing. Such ACKs, a bulk sender's every ACK, skip the scan; the
+	// frame is still recorded.
+	advances := p.ACK() && !p.RST() && f.movesUna(p.Ack)
 	if h.repeatIn(p, ts, !advances) {
 		return
 	}
