@@ -371,10 +371,15 @@ func (s *afpacket) Next() ([]byte, int64, int, error) {
 // take makes the current block, which the kernel handed over, the one Next
 // reads.
 func (r *ring) take() {
-	base := r.block * r.blockSize
 	r.held = true
-	r.remaining = *(*uint32)(unsafe.Pointer(&r.mem[base+blkNumPktsOff]))
-	r.off = base + int(*(*uint32)(unsafe.Pointer(&r.mem[base+blkFirstPktOff])))
+	r.remaining = r.blockField(blkNumPktsOff)
+	r.off = r.block*r.blockSize + int(r.blockField(blkFirstPktOff))
+}
+
+// blockField reads the 32-bit field at off of the current block's
+// descriptor (struct tpacket_block_desc).
+func (r *ring) blockField(off int) uint32 {
+	return *(*uint32)(unsafe.Pointer(&r.mem[r.block*r.blockSize+off]))
 }
 
 // release hands the current block back to the kernel and moves on.
@@ -401,14 +406,12 @@ func (r *ring) blockAt(i int) bool {
 // block, from its first frame's to its last frame's timestamp; 0 when the
 // block has too few frames to tell.
 func (r *ring) fillRate() float64 {
-	base := r.block * r.blockSize
-	u32 := func(off int) uint32 { return *(*uint32)(unsafe.Pointer(&r.mem[base+off])) }
-	ts := func(off int) int64 { return int64(u32(off))*1e9 + int64(u32(off+4)) }
+	ts := func(off int) int64 { return int64(r.blockField(off))*1e9 + int64(r.blockField(off+4)) }
 	span := ts(blkTsLastOff) - ts(blkTsFirstOff)
-	if u32(blkNumPktsOff) < 64 || span <= 0 {
+	if r.blockField(blkNumPktsOff) < 64 || span <= 0 {
 		return 0
 	}
-	return float64(u32(blkLenOff)) * 1e9 / float64(span)
+	return float64(r.blockField(blkLenOff)) * 1e9 / float64(span)
 }
 
 // backlog is how many blocks past the current one the kernel has filled
