@@ -560,23 +560,25 @@ func (s *afpacket) wait(r *ring) error {
 		// runtime does not tell the two apart, so ready looks for an error
 		// after a wake-up, the timeout for one set before the park, and
 		// poll(2) below reads and classifies it, as without the netpoller.
+		//
+		// A wait that Wake ended is a timeout like any other, with the same
+		// checks for a socket error and a deleted interface: Cancel and
+		// snapshots can wake the reader more often than the timeout
+		// expires, and an error whose wake-up came while it was not
+		// parked is only found by those checks.
 		if err := r.file.SetReadDeadline(time.Now().Add(s.timeout)); err == nil {
 			s.parked.Store(r)
-			if s.wake.Swap(false) {
-				return ErrTimeout
-			}
-			r.woken = false
-			err = r.rc.Read(r.ready)
-			if err == nil && r.blockReady() {
-				return nil
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if s.wake.Swap(false) {
-					return ErrTimeout
+			err = os.ErrDeadlineExceeded // woken before parking
+			if !s.wake.Swap(false) {
+				r.woken = false
+				err = r.rc.Read(r.ready)
+				if err == nil && r.blockReady() {
+					return nil
 				}
-				if !r.pendingError() {
-					return s.timedOut(r)
-				}
+				s.wake.Store(false) // a Wake that ended the wait is spent
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && !r.pendingError() {
+				return s.timedOut(r)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -497,9 +498,51 @@ func testLiveWake(t *testing.T, backend string) {
 
 func TestLiveInterfaceGone(t *testing.T) { forBackends(t, testLiveInterfaceGone) }
 
+// waitCases are the two ways a live wait ends without a frame, for the
+// interface tests: it times out, or Wake ends it first every time, as an
+// engine's snapshots can. Each must notice a socket error and a deleted
+// interface.
+var waitCases = []struct {
+	name        string
+	pollTimeout time.Duration
+	wake        time.Duration // 0: never woken
+}{
+	{"timing out", 50 * time.Millisecond, 0},
+	{"woken more often than it times out", 30 * time.Second, 20 * time.Millisecond},
+}
+
+// wakeEvery calls s.Wake every d until stop, as an engine whose snapshots
+// come faster than the source's poll timeout does.
+func wakeEvery(s Source, d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(d):
+				s.Wake()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
 func testLiveInterfaceGone(t *testing.T, backend string) {
+	for _, tc := range waitCases {
+		t.Run(tc.name, func(t *testing.T) { testInterfaceGone(t, backend, tc.pollTimeout, tc.wake) })
+	}
+}
+
+func testInterfaceGone(t *testing.T, backend string, pollTimeout, wake time.Duration) {
 	tn := newTestNet(t)
-	s := tn.openWith(backend, Options{Interface: tn.ifB, PollTimeout: 50 * time.Millisecond})
+	s := tn.openWith(backend, Options{Interface: tn.ifB, PollTimeout: pollTimeout})
+	if wake > 0 {
+		defer wakeEvery(s, wake)()
+	}
 	if _, _, _, err := s.Next(); err != nil && !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Next before deletion: %v", err)
 	}
@@ -527,9 +570,18 @@ func testLiveInterfaceGone(t *testing.T, backend string) {
 }
 
 func TestLiveInterfaceDown(t *testing.T) {
+	for _, tc := range waitCases {
+		t.Run(tc.name, func(t *testing.T) { testInterfaceDown(t, tc.pollTimeout, tc.wake) })
+	}
+}
+
+func testInterfaceDown(t *testing.T, pollTimeout, wake time.Duration) {
 	tn := newTestNet(t)
 	tn.listen(tn.addrB, 8080)
-	s := tn.open(Options{Interface: tn.ifB, PollTimeout: 50 * time.Millisecond})
+	s := tn.open(Options{Interface: tn.ifB, PollTimeout: pollTimeout})
+	if wake > 0 {
+		defer wakeEvery(s, wake)()
+	}
 	run(t, "ip", "netns", "exec", tn.nsB, "ip", "link", "set", tn.ifB, "down")
 	deadline := time.Now().Add(2 * time.Second)
 	for {
