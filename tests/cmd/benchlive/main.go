@@ -19,7 +19,9 @@
 // CPU time here is what the kernel bills to the capturer, and without IRQ
 // time accounting that includes the receive softirqs of any traffic that
 // it ran in the capturer's context (see cpus): -pin keeps them off the
-// capturer's CPU, -softirq measures their share with perf instead.
+// capturer's CPU, -softirq measures their share with perf instead, and
+// -trace measures it exactly from the kernel's trace events and names what
+// started it (see trace.go).
 //
 // It needs root, iperf3 and tcpdump (apt-get install iperf3 tcpdump; and
 // linux-perf for -softirq):
@@ -28,6 +30,7 @@
 //	sudo go run ./tests/cmd/benchlive -pairs 5 -rates shaped
 //	sudo go run ./tests/cmd/benchlive -pin              # make bench-live BENCH_LIVE_FLAGS=-pin
 //	sudo go run ./tests/cmd/benchlive -softirq -rates shaped
+//	sudo go run ./tests/cmd/benchlive -trace -rates shaped
 //	sudo go run ./tests/cmd/benchlive -gometro old=/tmp/go-metro.old \
 //	    -gometro new=/tmp/go-metro -gometro new-128=/tmp/go-metro,snaplen=128
 //
@@ -101,7 +104,8 @@ type result struct {
 	idleCPU  time.Duration // all threads, before traffic, scaled to 10 s
 	idleRSS  int64         // KiB, before traffic
 	loadRSS  int64         // KiB, at the end of the traffic
-	softirq  float64       // share of cpu that was softirq work (-softirq); -1 if not measured
+	softirq  float64       // share of cpu that was softirq work (-softirq, -trace); -1 if not measured
+	trace    softirqTrace  // -trace's findings
 	drops    int64         // kernel ring drops; -1 if unknown
 	received int64         // frames the capturer's socket received; -1 if unknown
 }
@@ -114,11 +118,15 @@ func main() {
 	shape := flag.String("shape", "660mbit", "tbf rate of A's egress for the shaped runs")
 	tdSnap := flag.Int("tcpdump-snaplen", 128, "tcpdump -s")
 	softirq := flag.Bool("softirq", false, "sample each capturer with perf over the window and report the share of its CPU that was softirq work (apt-get install linux-perf)")
+	trace := flag.Bool("trace", false, "trace each capturer's window with the kernel's trace events (tracefs) and report the share of its CPU that was softirq work, by what started it")
 	pin := flag.Bool("pin", false, "run iperf3 on CPU 0 and the capturer on CPU 1 (taskset), so that no capturer is charged for the traffic's softirq work")
 	flag.Var(&vs, "gometro", "LABEL=BINARY[,KEY=VALUE...] go-metro binary and extra settings (repeatable)")
 	flag.Parse()
 	lab.RunMain("benchlive", " (network namespaces, packet capture)", func(ctx context.Context) error {
-		return run(ctx, vs, *pairs, *window, strings.Split(*rates, ","), *shape, *tdSnap, cpus{pinned: *pin, softirq: *softirq})
+		if *softirq && *trace {
+			return errors.New("-softirq and -trace both measure the softirq share: choose one")
+		}
+		return run(ctx, vs, *pairs, *window, strings.Split(*rates, ","), *shape, *tdSnap, cpus{pinned: *pin, softirq: *softirq, trace: *trace})
 	})
 }
 
@@ -130,8 +138,9 @@ func main() {
 // profiles, 5-9 % of tcpdump's CPU and 10-34 % of go-metro's was iperf3's
 // receive path, which makes most of the run-to-run spread.
 //
-// softirq measures that share instead (see softirqShare).
-type cpus struct{ pinned, softirq bool }
+// softirq measures that share instead (see softirqShare), trace measures it
+// exactly and by cause (see traceWindow).
+type cpus struct{ pinned, softirq, trace bool }
 
 func (c cpus) command(cpu, name string, args ...string) *exec.Cmd {
 	if !c.pinned {
@@ -379,6 +388,18 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 	if pin.softirq {
 		share = softirqShare(pid, window, dir)
 	}
+	type traced struct {
+		t   softirqTrace
+		err error
+	}
+	var tr chan traced
+	if pin.trace {
+		tr = make(chan traced, 1)
+		go func() {
+			t, err := traceWindow(pid, window)
+			tr <- traced{t, err}
+		}()
+	}
 	cpu0, pk0, m0 := procCPU(pid), devPackets(pid, l.AIf), machineBusy()
 	t0 := time.Now()
 	if !sleep(ctx, window) {
@@ -388,6 +409,14 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 	cpu1, pk1, m1 := procCPU(pid), devPackets(pid, l.AIf), machineBusy()
 	if share != nil {
 		r.softirq = <-share
+	}
+	if tr != nil {
+		res := <-tr
+		if res.err != nil {
+			client.Process.Kill()
+			return r, res.err
+		}
+		r.trace, r.softirq = res.t, res.t.share()
 	}
 	el := time.Since(t0)
 	r.loadRSS = rssKiB(pid)
@@ -576,6 +605,9 @@ func print1(rate string, r result) {
 	if r.softirq >= 0 {
 		soft = fmt.Sprintf("  softirq %.0f %%", 100*r.softirq)
 	}
+	if r.trace.softirq > 0 {
+		soft += " (" + r.trace.topCauses(3) + ")"
+	}
 	fmt.Printf("  %-6s %-22s cpu %4d ms/10s (%4.0f ns/pkt)  %6.0f pkt/s  machine %5d ms/10s  idle cpu %3d ms/10s  rss idle %6d KiB  end %6d KiB  kernel drops %s of %s%s\n",
 		rate, r.label, r.cpu.Milliseconds(), nsPerPacket(r), r.pps, r.machine.Milliseconds(), r.idleCPU.Milliseconds(), r.idleRSS, r.loadRSS, count(r.drops), count(r.received), soft)
 }
@@ -665,6 +697,22 @@ func summary(rate string, all []result, window time.Duration) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	for _, lb := range labels {
+		sum := softirqTrace{causes: map[string]time.Duration{}}
+		for _, r := range all {
+			if r.label != lb {
+				continue
+			}
+			sum.onCPU += r.trace.onCPU
+			sum.softirq += r.trace.softirq
+			for k, v := range r.trace.causes {
+				sum.causes[k] += v
+			}
+		}
+		if sum.onCPU > 0 {
+			fmt.Printf("%s, traced: %.0f%% of its CPU was softirq work, started by: %s\n", lb, 100*sum.share(), sum.topCauses(4))
+		}
+	}
 	fmt.Println()
 }
 
