@@ -82,13 +82,23 @@ func tracefs() (string, error) {
 
 // traceWindow records the events for window and attributes the softirq
 // work billed to pid's threads. It takes the tracefs for itself (no other
-// tracer may run) and leaves the events off.
+// tracer may run) and leaves the events off and the buffer as it found it.
 func traceWindow(pid int, window time.Duration) (softirqTrace, error) {
 	dir, err := tracefs()
 	if err != nil {
 		return softirqTrace{}, err
 	}
 	w := func(name, val string) error { return os.WriteFile(filepath.Join(dir, name), []byte(val), 0o644) }
+	// Put back what the window changes: the buffer size and whether tracing
+	// was on (the events are assumed off, as they are unless a tracer runs).
+	var saved [][2]string
+	for _, name := range []string{"buffer_size_kb", "tracing_on"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return softirqTrace{}, fmt.Errorf("-trace: %w", err)
+		}
+		saved = append(saved, [2]string{name, strings.TrimSpace(string(b))})
+	}
 	tids := threads(pid)
 	var filter []string
 	for tid := range tids {
@@ -106,7 +116,9 @@ func traceWindow(pid int, window time.Duration) (softirqTrace, error) {
 		}
 		w("events/raw_syscalls/filter", "0")
 		w("trace", "")
-		w("buffer_size_kb", "1408")
+		for _, kv := range saved {
+			w(kv[0], kv[1])
+		}
 	}()
 	for _, s := range steps {
 		if err := w(s[0], s[1]); err != nil {
