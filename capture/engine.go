@@ -459,8 +459,7 @@ func (e *Engine) open() (source.Source, error) {
 			if err != nil {
 				return nil, err
 			}
-			e.local.Set(addrs)
-			e.table.LocalityChanged()
+			e.setLocal(addrs)
 			e.inferred = true
 		}
 		// Source errors already say "capture:" and name the file.
@@ -489,9 +488,15 @@ func (e *Engine) open() (source.Source, error) {
 // refreshLocal re-reads the interface's addresses; on failure the old set stays.
 func (e *Engine) refreshLocal() {
 	if addrs, err := localaddr.InterfaceAddrs(e.cfg.Interface); err == nil {
-		e.local.Set(addrs)
-		e.table.LocalityChanged()
+		e.setLocal(addrs)
 	}
+}
+
+// setLocal replaces the local addresses, and tells the table, whose fast
+// path reuses what the old set answered (flow.Table.LocalityChanged).
+func (e *Engine) setLocal(addrs []netip.Addr) {
+	e.local.Set(addrs)
+	e.table.LocalityChanged()
 }
 
 func (e *Engine) collectKernelStats(src source.Source) {
