@@ -530,10 +530,9 @@ func softirqShare(pid int, window time.Duration, dir string) chan float64 {
 // procCPU is the CPU time of every thread of pid: the sum of
 // /proc/PID/task/*/schedstat (ns, on-CPU time, user and system).
 func procCPU(pid int) time.Duration {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	var sum int64
-	for _, t := range tasks {
-		b, err := os.ReadFile(t)
+	for tid := range threads(pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid))
 		if err != nil {
 			continue
 		}
@@ -648,15 +647,18 @@ func summary(rate string, all []result, window time.Duration) {
 		cpu, lo, hi, ns, pps, mach, icpu, idle, load float64
 		own                                          float64 // cpu without softirq; -1 if not measured
 		drops                                        int64
+		trace                                        softirqTrace // -trace's, over all runs
 	}
 	rows := map[string]row{}
 	for _, lb := range labels {
 		var cpu, ns, pps, mach, icpu, idle, load, own []float64
 		var drops int64
+		trace := softirqTrace{causes: map[string]time.Duration{}}
 		for _, r := range all {
 			if r.label != lb {
 				continue
 			}
+			trace.add(r.trace)
 			cpu = append(cpu, float64(r.cpu.Milliseconds()))
 			if r.softirq >= 0 {
 				own = append(own, float64(r.cpu.Milliseconds())*(1-r.softirq))
@@ -672,7 +674,7 @@ func summary(rate string, all []result, window time.Duration) {
 			}
 		}
 		lo, hi := slices.Min(cpu), slices.Max(cpu)
-		x := row{median(cpu), lo, hi, median(ns), median(pps), median(mach), median(icpu), median(idle), median(load), -1, drops}
+		x := row{median(cpu), lo, hi, median(ns), median(pps), median(mach), median(icpu), median(idle), median(load), -1, drops, trace}
 		if len(own) == len(cpu) {
 			x.own = median(own)
 		}
@@ -698,18 +700,7 @@ func summary(rate string, all []result, window time.Duration) {
 	}
 	tw.Flush()
 	for _, lb := range labels {
-		sum := softirqTrace{causes: map[string]time.Duration{}}
-		for _, r := range all {
-			if r.label != lb {
-				continue
-			}
-			sum.onCPU += r.trace.onCPU
-			sum.softirq += r.trace.softirq
-			for k, v := range r.trace.causes {
-				sum.causes[k] += v
-			}
-		}
-		if sum.onCPU > 0 {
+		if sum := rows[lb].trace; sum.onCPU > 0 {
 			fmt.Printf("%s, traced: %.0f%% of its CPU was softirq work, started by: %s\n", lb, 100*sum.share(), sum.topCauses(4))
 		}
 	}

@@ -17,6 +17,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,6 +44,15 @@ type softirqTrace struct {
 	causes  map[string]time.Duration // that work by what started it
 }
 
+// add sums o into t (whose causes must be made).
+func (t *softirqTrace) add(o softirqTrace) {
+	t.onCPU += o.onCPU
+	t.softirq += o.softirq
+	for k, v := range o.causes {
+		t.causes[k] += v
+	}
+}
+
 func (t softirqTrace) share() float64 {
 	if t.onCPU <= 0 {
 		return -1
@@ -60,7 +70,7 @@ func (t softirqTrace) topCauses(n int) string {
 	for k, v := range t.causes {
 		all = append(all, kv{k, v})
 	}
-	slices.SortFunc(all, func(a, b kv) int { return int(b.v - a.v) })
+	slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(b.v, a.v) })
 	var parts []string
 	for i, c := range all {
 		if i == n || t.softirq <= 0 {
