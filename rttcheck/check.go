@@ -179,7 +179,7 @@ type Check struct {
 
 	shape  ReportOptions // series shape (report_options.go), from the config
 	report reportState
-	plan   filterPlan // Inventory's kernel filter (diagnose.go)
+	plan   filterPlan // Inventory's kernel filter (inventory.go)
 }
 
 // reportState is Run's memory between runs.
