@@ -20,9 +20,6 @@ import (
 	"github.com/gometro/go-metro/capture"
 )
 
-// ServiceCheckName is the service check telling whether capture runs.
-const ServiceCheckName = "go_metro.can_capture"
-
 // Sender is the subset of the Datadog agent's sender.Sender the check uses;
 // the real sender satisfies it.
 type Sender interface {
