@@ -41,40 +41,50 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// afpacket is the afpacket Source: a TPACKET_V3 ring read in place by one
+// goroutine, the reader (Next, then Close), while other goroutines may call
+// Wake, SetFilter and Stats. Its fields are grouped by who may touch them.
 type afpacket struct {
+	// Set by openAFPacket, read-only afterwards: any goroutine reads them.
 	link      packet.LinkType
 	snaplen   int
 	sockType  int
 	timeout   time.Duration // of a wait on the netpoller, which Wake ends
 	timeoutMs int           // of a wait in poll(2), which it cannot
 	ifname    string
-	ifindex   int // 0 for "any"
-	ifreq     *unix.Ifreq
+	ifindex   int   // 0 for "any"
 	ns        netns // where the sockets of resized rings are made
 
-	// cur is the ring Next reads; next, once bound, the ring of a resize
-	// that replaces it. Both are guarded by mu: the goroutine that opens
-	// next sets it, the reader moves it to cur.
-	cur, next *ring
-	// The reader's resize state: opening while a goroutine opens the new
-	// ring; then handing, the ring it opened (handing.r nil: none), taken
-	// over at the latest at handoverBy (monotonic). After the switch,
-	// frames of the new ring older than skipBefore were read from the old
-	// one and are skipped.
+	// The reader's alone (Next, and Close once reading stopped): no lock.
+	//
+	// The resize state: opening while a goroutine opens the new ring;
+	// then handing, the ring it opened (handing.r nil: none), taken over
+	// at the latest at handoverBy (monotonic). After the switch, frames of
+	// the new ring older than skipBefore were read from the old one and
+	// are skipped.
 	opening    chan openedRing
 	handing    openedRing
 	handoverBy time.Time
 	skipBefore int64
 	sizer      ringSizer
+	ifreq      *unix.Ifreq    // ifindexExists's scratch request
+	closing    sync.WaitGroup // replaced rings being closed in the background: the reader adds, Close waits
 
-	closing sync.WaitGroup // replaced rings being closed in the background
-	mu      sync.Mutex     // guards the rings against Stats/SetFilter racing Close, and the totals
-	closed  atomic.Bool
-	total   Stats
-	prog    []bpf.RawInstruction // the installed filter, for a resized ring
-	progGen int                  // counts SetFilter calls
-	pressed atomic.Bool          // the kernel dropped frames: grow the ring
+	// Guarded by mu, which keeps the rings from racing Close in Stats and
+	// SetFilter, and the totals consistent.
+	mu sync.Mutex
+	// cur is the ring Next reads; next, once bound, the ring of a resize
+	// that replaces it. The goroutine that opens next sets it; the reader
+	// moves it to cur, and, the only one to change cur, reads cur without
+	// the lock.
+	cur, next *ring
+	total     Stats
+	prog      []bpf.RawInstruction // the installed filter, for a resized ring
+	progGen   int                  // counts SetFilter calls
 
+	// Atomics, any goroutine.
+	closed  atomic.Bool // set by Close (under mu)
+	pressed atomic.Bool // the kernel dropped frames (readStats): grow the ring (watch)
 	// Wake's handshake with wait: Wake sets wake, then ends the park on
 	// the ring in parked; wait stores parked and its deadline, then takes
 	// wake. Whichever comes second sees the other's.
