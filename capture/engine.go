@@ -141,11 +141,6 @@ const (
 	localRefresh    = 5 * time.Second
 )
 
-// ErrInternal wraps a panic that Run recovered (a bug, never bad input: bad
-// packets are counted, not fatal). The flow table may be half-updated, so a
-// caller should drop the engine and start from a fresh one.
-var ErrInternal = errors.New("capture: internal error")
-
 // Engine reads one source into one flow table. Run owns the table; all
 // other methods are safe to call from any goroutine.
 type Engine struct {
@@ -326,6 +321,12 @@ func (e *Engine) installFilter(link packet.LinkType, attach func([]bpf.RawInstru
 // Run opens the source and processes packets until ctx is done (nil), the
 // end of a file (nil), or a source failure (the error). Flow state survives
 // across Runs, so a caller can re-open a lost interface without losing it.
+//
+// Run does not recover panics: a panic is a bug (bad packets are counted,
+// never fatal), and the goroutine's owner is its one panic boundary (for
+// the check, rttcheck's engine worker). Run still closes the source on the
+// way out; the flow table may be half-updated, so the owner drops the
+// engine and starts from a fresh one.
 func (e *Engine) Run(ctx context.Context) (err error) {
 	e.mu.Lock()
 	if e.running {
@@ -348,9 +349,6 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	stopWaking := context.AfterFunc(ctx, src.Wake)
 
 	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrInternal, r)
-		}
 		stopWaking()
 		e.collectKernelStats(src)
 		e.kernelOld = e.kernelOld.Then(e.kernel)
