@@ -55,9 +55,11 @@ type Config struct {
 
 // Stats are the engine's cumulative counters.
 type Stats struct {
-	Packets      uint64 // frames read from the source
-	TCPPackets   uint64 // frames that decoded as TCP
-	DecodeErrors [packet.NumErrorKinds]uint64
+	Packets    uint64 // frames read from the source
+	TCPPackets uint64 // frames that decoded as TCP
+	// DecodeErrors counts the frames that did not decode by their
+	// packet.Status (OK's count stays 0).
+	DecodeErrors [packet.NumStatuses]uint64
 	Kernel       source.Stats // from the live sources, since the first was opened
 	Flow         flow.Counters
 	SourceOpens  uint64 // times a source was opened (re-opens after interface loss count)
@@ -80,7 +82,7 @@ type Stats struct {
 func (s *Stats) Malformed() uint64 {
 	var n uint64
 	for k, v := range s.DecodeErrors {
-		if packet.Error(k) != packet.ErrNone && packet.Error(k) != packet.ErrNotTCP {
+		if packet.Status(k) != packet.OK && packet.Status(k) != packet.NotTCP {
 			n += v
 		}
 	}
@@ -435,8 +437,8 @@ func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 		e.lastTS = ts
 	}
 	e.linkDown = false
-	if derr := pkt.Decode(link, data, wireLen); derr != packet.ErrNone {
-		e.stats.DecodeErrors[derr]++
+	if st := pkt.Decode(link, data, wireLen); st != packet.OK {
+		e.stats.DecodeErrors[st]++
 		return
 	}
 	if pkt.Tunnel.Encaps != 0 {
