@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"fmt"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -62,5 +63,63 @@ func BenchmarkHotPath(b *testing.B) {
 	st := e.snapshot().Stats
 	if st.Malformed() != 0 {
 		b.Fatalf("%d frames of the synthetic capture failed to decode", st.Malformed())
+	}
+}
+
+// BenchmarkHotPathFlows is the per-packet path over many concurrent
+// connections (synth.Concurrent): a handshake and an exchange per
+// connection, opened one microsecond apart, then rounds of one exchange
+// per connection in shuffled orders, so that consecutive packets belong
+// to flows all over the table; about 6 million packets in all, so that
+// each flow is created once and then looked up many times, as on a busy
+// host. At a million flows the flow state fits no cache, and the lookup
+// waits on memory. One op is one packet; the table is sized for the flows
+// (max_flows = flows). -benchtime 6000000x runs each capture once.
+func BenchmarkHotPathFlows(b *testing.B) {
+	for _, n := range []int{1000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("flows=%d", n), func(b *testing.B) {
+			c := synth.Concurrent(synth.ConcurrentConfig{Flows: n, Exchanges: max(2, 2_000_000/n)})
+			benchmarkFrames(b, c, n)
+		})
+	}
+}
+
+// benchmarkFrames runs c's frames through a fresh engine of maxFlows
+// flows per pass, as BenchmarkHotPath does.
+func benchmarkFrames(b *testing.B, c *synth.Capture, maxFlows int) {
+	var prefixes []netip.Prefix
+	for _, a := range c.LocalIPs {
+		prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
+	}
+	cfg := Config{File: "memory", LocalIPs: prefixes, MaxFlows: maxFlows}
+	e, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	frames := c.Frames
+	runtime.GC()
+	var pkt packet.Packet
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f := &frames[i%len(frames)]
+		if i%len(frames) == 0 && i > 0 {
+			b.StopTimer()
+			if e, err = New(cfg); err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+			b.StartTimer()
+		}
+		e.handle(&pkt, packet.LinkTypeEthernet, f.Data, f.TS, int(f.WireLen))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
+	st := e.snapshot().Stats
+	if st.Malformed() != 0 {
+		b.Fatalf("%d frames failed to decode", st.Malformed())
+	}
+	if b.N >= len(frames) && st.Flow.Flows != len(c.Flows) {
+		b.Fatalf("%d flows tracked, want %d", st.Flow.Flows, len(c.Flows))
 	}
 }
