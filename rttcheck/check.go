@@ -384,6 +384,7 @@ func (c *Check) captureConfig(remotes []netip.Prefix) capture.Config {
 		IdleTTL:   ini.IdleTTL,
 		ExpTTL:    ini.ExpTTL,
 		RingSize:  in.BufferMB << 20,
+		Workers:   in.Workers,
 	}
 	if in.Interface == FileInterface {
 		cc.Interface = ""
@@ -507,7 +508,13 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 			c.update(func(s *status) { s.err = nil })
 		case err := <-ran:
 			var p *enginePanic
-			if errors.As(err, &p) {
+			var wp *capture.PanicError
+			if errors.As(err, &wp) {
+				// One of Run's own workers, whose panic boundary is Run's:
+				// the engine is dropped all the same.
+				c.log.Errorf("go-metro: %v\n%s", wp, wp.Stack)
+			}
+			if wp != nil || errors.As(err, &p) {
 				c.update(func(s *status) { s.eng = nil; s.panics++ })
 			}
 			return err

@@ -645,6 +645,9 @@ func TestEngineReplacedOnlyAfterPanic(t *testing.T) {
 		{"panic replaces it", &fakeEngine{runPanic: true}, true, true},
 		// A panic in capture.Engine.Run's packet loop, after the source opened.
 		{"engine-internal panic replaces it", &fakeEngine{loopPanic: true}, true, true},
+		// A panic of one of Run's own capture workers, which Run recovers
+		// and returns.
+		{"worker panic replaces it", &fakeEngine{runErr: &capture.PanicError{Worker: 1, Value: "worker exploded", Stack: []byte("stack")}}, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

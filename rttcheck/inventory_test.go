@@ -22,7 +22,7 @@ func TestInventory(t *testing.T) {
 	got := c.Inventory()
 	wantInv := map[string]string{
 		"version": Version, "interface": "lo", "capture.backend": "afpacket",
-		"snaplen": "220", "max_flows": "16384", "ring_size.max": strconv.Itoa(source.DefaultRingSize),
+		"snaplen": "220", "max_flows": "16384", "ring_size.max": strconv.Itoa(source.DefaultRingSize), "capture.workers": "1",
 		"filter.instructions": strconv.Itoa(len(prog)), "filter.level": "exact",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(wantInv) {
@@ -36,6 +36,10 @@ func TestInventory(t *testing.T) {
 	if got["filter.instructions"] != "none" || got["capture.backend"] != "pcap" || got["ring_size.max"] != strconv.Itoa(4<<20) ||
 		got["snaplen"] != "150" || got["max_flows"] != "100" {
 		t.Errorf("inventory %v", got)
+	}
+	c3 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true\ncapture_workers: 2", "", &fakeEngine{}, nil)
+	if got = c3.Inventory(); got["capture.workers"] != "2" || got["ring_size.max"] != strconv.Itoa(2*source.FanoutRingSize(2)) {
+		t.Errorf("inventory with 2 workers %v", got)
 	}
 }
 

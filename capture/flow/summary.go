@@ -92,3 +92,24 @@ type Counters struct {
 	Duplicates      uint64 // capture copies of our segments (not retransmissions)
 	Refused         uint64 // SYNs answered by RST
 }
+
+// Plus is the counters of c and of another table's (another worker's):
+// every count summed.
+func (c Counters) Plus(o Counters) Counters {
+	return Counters{
+		Flows:           c.Flows + o.Flows,
+		Created:         c.Created + o.Created,
+		Expired:         c.Expired + o.Expired,
+		EvictedHalfOpen: c.EvictedHalfOpen + o.EvictedHalfOpen,
+		EvictedClosed:   c.EvictedClosed + o.EvictedClosed,
+		EvictedActive:   c.EvictedActive + o.EvictedActive,
+		Samples:         c.Samples + o.Samples,
+		KarnSkipped:     c.KarnSkipped + o.KarnSkipped,
+		Retransmits:     c.Retransmits + o.Retransmits,
+		NotLocal:        c.NotLocal + o.NotLocal,
+		Filtered:        c.Filtered + o.Filtered,
+		Decimations:     c.Decimations + o.Decimations,
+		Duplicates:      c.Duplicates + o.Duplicates,
+		Refused:         c.Refused + o.Refused,
+	}
+}

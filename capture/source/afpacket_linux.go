@@ -113,12 +113,24 @@ func openAFPacket(opts Options) (_ Source, err error) {
 	s.timeout = max(opts.PollTimeout, time.Millisecond)
 	s.timeoutMs = int(min(s.timeout, unwakeableTimeout) / time.Millisecond)
 	s.sizer = newRingSizer(InitialRingSize, DefaultRingSize, time.Now())
-	if opts.RingSize > 0 {
+	switch {
+	case opts.RingSize > 0:
 		s.sizer = newRingSizer(opts.RingSize, opts.RingSize, time.Now()) // fixed
+	case opts.Fanout != nil:
+		size := FanoutRingSize(opts.Fanout.Members())
+		s.sizer = newRingSizer(size, size, time.Now()) // fixed: see Fanout
+	}
+	if opts.Fanout != nil && opts.Filter != nil {
+		return nil, fmt.Errorf("capture: %q: a fanout member takes its filter from SetFilter, once every member has joined", s.ifname)
 	}
 	runtime.LockOSThread() // the namespace of the thread that makes the first socket
 	s.ns = currentNetns()
 	s.cur, err = s.openRing(s.sizer.size, func(r *ring) error {
+		if opts.Fanout != nil {
+			// Nothing until SetFilter (see Fanout); not kept for rings
+			// opened later, as a refused filter would be.
+			return s.attachTo(r.fd, []bpf.RawInstruction{{Op: 0x06, K: 0}}) // ret #0
+		}
 		attach := func(prog []bpf.RawInstruction) error { return s.attach(r.fd, prog) }
 		if opts.Filter != nil {
 			return opts.Filter(s.link, attach)
@@ -126,6 +138,11 @@ func openAFPacket(opts Options) (_ Source, err error) {
 		return attach(nil)
 	})
 	runtime.UnlockOSThread()
+	if err == nil && opts.Fanout != nil {
+		if err = opts.Fanout.join(s.cur.fd, s.ifname); err != nil {
+			s.cur.close()
+		}
+	}
 	if err != nil {
 		s.ns.close()
 		return nil, err

@@ -16,7 +16,7 @@ func TestConcurrent(t *testing.T) {
 	if len(c.Frames) != cfg.Flows*per {
 		t.Fatalf("%d frames, want %d", len(c.Frames), cfg.Flows*per)
 	}
-	type side struct{ nxt, acked uint32 }
+	type side struct{ nxt uint32 }
 	state := make([][2]side, cfg.Flows)
 	for k, f := range c.Frames {
 		if k > 0 && f.TS < c.Frames[k-1].TS {
