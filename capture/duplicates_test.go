@@ -48,7 +48,7 @@ func TestDoubledCaptureTimesLikeTheOriginal(t *testing.T) {
 	var pkt packet.Packet
 	for i := range c.Frames {
 		f := &c.Frames[i]
-		if pkt.Decode(packet.LinkTypeEthernet, f.Data, int(f.WireLen)) == packet.ErrNone && local[pkt.Src] && pkt.SeqLen() > 0 {
+		if pkt.Decode(packet.LinkTypeEthernet, f.Data, int(f.WireLen)) == packet.OK && local[pkt.Src] && pkt.SeqLen() > 0 {
 			want++
 			v6 = v6 || pkt.IPv6
 			noTS = noTS || !pkt.HasTimestamps

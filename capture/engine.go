@@ -55,9 +55,11 @@ type Config struct {
 
 // Stats are the engine's cumulative counters.
 type Stats struct {
-	Packets      uint64 // frames read from the source
-	TCPPackets   uint64 // frames that decoded as TCP
-	DecodeErrors [packet.NumErrorKinds]uint64
+	Packets    uint64 // frames read from the source
+	TCPPackets uint64 // frames that decoded as TCP
+	// DecodeErrors counts the frames that did not decode by their
+	// packet.Status (OK's count stays 0).
+	DecodeErrors [packet.NumStatuses]uint64
 	Kernel       source.Stats // from the live sources, since the first was opened
 	Flow         flow.Counters
 	SourceOpens  uint64 // times a source was opened (re-opens after interface loss count)
@@ -80,7 +82,7 @@ type Stats struct {
 func (s *Stats) Malformed() uint64 {
 	var n uint64
 	for k, v := range s.DecodeErrors {
-		if packet.Error(k) != packet.ErrNone && packet.Error(k) != packet.ErrNotTCP {
+		if packet.Status(k) != packet.OK && packet.Status(k) != packet.NotTCP {
 			n += v
 		}
 	}
@@ -140,11 +142,6 @@ const (
 	sweepInterval   = int64(time.Second)
 	localRefresh    = 5 * time.Second
 )
-
-// ErrInternal wraps a panic that Run recovered (a bug, never bad input: bad
-// packets are counted, not fatal). The flow table may be half-updated, so a
-// caller should drop the engine and start from a fresh one.
-var ErrInternal = errors.New("capture: internal error")
 
 // Engine reads one source into one flow table. Run owns the table; all
 // other methods are safe to call from any goroutine.
@@ -326,6 +323,12 @@ func (e *Engine) installFilter(link packet.LinkType, attach func([]bpf.RawInstru
 // Run opens the source and processes packets until ctx is done (nil), the
 // end of a file (nil), or a source failure (the error). Flow state survives
 // across Runs, so a caller can re-open a lost interface without losing it.
+//
+// Run does not recover panics: a panic is a bug (bad packets are counted,
+// never fatal), and the goroutine's owner is its one panic boundary (for
+// the check, rttcheck's engine worker). Run still closes the source on the
+// way out; the flow table may be half-updated, so the owner drops the
+// engine and starts from a fresh one.
 func (e *Engine) Run(ctx context.Context) (err error) {
 	e.mu.Lock()
 	if e.running {
@@ -348,9 +351,6 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	stopWaking := context.AfterFunc(ctx, src.Wake)
 
 	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrInternal, r)
-		}
 		stopWaking()
 		e.collectKernelStats(src)
 		e.kernelOld = e.kernelOld.Then(e.kernel)
@@ -437,8 +437,8 @@ func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 		e.lastTS = ts
 	}
 	e.linkDown = false
-	if derr := pkt.Decode(link, data, wireLen); derr != packet.ErrNone {
-		e.stats.DecodeErrors[derr]++
+	if st := pkt.Decode(link, data, wireLen); st != packet.OK {
+		e.stats.DecodeErrors[st]++
 		return
 	}
 	if pkt.Tunnel.Encaps != 0 {

@@ -54,7 +54,7 @@ func InferLocal(path string) ([]netip.Addr, error) {
 		if err != nil {
 			return nil, err // names the file already
 		}
-		if p.Decode(src.LinkType(), data, wireLen) != packet.ErrNone {
+		if p.Decode(src.LinkType(), data, wireLen) != packet.OK {
 			continue
 		}
 		s, d := get(p.Src), get(p.Dst)

@@ -20,9 +20,6 @@ import (
 	"github.com/gometro/go-metro/capture"
 )
 
-// ServiceCheckName is the service check telling whether capture runs.
-const ServiceCheckName = "go_metro.can_capture"
-
 // Sender is the subset of the Datadog agent's sender.Sender the check uses;
 // the real sender satisfies it.
 type Sender interface {
@@ -159,6 +156,11 @@ type status struct {
 // one capture owner goroutine (captureLoop), which alone creates, runs and
 // replaces the engine and moves status.state; host refresh and reverse DNS
 // run beside it. Run reads a copy of status and reports.
+//
+// A panic never leaves the check, and each goroutine has one boundary that
+// recovers it: goSafe for the goroutines it starts, the engine worker of
+// runEngineOnce for the engine's, and, for the goroutines of the agent
+// that call in, the entry points themselves (Run, Diagnose, Inventory).
 type Check struct {
 	opts      Options
 	log       Logger
@@ -179,7 +181,7 @@ type Check struct {
 
 	shape  ReportOptions // series shape (report_options.go), from the config
 	report reportState
-	plan   filterPlan // Inventory's kernel filter (diagnose.go)
+	plan   filterPlan // Inventory's kernel filter (inventory.go)
 }
 
 // reportState is Run's memory between runs.
@@ -347,26 +349,21 @@ func (c *Check) await(d time.Duration, done func(*status) bool) status {
 	}
 }
 
-// safely runs f, turning a panic into status.panicErr: a bug in the check
-// must never take the agent down. It reports whether f returned normally.
-func (c *Check) safely(what string, f func()) (ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Errorf("go-metro: %s panicked: %v\n%s", what, r, debug.Stack())
-			c.update(func(s *status) { s.panicErr = fmt.Errorf("%s panicked: %v", what, r) })
-			ok = false
-		}
-	}()
-	f()
-	return true
-}
-
-// goSafe runs f safely in a goroutine that Cancel waits for.
+// goSafe runs f in a goroutine that Cancel waits for, and is that
+// goroutine's panic boundary: a panic is logged and kept as
+// status.panicErr (a bug in the check must never take the agent down), and
+// the goroutine ends.
 func (c *Check) goSafe(what string, f func()) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.safely(what, f)
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Errorf("go-metro: %s panicked: %v\n%s", what, r, debug.Stack())
+				c.update(func(s *status) { s.panicErr = fmt.Errorf("%s panicked: %v", what, r) })
+			}
+		}()
+		f()
 	}()
 }
 
@@ -405,14 +402,21 @@ func (c *Check) captureLoop(ctx context.Context) {
 	defer close(c.done)
 	in := &c.cfg.Instance
 	if len(in.Hosts) > 0 {
-		known := map[string][]netip.Addr{}
-		if c.safely("host resolution", func() { c.resolveHosts(ctx, known) }) {
-			c.goSafe("host resolution", func() {
-				for sleepCtx(ctx, in.HostsRefresh) {
-					c.resolveHosts(ctx, known)
-				}
-			})
-		}
+		// The goroutine resolves once before capture opens, then every
+		// HostsRefresh. A panic ends it (goSafe): capture goes on with the
+		// remotes resolved so far.
+		first := make(chan struct{})
+		c.goSafe("host resolution", func() {
+			known := map[string][]netip.Addr{}
+			func() {
+				defer close(first)
+				c.resolveHosts(ctx, known)
+			}()
+			for sleepCtx(ctx, in.HostsRefresh) {
+				c.resolveHosts(ctx, known)
+			}
+		})
+		<-first
 	}
 	backoff := c.timing.backoffMin
 	for ctx.Err() == nil {
@@ -456,9 +460,10 @@ func (c *Check) captureLoop(ctx context.Context) {
 	}
 }
 
-// enginePanic is a panic of the engine's Run, recovered. The engine's flow
-// table may be half-updated, so the engine is dropped: the next attempt
-// starts from a fresh one.
+// enginePanic is a panic of the engine's Run, recovered by the engine
+// worker, the one panic boundary of the goroutine that runs the engine.
+// The engine's flow table may be half-updated, so the engine is dropped:
+// the next attempt starts from a fresh one.
 type enginePanic struct{ value any }
 
 func (e *enginePanic) Error() string { return fmt.Sprintf("capture engine panicked: %v", e.value) }
@@ -501,12 +506,8 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 			settled = nil
 			c.update(func(s *status) { s.err = nil })
 		case err := <-ran:
-			// A panic inside the engine's own loop is recovered there
-			// and returned as capture.ErrInternal; one in its caller
-			// arrives as enginePanic. Either way the table may be
-			// half-updated.
 			var p *enginePanic
-			if errors.As(err, &p) || errors.Is(err, capture.ErrInternal) {
+			if errors.As(err, &p) {
 				c.update(func(s *status) { s.eng = nil; s.panics++ })
 			}
 			return err

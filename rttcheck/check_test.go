@@ -108,7 +108,8 @@ type fakeEngine struct {
 	cfg       capture.Config
 	snap      capture.Snapshot
 	runErr    error // Run fails with it at once
-	runPanic  bool
+	runPanic  bool  // Run panics before it opens
+	loopPanic bool  // Run opens, then panics: a bug in the packet loop
 	snapPanic bool
 	snapErr   error
 	runs      int
@@ -139,7 +140,7 @@ func (f *fakeEngine) ranAtLeast(n int) func() bool {
 func (f *fakeEngine) Run(ctx context.Context) error {
 	f.mu.Lock()
 	f.runs++
-	err, p := f.runErr, f.runPanic
+	err, p, lp := f.runErr, f.runPanic, f.loopPanic
 	if err == nil && !p {
 		f.running = true
 		if f.opened == nil {
@@ -153,6 +154,12 @@ func (f *fakeEngine) Run(ctx context.Context) error {
 	}
 	f.mu.Unlock()
 	if p {
+		panic("engine exploded")
+	}
+	if lp {
+		f.mu.Lock()
+		f.running = false // as capture.Engine.Run's deferred cleanup does
+		f.mu.Unlock()
 		panic("engine exploded")
 	}
 	if err != nil {
@@ -636,8 +643,8 @@ func TestEngineReplacedOnlyAfterPanic(t *testing.T) {
 	}{
 		{"failure keeps the engine", &fakeEngine{runErr: errors.New("capture: open eth0: no such device")}, false, false},
 		{"panic replaces it", &fakeEngine{runPanic: true}, true, true},
-		// What a panic recovered inside capture.Engine.Run returns.
-		{"engine-internal panic replaces it", &fakeEngine{runErr: fmt.Errorf("%w: index out of range", capture.ErrInternal)}, true, true},
+		// A panic in capture.Engine.Run's packet loop, after the source opened.
+		{"engine-internal panic replaces it", &fakeEngine{loopPanic: true}, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -656,7 +663,7 @@ func TestEngineReplacedOnlyAfterPanic(t *testing.T) {
 			}
 			defer c.Cancel()
 			waitFor(t, "three attempts", tc.fe.ranAtLeast(3))
-			tc.fe.set(func(f *fakeEngine) { f.runErr, f.runPanic = nil, false })
+			tc.fe.set(func(f *fakeEngine) { f.runErr, f.runPanic, f.loopPanic = nil, false, false })
 			waitFor(t, "recovery", func() bool { return c.status().state == stateCapturing })
 			mu.Lock()
 			engines := made

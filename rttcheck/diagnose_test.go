@@ -256,33 +256,6 @@ func TestDiagnoseDuringRuns(t *testing.T) {
 	wg.Wait()
 }
 
-func TestInventory(t *testing.T) {
-	fe := &fakeEngine{snap: healthySnapshot()}
-	c := newTestCheck(t, Options{}, "interface: lo\nips: [10.0.0.1]\nports: [80, 443]", "", fe, nil)
-	prog, err := filter.Build(packet.LinkTypeEthernet, []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}, []uint16{80, 443}, capture.DefaultSnaplen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := c.Inventory()
-	wantInv := map[string]string{
-		"version": Version, "interface": "lo", "capture.backend": "afpacket",
-		"snaplen": "220", "max_flows": "16384", "ring_size.max": strconv.Itoa(source.DefaultRingSize),
-		"filter.instructions": strconv.Itoa(len(prog)), "filter.level": "exact",
-	}
-	if fmt.Sprint(got) != fmt.Sprint(wantInv) {
-		t.Errorf("inventory %v\nwant %v", got, wantInv)
-	}
-	if New(Options{}).Inventory() != nil {
-		t.Error("inventory before Configure")
-	}
-	c2 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true\ncapture_backend: pcap\ncapture_buffer_mb: 4", "snaplen: 150\nmax_flows: 100", &fakeEngine{}, nil)
-	got = c2.Inventory()
-	if got["filter.instructions"] != "none" || got["capture.backend"] != "pcap" || got["ring_size.max"] != strconv.Itoa(4<<20) ||
-		got["snaplen"] != "150" || got["max_flows"] != "100" {
-		t.Errorf("inventory %v", got)
-	}
-}
-
 // A panic inside Diagnose (here the engine's Snapshot) is one failed
 // diagnosis, never a crash of the agent's API server.
 func TestDiagnoseRecoversPanics(t *testing.T) {
@@ -293,32 +266,5 @@ func TestDiagnoseRecoversPanics(t *testing.T) {
 	got := c.Diagnose()
 	if len(got) != 1 || got[0].Result != DiagnosisFail || !strings.Contains(got[0].Diagnosis, "snapshot exploded") || got[0].Remediation == "" {
 		t.Errorf("Diagnose after a panic: %+v", got)
-	}
-}
-
-// TestFilterPlan: Inventory's cached filter follows the remotes: a new
-// list (a re-resolve) gives the new program, the same list the same one.
-func TestFilterPlan(t *testing.T) {
-	in := &InstanceConfig{Interface: "lo"}
-	one := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}
-	two := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("10.0.0.2/32")}
-	var p filterPlan
-	var sizes []int
-	for _, remotes := range [][]netip.Prefix{one, one, two, one} {
-		prog, err := p.get(in, remotes, capture.DefaultSnaplen)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := plannedFilter(in, remotes, capture.DefaultSnaplen)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(prog.Instructions) != len(want.Instructions) {
-			t.Fatalf("cached program of %d instructions, plannedFilter's %d", len(prog.Instructions), len(want.Instructions))
-		}
-		sizes = append(sizes, len(prog.Instructions))
-	}
-	if sizes[0] != sizes[1] || sizes[2] <= sizes[0] || sizes[3] != sizes[0] {
-		t.Errorf("program sizes %v for remotes one, one, two, one", sizes)
 	}
 }

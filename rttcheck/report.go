@@ -16,27 +16,6 @@ import (
 	"github.com/gometro/go-metro/capture/rtt"
 )
 
-// Metric names. RTT gauges are in milliseconds.
-const (
-	MetricRTT          = "system.net.tcp.rtt"
-	MetricRTTAvg       = "system.net.tcp.rtt.avg"
-	MetricRTTJitter    = "system.net.tcp.rtt.jitter"
-	MetricRTTMin       = "system.net.tcp.rtt.min"
-	MetricRTTMax       = "system.net.tcp.rtt.max"
-	MetricRTTSamples   = "system.net.tcp.rtt.samples"
-	MetricPackets      = "go_metro.packets"
-	MetricKernelDrops  = "go_metro.kernel.drops"
-	MetricDecodeErrors = "go_metro.decode_errors"
-	MetricFlowsTracked = "go_metro.flows.tracked"
-	MetricFlowsEvicted = "go_metro.flows.evicted"
-	// MetricCapturePanics counts capture engine panics recovered; after
-	// each, capture restarts on a fresh engine and flow table.
-	MetricCapturePanics = "go_metro.capture.panics"
-	// MetricRingSize is the bytes of kernel capture ring in use, all of it
-	// resident: it grows with the traffic up to capture_buffer_mb.
-	MetricRingSize = "go_metro.capture.ring_size"
-)
-
 // flowKey identifies one flow across snapshots; FirstSeen tells apart two
 // connections that reused a 4-tuple.
 type flowKey struct {
@@ -215,23 +194,6 @@ func (c *Check) dstName(a netip.Addr, now time.Time) string {
 	}
 	return a.String()
 }
-
-// Per-host-pair connection health and timing. Counts are increases since
-// the previous run; each connection event counts once per connection.
-const (
-	MetricRTTDistribution = "system.net.tcp.rtt.distribution"
-	MetricRTTHandshake    = "system.net.tcp.rtt.handshake"
-	MetricResponseTime    = "system.net.tcp.response_time"
-	MetricRetransmits     = "system.net.tcp.flow.retransmits"
-	MetricOpened          = "system.net.tcp.flow.opened"
-	MetricClosed          = "system.net.tcp.flow.closed"
-	MetricReset           = "system.net.tcp.flow.reset"
-	MetricRefused         = "system.net.tcp.flow.refused"
-	MetricSYNTimeouts     = "system.net.tcp.flow.syn_timeouts"
-	MetricZeroWinRemote   = "system.net.tcp.flow.zero_window.remote"
-	MetricZeroWinLocal    = "system.net.tcp.flow.zero_window.local"
-	MetricDuplicates      = "go_metro.packets.duplicate"
-)
 
 // synTimeout is how long our SYN goes unanswered (no packet at all from the
 // peer) before the attempt counts as a SYN timeout: Linux's initial RTO is

@@ -337,7 +337,7 @@ func (o *overTime) replay(t *testing.T, run int, r *recorder, recs []*lab.ConnRe
 	}
 	var pkt packet.Packet
 	for _, f := range r.frames {
-		if pkt.Decode(r.link, f.data, f.wire) != packet.ErrNone {
+		if pkt.Decode(r.link, f.data, f.wire) != packet.OK {
 			continue
 		}
 		src := netip.AddrPortFrom(netip.AddrFrom16(pkt.Src).Unmap(), pkt.SrcPort)

@@ -56,18 +56,12 @@ var ipv6ExtHeaders = []uint32{0, 43, 44, 51, 60, 135, 139, 140}
 // coarser program, and the engine's user-space check keeps filtering
 // exactly.
 func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen int) ([]bpf.RawInstruction, error) {
-	if snaplen <= 0 {
-		return nil, fmt.Errorf("filter: snaplen %d must be positive", snaplen)
+	if err := checkInputs(remotes, snaplen); err != nil {
+		return nil, err
 	}
-	for _, p := range remotes {
-		if !p.IsValid() {
-			return nil, fmt.Errorf("filter: invalid remote prefix %v", p)
-		}
-	}
-	a := &asm{}
-	accept := bpf.RetConstant{Val: uint32(snaplen)}
-	reject := bpf.RetConstant{Val: 0}
-	v4, v6 := a.newLabel(), a.newLabel()
+	b := &builder{accept: bpf.RetConstant{Val: uint32(snaplen)}, reject: bpf.RetConstant{Val: 0}}
+	a := &b.asm
+	v4, v6, tcp, headers := a.newLabel(), a.newLabel(), a.newLabel(), a.newLabel()
 
 	// Link layer: the IP header starts at base+X, with base the fixed
 	// link-header length and X the bytes of VLAN tags (0 elsewhere). Packet
@@ -75,14 +69,35 @@ func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen
 	// for the variable part: libpcap, in cooked ("any") mode, rewrites
 	// constant offsets past its synthetic link header and would mistranslate
 	// a program that kept the header length in X.
-	base, err := a.linkLayer(link, v4, v6, nil, 0, func() { a.emit(reject) })
-	if err != nil {
+	var err error
+	if b.base, err = a.linkLayer(link, v4, v6, nil, 0, func() { a.emit(b.reject) }); err != nil {
 		return nil, err
 	}
-	ld := func(off uint32, size int) { a.emit(bpf.LoadIndirect{Off: base + off, Size: size}) }
+	r4, r6, anyRemote4, anyRemote6 := splitRemotes(remotes)
+	b.ipv4(v4, r4, anyRemote4, tcp)
+	b.ipv6(v6, r6, anyRemote6) // falls through to tcp
+	b.ports(tcp, ports, headers)
+	b.headersOnly(headers, snaplen)
+	return b.assemble(len(remotes), len(ports))
+}
 
-	var r4, r6 []netip.Prefix
-	anyRemote4, anyRemote6 := len(remotes) == 0, len(remotes) == 0
+// checkInputs rejects what no program can be built for.
+func checkInputs(remotes []netip.Prefix, snaplen int) error {
+	if snaplen <= 0 {
+		return fmt.Errorf("filter: snaplen %d must be positive", snaplen)
+	}
+	for _, p := range remotes {
+		if !p.IsValid() {
+			return fmt.Errorf("filter: invalid remote prefix %v", p)
+		}
+	}
+	return nil
+}
+
+// splitRemotes sorts normalized remotes by family; a /0 of a family means
+// any remote of it.
+func splitRemotes(remotes []netip.Prefix) (r4, r6 []netip.Prefix, anyRemote4, anyRemote6 bool) {
+	anyRemote4, anyRemote6 = len(remotes) == 0, len(remotes) == 0
 	for _, p := range remotes {
 		p = normalize(p)
 		switch {
@@ -96,108 +111,147 @@ func Build(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen
 			r6 = append(r6, p)
 		}
 	}
-	ports4, ports6 := a.newLabel(), a.newLabel()
+	return r4, r6, anyRemote4, anyRemote6
+}
 
-	// IPv4: the IP header is at base+X.
-	a.mark(v4)
-	ld(0, 1)
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
-	a.jne(0x40, reject)
-	ld(9, 1)
-	a.jne(6, reject)
-	ld(6, 2)
+// builder emits Build's program, section by section, into asm.
+type builder struct {
+	asm
+	base           uint32 // the fixed link-header length (linkLayer)
+	accept, reject bpf.RetConstant
+}
+
+// ld loads size bytes at offset off of the IP or TCP header at base+X.
+func (b *builder) ld(off uint32, size int) {
+	b.emit(bpf.LoadIndirect{Off: b.base + off, Size: size})
+}
+
+// version, at label at (IP header at base+X), rejects a frame whose IP
+// version is not v.
+func (b *builder) version(at int, v uint32) {
+	b.mark(at)
+	b.ld(0, 1)
+	b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
+	b.jne(v<<4, b.reject)
+}
+
+// ipv4, at label at (IP header at base+X): TCP, not a non-first fragment,
+// and a source or destination in remotes (unless anyRemote); then X moves
+// to the TCP header and the program goes to tcp.
+func (b *builder) ipv4(at int, remotes []netip.Prefix, anyRemote bool, tcp int) {
+	a := &b.asm
+	matched := a.newLabel()
+	b.version(at, 4)
+	b.ld(9, 1)
+	a.jne(6, b.reject)
+	b.ld(6, 2)
 	a.emit(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 0, SkipFalse: 1})
-	a.emit(reject)
-	if !anyRemote4 {
-		for _, p := range r4 {
+	a.emit(b.reject)
+	if !anyRemote {
+		for _, p := range remotes {
 			mask := ^uint32(0) << (32 - p.Bits())
-			b := p.Addr().As4()
-			net := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+			ip := p.Addr().As4()
+			net := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
 			for _, off := range []uint32{12, 16} {
-				ld(off, 4)
+				b.ld(off, 4)
 				if mask != ^uint32(0) {
 					a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mask})
 				}
-				a.jeq(net, ports4)
+				a.jeq(net, matched)
 			}
 		}
-		a.emit(reject)
+		a.emit(b.reject)
 	}
-	a.mark(ports4)
-	a.xPlusHeaderLen(base, false) // X += IHL*4
+	a.mark(matched)
+	a.xPlusHeaderLen(b.base, false) // X += IHL*4
 	a.emit(bpf.TAX{})
-	portsL := a.newLabel()
-	a.ja(portsL)
+	a.ja(tcp)
+}
 
-	// IPv6: the IP header is at base+X.
-	a.mark(v6)
-	ld(0, 1)
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
-	a.jne(0x60, reject)
-	if !anyRemote6 {
-		for _, p := range r6 {
-			b := p.Addr().As16()
-			for _, base := range []uint32{8, 24} {
+// ipv6, at label at (IP header at base+X): a source or destination in
+// remotes (unless anyRemote), and TCP as the next header, after which X
+// moves to the TCP header and the program falls through to the ports; an
+// extension header is accepted whole.
+func (b *builder) ipv6(at int, remotes []netip.Prefix, anyRemote bool) {
+	a := &b.asm
+	matched := a.newLabel()
+	b.version(at, 6)
+	if !anyRemote {
+		for _, p := range remotes {
+			ip := p.Addr().As16()
+			for _, addr := range []uint32{8, 24} {
 				next := a.newLabel()
 				for w := 0; w*32 < p.Bits(); w++ {
 					bits := min(p.Bits()-w*32, 32)
 					mask := ^uint32(0) << (32 - bits)
-					val := (uint32(b[4*w])<<24 | uint32(b[4*w+1])<<16 | uint32(b[4*w+2])<<8 | uint32(b[4*w+3])) & mask
-					ld(base+uint32(4*w), 4)
+					val := (uint32(ip[4*w])<<24 | uint32(ip[4*w+1])<<16 | uint32(ip[4*w+2])<<8 | uint32(ip[4*w+3])) & mask
+					b.ld(addr+uint32(4*w), 4)
 					if mask != ^uint32(0) {
 						a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mask})
 					}
 					a.jne(val, next)
 				}
-				a.ja(ports6)
+				a.ja(matched)
 				a.mark(next)
 			}
 		}
-		a.emit(reject)
+		a.emit(b.reject)
 	}
-	a.mark(ports6)
-	ld(6, 1)
+	a.mark(matched)
+	b.ld(6, 1)
 	tcp6 := a.newLabel()
 	a.jeq(6, tcp6)
 	for _, h := range ipv6ExtHeaders {
-		a.jeqRet(h, accept)
+		a.jeqRet(h, b.accept)
 	}
-	a.emit(reject)
+	a.emit(b.reject)
 	a.mark(tcp6)
 	a.emit(bpf.TXA{})
 	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 40})
 	a.emit(bpf.TAX{})
+}
 
-	// Ports: the TCP header is at base+X.
-	a.mark(portsL)
-	headers := a.newLabel()
+// ports, at label at (TCP header at base+X): a source or destination
+// port in ports (any if empty), then on to headers.
+func (b *builder) ports(at int, ports []uint16, headers int) {
+	a := &b.asm
+	a.mark(at)
 	if len(ports) > 0 {
 		for _, off := range []uint32{0, 2} {
-			ld(off, 2)
+			b.ld(off, 2)
 			for _, p := range ports {
 				a.jeq(uint32(p), headers)
 			}
 		}
-		a.emit(reject)
+		a.emit(b.reject)
 	}
-	// Keep the headers and no payload byte: base+X (link header, tags, IP
-	// header) plus the TCP header's length, at most snaplen. The decoder
-	// takes lengths from the IP header, so that is all it reads; payload in
-	// the ring would only cost the kernel's copy and ring space (a bulk
-	// segment takes 160 bytes of ring instead of 304 at snaplen 220).
-	a.mark(headers)
-	a.xPlusHeaderLen(base+12, true) // the TCP data offset
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: base})
+}
+
+// headersOnly, at label at, accepts the frame, keeping the headers and no
+// payload byte: base+X (link header, tags, IP header) plus the TCP
+// header's length, at most snaplen. The decoder takes lengths from the IP
+// header, so that is all it reads; payload in the ring would only cost the
+// kernel's copy and ring space (a bulk segment takes 160 bytes of ring
+// instead of 304 at snaplen 220).
+func (b *builder) headersOnly(at, snaplen int) {
+	a := &b.asm
+	a.mark(at)
+	a.xPlusHeaderLen(b.base+12, true) // the TCP data offset
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: b.base})
 	a.emit(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(snaplen), SkipTrue: 1})
 	a.emit(bpf.RetA{})
-	a.emit(accept)
+	a.emit(b.accept)
+}
 
-	ins, err := a.resolve()
+// assemble resolves the labels and encodes the program, which must fit
+// the kernel's limit; the error names the remotes and ports it was for.
+func (b *builder) assemble(remotes, ports int) ([]bpf.RawInstruction, error) {
+	ins, err := b.resolve()
 	if err != nil {
 		return nil, err
 	}
 	if len(ins) > MaxInstructions {
-		return nil, fmt.Errorf("%w: %d remotes and %d ports need %d instructions", ErrTooLarge, len(remotes), len(ports), len(ins))
+		return nil, fmt.Errorf("%w: %d remotes and %d ports need %d instructions", ErrTooLarge, remotes, ports, len(ins))
 	}
 	raw, err := bpf.Assemble(ins)
 	if err != nil {

@@ -148,6 +148,12 @@ type Flow struct {
 	h health // capture duplicates and connection health (health.go)
 }
 
+// seg is entry k of the ring of sent segments, counting from the oldest
+// (k < segCount; seg(segCount) is the slot a new entry takes): the one
+// place that knows how the ring is indexed. The uint8 sum wraps at 256, a
+// multiple of maxOutstanding, so the index stays in step.
+func (f *Flow) seg(k uint8) *segment { return &f.segs[(f.segHead+k)%maxOutstanding] }
+
 // Serial-number arithmetic (RFC 1982) for 32-bit sequence numbers and TSvals.
 func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }
 func seqLEQ(a, b uint32) bool { return int32(a-b) <= 0 }
@@ -215,52 +221,6 @@ func (f *Flow) noteFlags(p *packet.Packet, plain uint16) (reset bool) {
 	return false
 }
 
-// outgoing handles a segment we sent.
-func (f *Flow) outgoing(p *packet.Packet, ts int64, c *sampleCounters) {
-	if f.noteFlags(p, sawPlainOut) {
-		return
-	}
-	if p.HasTimestamps {
-		f.rememberTSval(p.TSval, ts)
-	}
-	n := p.SeqLen()
-	if n == 0 {
-		return // pure ACK or window update: nothing to time
-	}
-	start, end := p.Seq, p.Seq+n
-	if f.state&haveNxt == 0 {
-		f.state |= haveNxt
-		f.sndNxt = start
-		if f.state&haveUna == 0 {
-			f.state |= haveUna
-			f.sndUna = start
-		}
-	}
-	if f.isProbe(p, start) {
-		return
-	}
-	switch {
-	case seqLEQ(end, f.sndNxt):
-		// Entirely old sequence space: a retransmission.
-		f.markRetransmitted(start, end)
-		f.retrans++
-		c.retransmits++
-	case seqLT(start, f.sndNxt):
-		// Old and new data in one segment (repacketized retransmission):
-		// the ACK cannot tell which transmission it answers.
-		f.markRetransmitted(start, f.sndNxt)
-		f.retrans++
-		c.retransmits++
-		f.push(f.sndNxt, end, ts, true, p.SYN(), c)
-		f.sndNxt = end
-	default:
-		// New data. A gap before it (segments the capture missed) stays
-		// unrecorded, so ACKs of that range are never timed.
-		f.push(start, end, ts, false, p.SYN(), c)
-		f.sndNxt = end
-	}
-}
-
 // isProbe reports keepalives and zero-window probes: at most one byte at
 // snd.una-1, which the peer answers with a duplicate ACK, not an RTT sample.
 func (f *Flow) isProbe(p *packet.Packet, start uint32) bool {
@@ -270,7 +230,7 @@ func (f *Flow) isProbe(p *packet.Packet, start uint32) bool {
 
 func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sampleCounters) {
 	if f.segCount > 0 && !retransmitted && !syn && f.tailFrames < max(f.stride, 1) {
-		t := &f.segs[(f.segHead+f.segCount-1)%maxOutstanding]
+		t := f.seg(f.segCount - 1)
 		if t.end == start && t.flags&(segRetrans|segSYN|segSacked) == 0 && f.fits(t, end-start, ts) {
 			// Join the newest entry: it keeps its first frame's time.
 			t.end = end
@@ -298,11 +258,11 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 		// unacknowledged for over an hour: the old entries' times can no
 		// longer be told apart, so none of them is timed.
 		for k := uint8(0); k < f.segCount; k++ {
-			f.segs[(f.segHead+k)%maxOutstanding].flags |= segNoTime
+			f.seg(k).flags |= segNoTime
 		}
 		f.segBase, off = ts, 0
 	}
-	f.segs[(f.segHead+f.segCount)%maxOutstanding] = segment{start: start, end: end, atUS: uint32(off), flags: flags, frames: 1}
+	*f.seg(f.segCount) = segment{start: start, end: end, atUS: uint32(off), flags: flags, frames: 1}
 	f.segCount++
 	f.tailFrames = 1
 }
@@ -474,9 +434,9 @@ func (f *Flow) decimate(c *sampleCounters) {
 	var out [maxOutstanding]segment
 	n := uint8(0)
 	for k := uint8(0); k < f.segCount; k += 2 {
-		e := f.segs[(f.segHead+k)%maxOutstanding]
+		e := *f.seg(k)
 		if k+1 < f.segCount {
-			b := f.segs[(f.segHead+k+1)%maxOutstanding]
+			b := *f.seg(k + 1)
 			even := f.evenlySpaced(&e, &b)
 			e.end = b.end
 			e.frames = uint8(min(int(e.frames)+int(b.frames), maxFrames))
@@ -514,25 +474,11 @@ func (f *Flow) relax() {
 
 func (f *Flow) markRetransmitted(start, end uint32) {
 	for k := uint8(0); k < f.segCount; k++ {
-		s := &f.segs[(f.segHead+k)%maxOutstanding]
+		s := f.seg(k)
 		if seqLT(s.start, end) && seqGT(s.end, start) {
 			s.flags |= segRetrans
 		}
 	}
-}
-
-// incoming handles a segment from the peer.
-func (f *Flow) incoming(p *packet.Packet, ts int64, c *sampleCounters) {
-	if f.noteFlags(p, sawPlainIn) {
-		return
-	}
-	if !p.ACK() {
-		return
-	}
-	if p.HasTimestamps && p.TSecr != 0 {
-		f.matchEcho(p.TSecr, ts, c)
-	}
-	f.ack(p, ts, c)
 }
 
 // ack applies the kernel's rule: one sample per ACK that newly acknowledges
@@ -556,7 +502,7 @@ func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
 		// but the SYN's own data (RFC 793: in SYN-SENT and SYN-RECEIVED
 		// only ISS+1 is acceptable), and no sender gets further ahead
 		// than the largest window.
-		synPending := f.segCount > 0 && f.segs[f.segHead].flags&segSYN != 0
+		synPending := f.segCount > 0 && f.seg(0).flags&segSYN != 0
 		if synPending || ack-f.sndNxt > maxWindow {
 			return
 		}
@@ -588,12 +534,12 @@ func (f *Flow) movesUna(ack uint32) bool {
 func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 	var first int64
 	timed, karn, unknown, syn := false, false, false, false
-	if f.segCount > 0 && seqGT(f.segs[f.segHead].start, f.sndUna) {
+	if f.segCount > 0 && seqGT(f.seg(0).start, f.sndUna) {
 		// The earliest newly acknowledged bytes were never recorded.
 		unknown = true
 	}
 	for f.segCount > 0 {
-		s := &f.segs[f.segHead]
+		s := f.seg(0)
 		if !seqLT(s.start, ack) {
 			break
 		}
@@ -651,7 +597,7 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 	timed, syn := false, false
 	n := int(min(p.NumSACK, packet.MaxSACKBlocks))
 	for k := uint8(0); k < f.segCount; k++ {
-		s := &f.segs[(f.segHead+k)%maxOutstanding]
+		s := f.seg(k)
 		if s.flags&segSacked != 0 {
 			continue
 		}
@@ -677,7 +623,7 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 
 // dropAckedThrough forgets segments entirely at or below ack.
 func (f *Flow) dropAckedThrough(ack uint32) {
-	for f.segCount > 0 && seqLEQ(f.segs[f.segHead].end, ack) {
+	for f.segCount > 0 && seqLEQ(f.seg(0).end, ack) {
 		f.segHead = (f.segHead + 1) % maxOutstanding
 		f.segCount--
 	}

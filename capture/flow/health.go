@@ -168,99 +168,6 @@ func splitmix(x uint64) uint64 {
 	return x ^ x>>31
 }
 
-// out applies a segment we sent: duplicates stop here; then health, then
-// the RTT rules.
-func (f *Flow) out(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
-	if f.duplicateOut(p, ts) {
-		f.h.duplicates++
-		tc.Duplicates++
-		return
-	}
-	h := &f.h
-	switch {
-	case p.RST():
-		f.noteRST(hSYNIn, tc) // we refuse the peer's SYN, or reset
-	case p.SYN() && p.ACK():
-		h.bits |= hSYNACK
-	case p.SYN():
-		h.bits |= hSYNOut
-	}
-	if p.FIN() {
-		h.bits |= hFIN
-	}
-	if !p.SYN() && !p.RST() {
-		h.zeroLocal += zeroEpisode(&h.bits, hZeroLocal, p.Window)
-	}
-	if p.PayloadLen > 0 && !p.SYN() && !f.isProbe(p, p.Seq) {
-		h.lastOutData = ts
-		h.bits |= hRequest
-	}
-	f.outgoing(p, ts, c)
-}
-
-// in applies a segment from the peer: health first, then the RTT rules; a
-// sample they take that is not of data is the handshake's.
-func (f *Flow) in(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
-	h := &f.h
-	// An ACK that moves snd.una forward cannot repeat a frame the ring
-	// holds: that frame moved snd.una to its own ACK, so a copy of it moves
-	// nothing. Such ACKs, a bulk sender's every ACK, skip the scan; the
-	// frame is still recorded.
-	advances := p.ACK() && !p.RST() && f.movesUna(p.Ack)
-	if h.repeatIn(p, ts, !advances) {
-		return
-	}
-	h.dupPeer = 1<<dupRing - 1
-	h.bits |= hPeerSpoke
-	samples, data, echoes := f.seq.Samples, f.dataSamples, f.echo.Samples
-	if p.NumSACK > 0 || p.ACK() && p.PayloadLen == 0 && f.segCount > 0 && f.state&haveUna != 0 && !seqGT(p.Ack, f.sndUna) {
-		h.lossAt = ts // what fast retransmit and RACK act on
-	}
-	switch {
-	case p.RST():
-		// SYN -> RST/ACK: the peer's stack answered our SYN at once, which
-		// times the path as well as a SYN/ACK (tshark times it too). The
-		// RST must acknowledge exactly our SYN (RFC 9293 3.10.7.3);
-		// Karn's rule still applies to a retransmitted SYN.
-		if h.bits&(hSYNOut|hSYNACK|hRefused|hReset) == hSYNOut && p.ACK() &&
-			f.state&haveNxt != 0 && p.Ack == f.sndNxt {
-			f.ack(p, ts, c)
-		}
-		f.noteRST(hSYNOut, tc)
-	case p.SYN() && p.ACK():
-		h.bits |= hSYNACK
-	case p.SYN():
-		h.bits |= hSYNIn
-	}
-	if p.FIN() {
-		h.bits |= hFIN
-	}
-	if !p.SYN() && !p.RST() {
-		h.zeroRemote += zeroEpisode(&h.bits, hZeroRemote, p.Window)
-	}
-	// Server response time, for connections we opened: from our latest
-	// data frame to the first data frame of the answer.
-	if p.PayloadLen > 0 && !p.SYN() && !p.RST() && h.bits&(hRequest|hSYNOut) == hRequest|hSYNOut {
-		h.bits &^= hRequest
-		if d := ts - h.lastOutData; d > 0 {
-			h.respSum += d
-			h.respCount++
-		}
-	}
-	f.incoming(p, ts, c)
-	if f.seq.Samples > samples {
-		if f.dataSamples == data && h.handshakeUS == 0 {
-			h.handshakeUS = uint32(min(max(f.seq.Last/1000, 1), math.MaxUint32))
-		}
-		h.res.add(f.seq.Last, ts)
-	} else if f.echo.Samples > echoes && f.dataSamples == 0 {
-		// Echo samples stand in only for flows that never timed their
-		// own data, as in Estimate: on a sending flow the peer's pacing
-		// inflates them.
-		h.res.add(f.echo.Last, ts)
-	}
-}
-
 // noteRST classifies the first RST of a flow: an answer to a SYN (syn is
 // the bit of the side that sent it) before any SYN/ACK is a refusal;
 // anything else is a reset.
@@ -317,7 +224,7 @@ func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
 	fp := fingerprint(p, n)
 	now := uint32(ts >> dupTimeShift)
 	// New data (at or past snd.nxt) cannot be a copy of a segment in the
-	// ring: outgoing moved snd.nxt past each one recorded (only a RST
+	// ring: rttOut moved snd.nxt past each one recorded (only a RST
 	// leaves it behind), so a copy of one is old. A sender's every new
 	// data segment skips the scan; the entry is still recorded below.
 	if old || f.state&haveNxt == 0 || p.RST() {
@@ -359,7 +266,7 @@ func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
 // came in between.
 func (f *Flow) sentUnsignalled(seq uint32, ts int64) bool {
 	for k := uint8(0); k < f.segCount; k++ {
-		s := &f.segs[(f.segHead+k)%maxOutstanding]
+		s := f.seg(k)
 		if seqLEQ(s.start, seq) && seqLT(seq, s.end) {
 			t0 := f.sentAt(s)
 			return s.flags&(segRetrans|segNoTime) == 0 && ts-t0 <= dupExactWindow && f.h.lossAt < t0

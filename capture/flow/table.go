@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"unsafe"
-
-	"github.com/gometro/go-metro/capture/packet"
 )
 
 // Locality tells which addresses are ours. Sides, called on the hot path
@@ -109,78 +107,9 @@ func NewTable(cfg TableConfig, local Locality, watch Monitored) *Table {
 	return t
 }
 
-// Process applies one decoded TCP segment captured at ts (ns).
-// A packet is "ours" for the flow keyed by its source if the source is
-// local, and "theirs" for the flow keyed by its destination if that is
-// local; both apply to traffic between two local addresses (loopback).
-func (t *Table) Process(p *packet.Packet, ts int64) {
-	// Most packets belong to the flow of the packet before (a transfer's
-	// data and its ACKs alternate on one key): one with that flow's
-	// endpoints, either way round, is that flow's, ours if it comes from
-	// the flow's local end. Which ends are local depends only on the two
-	// addresses, so Sides would answer as it did for the flow; skipping it
-	// and the key was an eighth of the per-packet time on a bulk flow.
-	if t.lastOneSided && p.Tunnel.Encaps == 0 {
-		f := &t.flows[t.lastIdx]
-		k := &f.key
-		switch {
-		case k.Tunnel.Encaps != 0:
-		case k.ends(&p.Src, &p.Dst, p.SrcPort, p.DstPort):
-			t.applyTo(f, p, ts, true)
-			return
-		case k.ends(&p.Dst, &p.Src, p.DstPort, p.SrcPort):
-			t.applyTo(f, p, ts, false)
-			return
-		}
-	}
-	srcLocal, dstLocal := t.local.Sides(&p.Src, &p.Dst)
-	if !srcLocal && !dstLocal {
-		t.counters.NotLocal++
-		return
-	}
-	// The key is built in place, its tunnel part only for tunnelled
-	// packets (and cleared once after one): building a 76-byte key afresh
-	// for each packet was a sixth of the per-packet time.
-	k := &t.key
-	if p.Tunnel.Encaps != 0 {
-		k.Tunnel = tunnelKey(&p.Tunnel)
-	} else if k.Tunnel.Encaps != 0 {
-		k.Tunnel = TunnelKey{}
-	}
-	if srcLocal {
-		k.Local, k.Remote, k.LocalPort, k.RemotePort = p.Src, p.Dst, p.SrcPort, p.DstPort
-		t.apply(p, ts, k, true, !dstLocal)
-	}
-	if dstLocal {
-		k.Local, k.Remote, k.LocalPort, k.RemotePort = p.Dst, p.Src, p.DstPort, p.SrcPort
-		t.apply(p, ts, k, false, !srcLocal)
-	}
-}
-
 // LocalityChanged tells the table that Sides may answer differently from
 // now on: the next packet asks it again.
 func (t *Table) LocalityChanged() { t.lastOneSided = false }
-
-// apply hands p to the flow keyed k, as ours (outgoing) or the peer's;
-// oneSided says k's Remote is not local.
-func (t *Table) apply(p *packet.Packet, ts int64, k *Key, outgoing, oneSided bool) {
-	f := t.lookup(k, ts)
-	if f == nil {
-		return
-	}
-	t.lastOneSided = oneSided // lookup made f the last flow
-	t.applyTo(f, p, ts, outgoing)
-}
-
-func (t *Table) applyTo(f *Flow, p *packet.Packet, ts int64, outgoing bool) {
-	f.lastSeen = ts
-	f.packets++
-	if outgoing {
-		f.out(p, ts, &t.sc, &t.counters)
-	} else {
-		f.in(p, ts, &t.sc, &t.counters)
-	}
-}
 
 // equal compares keys field by field, the tunnel part only for tunnelled
 // keys: most traffic is not tunnelled, and comparing the whole 76 bytes

@@ -54,7 +54,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportAllocs()
 			var p Packet
 			for range b.N {
-				if err := p.Decode(f.link, data, len(f.data)); err != ErrNone {
+				if err := p.Decode(f.link, data, len(f.data)); err != OK {
 					b.Fatal(err)
 				}
 			}

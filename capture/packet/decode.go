@@ -50,7 +50,7 @@ var v4MappedPrefix = [12]byte{10: 0xff, 11: 0xff}
 const MaxVLANTags = 4
 
 // MaxIPv6ExtHeaders bounds the IPv6 extension headers Decode walks before
-// giving up with ErrNotTCP. Real TCP traffic carries zero to two of them.
+// giving up with NotTCP. Real TCP traffic carries zero to two of them.
 const MaxIPv6ExtHeaders = 8
 
 // be16 and be32 read big-endian integers. They are written out rather than
@@ -77,11 +77,11 @@ func be32(b []byte) uint32 {
 // PayloadLen wrong for a malformed frame, whereas a capture source that
 // misreports wireLen would otherwise lose every snaplen-truncated segment.
 //
-// On success Decode returns ErrNone and has overwritten every field of p. On
+// On success Decode returns OK and has overwritten every field of p. On
 // failure it returns the failure class and p's contents are unspecified.
 // Decode never allocates, never keeps a reference to data and never panics,
 // whatever the input.
-func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
+func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Status {
 	if wireLen < len(data) {
 		wireLen = len(data)
 	}
@@ -111,7 +111,7 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 		return p.decodeIPAny(data, wireLen, 0)
 	case LinkTypeNull:
 		if len(data) < nullHeaderLen {
-			return ErrTruncated
+			return Truncated
 		}
 		// The family is in the capturing host's byte order, which a file
 		// does not record. Every family we accept fits in one byte, so the
@@ -123,7 +123,7 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 		case data[1] == 0 && data[2] == 0 && data[3] == 0:
 			family = data[0] // little-endian
 		default:
-			return ErrNotTCP
+			return NotTCP
 		}
 		switch family {
 		case 2: // AF_INET everywhere
@@ -131,18 +131,18 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 		case 24, 28, 30, 10: // AF_INET6 on NetBSD/OpenBSD, FreeBSD, Darwin, Linux
 			return p.decodeIPv6(data[nullHeaderLen:], wireLen-nullHeaderLen, 0)
 		}
-		return ErrNotTCP
+		return NotTCP
 	default:
-		return ErrUnsupportedLink
+		return UnsupportedLink
 	}
 	if len(data) < off {
-		return ErrTruncated
+		return Truncated
 	}
 
 	// The EtherType may be a VLAN tag: libpcap re-inserts stripped tags in
 	// front of the protocol field for Ethernet and SLL captures.
 	etype, off, err := skipVLANs(be16(data[etypeAt:etypeAt+2]), data, off)
-	if err != ErrNone {
+	if err != OK {
 		return err
 	}
 	switch etype {
@@ -157,24 +157,24 @@ func (p *Packet) Decode(link LinkType, data []byte, wireLen int) Error {
 // skipVLANs returns the EtherType after the VLAN tags, if any, that etype
 // announces at b[off], and the offset past them. It is small enough to be
 // inlined into Decode, where nearly every frame takes it with no tag.
-func skipVLANs(etype uint16, b []byte, off int) (uint16, int, Error) {
+func skipVLANs(etype uint16, b []byte, off int) (uint16, int, Status) {
 	for i := 0; etype == etherTypeDot1Q || etype == etherTypeDot1AD || etype == etherTypeQinQ; i++ {
 		if i == MaxVLANTags {
-			return 0, 0, ErrNotTCP
+			return 0, 0, NotTCP
 		}
 		if len(b) < off+vlanTagLen {
-			return 0, 0, ErrTruncated
+			return 0, 0, Truncated
 		}
 		etype = be16(b[off+2 : off+4])
 		off += vlanTagLen
 	}
-	return etype, off, ErrNone
+	return etype, off, OK
 }
 
 // decodeIPAny dispatches on the IP version nibble, for raw-IP link types.
-func (p *Packet) decodeIPAny(b []byte, wire, depth int) Error {
+func (p *Packet) decodeIPAny(b []byte, wire, depth int) Status {
 	if len(b) < 1 {
-		return ErrTruncated
+		return Truncated
 	}
 	switch b[0] >> 4 {
 	case 4:
@@ -182,36 +182,36 @@ func (p *Packet) decodeIPAny(b []byte, wire, depth int) Error {
 	case 6:
 		return p.decodeIPv6(b, wire, depth)
 	}
-	return ErrBadHeader
+	return BadHeader
 }
 
 // decodeIPv4 decodes an IPv4 header at b[0]; wire is the number of bytes
 // from b[0] to the end of the frame on the wire (or, inside a tunnel, of
 // the enclosing payload); depth is the number of encapsulations crossed.
-func (p *Packet) decodeIPv4(b []byte, wire, depth int) Error {
+func (p *Packet) decodeIPv4(b []byte, wire, depth int) Status {
 	if len(b) < ipv4MinHeader {
-		return ErrTruncated
+		return Truncated
 	}
 	vihl := b[0]
 	if vihl>>4 != 4 {
-		return ErrBadHeader
+		return BadHeader
 	}
 	hl := int(vihl&0x0f) << 2
 	if hl < ipv4MinHeader {
-		return ErrBadHeader
+		return BadHeader
 	}
 	total := int(be16(b[2:4]))
 	if total != 0 && total < hl {
-		return ErrBadHeader
+		return BadHeader
 	}
 	// Any fragment is skipped, the first one included: its TCP header is
 	// there, but the segment's length is only known after reassembly, and a
 	// wrong length would corrupt sequence tracking.
 	if be16(b[6:8])&0x3fff != 0 {
-		return ErrNotTCP
+		return NotTCP
 	}
 	if len(b) < hl {
-		return ErrTruncated
+		return Truncated
 	}
 	if total == 0 {
 		// TSO/GSO super-frames captured on the sender (Windows, Linux BIG
@@ -236,12 +236,12 @@ func (p *Packet) decodeIPv4(b []byte, wire, depth int) Error {
 
 // decodeIPv6 decodes an IPv6 header and its extension headers at b[0]; wire
 // and depth are as for decodeIPv4.
-func (p *Packet) decodeIPv6(b []byte, wire, depth int) Error {
+func (p *Packet) decodeIPv6(b []byte, wire, depth int) Status {
 	if len(b) < ipv6HeaderLen {
-		return ErrTruncated
+		return Truncated
 	}
 	if b[0]>>4 != 6 {
-		return ErrBadHeader
+		return BadHeader
 	}
 	plen := int(be16(b[4:6]))
 	if plen == 0 {
@@ -253,24 +253,24 @@ func (p *Packet) decodeIPv6(b []byte, wire, depth int) Error {
 	off := ipv6HeaderLen
 	for i := 0; next != protoTCP; i++ {
 		if i == MaxIPv6ExtHeaders {
-			return ErrNotTCP
+			return NotTCP
 		}
 		var hlen int
 		switch next {
 		case protoHopByHop, protoRouting, protoDestOpts:
 			if len(b) < off+2 {
-				return ErrTruncated
+				return Truncated
 			}
 			hlen = (int(b[off+1]) + 1) << 3
 		case protoAH:
 			if len(b) < off+2 {
-				return ErrTruncated
+				return Truncated
 			}
 			hlen = (int(b[off+1]) + 2) << 2
 			if hlen < 12 {
 				// Next header, length, reserved, SPI and sequence
 				// number take 12 bytes before any ICV.
-				return ErrBadHeader
+				return BadHeader
 			}
 		default:
 			// Fragment (44, any fragment, for the same reason as IPv4),
@@ -281,10 +281,10 @@ func (p *Packet) decodeIPv6(b []byte, wire, depth int) Error {
 		next = b[off]
 		off += hlen
 		if off-ipv6HeaderLen > plen {
-			return ErrBadHeader
+			return BadHeader
 		}
 		if len(b) < off {
-			return ErrTruncated
+			return Truncated
 		}
 	}
 	p.Src = [16]byte(b[8:24])
@@ -296,19 +296,19 @@ func (p *Packet) decodeIPv6(b []byte, wire, depth int) Error {
 
 // decodeTCP decodes the TCP header at b[0]; segLen is the TCP segment length
 // (header plus payload) according to the IP layer.
-func (p *Packet) decodeTCP(b []byte, segLen int) Error {
+func (p *Packet) decodeTCP(b []byte, segLen int) Status {
 	if len(b) < tcpMinHeader {
-		return ErrTruncated
+		return Truncated
 	}
 	hl := int(b[12]>>4) << 2
 	if hl < tcpMinHeader {
-		return ErrBadHeader
+		return BadHeader
 	}
 	if len(b) < hl {
-		return ErrTruncated
+		return Truncated
 	}
 	if segLen < hl {
-		return ErrBadHeader
+		return BadHeader
 	}
 	p.SrcPort = be16(b[0:2])
 	p.DstPort = be16(b[2:4])
@@ -322,7 +322,7 @@ func (p *Packet) decodeTCP(b []byte, segLen int) Error {
 	p.NumSACK = 0
 	p.SACK = [MaxSACKBlocks]SACKBlock{}
 	if hl == tcpMinHeader {
-		return ErrNone
+		return OK
 	}
 	opts := b[tcpMinHeader:hl]
 	// Fast path for the layout Linux, BSD and Windows put first on nearly
@@ -333,7 +333,7 @@ func (p *Packet) decodeTCP(b []byte, segLen int) Error {
 		p.TSval = be32(opts[4:8])
 		p.TSecr = be32(opts[8:12])
 		if len(opts) == 12 {
-			return ErrNone
+			return OK
 		}
 		opts = opts[12:]
 	}
@@ -343,46 +343,46 @@ func (p *Packet) decodeTCP(b []byte, segLen int) Error {
 // decodeOptions walks TCP options. A later timestamps or SACK option
 // replaces an earlier one, as in the Linux receiver. Options the engine does
 // not use are still length-checked so that garbage is reported as such.
-func (p *Packet) decodeOptions(o []byte) Error {
+func (p *Packet) decodeOptions(o []byte) Status {
 	for len(o) > 0 {
 		kind := o[0]
 		if kind == tcpOptEOL {
-			return ErrNone // the rest is padding
+			return OK // the rest is padding
 		}
 		if kind == tcpOptNOP {
 			o = o[1:]
 			continue
 		}
 		if len(o) < 2 {
-			return ErrBadHeader
+			return BadHeader
 		}
 		n := int(o[1])
 		if n < 2 || n > len(o) {
-			return ErrBadHeader
+			return BadHeader
 		}
 		switch kind {
 		case tcpOptMSS:
 			if n != 4 {
-				return ErrBadHeader
+				return BadHeader
 			}
 		case tcpOptWS:
 			if n != 3 {
-				return ErrBadHeader
+				return BadHeader
 			}
 		case tcpOptSACKPerm:
 			if n != 2 {
-				return ErrBadHeader
+				return BadHeader
 			}
 		case tcpOptTS:
 			if n != 10 {
-				return ErrBadHeader
+				return BadHeader
 			}
 			p.HasTimestamps = true
 			p.TSval = be32(o[2:6])
 			p.TSecr = be32(o[6:10])
 		case tcpOptSACK:
 			if n < 10 || (n-2)&7 != 0 {
-				return ErrBadHeader
+				return BadHeader
 			}
 			// 40 option bytes hold at most 4 blocks, so nothing is dropped
 			// in practice; the bound is there for the compiler and reader.
@@ -399,5 +399,5 @@ func (p *Packet) decodeOptions(o []byte) Error {
 		}
 		o = o[n:]
 	}
-	return ErrNone
+	return OK
 }

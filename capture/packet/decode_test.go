@@ -11,7 +11,7 @@ func TestDecodeValidFrames(t *testing.T) {
 	for _, tc := range validFrames(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			var p Packet
-			if err := p.Decode(tc.link, tc.data, len(tc.data)); err != ErrNone {
+			if err := p.Decode(tc.link, tc.data, len(tc.data)); err != OK {
 				t.Fatalf("Decode = %v, want success", err)
 			}
 			if p != tc.want {
@@ -44,17 +44,17 @@ func TestDecode(t *testing.T) {
 		link LinkType
 		data []byte
 		wire int // 0: len(data)
-		err  Error
-		want *Packet // checked when err == ErrNone
+		err  Status
+		want *Packet // checked when err == OK
 	}{
-		{name: "unsupported link", link: 147, data: plain4, err: ErrUnsupportedLink},
+		{name: "unsupported link", link: 147, data: plain4, err: UnsupportedLink},
 		{name: "arp", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeARP), payload(28)), err: ErrNotTCP},
+			data: serialize(t, eth(layers.EthernetTypeARP), payload(28)), err: NotTCP},
 		{name: "llc length field", link: LinkTypeEthernet,
-			data: patch(plain4, func(b []byte) { b[12], b[13] = 0x00, 0x40 }), err: ErrNotTCP},
+			data: patch(plain4, func(b []byte) { b[12], b[13] = 0x00, 0x40 }), err: NotTCP},
 		{name: "udp", link: LinkTypeEthernet,
 			data: serialize(t, eth(layers.EthernetTypeIPv4), func() *layers.IPv4 { ip := ip4(); ip.Protocol = layers.IPProtocolUDP; return ip }(),
-				&layers.UDP{SrcPort: 53, DstPort: 53}, payload(10)), err: ErrNotTCP},
+				&layers.UDP{SrcPort: 53, DstPort: 53}, payload(10)), err: NotTCP},
 		{name: "0x9100 outer tag", link: LinkTypeEthernet,
 			data: serialize(t, eth(0x9100), dot1q(100, layers.EthernetTypeDot1Q), dot1q(10, layers.EthernetTypeIPv4), ip4(), tcp(), payload(5)),
 			want: ptr(want4(5))},
@@ -65,11 +65,11 @@ func TestDecode(t *testing.T) {
 		{name: "5 tags", link: LinkTypeEthernet,
 			data: serialize(t, eth(layers.EthernetTypeDot1Q), dot1q(1, layers.EthernetTypeDot1Q), dot1q(2, layers.EthernetTypeDot1Q),
 				dot1q(3, layers.EthernetTypeDot1Q), dot1q(4, layers.EthernetTypeDot1Q), dot1q(5, layers.EthernetTypeIPv4), ip4(), tcp(), payload(5)),
-			err: ErrNotTCP},
+			err: NotTCP},
 		{name: "sll with vlan", link: LinkTypeLinuxSLL,
 			data: serialize(t, sllHdr(0x8100), dot1q(10, layers.EthernetTypeIPv6), ip6(layers.IPProtocolTCP), tcp(), payload(5)),
 			want: ptr(want6(5))},
-		{name: "sll arp", link: LinkTypeLinuxSLL, data: serialize(t, sllHdr(0x0806), payload(28)), err: ErrNotTCP},
+		{name: "sll arp", link: LinkTypeLinuxSLL, data: serialize(t, sllHdr(0x0806), payload(28)), err: NotTCP},
 		{name: "sll2 ipv4", link: LinkTypeSLL2,
 			data: serialize(t, sll2Hdr(0x0800), ip4(), tcp(nop(), nop(), ts), payload(5)), want: ptr(withTS(want4(5), 100, 200))},
 		{name: "null le ipv6 24", link: LinkTypeNull,
@@ -79,17 +79,17 @@ func TestDecode(t *testing.T) {
 		{name: "null be ipv4", link: LinkTypeNull,
 			data: serialize(t, nullHdr(2, true), ip4(), tcp(), payload(5)), want: ptr(want4(5))},
 		{name: "null unknown family", link: LinkTypeNull,
-			data: serialize(t, nullHdr(7, false), ip4(), tcp(), payload(5)), err: ErrNotTCP},
+			data: serialize(t, nullHdr(7, false), ip4(), tcp(), payload(5)), err: NotTCP},
 		{name: "null family too big", link: LinkTypeNull,
-			data: serialize(t, nullHdr(0x0202, false), ip4(), tcp(), payload(5)), err: ErrNotTCP},
+			data: serialize(t, nullHdr(0x0202, false), ip4(), tcp(), payload(5)), err: NotTCP},
 		{name: "raw bad version", link: LinkTypeRaw,
-			data: patch(serialize(t, ip4(), tcp()), func(b []byte) { b[0] = 0x55 }), err: ErrBadHeader},
+			data: patch(serialize(t, ip4(), tcp()), func(b []byte) { b[0] = 0x55 }), err: BadHeader},
 		{name: "ipv4 link carrying ipv6", link: LinkTypeIPv4,
-			data: serialize(t, ip6(layers.IPProtocolTCP), tcp()), err: ErrBadHeader},
+			data: serialize(t, ip6(layers.IPProtocolTCP), tcp()), err: BadHeader},
 		{name: "ipv6 link carrying ipv4", link: LinkTypeIPv6,
-			data: serialize(t, ip4(), tcp(), payload(40)), err: ErrBadHeader},
+			data: serialize(t, ip4(), tcp(), payload(40)), err: BadHeader},
 		{name: "ethertype ipv4 carrying version 6", link: LinkTypeEthernet,
-			data: patch(plain4, func(b []byte) { b[ipOff] = 0x65 }), err: ErrBadHeader},
+			data: patch(plain4, func(b []byte) { b[ipOff] = 0x65 }), err: BadHeader},
 
 		// IPv4
 		{name: "ipv4 options 12 bytes", link: LinkTypeEthernet,
@@ -97,18 +97,18 @@ func TestDecode(t *testing.T) {
 				ip4(layers.IPv4Option{OptionType: 0x94, OptionLength: 4, OptionData: []byte{0, 0}}, layers.IPv4Option{OptionType: 0x44, OptionLength: 8, OptionData: []byte{5, 0, 0, 0, 0, 0}}),
 				tcp(), payload(5)),
 			want: ptr(want4(5))},
-		{name: "ihl 4", link: LinkTypeEthernet, data: patch(plain4, func(b []byte) { b[ipOff] = 0x44 }), err: ErrBadHeader},
+		{name: "ihl 4", link: LinkTypeEthernet, data: patch(plain4, func(b []byte) { b[ipOff] = 0x44 }), err: BadHeader},
 		{name: "ipv4 total length below ihl", link: LinkTypeEthernet,
-			data: patch(plain4, func(b []byte) { binary.BigEndian.PutUint16(b[ipOff+2:], 19) }), err: ErrBadHeader},
+			data: patch(plain4, func(b []byte) { binary.BigEndian.PutUint16(b[ipOff+2:], 19) }), err: BadHeader},
 		{name: "ipv4 total length inside tcp header", link: LinkTypeEthernet,
-			data: patch(plain4, func(b []byte) { binary.BigEndian.PutUint16(b[ipOff+2:], 20+31) }), err: ErrBadHeader},
+			data: patch(plain4, func(b []byte) { binary.BigEndian.PutUint16(b[ipOff+2:], 20+31) }), err: BadHeader},
 		{name: "ipv4 total length covers tcp header only", link: LinkTypeEthernet,
 			data: patch(plain4, func(b []byte) { binary.BigEndian.PutUint16(b[ipOff+2:], 20+32) }), want: ptr(withTS(want4(0), 100, 200))},
 		{name: "ipv4 DF is not a fragment", link: LinkTypeEthernet, data: plain4, want: ptr(withTS(want4(testPayload), 100, 200))},
 		{name: "ipv4 first fragment (MF)", link: LinkTypeEthernet,
-			data: patch(plain4, func(b []byte) { b[ipOff+6] = 0x20 }), err: ErrNotTCP},
+			data: patch(plain4, func(b []byte) { b[ipOff+6] = 0x20 }), err: NotTCP},
 		{name: "ipv4 last fragment (offset)", link: LinkTypeEthernet,
-			data: patch(plain4, func(b []byte) { b[ipOff+6], b[ipOff+7] = 0x00, 0x10 }), err: ErrNotTCP},
+			data: patch(plain4, func(b []byte) { b[ipOff+6], b[ipOff+7] = 0x00, 0x10 }), err: NotTCP},
 		{name: "ipv4 padding ignored", link: LinkTypeEthernet,
 			data: append(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp()), 0, 0, 0, 0, 0, 0), // 54 -> 60 bytes
 			want: ptr(want4(0))},
@@ -135,32 +135,32 @@ func TestDecode(t *testing.T) {
 			data: serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6Destination),
 				destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(6, 0),
 				tcp(), payload(5)),
-			err: ErrNotTCP},
+			err: NotTCP},
 		{name: "ipv6 ah shorter than its fixed fields", link: LinkTypeEthernet,
 			data: serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolAH),
 				rawLayer(patch(ahHdr(layers.IPProtocolTCP), func(b []byte) { b[1] = 0 })), tcp(), payload(5)),
-			err: ErrBadHeader},
+			err: BadHeader},
 		{name: "ipv6 first fragment", link: LinkTypeEthernet,
 			data: serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6Fragment), fragHdr(6, 0, true), tcp(), payload(5)),
-			err:  ErrNotTCP},
+			err:  NotTCP},
 		{name: "ipv6 atomic fragment", link: LinkTypeEthernet,
 			data: serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6Fragment), fragHdr(6, 0, false), tcp(), payload(5)),
-			err:  ErrNotTCP},
+			err:  NotTCP},
 		{name: "ipv6 esp", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolESP), payload(40)), err: ErrNotTCP},
+			data: serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolESP), payload(40)), err: NotTCP},
 		{name: "ipv6 no next header", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolNoNextHeader), payload(40)), err: ErrNotTCP},
+			data: serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolNoNextHeader), payload(40)), err: NotTCP},
 		{name: "ipv6 icmp after hbh", link: LinkTypeEthernet,
 			data: serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6HopByHop), hopByHop(layers.IPProtocolICMPv6), payload(40)),
-			err:  ErrNotTCP},
+			err:  NotTCP},
 		{name: "ipv6 payload length inside ext header", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6HopByHop), hopByHop(layers.IPProtocolTCP), tcp(), payload(5)),
 				func(b []byte) { binary.BigEndian.PutUint16(b[14+4:], 4) }),
-			err: ErrBadHeader},
+			err: BadHeader},
 		{name: "ipv6 payload length inside tcp header", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6HopByHop), hopByHop(layers.IPProtocolTCP), tcp(), payload(5)),
 				func(b []byte) { binary.BigEndian.PutUint16(b[14+4:], 8+19) }),
-			err: ErrBadHeader},
+			err: BadHeader},
 		{name: "ipv6 payload length 0 (big tcp)", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolTCP), tcp()), func(b []byte) { b[18], b[19] = 0, 0 }),
 			wire: 14 + 40 + 20 + 150000, want: ptr(want6(150000))},
@@ -196,30 +196,30 @@ func TestDecode(t *testing.T) {
 			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), nop(), nop())), want: ptr(want4(0))},
 		{name: "option length 1", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(mssOpt(1)), payload(3)), func(b []byte) { b[tcpOff+21] = 1 }),
-			err:  ErrBadHeader},
+			err:  BadHeader},
 		{name: "option length 0", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(mssOpt(1)), payload(3)), func(b []byte) { b[tcpOff+21] = 0 }),
-			err:  ErrBadHeader},
+			err:  BadHeader},
 		{name: "option overruns header", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(mssOpt(1)), payload(3)), func(b []byte) { b[tcpOff+21] = 5 }),
-			err:  ErrBadHeader},
+			err:  BadHeader},
 		{name: "option kind without length byte", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), nop(), nop()), payload(3)),
 				func(b []byte) { b[tcpOff+23] = 0x22 }),
-			err: ErrBadHeader},
+			err: BadHeader},
 		{name: "ts length 8", link: LinkTypeEthernet,
 			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), layers.TCPOption{OptionType: 8, OptionData: make([]byte, 6)})),
-			err:  ErrBadHeader},
+			err:  BadHeader},
 		{name: "sack without blocks", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), sackOpt())), err: ErrBadHeader},
+			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), sackOpt())), err: BadHeader},
 		{name: "sack half block", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), sackOpt(1, 2, 3))), err: ErrBadHeader},
+			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), sackOpt(1, 2, 3))), err: BadHeader},
 		{name: "mss length 3", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(layers.TCPOption{OptionType: 2, OptionData: []byte{1}})), err: ErrBadHeader},
+			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(layers.TCPOption{OptionType: 2, OptionData: []byte{1}})), err: BadHeader},
 		{name: "ws length 4", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(layers.TCPOption{OptionType: 3, OptionData: []byte{1, 2}})), err: ErrBadHeader},
+			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(layers.TCPOption{OptionType: 3, OptionData: []byte{1, 2}})), err: BadHeader},
 		{name: "sack-permitted length 3", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(layers.TCPOption{OptionType: 4, OptionData: []byte{1}})), err: ErrBadHeader},
+			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(layers.TCPOption{OptionType: 4, OptionData: []byte{1}})), err: BadHeader},
 		{name: "second sack option replaces the first", link: LinkTypeEthernet,
 			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(sackOpt(1, 2, 3, 4), sackOpt(5, 6))),
 			want: ptr(func() Packet {
@@ -231,9 +231,9 @@ func TestDecode(t *testing.T) {
 			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(layers.TCPOption{OptionType: 30, OptionData: []byte{1, 2, 3, 4, 5, 6}}, ts)),
 			want: ptr(withTS(want4(0), 100, 200))},
 		{name: "data offset 4", link: LinkTypeEthernet,
-			data: patch(plain4, func(b []byte) { b[tcpOff+12] = 0x40 }), err: ErrBadHeader},
+			data: patch(plain4, func(b []byte) { b[tcpOff+12] = 0x40 }), err: BadHeader},
 		{name: "data offset 15 beyond capture", link: LinkTypeEthernet,
-			data: patch(plain4[:tcpOff+40], func(b []byte) { b[tcpOff+12] = 0xf0 }), wire: len(plain4), err: ErrTruncated},
+			data: patch(plain4[:tcpOff+40], func(b []byte) { b[tcpOff+12] = 0xf0 }), wire: len(plain4), err: Truncated},
 		{name: "flags", link: LinkTypeEthernet,
 			data: patch(plain4, func(b []byte) { b[tcpOff+13] = 0xff }),
 			want: ptr(func() Packet { p := withTS(want4(testPayload), 100, 200); p.Flags = 0xff; return p }())},
@@ -246,11 +246,11 @@ func TestDecode(t *testing.T) {
 			}
 			var p Packet
 			err := p.Decode(tc.link, tc.data, wire)
-			if tc.want == nil && tc.err == ErrNone {
+			if tc.want == nil && tc.err == OK {
 				t.Fatal("bad test case: neither error nor packet expected")
 			}
 			if tc.want != nil {
-				if err != ErrNone {
+				if err != OK {
 					t.Fatalf("Decode = %v, want success", err)
 				}
 				if p != *tc.want {
@@ -268,7 +268,7 @@ func TestDecode(t *testing.T) {
 func ptr(p Packet) *Packet { return &p }
 
 // TestDecodeTruncation cuts every valid frame at every byte: before the end
-// of the TCP header the result must be ErrTruncated, after it the same
+// of the TCP header the result must be Truncated, after it the same
 // packet as the full frame (the payload length comes from IP, not from the
 // captured bytes).
 func TestDecodeTruncation(t *testing.T) {
@@ -279,12 +279,12 @@ func TestDecodeTruncation(t *testing.T) {
 				var p Packet
 				err := p.Decode(tc.link, tc.data[:cut], len(tc.data))
 				if cut < headerEnd {
-					if err != ErrTruncated {
-						t.Fatalf("cut at %d of %d (headers end at %d): Decode = %v, want %v", cut, len(tc.data), headerEnd, err, ErrTruncated)
+					if err != Truncated {
+						t.Fatalf("cut at %d of %d (headers end at %d): Decode = %v, want %v", cut, len(tc.data), headerEnd, err, Truncated)
 					}
 					continue
 				}
-				if err != ErrNone || p != tc.want {
+				if err != OK || p != tc.want {
 					t.Fatalf("cut at %d of %d: Decode = %v, %+v; want %+v", cut, len(tc.data), err, p, tc.want)
 				}
 			}
@@ -300,7 +300,7 @@ func TestDecodeOverwrites(t *testing.T) {
 	for i := 0; i < 3; i++ { // several rounds so every frame follows every other
 		for j := range frames {
 			f := frames[(j*(i+2))%len(frames)]
-			if err := p.Decode(f.link, f.data, len(f.data)); err != ErrNone {
+			if err := p.Decode(f.link, f.data, len(f.data)); err != OK {
 				t.Fatalf("%s: Decode = %v", f.name, err)
 			}
 			if p != f.want {
@@ -324,14 +324,33 @@ func TestDecodeAllocs(t *testing.T) {
 	}
 }
 
-func TestErrorStrings(t *testing.T) {
-	seen := map[string]Error{}
-	for e := Error(0); int(e) <= NumErrorKinds; e++ {
-		s := e.Error()
-		if prev, dup := seen[s]; dup {
-			t.Errorf("Error(%d) and Error(%d) share the text %q", prev, e, s)
+// TestStatusErr: OK is no error; every other status is one, its own, with
+// its own text.
+func TestStatusErr(t *testing.T) {
+	tests := []struct {
+		s    Status
+		want error
+	}{
+		{OK, nil},
+		{NotTCP, ErrNotTCP},
+		{Truncated, ErrTruncated},
+		{BadHeader, ErrBadHeader},
+		{UnsupportedLink, ErrUnsupportedLink},
+		{numStatuses, errUnknown},
+	}
+	if len(tests) != NumStatuses+1 {
+		t.Fatalf("%d cases for %d statuses and one unknown", len(tests), NumStatuses)
+	}
+	seen := map[string]Status{}
+	for _, tc := range tests {
+		if err := tc.s.Err(); err != tc.want {
+			t.Errorf("Status(%d).Err() = %v, want %v", tc.s, err, tc.want)
 		}
-		seen[s] = e
+		s := tc.s.String()
+		if prev, dup := seen[s]; dup {
+			t.Errorf("Status(%d) and Status(%d) share the text %q", prev, tc.s, s)
+		}
+		seen[s] = tc.s
 	}
 }
 

@@ -1,35 +1,51 @@
 package packet
 
-// Error is a decode failure class. The values are constants so that
-// returning one never allocates, and callers can count them by kind.
-type Error uint8
+import "errors"
 
-// Decode failure classes. ErrNotTCP is not malformed input, just traffic the
-// engine ignores (ARP, UDP, ICMP, non-first fragments, ...).
+// Status is what Decode made of a frame: OK, a TCP segment was decoded, or
+// the reason it was not. It is not an error, so "decoded" can never pass for
+// one: Err gives the error, nil for OK. The values are constants, so
+// returning one never allocates, and callers count them by kind in arrays
+// of NumStatuses.
+type Status uint8
+
+// Decode statuses. NotTCP is not malformed input, just traffic the engine
+// ignores (ARP, UDP, ICMP, non-first fragments, ...).
 const (
-	ErrNone Error = iota
-	ErrNotTCP
-	ErrTruncated       // captured bytes end before a header does
-	ErrBadHeader       // a length or version field is impossible
-	ErrUnsupportedLink // link type the decoder does not know
-	numErrors
+	OK              Status = iota
+	NotTCP                 // valid, but no TCP segment the engine times
+	Truncated              // captured bytes end before a header does
+	BadHeader              // a length or version field is impossible
+	UnsupportedLink        // link type the decoder does not know
+	numStatuses
 )
 
-// NumErrorKinds is the number of Error values, for arrays of counters indexed by Error.
-const NumErrorKinds = int(numErrors)
+// NumStatuses is the number of Status values, for arrays of counters
+// indexed by Status.
+const NumStatuses = int(numStatuses)
 
-func (e Error) Error() string {
-	switch e {
-	case ErrNone:
-		return "no error"
-	case ErrNotTCP:
-		return "not a TCP segment"
-	case ErrTruncated:
-		return "truncated packet"
-	case ErrBadHeader:
-		return "malformed header"
-	case ErrUnsupportedLink:
-		return "unsupported link type"
+// The errors Status.Err returns, one per status but OK.
+var (
+	ErrNotTCP          = errors.New("not a TCP segment")
+	ErrTruncated       = errors.New("truncated packet")
+	ErrBadHeader       = errors.New("malformed header")
+	ErrUnsupportedLink = errors.New("unsupported link type")
+	errUnknown         = errors.New("unknown decode status")
+)
+
+var statusErrs = [numStatuses]error{nil, ErrNotTCP, ErrTruncated, ErrBadHeader, ErrUnsupportedLink}
+
+// Err is the decode failure s stands for, as an error: nil for OK.
+func (s Status) Err() error {
+	if int(s) < len(statusErrs) {
+		return statusErrs[s]
 	}
-	return "unknown decode error"
+	return errUnknown
+}
+
+func (s Status) String() string {
+	if s == OK {
+		return "decoded"
+	}
+	return s.Err().Error()
 }

@@ -134,10 +134,8 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 				len(t.LayerContents()) >= 16 && link == LinkTypeLinuxSLL && binary.BigEndian.Uint16(t.LayerContents()[14:16]) == etherTypePBB {
 				o.unknownEncap = true
 			}
-			if prev != nil {
-				if _, ok := prev.(*layers.Dot1Q); ok {
-					o.shapeOK = false // Ethernet right after a tag: LLC-style
-				}
+			if _, ok := prev.(*layers.Dot1Q); ok {
+				o.shapeOK = false // Ethernet right after a tag: LLC-style
 			}
 			tags = 0
 		case *layers.Dot1Q:
@@ -354,12 +352,12 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 
 // whyWeReject returns the accepted reason for rejecting a frame gopacket
 // decodes, or "" if there is none (a bug on one side).
-func whyWeReject(ours Error, o oracle) string {
+func whyWeReject(ours Status, o oracle) string {
 	if why := whyTunnelsDiffer(o); why != "" {
 		return why
 	}
 	switch ours {
-	case ErrNotTCP:
+	case NotTCP:
 		if !o.shapeOK {
 			return "gopacket follows encapsulations we do not (LLC/SNAP, PPTP's PPP, AH over IPv4, ...)"
 		}
@@ -372,7 +370,7 @@ func whyWeReject(ours Error, o oracle) string {
 		if o.encaps > MaxTunnelDepth || o.mplsLabels > MaxMPLSLabels || o.gtpExts > MaxGTPExtHeaders {
 			return "we stop after MaxTunnelDepth encapsulations, MaxMPLSLabels labels and MaxGTPExtHeaders GTP-U extension headers; gopacket has no bound"
 		}
-	case ErrBadHeader:
+	case BadHeader:
 		if !o.versionOK {
 			return "gopacket does not check the IP version nibble against the EtherType/link type"
 		}
@@ -480,7 +478,7 @@ func FuzzDecode(f *testing.F) {
 		ours := p.Decode(link, data, len(data))
 		o := gopacketDecode(link, data)
 		switch {
-		case o.accepted && ours == ErrNone:
+		case o.accepted && ours == OK:
 			if p != o.pkt && whyTunnelsDiffer(o) == "" {
 				t.Fatalf("link %d: decoders disagree\n ours     %+v\n gopacket %+v\n%s", link, p, o.pkt, gopacketLayers(link, data))
 			}
@@ -488,7 +486,7 @@ func FuzzDecode(f *testing.F) {
 			if why := whyWeReject(ours, o); why == "" {
 				t.Fatalf("link %d: we reject (%v) a segment gopacket decodes: %+v\n%s", link, ours, o.pkt, gopacketLayers(link, data))
 			}
-		case ours == ErrNone:
+		case ours == OK:
 			if why := whyGopacketRejects(link, data, o); why == "" {
 				t.Fatalf("link %d: we decode %+v, gopacket rejects: %s\n%s", link, p, o.errText, gopacketLayers(link, data))
 			}
@@ -508,10 +506,10 @@ func FuzzInvariants(f *testing.F) {
 		for _, link := range fuzzLinks {
 			var p Packet
 			err := p.Decode(link, data, int(wire))
-			if err >= Error(NumErrorKinds) {
+			if err >= Status(NumStatuses) {
 				t.Fatalf("link %d: unknown error kind %d", link, err)
 			}
-			if err != ErrNone {
+			if err != OK {
 				continue
 			}
 			// The payload length comes from a 16-bit IP length field, or
@@ -536,7 +534,7 @@ func FuzzInvariants(f *testing.F) {
 			}
 			// Decoding the same bytes into a dirty Packet gives the same result.
 			q := Packet{Seq: 1, NumSACK: 4, SACK: [4]SACKBlock{{1, 2}, {3, 4}, {5, 6}, {7, 8}}, HasTimestamps: true, TSval: 9, IPv6: !p.IPv6}
-			if e := q.Decode(link, data, int(wire)); e != ErrNone || q != p {
+			if e := q.Decode(link, data, int(wire)); e != OK || q != p {
 				t.Fatalf("link %d: decode into a used Packet differs: %v %+v vs %+v", link, e, q, p)
 			}
 		}
@@ -579,7 +577,7 @@ type discrepancy struct {
 	name   string
 	link   LinkType
 	data   []byte
-	ours   Error // ErrNone: we accept, gopacket rejects or decodes other fields
+	ours   Status // OK: we accept, gopacket rejects or decodes other fields
 	reason string
 }
 
@@ -589,21 +587,21 @@ type discrepancy struct {
 func TestFuzzDiscrepancies(t *testing.T) {
 	e4 := serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(), payload(3))
 	cases := []discrepancy{
-		{"version nibble", LinkTypeEthernet, patch(e4, func(b []byte) { b[14] = 0x55 }), ErrBadHeader, "version nibble"},
+		{"version nibble", LinkTypeEthernet, patch(e4, func(b []byte) { b[14] = 0x55 }), BadHeader, "version nibble"},
 		{"5 vlan tags", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeDot1Q), dot1q(1, layers.EthernetTypeDot1Q), dot1q(2, layers.EthernetTypeDot1Q),
-			dot1q(3, layers.EthernetTypeDot1Q), dot1q(4, layers.EthernetTypeDot1Q), dot1q(5, layers.EthernetTypeIPv4), ip4(), tcp()), ErrNotTCP, "MaxVLANTags"},
+			dot1q(3, layers.EthernetTypeDot1Q), dot1q(4, layers.EthernetTypeDot1Q), dot1q(5, layers.EthernetTypeIPv4), ip4(), tcp()), NotTCP, "MaxVLANTags"},
 		{"9 ext headers", LinkTypeRaw, serialize(t, ip6(60), destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(60, 0),
-			destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(6, 0), tcp()), ErrNotTCP, "MaxIPv6ExtHeaders"},
-		{"ah over ipv4", LinkTypeRaw, serialize(t, func() *layers.IPv4 { ip := ip4(); ip.Protocol = layers.IPProtocolAH; return ip }(), ahHdr(6), tcp()), ErrNotTCP, "AH over IPv4"},
-		{"ts length 8", LinkTypeRaw, serialize(t, ip4(), tcp(layers.TCPOption{OptionType: 8, OptionData: make([]byte, 6)})), ErrBadHeader, "wrong length"},
-		{"ipv6 length inside tcp after hbh", LinkTypeRaw, patch(serialize(t, ip6(0), hopByHop(6), tcp()), func(b []byte) { b[5] = 8 + 10 }), ErrBadHeader, "cross-check"},
+			destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(60, 0), destOpts(6, 0), tcp()), NotTCP, "MaxIPv6ExtHeaders"},
+		{"ah over ipv4", LinkTypeRaw, serialize(t, func() *layers.IPv4 { ip := ip4(); ip.Protocol = layers.IPProtocolAH; return ip }(), ahHdr(6), tcp()), NotTCP, "AH over IPv4"},
+		{"ts length 8", LinkTypeRaw, serialize(t, ip4(), tcp(layers.TCPOption{OptionType: 8, OptionData: make([]byte, 6)})), BadHeader, "wrong length"},
+		{"ipv6 length inside tcp after hbh", LinkTypeRaw, patch(serialize(t, ip6(0), hopByHop(6), tcp()), func(b []byte) { b[5] = 8 + 10 }), BadHeader, "cross-check"},
 		{"ipv4 bad option", LinkTypeRaw, patch(serialize(t, ip4(layers.IPv4Option{OptionType: 0x94, OptionLength: 4, OptionData: []byte{0, 0}}), tcp()),
-			func(b []byte) { b[21] = 2 }), ErrNone, "IPv4 options"},
-		{"ipv6 length 0 without jumbo", LinkTypeRaw, patch(serialize(t, ip6(6), tcp()), func(b []byte) { b[4], b[5] = 0, 0 }), ErrNone, "jumbo"},
-		{"routing type 4", LinkTypeRaw, serialize(t, ip6(43), routingHdr(6), tcp()), ErrNone, "routing type 0"},
-		{"0x9100 tag", LinkTypeEthernet, serialize(t, eth(0x9100), dot1q(1, layers.EthernetTypeIPv4), ip4(), tcp()), ErrNone, "0x9100"},
-		{"0x9100 tag after 802.1Q", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeDot1Q), dot1q(1, 0x9100), dot1q(2, layers.EthernetTypeIPv4), ip4(), tcp()), ErrNone, "0x9100"},
-		{"sll address length 256", LinkTypeLinuxSLL, patch(serialize(t, sllHdr(0x0800), ip4(), tcp()), func(b []byte) { b[4] = 1 }), ErrNone, "address"},
+			func(b []byte) { b[21] = 2 }), OK, "IPv4 options"},
+		{"ipv6 length 0 without jumbo", LinkTypeRaw, patch(serialize(t, ip6(6), tcp()), func(b []byte) { b[4], b[5] = 0, 0 }), OK, "jumbo"},
+		{"routing type 4", LinkTypeRaw, serialize(t, ip6(43), routingHdr(6), tcp()), OK, "routing type 0"},
+		{"0x9100 tag", LinkTypeEthernet, serialize(t, eth(0x9100), dot1q(1, layers.EthernetTypeIPv4), ip4(), tcp()), OK, "0x9100"},
+		{"0x9100 tag after 802.1Q", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeDot1Q), dot1q(1, 0x9100), dot1q(2, layers.EthernetTypeIPv4), ip4(), tcp()), OK, "0x9100"},
+		{"sll address length 256", LinkTypeLinuxSLL, patch(serialize(t, sllHdr(0x0800), ip4(), tcp()), func(b []byte) { b[4] = 1 }), OK, "address"},
 	}
 	cases = append(cases, tunnelDiscrepancies(t)...)
 	for _, tc := range cases {
@@ -615,13 +613,13 @@ func TestFuzzDiscrepancies(t *testing.T) {
 			}
 			o := gopacketDecode(tc.link, tc.data)
 			var why string
-			if tc.ours == ErrNone && o.accepted {
+			if tc.ours == OK && o.accepted {
 				// Both decode: the pinned difference is in the fields.
 				if p == o.pkt {
 					t.Fatal("both decoders agree: no discrepancy left")
 				}
 				why = whyTunnelsDiffer(o)
-			} else if tc.ours == ErrNone {
+			} else if tc.ours == OK {
 				if o.accepted {
 					t.Fatal("gopacket accepts the frame: no discrepancy left")
 				}

@@ -139,7 +139,7 @@ func (t Tunnel) String() string {
 // GRE), stacks two to three MPLS labels and one or two GTP-U extension
 // headers.
 const (
-	MaxTunnelDepth   = 4 // encapsulations crossed before giving up with ErrNotTCP
+	MaxTunnelDepth   = 4 // encapsulations crossed before giving up with NotTCP
 	MaxMPLSLabels    = 8
 	MaxGTPExtHeaders = 4
 )
@@ -228,9 +228,9 @@ func (t *Tunnel) setOuter(ip []byte) {
 // tunnel: b starts right after it, wire is the number of bytes from b[0] to
 // the end of the enclosing payload. VLAN tags are skipped, then IP or one of
 // the link-layer encapsulations is decoded.
-func (p *Packet) decodeEtherPayload(etype uint16, b []byte, wire, depth int) Error {
+func (p *Packet) decodeEtherPayload(etype uint16, b []byte, wire, depth int) Status {
 	etype, off, err := skipVLANs(etype, b, 0)
-	if err != ErrNone {
+	if err != OK {
 		return err
 	}
 	b, wire = b[off:], wire-off
@@ -245,7 +245,7 @@ func (p *Packet) decodeEtherPayload(etype uint16, b []byte, wire, depth int) Err
 
 // decodeLinkTunnel decodes the link-layer encapsulation etype names (after
 // any VLAN tags): PPPoE, MPLS or 802.1ah.
-func (p *Packet) decodeLinkTunnel(etype uint16, b []byte, wire, depth int) Error {
+func (p *Packet) decodeLinkTunnel(etype uint16, b []byte, wire, depth int) Status {
 	var decode layerDecoder
 	switch etype {
 	case etherTypePPPoE:
@@ -255,22 +255,22 @@ func (p *Packet) decodeLinkTunnel(etype uint16, b []byte, wire, depth int) Error
 	case etherTypeMPLS, etherTypeMPLSMC:
 		decode = (*Packet).decodeMPLS
 	default:
-		return ErrNotTCP
+		return NotTCP
 	}
 	if depth >= MaxTunnelDepth {
-		return ErrNotTCP
+		return NotTCP
 	}
 	return decode(p, b, wire, depth+1)
 }
 
 // layerDecoder decodes one encapsulation header at b[0] and what it carries;
 // wire and depth are as for decodeIPv4.
-type layerDecoder func(p *Packet, b []byte, wire, depth int) Error
+type layerDecoder func(p *Packet, b []byte, wire, depth int) Status
 
 // decodeEthernet decodes an Ethernet frame carried inside a tunnel.
-func (p *Packet) decodeEthernet(b []byte, wire, depth int) Error {
+func (p *Packet) decodeEthernet(b []byte, wire, depth int) Status {
 	if len(b) < ethHeaderLen {
-		return ErrTruncated
+		return Truncated
 	}
 	return p.decodeEtherPayload(be16(b[12:14]), b[ethHeaderLen:], wire-ethHeaderLen, depth)
 }
@@ -278,8 +278,8 @@ func (p *Packet) decodeEthernet(b []byte, wire, depth int) Error {
 // decodeIPTunnel decodes the payload of an IP header that is not TCP: ip
 // starts at the IP header, hl is the length of the IP header and its
 // extension headers, n the payload length according to the IP header.
-// Only encapsulations continue; anything else is ErrNotTCP.
-func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Error {
+// Only encapsulations continue; anything else is NotTCP.
+func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Status {
 	var e Encap
 	var decode layerDecoder
 	switch proto {
@@ -291,13 +291,13 @@ func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Error {
 		e, decode = EncapGRE, (*Packet).decodeGRE
 	case protoUDP:
 	default:
-		return ErrNotTCP
+		return NotTCP
 	}
 	if depth >= MaxTunnelDepth {
-		return ErrNotTCP
+		return NotTCP
 	}
 	if n < 0 {
-		return ErrBadHeader
+		return BadHeader
 	}
 	// The payload ends where the IP header says, as in every receiver:
 	// the Ethernet padding or garbage after it is not the tunnel's.
@@ -310,7 +310,7 @@ func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Error {
 		// receiving tunnel endpoint's socket does (the source port is a
 		// flow hash for VXLAN and Geneve).
 		if len(b) < udpHeaderLen {
-			return ErrTruncated
+			return Truncated
 		}
 		switch be16(b[2:4]) {
 		case portVXLAN:
@@ -320,7 +320,7 @@ func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Error {
 		case portGTPU:
 			e, decode = EncapGTPU, (*Packet).decodeGTPU
 		default:
-			return ErrNotTCP
+			return NotTCP
 		}
 		// The UDP length bounds the datagram too; as in Linux's udp_rcv,
 		// one longer than the IP payload or shorter than the header is
@@ -328,7 +328,7 @@ func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Error {
 		// then the IP length rules.
 		if ulen := int(be16(b[4:6])); ulen != 0 {
 			if ulen < udpHeaderLen || ulen > n {
-				return ErrBadHeader
+				return BadHeader
 			}
 			n = ulen
 			if n < len(b) {
@@ -346,12 +346,12 @@ func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Error {
 // As in Linux's vxlan_rcv, a header without the I flag (VNI valid) is not
 // VXLAN data; the reserved bits are ignored (GBP and GPE extensions set
 // some).
-func (p *Packet) decodeVXLAN(b []byte, wire, depth int) Error {
+func (p *Packet) decodeVXLAN(b []byte, wire, depth int) Status {
 	if len(b) < vxlanHeaderLen {
-		return ErrTruncated
+		return Truncated
 	}
 	if b[0]&0x08 == 0 {
-		return ErrNotTCP
+		return NotTCP
 	}
 	p.Tunnel.mark(EncapVXLAN, be32(b[4:8])>>8)
 	return p.decodeEthernet(b[vxlanHeaderLen:], wire-vxlanHeaderLen, depth)
@@ -361,16 +361,16 @@ func (p *Packet) decodeVXLAN(b []byte, wire, depth int) Error {
 // length (none matters to TCP timing, and a tunnel endpoint forwards
 // unknown non-critical ones), and decodes the payload by its protocol
 // type: Ethernet (0x6558) or an EtherType. Version 0 is the only one.
-func (p *Packet) decodeGeneve(b []byte, wire, depth int) Error {
+func (p *Packet) decodeGeneve(b []byte, wire, depth int) Status {
 	if len(b) < geneveHeaderLen {
-		return ErrTruncated
+		return Truncated
 	}
 	if b[0]>>6 != 0 {
-		return ErrNotTCP
+		return NotTCP
 	}
 	hl := geneveHeaderLen + int(b[0]&0x3f)<<2
 	if len(b) < hl {
-		return ErrTruncated
+		return Truncated
 	}
 	proto := be16(b[2:4])
 	p.Tunnel.mark(EncapGeneve, be32(b[4:8])>>8)
@@ -384,13 +384,13 @@ func (p *Packet) decodeGeneve(b []byte, wire, depth int) Error {
 // sequence number) and its payload by protocol type: IP, MPLS, PPPoE,
 // Ethernet (0x6558) or ERSPAN. Version 1 (PPTP's enhanced GRE) and the
 // obsolete RFC 1701 routing are not decoded.
-func (p *Packet) decodeGRE(b []byte, wire, depth int) Error {
+func (p *Packet) decodeGRE(b []byte, wire, depth int) Status {
 	if len(b) < greMinHeader {
-		return ErrTruncated
+		return Truncated
 	}
 	flags := be16(b[0:2])
 	if flags&(greVer|greFlagR) != 0 {
-		return ErrNotTCP
+		return NotTCP
 	}
 	proto := be16(b[2:4])
 	off := greMinHeader
@@ -399,7 +399,7 @@ func (p *Packet) decodeGRE(b []byte, wire, depth int) Error {
 	}
 	if flags&greFlagK != 0 {
 		if len(b) < off+4 {
-			return ErrTruncated
+			return Truncated
 		}
 		p.Tunnel.mark(EncapGRE, be32(b[off:off+4]))
 		off += 4
@@ -408,7 +408,7 @@ func (p *Packet) decodeGRE(b []byte, wire, depth int) Error {
 		off += 4
 	}
 	if len(b) < off {
-		return ErrTruncated
+		return Truncated
 	}
 	b, wire = b[off:], wire-off
 	switch proto {
@@ -430,7 +430,7 @@ func (p *Packet) decodeGRE(b []byte, wire, depth int) Error {
 		// apart by the IP version nibble.
 		if len(b) >= 1 && b[0]>>4 != 4 {
 			if len(b) < wccpHeaderLen {
-				return ErrTruncated
+				return Truncated
 			}
 			b, wire = b[wccpHeaderLen:], wire-wccpHeaderLen
 		}
@@ -442,12 +442,12 @@ func (p *Packet) decodeGRE(b []byte, wire, depth int) Error {
 // decodeERSPAN2 decodes an ERSPAN type II header: version 1, the session
 // ID in the low 10 bits of the second 16-bit word, then the mirrored
 // Ethernet frame.
-func (p *Packet) decodeERSPAN2(b []byte, wire, depth int) Error {
+func (p *Packet) decodeERSPAN2(b []byte, wire, depth int) Status {
 	if len(b) < erspan2HeaderLen {
-		return ErrTruncated
+		return Truncated
 	}
 	if b[0]>>4 != 1 {
-		return ErrNotTCP
+		return NotTCP
 	}
 	p.Tunnel.mark(EncapERSPAN, uint32(be16(b[2:4])&0x3ff))
 	return p.decodeEthernet(b[erspan2HeaderLen:], wire-erspan2HeaderLen, depth)
@@ -456,12 +456,12 @@ func (p *Packet) decodeERSPAN2(b []byte, wire, depth int) Error {
 // decodeERSPAN3 decodes an ERSPAN type III header: version 2, session ID
 // as in type II, a timestamp, and flags whose O bit announces an 8-byte
 // platform-specific sub-header. Frame type 0 is Ethernet, 2 is IP.
-func (p *Packet) decodeERSPAN3(b []byte, wire, depth int) Error {
+func (p *Packet) decodeERSPAN3(b []byte, wire, depth int) Status {
 	if len(b) < erspan3HeaderLen {
-		return ErrTruncated
+		return Truncated
 	}
 	if b[0]>>4 != 2 {
-		return ErrNotTCP
+		return NotTCP
 	}
 	flags := be16(b[10:12])
 	hl := erspan3HeaderLen
@@ -469,7 +469,7 @@ func (p *Packet) decodeERSPAN3(b []byte, wire, depth int) Error {
 		hl += erspan3SubHeaderLen
 	}
 	if len(b) < hl {
-		return ErrTruncated
+		return Truncated
 	}
 	p.Tunnel.mark(EncapERSPAN, uint32(be16(b[2:4])&0x3ff))
 	switch ft := flags >> 10 & 0x1f; ft {
@@ -478,33 +478,33 @@ func (p *Packet) decodeERSPAN3(b []byte, wire, depth int) Error {
 	case 2:
 		return p.decodeInnerIP(b[hl:], wire-hl, depth)
 	}
-	return ErrNotTCP
+	return NotTCP
 }
 
 // decodeGTPU decodes a GTP-U header (version 1, protocol type GTP) of a
 // G-PDU, skipping the optional sequence/N-PDU fields and the chain of
 // extension headers, and the user's IP packet it carries. Other message
 // types (echo, error indication, end marker) carry no user packet.
-func (p *Packet) decodeGTPU(b []byte, wire, depth int) Error {
+func (p *Packet) decodeGTPU(b []byte, wire, depth int) Status {
 	if len(b) < gtpHeaderLen {
-		return ErrTruncated
+		return Truncated
 	}
 	if b[0]>>4 != 0x3 || b[1] != 0xff {
-		return ErrNotTCP
+		return NotTCP
 	}
 	// The length counts the bytes after the mandatory header; it cannot be
 	// checked against the captured bytes (snaplen), only against the UDP
 	// payload on the wire.
 	msgLen := int(be16(b[2:4]))
 	if msgLen > wire-gtpHeaderLen {
-		return ErrBadHeader
+		return BadHeader
 	}
 	wire = gtpHeaderLen + msgLen
 	off := gtpHeaderLen
 	if b[0]&0x07 != 0 {
 		off += gtpOptHeaderLen
 		if len(b) < off {
-			return ErrTruncated
+			return Truncated
 		}
 		// With the E flag, a chain of extension headers: each has its
 		// length in 4-byte units (including the length and next-type
@@ -516,18 +516,18 @@ func (p *Packet) decodeGTPU(b []byte, wire, depth int) Error {
 		}
 		for i := 0; next != 0; i++ {
 			if i == MaxGTPExtHeaders {
-				return ErrNotTCP
+				return NotTCP
 			}
 			if len(b) < off+1 {
-				return ErrTruncated
+				return Truncated
 			}
 			n := int(b[off]) << 2
 			if n == 0 {
-				return ErrBadHeader
+				return BadHeader
 			}
 			off += n
 			if len(b) < off {
-				return ErrTruncated
+				return Truncated
 			}
 			next = b[off-1]
 		}
@@ -539,26 +539,26 @@ func (p *Packet) decodeGTPU(b []byte, wire, depth int) Error {
 // decodePPPoE decodes a PPPoE session header (version 1, type 1, code 0)
 // and the PPP protocol field, possibly compressed to one byte (RFC 1661
 // protocol field compression), of an IPv4 or IPv6 packet.
-func (p *Packet) decodePPPoE(b []byte, wire, depth int) Error {
+func (p *Packet) decodePPPoE(b []byte, wire, depth int) Status {
 	if len(b) < pppoeHeaderLen+1 {
-		return ErrTruncated
+		return Truncated
 	}
 	if b[0] != 0x11 || b[1] != 0 {
-		return ErrNotTCP
+		return NotTCP
 	}
 	n := int(be16(b[4:6])) // PPP protocol field and payload
 	if n > wire-pppoeHeaderLen {
-		return ErrBadHeader // Linux's pppoe_rcv drops it too
+		return BadHeader // Linux's pppoe_rcv drops it too
 	}
 	proto, pl := uint16(b[6]), 1
 	if proto&1 == 0 {
 		if len(b) < pppoeHeaderLen+2 {
-			return ErrTruncated
+			return Truncated
 		}
 		proto, pl = be16(b[6:8]), 2
 	}
 	if n < pl {
-		return ErrBadHeader
+		return BadHeader
 	}
 	p.Tunnel.mark(EncapPPPoE, uint32(be16(b[2:4])))
 	b, n = b[pppoeHeaderLen+pl:], n-pl
@@ -571,7 +571,7 @@ func (p *Packet) decodePPPoE(b []byte, wire, depth int) Error {
 	case pppIPv6:
 		return p.decodeIPv6(b, n, depth)
 	}
-	return ErrNotTCP
+	return NotTCP
 }
 
 // decodeMPLS walks an MPLS label stack to its bottom and decodes the
@@ -585,14 +585,14 @@ func (p *Packet) decodePPPoE(b []byte, wire, depth int) Error {
 // The tunnel ID is the bottom label: in L3VPNs and pseudowires that is the
 // service label, which tells tenants apart; the labels above it are
 // transport labels, swapped at every hop.
-func (p *Packet) decodeMPLS(b []byte, wire, depth int) Error {
+func (p *Packet) decodeMPLS(b []byte, wire, depth int) Status {
 	off := 0
 	for i := 0; ; i++ {
 		if i == MaxMPLSLabels {
-			return ErrNotTCP
+			return NotTCP
 		}
 		if len(b) < off+mplsLabelLen {
-			return ErrTruncated
+			return Truncated
 		}
 		l := be32(b[off : off+4])
 		off += mplsLabelLen
@@ -603,11 +603,11 @@ func (p *Packet) decodeMPLS(b []byte, wire, depth int) Error {
 	}
 	b, wire = b[off:], wire-off
 	if len(b) < 1 {
-		return ErrTruncated
+		return Truncated
 	}
 	if b[0]>>4 == 0 {
 		if len(b) < mplsCWLen {
-			return ErrTruncated
+			return Truncated
 		}
 		return p.decodeEthernet(b[mplsCWLen:], wire-mplsCWLen, depth)
 	}
@@ -616,9 +616,9 @@ func (p *Packet) decodeMPLS(b []byte, wire, depth int) Error {
 
 // decodeInnerIP decodes an IP packet whose version only its first nibble
 // tells (GTP-U, MPLS, ERSPAN type III); anything else is not TCP.
-func (p *Packet) decodeInnerIP(b []byte, wire, depth int) Error {
+func (p *Packet) decodeInnerIP(b []byte, wire, depth int) Status {
 	if len(b) >= 1 && b[0]>>4 != 4 && b[0]>>4 != 6 {
-		return ErrNotTCP
+		return NotTCP
 	}
 	return p.decodeIPAny(b, wire, depth)
 }
@@ -626,9 +626,9 @@ func (p *Packet) decodeInnerIP(b []byte, wire, depth int) Error {
 // decodePBB decodes an 802.1ah I-TAG (priority, drop eligibility, use
 // customer address and the 24-bit I-SID), the customer's addresses, and the
 // customer frame from its EtherType on.
-func (p *Packet) decodePBB(b []byte, wire, depth int) Error {
+func (p *Packet) decodePBB(b []byte, wire, depth int) Status {
 	if len(b) < pbbHeaderLen+2 {
-		return ErrTruncated
+		return Truncated
 	}
 	p.Tunnel.mark(EncapPBB, be32(b[0:4])&0xffffff)
 	return p.decodeEtherPayload(be16(b[pbbHeaderLen:pbbHeaderLen+2]), b[pbbHeaderLen+2:], wire-pbbHeaderLen-2, depth)

@@ -40,14 +40,22 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o := replayOptions{path: args[0], asJSON: asJSON, maxFlows: maxFlows, stdout: stdout, stderr: stderr}
 			if maxFlows < 1 {
 				return fmt.Errorf("--max-flows %d: must be at least 1", maxFlows)
 			}
-			encaps, err := packet.ParseEncaps(strings.FieldsFunc(tunnels, func(r rune) bool { return r == ',' || r == ' ' }))
-			if err != nil {
+			var err error
+			if o.tunnels, err = packet.ParseEncaps(strings.FieldsFunc(tunnels, func(r rune) bool { return r == ',' || r == ' ' })); err != nil {
 				return fmt.Errorf("--tunnels: %w", err)
 			}
-			return replay(cmd.Context(), args[0], localIPs, asJSON, maxFlows, encaps, stdout, stderr)
+			for _, s := range localIPs {
+				p, err := rttcheck.ParsePrefix(s)
+				if err != nil {
+					return fmt.Errorf("--local-ip %q is not an IP address or CIDR", s)
+				}
+				o.localIPs = append(o.localIPs, p)
+			}
+			return replay(cmd.Context(), &o)
 		},
 	}
 	cmd.Flags().StringArrayVar(&localIPs, "local-ip", nil, "address or CIDR of the local side (repeatable)")
@@ -59,17 +67,29 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
+// replayOptions are the replay command's flags, checked.
+type replayOptions struct {
+	path           string
+	localIPs       []netip.Prefix
+	asJSON         bool
+	maxFlows       int
+	tunnels        packet.Encap
+	stdout, stderr io.Writer
+}
+
+// replayFlow is one row of the output. Addresses stay netip.Addr: JSON
+// writes them as text, the table as address:port.
 type replayFlow struct {
-	Src       string  `json:"src"`
-	SrcPort   uint16  `json:"src_port"`
-	Dst       string  `json:"dst"`
-	DstPort   uint16  `json:"dst_port"`
-	Samples   uint64  `json:"samples"`
-	RTT       float64 `json:"rtt_ms"`
-	RTTAvg    float64 `json:"rtt_avg_ms"`
-	RTTJitter float64 `json:"rtt_jitter_ms"`
-	RTTMin    float64 `json:"rtt_min_ms"`
-	RTTMax    float64 `json:"rtt_max_ms"`
+	Src       netip.Addr `json:"src"`
+	SrcPort   uint16     `json:"src_port"`
+	Dst       netip.Addr `json:"dst"`
+	DstPort   uint16     `json:"dst_port"`
+	Samples   uint64     `json:"samples"`
+	RTT       float64    `json:"rtt_ms"`
+	RTTAvg    float64    `json:"rtt_avg_ms"`
+	RTTJitter float64    `json:"rtt_jitter_ms"`
+	RTTMin    float64    `json:"rtt_min_ms"`
+	RTTMax    float64    `json:"rtt_max_ms"`
 	// Tunnel describes the encapsulation the flow was seen in, as in
 	// "vxlan vni=42 outer=10.0.0.1,10.0.0.2"; absent for bare traffic.
 	Tunnel string `json:"tunnel,omitempty"`
@@ -90,58 +110,76 @@ const (
 	replayNoExpiry = 100 * 365 * 24 * time.Hour
 )
 
-func replay(ctx context.Context, path string, localIPs []string, asJSON bool, maxFlows int, tunnels packet.Encap, stdout, stderr io.Writer) error {
-	var locals []netip.Prefix
-	for _, s := range localIPs {
-		p, err := rttcheck.ParsePrefix(s)
-		if err != nil {
-			return fmt.Errorf("--local-ip %q is not an IP address or CIDR", s)
-		}
-		locals = append(locals, p)
+// replay runs the engine over o.path and prints every flow it found.
+func replay(ctx context.Context, o *replayOptions) error {
+	snap, truncated, err := replaySnapshot(ctx, o)
+	if err != nil {
+		return err
 	}
+	printLocals(o.stderr, snap)
+	out := replayResult(snap, truncated)
+	if o.asJSON {
+		return json.NewEncoder(o.stdout).Encode(out)
+	}
+	printTable(o.stdout, &out)
+	return nil
+}
+
+// replaySnapshot replays the file to its end and returns the engine's
+// snapshot, and whether the file ends inside a record.
+func replaySnapshot(ctx context.Context, o *replayOptions) (_ *capture.Snapshot, truncated bool, _ error) {
 	// Check the file first: the engine's error for a missing file would
 	// mention internals.
-	st, err := os.Stat(path)
+	st, err := os.Stat(o.path)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, unwrapPathErr(err))
+		return nil, false, fmt.Errorf("%s: %w", o.path, unwrapPathErr(err))
 	}
 	if st.IsDir() {
-		return fmt.Errorf("%s: is a directory, not a capture file", path)
+		return nil, false, fmt.Errorf("%s: is a directory, not a capture file", o.path)
 	}
-	eng, err := capture.New(capture.Config{File: path, LocalIPs: locals, Tunnels: tunnels,
-		MaxFlows: maxFlows, IdleTTL: replayNoExpiry, ExpTTL: replayNoExpiry})
+	eng, err := capture.New(capture.Config{File: o.path, LocalIPs: o.localIPs, Tunnels: o.tunnels,
+		MaxFlows: o.maxFlows, IdleTTL: replayNoExpiry, ExpTTL: replayNoExpiry})
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, false, fmt.Errorf("%s: %w", o.path, err)
 	}
 	// A file cut inside a record (tcpdump killed, disk full) still holds
 	// good packets: report them, as tshark does, and say where it ends.
 	err = eng.Run(ctx)
-	truncated := errors.Is(err, source.ErrTruncated)
+	truncated = errors.Is(err, source.ErrTruncated)
 	if truncated {
-		fmt.Fprintf(stderr, "go-metro: warning: %v; showing the packets before the cut\n", err)
+		fmt.Fprintf(o.stderr, "go-metro: warning: %v; showing the packets before the cut\n", err)
 	} else if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, false, fmt.Errorf("%s: %w", o.path, err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	snap, err := eng.Snapshot(sctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, false, fmt.Errorf("%s: %w", o.path, err)
+	}
+	return snap, truncated, nil
+}
+
+// printLocals tells which addresses the replay took as local, and how.
+func printLocals(stderr io.Writer, snap *capture.Snapshot) {
+	how := "given"
+	if snap.InferredLocal {
+		how = "inferred from the traffic"
+	}
+	if len(snap.LocalIPs) == 0 {
+		fmt.Fprintf(stderr, "go-metro: no local addresses (%s): no flow can be timed; use --local-ip\n", how)
+		return
 	}
 	addrs := make([]string, len(snap.LocalIPs))
 	for i, a := range snap.LocalIPs {
 		addrs[i] = a.String()
 	}
-	how := "given"
-	if snap.InferredLocal {
-		how = "inferred from the traffic"
-	}
-	if len(addrs) == 0 {
-		fmt.Fprintf(stderr, "go-metro: no local addresses (%s): no flow can be timed; use --local-ip\n", how)
-	} else {
-		fmt.Fprintf(stderr, "go-metro: local addresses (%s): %s\n", how, strings.Join(addrs, ", "))
-	}
+	fmt.Fprintf(stderr, "go-metro: local addresses (%s): %s\n", how, strings.Join(addrs, ", "))
+}
 
+// replayResult is the output for snap: its counters and its flows, sorted
+// by local end, remote end, start and tunnel.
+func replayResult(snap *capture.Snapshot, truncated bool) replayOut {
 	out := replayOut{
 		Packets:      snap.Stats.Packets,
 		TCPPackets:   snap.Stats.TCPPackets,
@@ -164,17 +202,19 @@ func replay(ctx context.Context, path string, localIPs []string, asJSON bool, ma
 	})
 	for _, f := range flows {
 		out.Flows = append(out.Flows, replayFlow{
-			Src: f.Local.Addr().Unmap().String(), SrcPort: f.Local.Port(),
-			Dst: f.Remote.Addr().Unmap().String(), DstPort: f.Remote.Port(),
+			Src: f.Local.Addr().Unmap(), SrcPort: f.Local.Port(),
+			Dst: f.Remote.Addr().Unmap(), DstPort: f.Remote.Port(),
 			Samples: f.RTT.Samples,
 			RTT:     ms(f.RTT.Last), RTTAvg: ms(f.RTT.SRTT), RTTJitter: ms(f.RTT.RTTVAR),
 			RTTMin: ms(f.RTT.Min), RTTMax: ms(f.RTT.Max),
 			Tunnel: f.Tunnel.String(),
 		})
 	}
-	if asJSON {
-		return json.NewEncoder(stdout).Encode(out)
-	}
+	return out
+}
+
+// printTable prints out as a table, one row per flow, and a summary line.
+func printTable(stdout io.Writer, out *replayOut) {
 	// The TUNNEL column appears only when a flow was tunnelled, so the
 	// common bare capture keeps its table.
 	tunnelled := slices.ContainsFunc(out.Flows, func(f replayFlow) bool { return f.Tunnel != "" })
@@ -186,7 +226,7 @@ func replay(ctx context.Context, path string, localIPs []string, asJSON bool, ma
 	fmt.Fprintln(tw, header)
 	for _, f := range out.Flows {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t",
-			netip.AddrPortFrom(netip.MustParseAddr(f.Src), f.SrcPort), netip.AddrPortFrom(netip.MustParseAddr(f.Dst), f.DstPort),
+			netip.AddrPortFrom(f.Src, f.SrcPort), netip.AddrPortFrom(f.Dst, f.DstPort),
 			f.Samples, f.RTT, f.RTTAvg, f.RTTJitter, f.RTTMin, f.RTTMax)
 		if tunnelled {
 			fmt.Fprintf(tw, "%s\t", f.Tunnel)
@@ -195,7 +235,6 @@ func replay(ctx context.Context, path string, localIPs []string, asJSON bool, ma
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "%d packets, %d TCP, %d malformed, %d flows\n", out.Packets, out.TCPPackets, out.DecodeErrors, len(out.Flows))
-	return nil
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }

@@ -96,13 +96,10 @@ func runDaemon(ctx context.Context, cfgPath, logFile string, stderr io.Writer) e
 	var wg sync.WaitGroup
 	for _, c := range checks {
 		wg.Add(1)
+		// c.Run is this goroutine's panic boundary: it returns a panic
+		// of the check as an error, which scheduleCheck logs.
 		go func(c *rttcheck.Check) {
 			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					log.Errorf("go-metro: check loop panicked: %v", r)
-				}
-			}()
 			scheduleCheck(ctx, c, &statsdSender{c: client, prev: map[string]float64{}}, log)
 		}(c)
 	}
