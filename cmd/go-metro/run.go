@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -75,15 +73,14 @@ func runDaemon(ctx context.Context, cfgPath, logFile string, stderr io.Writer) e
 	}
 	log := newLogger(logOut, cf.Init.LogLevel)
 
-	addr := net.JoinHostPort(cf.Init.StatsdIP, strconv.Itoa(cf.Init.StatsdPort))
-	// Every Commit flushes, so the client's periodic buffer flush (100 ms
-	// by default: ten wake-ups a second, a fifth of an idle go-metro's CPU)
-	// only needs to be a backstop.
-	client, err := statsd.New(addr, statsd.WithoutTelemetry(), statsd.WithBufferFlushInterval(5*time.Second), statsd.WithErrorHandler(func(err error) {
-		log.Debugf("dogstatsd: %v", err)
-	}))
+	target, err := parseStatsdTarget(cf.Init.StatsdIP, cf.Init.StatsdPort)
 	if err != nil {
-		return fmt.Errorf("dogstatsd at %s: %w", addr, err)
+		return fmt.Errorf("%s: %w", cf.Path, err)
+	}
+	health := newSendHealth(target.String(), log)
+	client, err := newStatsdClient(target, health)
+	if err != nil {
+		return fmt.Errorf("dogstatsd at %s: %w", target, err)
 	}
 	defer client.Close()
 
@@ -91,7 +88,7 @@ func runDaemon(ctx context.Context, cfgPath, logFile string, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	log.Infof("go-metro: %d instance(s) running, metrics to dogstatsd at %s", len(checks), addr)
+	log.Infof("go-metro: %d instance(s) running, metrics to dogstatsd at %s", len(checks), target)
 
 	var wg sync.WaitGroup
 	for _, c := range checks {
@@ -100,7 +97,7 @@ func runDaemon(ctx context.Context, cfgPath, logFile string, stderr io.Writer) e
 		// of the check as an error, which scheduleCheck logs.
 		go func(c *rttcheck.Check) {
 			defer wg.Done()
-			scheduleCheck(ctx, c, &statsdSender{c: client, prev: map[string]float64{}}, log)
+			scheduleCheck(ctx, c, &statsdSender{c: client, health: health, prev: map[string]float64{}}, log)
 		}(c)
 	}
 	<-ctx.Done()
@@ -139,9 +136,10 @@ func scheduleCheck(ctx context.Context, c *rttcheck.Check, s *statsdSender, log 
 // monotonic count, so it sends the increase since the previous value, as
 // the agent's aggregator would.
 type statsdSender struct {
-	c    statsd.ClientInterface
-	mu   sync.Mutex
-	prev map[string]float64
+	c      statsd.ClientInterface
+	health *sendHealth // told when a flush is done; nil in tests
+	mu     sync.Mutex
+	prev   map[string]float64
 }
 
 func (s *statsdSender) Gauge(m string, v float64, _ string, tags []string) { s.c.Gauge(m, v, tags, 1) }
@@ -167,7 +165,11 @@ func (s *statsdSender) Distribution(m string, v float64, _ string, tags []string
 	s.c.Distribution(m, v, tags, 1)
 }
 
-func (s *statsdSender) Commit() { s.c.Flush() }
+// Commit flushes: the client's Flush returns once every payload is written.
+func (s *statsdSender) Commit() {
+	s.c.Flush()
+	s.health.commit()
+}
 
 func (s *statsdSender) ServiceCheck(name string, st rttcheck.ServiceCheckStatus, _ string, tags []string, msg string) {
 	s.c.ServiceCheck(&statsd.ServiceCheck{Name: name, Status: statsd.ServiceCheckStatus(st), Tags: tags, Message: msg})
