@@ -11,6 +11,11 @@ import (
 	"github.com/DataDog/datadog-go/v5/statsd"
 )
 
+// Unix socket forms of statsd_ip, as datadog-go and the agent's
+// DD_DOGSTATSD_URL spell them. Both are datagram sockets: the agent's
+// dogstatsd_socket is one.
+var statsdUnixPrefixes = []string{"unix://", "unixgram://"}
+
 // statsdTarget is where `go-metro run` sends: UDP to host:port, or a unix
 // datagram socket.
 type statsdTarget struct {
@@ -29,8 +34,16 @@ func (t statsdTarget) String() string {
 // not resolve the host: DogStatsD may start after go-metro, so an address
 // that does not resolve yet is retried while sending, not refused here.
 func parseStatsdTarget(ip string, port int) (statsdTarget, error) {
+	for _, p := range statsdUnixPrefixes {
+		if path, ok := strings.CutPrefix(ip, p); ok {
+			if !strings.HasPrefix(path, "/") {
+				return statsdTarget{}, fmt.Errorf("init_config: statsd_ip: %q: the socket path must be absolute, as in unix:///var/run/datadog/dsd.socket", truncate(ip))
+			}
+			return statsdTarget{network: "unixgram", addr: path}, nil
+		}
+	}
 	if strings.Contains(ip, "://") {
-		return statsdTarget{}, fmt.Errorf("init_config: statsd_ip: %q: want a host name or an IP address", truncate(ip))
+		return statsdTarget{}, fmt.Errorf("init_config: statsd_ip: %q: want a host name, an IP address or unix:///path/to/dsd.socket (a datagram socket)", truncate(ip))
 	}
 	host := strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]") // [::1] as ::1
 	return statsdTarget{network: "udp", addr: net.JoinHostPort(host, strconv.Itoa(port))}, nil

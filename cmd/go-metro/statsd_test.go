@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ func TestParseStatsdTarget(t *testing.T) {
 		{ip: "::1", port: 8126, want: statsdTarget{"udp", "[::1]:8126"}},
 		{ip: "[::1]", port: 8126, want: statsdTarget{"udp", "[::1]:8126"}},
 		{ip: "dogstatsd.example", port: 8125, want: statsdTarget{"udp", "dogstatsd.example:8125"}},
+		{ip: "unix:///var/run/datadog/dsd.socket", port: 8125, want: statsdTarget{"unixgram", "/var/run/datadog/dsd.socket"}},
+		{ip: "unixgram:///run/dsd.socket", want: statsdTarget{"unixgram", "/run/dsd.socket"}},
+		{ip: "unix://dsd.socket", wantErr: `init_config: statsd_ip: "unix://dsd.socket": the socket path must be absolute`},
+		{ip: "unixstream:///run/dsd.socket", wantErr: `init_config: statsd_ip: "unixstream:///run/dsd.socket": want a host name, an IP address or unix:///`},
 		{ip: "udp://" + strings.Repeat("x", 1000), wantErr: `... (1006 bytes)"`},
 	}
 	for _, tc := range tests {
@@ -215,6 +220,8 @@ func TestRunStatsdOutages(t *testing.T) {
 	}{
 		{"udp: none at start, then up", "udp", func(string) string { return "127.0.0.1" }, false, "connection refused"},
 		{"udp: stops mid-run, then up", "udp", func(string) string { return "127.0.0.1" }, true, "connection refused"},
+		{"unix socket: none at start, then up", "unixgram", func(a string) string { return "unix://" + a }, false, "no such file or directory"},
+		{"unix socket: stops mid-run, then up", "unixgram", func(a string) string { return "unix://" + a }, true, "dsd.socket"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,5 +286,60 @@ instances:
 				t.Errorf("exit %d", code)
 			}
 		})
+	}
+}
+
+// TestRunStatsdUnresolvable: a statsd host that does not resolve yet (the
+// agent starts after go-metro) is retried; run keeps capturing. (.onion
+// names fail without a DNS query: Go never sends them to DNS.)
+func TestRunStatsdUnresolvable(t *testing.T) {
+	cfg := writeConfig(t, `init_config:
+  statsd_ip: dogstatsd.onion
+instances:
+  - interface: file
+    pcap: /nonexistent/capture.pcap
+    all_remote_hosts: true
+    min_collection_interval: 1
+`)
+	var logs lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- execute(ctx, []string{"run", "--config", cfg}, &bytes.Buffer{}, &logs) }()
+	testwait.For(t, "the warning", 30*time.Second, func() bool {
+		return strings.Contains(logs.String(), "dogstatsd at dogstatsd.onion:8125: sending failed")
+	})
+	select {
+	case code := <-done:
+		t.Fatalf("run exited %d: %s", code, logs.String())
+	default:
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// TestStatsdConnWriteTimeout: a unix socket whose reader stopped reading
+// drops the payload after statsdWriteTimeout instead of blocking.
+func TestStatsdConnWriteTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dsd.socket")
+	c, err := net.ListenPacket("unixgram", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := &statsdConn{target: statsdTarget{"unixgram", path}}
+	defer w.Close()
+	payload := make([]byte, 4096)
+	for i := 0; ; i++ {
+		_, err := w.Write(payload)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, syscall.EAGAIN) {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		return
 	}
 }
