@@ -251,6 +251,11 @@ func (c *Check) Configure(cfg *Config) error {
 	if c.st.state != stateNew {
 		return errors.New("go-metro: Configure called twice on one check, or after Cancel")
 	}
+	// One capture per interface and filter, and a bound on what the
+	// process's instances reserve together; released by Cancel.
+	if err := c.claim(cfg); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cfg, c.cancel, c.done = cfg, cancel, make(chan struct{})
 	c.st = status{state: stateConfigured, remotes: remoteSet(cfg.Instance.IPs, nil, len(cfg.Instance.Hosts) > 0)}
@@ -281,6 +286,9 @@ func (c *Check) CaptureDone() <-chan struct{} {
 func (c *Check) Cancel() {
 	c.mu.Lock()
 	if c.stopped == nil {
+		if c.cfg != nil {
+			c.release(c.cfg)
+		}
 		c.setLocked(func(s *status) { s.state = stateCancelled })
 		if c.cancel != nil {
 			c.cancel()

@@ -64,6 +64,9 @@ func loadCheckFile(path string) (*checkFile, error) {
 		}
 		cf.Instances = append(cf.Instances, cfg)
 	}
+	if err := rttcheck.CheckInstances(cf.Instances); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	cf.Init = &cf.Instances[0].Init
 	return cf, nil
 }

@@ -270,6 +270,15 @@ instances:
 	}
 }
 
+// manyPorts is n live instances on lo, one port each: none a duplicate.
+func manyPorts(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  - interface: lo\n    all_remote_hosts: true\n    ports: [%d]\n", 1000+i)
+	}
+	return b.String()
+}
+
 func TestLoadCheckFile(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -289,6 +298,11 @@ func TestLoadCheckFile(t *testing.T) {
 		{name: "YAML 1.1 in an instance", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\n    sample: yes\n    tags: [0x10]\n", instances: 1},
 		{name: "instance not a mapping", body: "instances:\n  - [eth0]\n", err: "instance #0: must be a mapping of keys to values"},
 		{name: "key twice in an instance", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\n    ips: [10.0.0.2]\n", err: "instance #0: ips: appears more than once"},
+		{name: "instance repeated", body: "instances:\n  - interface: lo\n    all_remote_hosts: true\n  - interface: lo\n    all_remote_hosts: true\n",
+			err: "instances[1]: interface: captures what instances[0] captures (interface lo, all_remote_hosts)"},
+		{name: "10000 instances", body: "instances:\n" + strings.Repeat("  - interface: lo\n    all_remote_hosts: true\n", 10000),
+			err: "instances[1]: interface: captures what instances[0] captures"},
+		{name: "over the memory cap", body: "instances:\n" + manyPorts(200), err: "over the 2048 MiB that one go-metro may reserve"},
 		{name: "init_config not a mapping", body: "init_config: [snaplen]\ninstances:\n  - interface: eth0\n    ips: [10.0.0.1]\n", err: "init_config: must be a mapping"},
 	}
 	for _, tc := range tests {

@@ -240,7 +240,7 @@ func TestRunStatsdOutages(t *testing.T) {
   statsd_port: `+strconv.Itoa(port)+`
 instances:
   - interface: file
-    pcap: /nonexistent/capture.pcap
+    pcap: `+filepath.Join(t.TempDir(), "missing.pcap")+`
     all_remote_hosts: true
     min_collection_interval: 1
 `)
