@@ -149,13 +149,3 @@ func (c *Check) release(cfg *Config) {
 		active.total -= cfg.ReservedBytes()
 	}
 }
-
-// truncate caps a value echoed in a message: a configuration value can
-// be megabytes long.
-func truncate(s string) string {
-	const max = 120
-	if len(s) <= max {
-		return s
-	}
-	return fmt.Sprintf("%s... (%d bytes)", s[:max], len(s))
-}
