@@ -190,6 +190,9 @@ type reportState struct {
 	prevFlow   map[flowKey]flowMark // what the previous Runs reported of each flow
 	nextFlow   map[flowKey]flowMark // reused for the current Run's marks
 	prevLastAt map[tagKey]int64
+	// timeSkips: packets skipped for an impossible time (capture/clock.go)
+	// as of the previous Run, to warn about new ones.
+	timeSkips uint64
 
 	dstPins           map[netip.Addr]string // dst names pinned at first report (grouping.go)
 	admitted, demoted map[tagKey]bool       // max_host_pairs state
