@@ -9,9 +9,11 @@
 #               tests and the agent lab, then the real-capture corpus tests
 SHELL := /bin/bash
 GO ?= go
-DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps
+# docker.io: the lab builds the standalone image and runs it as the
+# DaemonSet does (tests/image_test.go starts dockerd when none runs).
+DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps docker.io
 
-.PHONY: deps demo test unit lab vet fmt-check bench pgo corpus bench-live
+.PHONY: deps demo test unit lab vet fmt-check bench pgo corpus bench-live image
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -42,6 +44,13 @@ unit:
 # perturb the load test's drop count and the accuracy bounds.
 lab:
 	$(GO) test -count=1 -timeout 20m -v $$($(GO) list ./tests/... | grep -v '/tests/agent$$\|/tests/corpus$$')
+
+# make image IMAGE=registry.example.com/go-metro:TAG: the standalone image
+# (deploy/docker/Dockerfile.go-metro, FROM scratch: nothing is pulled).
+IMAGE ?= go-metro:dev
+image:
+	$(GO) run ./deploy/docker/imagecontext -o bin/image
+	docker build -f deploy/docker/Dockerfile.go-metro -t $(IMAGE) bin/image
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./capture/...
