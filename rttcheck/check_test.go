@@ -117,6 +117,7 @@ type fakeEngine struct {
 	remotes   [][]netip.Prefix
 	local     [][]netip.Prefix // SetLocalIPs calls
 	opened    chan struct{}
+	drop      chan error // a running Run returns what is sent here (the interface goes away)
 }
 
 func (f *fakeEngine) Opened() <-chan struct{} {
@@ -172,11 +173,17 @@ func (f *fakeEngine) Run(ctx context.Context) error {
 		f.mu.Unlock()
 		return nil
 	}
-	<-ctx.Done()
+	f.mu.Lock()
+	drop := f.drop
+	f.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case err = <-drop:
+	}
 	f.mu.Lock()
 	f.running = false
 	f.mu.Unlock()
-	return nil
+	return err
 }
 
 func (f *fakeEngine) Snapshot(ctx context.Context) (*capture.Snapshot, error) {
@@ -636,6 +643,49 @@ func TestCaptureRecovers(t *testing.T) {
 	}
 	fe.set(func(f *fakeEngine) { f.runErr = nil }) // the interface comes back
 	waitFor(t, "recovery", func() bool { return runStatus(c) == StatusOK })
+}
+
+// TestBackoffResetsOnceCaptureRuns: a capture that ran again after an
+// outage starts its next outage at the shortest backoff, however short the
+// recovery was; the backoff of the old outage would leave capture down for
+// its length again.
+func TestBackoffResetsOnceCaptureRuns(t *testing.T) {
+	lr := &logRecorder{}
+	drop := make(chan error)
+	fe := &fakeEngine{runErr: errors.New("capture: open eth0: no such device"), drop: drop}
+	c := New(Options{Logger: lr})
+	// A long backoffMax: whatever the machine's load, the recovery below is
+	// far shorter than the outage that came before it.
+	c.timing = timing{backoffMin: time.Millisecond, backoffMax: time.Hour, clearAfter: time.Millisecond}
+	c.newEngine = func(capture.Config) (engine, error) { return fe, nil }
+	c.res = &fakeResolver{}
+	if err := configureYAML(c, "interface: eth0\nips: [10.0.0.1]", ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Cancel)
+	retries := func() []string {
+		lr.mu.Lock()
+		defer lr.mu.Unlock()
+		var out []string
+		for _, l := range lr.lines {
+			if _, after, ok := strings.Cut(l, "; retrying in "); ok {
+				out = append(out, after)
+			}
+		}
+		return out
+	}
+	waitFor(t, "four failed attempts", func() bool { return len(retries()) >= 4 })
+	fe.set(func(f *fakeEngine) { f.runErr = nil }) // the interface comes back
+	waitFor(t, "capture running again", func() bool {
+		st := c.status()
+		return st.state == stateCapturing && st.err == nil
+	})
+	before := len(retries())
+	drop <- errors.New("capture: eth0: interface went down") // and goes away again
+	waitFor(t, "the new outage's first retry", func() bool { return len(retries()) > before })
+	if got := retries()[before]; got != "1ms" {
+		t.Errorf("first retry of the new outage in %s, want 1ms (backoffMin); retries %q", got, retries())
+	}
 }
 
 // TestEngineReplacedOnlyAfterPanic: a failing capture retries on the same
