@@ -2,11 +2,13 @@ package gometro
 
 import (
 	"net/netip"
+	"runtime/debug"
 	"sync"
 
 	tagger "github.com/DataDog/datadog-agent/comp/core/tagger/def"
 	"github.com/DataDog/datadog-agent/comp/core/tagger/types"
 	workloadmeta "github.com/DataDog/datadog-agent/comp/core/workloadmeta/def"
+	"github.com/DataDog/datadog-agent/pkg/util/log"
 
 	"github.com/gometro/go-metro/rttcheck"
 )
@@ -86,12 +88,24 @@ func (w *workloads) release() {
 // the next subscriber.
 func (w *workloads) follow(ch chan workloadmeta.EventBundle) {
 	for b := range ch {
-		w.mu.Lock()
-		if w.ch == ch {
-			w.handleLocked(b)
-		}
-		w.mu.Unlock()
+		w.handle(ch, b)
 		b.Acknowledge()
+	}
+}
+
+// handle is the panic boundary of follow's goroutine, per bundle: a bug
+// here must neither take the agent down nor stop the reading, since the
+// store blocks handing a subscriber that stopped reading its next bundle.
+func (w *workloads) handle(ch chan workloadmeta.EventBundle, b workloadmeta.EventBundle) {
+	defer func() {
+		if r := recover(); r != nil {
+			_ = log.Errorf("go-metro: handling workload events panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == ch {
+		w.handleLocked(b)
 	}
 }
 
