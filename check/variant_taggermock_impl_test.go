@@ -9,7 +9,6 @@ import (
 	logimpl "github.com/DataDog/datadog-agent/comp/core/log/impl"
 	taggerimpl "github.com/DataDog/datadog-agent/comp/core/tagger/impl"
 	taggermock "github.com/DataDog/datadog-agent/comp/core/tagger/mock"
-	"github.com/DataDog/datadog-agent/comp/core/tagger/types"
 	noopsimpl "github.com/DataDog/datadog-agent/comp/core/telemetry/noopsimpl"
 	workloadmeta "github.com/DataDog/datadog-agent/comp/core/workloadmeta/def"
 	"github.com/stretchr/testify/mock"
