@@ -107,7 +107,11 @@ func TestPodWorkload(t *testing.T) {
 		{"", "checkout", "payments", false},
 		{"tag_cardinality: orchestrator\n", "checkout-5f7c-a1", "payments-6d8b-b2", true},
 	} {
-		t.Run(strings.TrimSpace(tc.extra), func(t *testing.T) {
+		name := strings.TrimSpace(tc.extra)
+		if name == "" {
+			name = "checks_tag_cardinality"
+		}
+		t.Run(name, func(t *testing.T) {
 			cfg := config.NewMock(t)
 			wmeta := newWorkloadmetaMock(t, cfg)
 			tg := newTaggerMock(t, cfg, wmeta)
