@@ -250,21 +250,26 @@ func newHostAgentDir(t *testing.T, instances []string) agentDir {
 // waitAgentCaptures waits until the agent process holds a bound, running
 // packet socket on each interface: traffic before that would be missed.
 // The host namespace may hold other captures: only the agent's sockets
-// (its descriptors' inodes) count.
+// (its descriptors' inodes) count. The interfaces' indexes come from
+// sysfs, which shows the namespace it was mounted in, the host's, whatever
+// the thread that reads it.
 func waitAgentCaptures(t *testing.T, pid int, ifaces []string, done <-chan struct{}, out *syncbuf.Buffer) {
 	t.Helper()
 	want := map[string]bool{}
 	for _, name := range ifaces {
-		ifi, err := net.InterfaceByName(name)
+		b, err := os.ReadFile(filepath.Join("/sys/class/net", name, "ifindex"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want[strconv.Itoa(ifi.Index)] = true
+		want[strings.TrimSpace(string(b))] = true
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		inodes := socketInodes(pid)
-		b, _ := os.ReadFile("/proc/net/packet")
+		// The agent's namespace, not this process's: /proc/net follows the
+		// main thread, which a lab test before may have left wedged in a
+		// lab namespace (a locked goroutine that exits on it).
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/packet", pid))
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 		head := strings.Fields(lines[0])
 		iface, running, inode := slices.Index(head, "Iface"), slices.Index(head, "R"), slices.Index(head, "Inode")
@@ -280,7 +285,7 @@ func waitAgentCaptures(t *testing.T, pid int, ifaces []string, done <-chan struc
 		}
 		select {
 		case <-done:
-			t.Fatalf("the agent exited before its captures opened:\n%s", out.Bytes())
+			t.Fatalf("the agent exited before its captures opened (running on %v of %v; %d sockets; /proc/net/packet:\n%s):\n%s", seen, want, len(inodes), b, out.Bytes())
 		default:
 		}
 		if time.Now().After(deadline) {
