@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gometro/go-metro/internal/syncbuf"
 	"github.com/gometro/go-metro/rttcheck"
 	"github.com/gometro/go-metro/tests/internal/docker"
-	"github.com/gometro/go-metro/tests/internal/syncbuf"
 )
 
 // The docker lab: the real agent, built with its container tags, on a host

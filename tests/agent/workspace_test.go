@@ -39,15 +39,7 @@ func TestAgentWorkspaceScript(t *testing.T) {
 	for _, dir := range []string{".", "comp/core", "pkg/util", "../sibling", "single"} {
 		files[filepath.Join(dir, "go.mod")] = "module example.com/" + filepath.Base(filepath.Clean(filepath.Join(src, dir))) + "\n\ngo 1.23\n"
 	}
-	for name, text := range files {
-		p := filepath.Join(src, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, src, files)
 	out, err := runWorkspace(t, src)
 	if err != nil {
 		t.Fatalf("agent-workspace.sh: %v", err)
