@@ -84,6 +84,12 @@ type Stats struct {
 	// encapsulation; TunnelSkipped those inside one the instance does not
 	// expect, which are dropped and not in TCPPackets.
 	Tunnelled, TunnelSkipped uint64
+
+	// TimeBackwards counts the records skipped because their time went
+	// back more than MaxReorder before the newest record's; TimeForward
+	// those skipped because it jumped more than MaxTimeJump past it (in a
+	// replay). No sample is taken from either (clock.go).
+	TimeBackwards, TimeForward uint64
 }
 
 // Malformed is the number of frames that failed to decode for a reason other
@@ -204,7 +210,8 @@ type worker struct {
 	stats    Stats
 	linkDown bool // the interface went down and no frame arrived since
 
-	lastTS    int64 // capture time of the latest packet
+	lastTS    int64      // capture time of the latest packet
+	clock     clockGuard // which packets' times can be trusted
 	lastSweep int64
 	kernel    source.Stats // counters of the current source
 	kernelOld source.Stats // counters of sources closed before it
@@ -268,6 +275,9 @@ func New(cfg Config) (*Engine, error) {
 			remotes:      remotes,
 			requests:     make(chan request),
 			localUpdates: make(chan []netip.Addr, 1),
+		}
+		if cfg.File != "" {
+			w.clock.maxJump = int64(MaxTimeJump)
 		}
 		if err := w.local.SetPrefixes(cfg.LocalIPs); err != nil {
 			return nil, fmt.Errorf("capture: local IPs: %w", err)
@@ -352,6 +362,24 @@ func (e *Engine) SetRemotes(remotes []netip.Prefix) error {
 		}
 	}
 	return nil
+}
+
+// SetLocalIPs replaces Config.LocalIPs, the addresses that count as local
+// besides the interface's own: the agent's containers and pods come and go
+// while the engine runs. Tracked flows keep their direction; a new flow's
+// is decided by the set in effect at its first packet. A running engine
+// applies the set between two packets, before SetLocalIPs returns.
+func (e *Engine) SetLocalIPs(local []netip.Prefix) error {
+	for _, p := range local {
+		if !p.IsValid() {
+			return fmt.Errorf("capture: local IPs: invalid prefix %v", p)
+		}
+	}
+	cp := slices.Clone(local)
+	return e.call(context.Background(), func(w *worker) {
+		_ = w.local.SetPrefixes(cp) // checked above
+		w.table.LocalityChanged()
+	})
 }
 
 // installFilter builds the finest kernel filter for the current remotes and
@@ -552,6 +580,14 @@ func (w *worker) loop(ctx context.Context) error {
 // It allocates nothing and takes no lock.
 func (w *worker) handle(pkt *packet.Packet, link packet.LinkType, data []byte, ts int64, wireLen int) {
 	w.stats.Packets++
+	if ok, backwards := w.clock.check(ts); !ok {
+		if backwards {
+			w.stats.TimeBackwards++
+		} else {
+			w.stats.TimeForward++
+		}
+		return
+	}
 	if ts > w.lastTS {
 		w.lastTS = ts
 	}
@@ -861,6 +897,8 @@ func (s *Stats) add(o *Stats) {
 	s.LinkDownEvents = max(s.LinkDownEvents, o.LinkDownEvents)
 	s.Tunnelled += o.Tunnelled
 	s.TunnelSkipped += o.TunnelSkipped
+	s.TimeBackwards += o.TimeBackwards
+	s.TimeForward += o.TimeForward
 	s.Kernel = s.Kernel.Plus(o.Kernel)
 	s.Flow = s.Flow.Plus(o.Flow)
 }

@@ -74,6 +74,9 @@ type Options struct {
 	AddInstanceTags bool
 	// Logger receives the check's logs; nil discards them.
 	Logger Logger
+	// Workloads are this host's containers and pods (workloads.go); nil
+	// when the host program knows none, as the standalone binary.
+	Workloads Workloads
 }
 
 // engine is what the check needs of *capture.Engine; tests substitute fakes.
@@ -81,6 +84,7 @@ type engine interface {
 	Run(ctx context.Context) error
 	Snapshot(ctx context.Context) (*capture.Snapshot, error)
 	SetRemotes(remotes []netip.Prefix) error
+	SetLocalIPs(local []netip.Prefix) error
 	Opened() <-chan struct{} // closed once the source has opened
 }
 
@@ -150,6 +154,10 @@ type status struct {
 	remotes    []netip.Prefix        // engine's Remotes: ips plus resolved hosts
 	hostAddr   map[netip.Addr]string // remote address -> configured host name
 	unresolved []string              // "host (reason)" for hosts with no address
+
+	// workloads are the container and pod addresses that count as local
+	// (workloads.go), sorted; replaced, never modified, as the above.
+	workloads []netip.Addr
 }
 
 // Check is one configured instance of the go-metro check. Configure starts
@@ -167,6 +175,7 @@ type Check struct {
 	newEngine engineFactory
 	res       resolver
 	timing    timing
+	hostAddrs func() ([]netip.Addr, error) // never a workload's (workloads.go)
 
 	cfg     *Config // set by Configure, read-only after
 	rdns    *rdnsCache
@@ -190,6 +199,9 @@ type reportState struct {
 	prevFlow   map[flowKey]flowMark // what the previous Runs reported of each flow
 	nextFlow   map[flowKey]flowMark // reused for the current Run's marks
 	prevLastAt map[tagKey]int64
+	// timeSkips: packets skipped for an impossible time (capture/clock.go)
+	// as of the previous Run, to warn about new ones.
+	timeSkips uint64
 
 	dstPins           map[netip.Addr]string // dst names pinned at first report (grouping.go)
 	admitted, demoted map[tagKey]bool       // max_host_pairs state
@@ -223,6 +235,7 @@ func New(opts Options) *Check {
 		newEngine: newCaptureEngine,
 		res:       defaultResolver(),
 		timing:    defaultTiming,
+		hostAddrs: hostAddrs,
 		changed:   make(chan struct{}),
 	}
 }
@@ -251,6 +264,11 @@ func (c *Check) Configure(cfg *Config) error {
 	if c.st.state != stateNew {
 		return errors.New("go-metro: Configure called twice on one check, or after Cancel")
 	}
+	// One capture per interface and filter, and a bound on what the
+	// process's instances reserve together; released by Cancel.
+	if err := c.claim(cfg); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cfg, c.cancel, c.done = cfg, cancel, make(chan struct{})
 	c.st = status{state: stateConfigured, remotes: remoteSet(cfg.Instance.IPs, nil, len(cfg.Instance.Hosts) > 0)}
@@ -261,6 +279,13 @@ func (c *Check) Configure(cfg *Config) error {
 	if cfg.Instance.ReverseDNS {
 		c.rdns = newRDNSCache(c.res, 4*cfg.Init.MaxFlows+1024, c.log)
 		c.goSafe("reverse DNS", func() { c.rdns.run(ctx) })
+	}
+	if c.opts.Workloads != nil {
+		// Read once before capture opens, so that the engine starts with
+		// them; the goroutine follows their changes.
+		var changed <-chan struct{}
+		c.st.workloads, changed = c.readWorkloads()
+		c.goSafe("workloads", func() { c.watchWorkloads(ctx, changed) })
 	}
 	c.goSafe("capture", func() { c.captureLoop(ctx) })
 	return nil
@@ -281,6 +306,9 @@ func (c *Check) CaptureDone() <-chan struct{} {
 func (c *Check) Cancel() {
 	c.mu.Lock()
 	if c.stopped == nil {
+		if c.cfg != nil {
+			c.release(c.cfg)
+		}
 		c.setLocked(func(s *status) { s.state = stateCancelled })
 		if c.cancel != nil {
 			c.cancel()
@@ -367,16 +395,16 @@ func (c *Check) goSafe(what string, f func()) {
 	}()
 }
 
-// captureConfig builds the engine configuration; remotes are read by the
-// caller under c.mu so that host updates are never lost between building an
-// engine and publishing it.
-func (c *Check) captureConfig(remotes []netip.Prefix) capture.Config {
+// captureConfig builds the engine configuration; remotes and workloads are
+// read by the caller under c.mu so that updates are never lost between
+// building an engine and publishing it.
+func (c *Check) captureConfig(remotes []netip.Prefix, workloads []netip.Addr) capture.Config {
 	in, ini := &c.cfg.Instance, &c.cfg.Init
 	cc := capture.Config{
 		Interface: in.Interface,
 		Backend:   in.Backend,
 		Snaplen:   ini.Snaplen,
-		LocalIPs:  append([]netip.Prefix(nil), in.LocalIPs...),
+		LocalIPs:  localPrefixes(in.LocalIPs, workloads),
 		Remotes:   append([]netip.Prefix(nil), remotes...),
 		Ports:     append([]uint16(nil), in.Ports...),
 		Tunnels:   in.Tunnels,
@@ -425,8 +453,7 @@ func (c *Check) captureLoop(ctx context.Context) {
 		if in.Sample {
 			runCtx, stop = context.WithTimeout(ctx, in.SampleDuration)
 		}
-		started := time.Now()
-		err := c.runEngineOnce(runCtx)
+		settled, err := c.runEngineOnce(runCtx)
 		windowEnded := in.Sample && runCtx.Err() != nil && ctx.Err() == nil
 		stop()
 		switch {
@@ -451,8 +478,11 @@ func (c *Check) captureLoop(ctx context.Context) {
 			return
 		}
 		c.update(func(s *status) { s.state, s.err = stateRetrying, err })
-		if time.Since(started) > 2*c.timing.backoffMax {
-			// It ran for a while before failing: a new problem, retry soon.
+		if settled {
+			// Capture ran again (the source stayed open clearAfter) before
+			// failing: a new outage, retried soon. A source that fails
+			// within clearAfter of opening keeps the backoff growing, so a
+			// flapping interface is not reopened in a tight loop.
 			backoff = c.timing.backoffMin
 		}
 		c.log.Warnf("go-metro: capture on %s failed: %v; retrying in %s", in.Interface, err, backoff)
@@ -469,14 +499,15 @@ type enginePanic struct{ value any }
 
 func (e *enginePanic) Error() string { return fmt.Sprintf("capture engine panicked: %v", e.value) }
 
-// runEngineOnce runs the engine until ctx ends or it fails. The engine keeps
+// runEngineOnce runs the engine until ctx ends or it fails, and reports
+// whether the source stayed open clearAfter (capture ran). The engine keeps
 // its flow table and counters across runs, so a capture re-opened after an
 // interface loss or between sampling windows loses nothing; after a panic it
 // is replaced.
-func (c *Check) runEngineOnce(ctx context.Context) error {
+func (c *Check) runEngineOnce(ctx context.Context) (settled bool, err error) {
 	eng, err := c.engine()
 	if err != nil {
-		return fmt.Errorf("starting capture: %w", err)
+		return false, fmt.Errorf("starting capture: %w", err)
 	}
 	c.update(func(s *status) { s.state = stateOpening })
 	// The engine runs in a worker this function always waits for; here it
@@ -494,7 +525,7 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 		ran <- eng.Run(ctx)
 	}()
 	opened := eng.Opened()
-	var settled <-chan time.Time
+	var stayedOpen <-chan time.Time
 	for {
 		select {
 		case <-opened:
@@ -502,9 +533,9 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 			c.update(func(s *status) { s.state = stateCapturing })
 			t := time.NewTimer(c.timing.clearAfter)
 			defer t.Stop()
-			settled = t.C
-		case <-settled:
-			settled = nil
+			stayedOpen = t.C
+		case <-stayedOpen:
+			stayedOpen, settled = nil, true
 			c.update(func(s *status) { s.err = nil })
 		case err := <-ran:
 			var p *enginePanic
@@ -517,7 +548,7 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 			if wp != nil || errors.As(err, &p) {
 				c.update(func(s *status) { s.eng = nil; s.panics++ })
 			}
-			return err
+			return settled, err
 		}
 	}
 }
@@ -528,7 +559,7 @@ func (c *Check) engine() (engine, error) {
 	eng := c.st.eng
 	var cc capture.Config
 	if eng == nil {
-		cc = c.captureConfig(c.st.remotes)
+		cc = c.captureConfig(c.st.remotes, c.st.workloads)
 	}
 	c.mu.Unlock()
 	if eng != nil {
@@ -541,10 +572,16 @@ func (c *Check) engine() (engine, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.setLocked(func(s *status) { s.eng = eng })
-	// Hosts may have resolved differently since cc was built.
+	// Hosts may have resolved differently since cc was built, and
+	// workloads come and go.
 	if !slices.Equal(cc.Remotes, c.st.remotes) {
 		if err := eng.SetRemotes(c.st.remotes); err != nil {
 			c.log.Warnf("go-metro: updating monitored hosts: %v", err)
+		}
+	}
+	if local := localPrefixes(c.cfg.Instance.LocalIPs, c.st.workloads); !slices.Equal(cc.LocalIPs, local) {
+		if err := eng.SetLocalIPs(local); err != nil {
+			c.log.Warnf("go-metro: updating the workload addresses: %v", err)
 		}
 	}
 	return eng, nil

@@ -4,10 +4,10 @@ package source
 
 import "fmt"
 
-// captureAllowed is the pcap backend's permission check; elsewhere than
-// Linux libpcap reports it itself.
-func captureAllowed() error { return nil }
-
 func openAFPacket(Options) (Source, error) {
 	return nil, fmt.Errorf("capture: backend \"afpacket\": %w: AF_PACKET exists only on Linux", ErrUnsupportedBackend)
 }
+
+// isBridge is Linux's bridge test (bridge_linux.go); elsewhere no
+// interface is treated as one.
+func isBridge(string) bool { return false }
