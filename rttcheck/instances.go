@@ -29,9 +29,14 @@ func (c *Config) ReservedBytes() int64 {
 	return n
 }
 
+// ringBytes is the most ring the instance holds: every worker's.
 func (c *Config) ringBytes() int64 {
-	if c.Instance.BufferMB > 0 {
-		return int64(c.Instance.BufferMB) << 20
+	workers := int64(max(c.Instance.Workers, 1))
+	switch {
+	case c.Instance.BufferMB > 0:
+		return workers * int64(c.Instance.BufferMB) << 20
+	case workers > 1:
+		return workers * int64(source.FanoutRingSize(int(workers)))
 	}
 	return source.DefaultRingSize
 }
