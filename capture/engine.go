@@ -46,7 +46,7 @@ type Config struct {
 	// tunnel.go). Zero: none on a live interface, every one in a file.
 	Tunnels packet.Encap
 
-	MaxFlows int           // hard cap on tracked flows; default 16384
+	MaxFlows int           // hard cap on tracked flows; default DefaultMaxFlows
 	IdleTTL  time.Duration // drop flows idle this long; default 300s
 	ExpTTL   time.Duration // drop closed (FIN/RST) flows this long after their last packet; default 60s
 
@@ -146,8 +146,15 @@ var ErrCoarseFilter = errors.New("capture: kernel filter is coarser than configu
 // Defaults for zero Config fields. The live capture's own (snaplen, poll
 // timeout, ring size) belong to package source.
 const (
-	DefaultSnaplen     = source.DefaultSnaplen
-	DefaultMaxFlows    = 16384
+	DefaultSnaplen = source.DefaultSnaplen
+	// DefaultMaxFlows is what a busy proxy or load balancer holds open
+	// at once, a quarter of a million connections, within
+	// flow.ReservedBytes(DefaultMaxFlows), 160 MiB, of which only what
+	// the tracked flows use is resident: 464 bytes each with a handshake
+	// or a request/response exchange, more for a large flight or a busy
+	// connection (capture/flow/rings.go). Each snapshot copies the
+	// tracked flows too (flow.Summary, about 330 bytes each).
+	DefaultMaxFlows    = 1 << 18
 	DefaultIdleTTL     = 300 * time.Second
 	DefaultExpTTL      = 60 * time.Second
 	DefaultPollTimeout = source.DefaultPollTimeout
@@ -737,6 +744,60 @@ func (e *Engine) Snapshot(ctx context.Context) (*Snapshot, error) {
 	return e.merge(parts), nil
 }
 
+// Stats is Snapshot without the flows: the counters, the local addresses,
+// the filter. It costs nothing per flow.
+func (e *Engine) Stats(ctx context.Context) (*Snapshot, error) {
+	parts := make([]*Snapshot, len(e.workers))
+	if err := e.call(ctx, func(w *worker) {
+		w.collectKernelStats(w.src)
+		parts[w.id] = w.counters()
+	}); err != nil {
+		return nil, fmt.Errorf("capture: snapshot: %w", err)
+	}
+	return e.merge(parts), nil
+}
+
+// ErrRunning is returned by EachFlow while Run is active.
+var ErrRunning = errors.New("capture: the engine is running")
+
+// EachFlow calls fn with the summary of every tracked flow, of every
+// worker, in the order flow.Order lists them, one at a time and never all
+// at once: listing millions of flows (a replay) costs four bytes per flow
+// beyond the tables, where Snapshot's copy costs a few hundred. It takes
+// the flows' samples as Snapshot does. The engine must not be running.
+func (e *Engine) EachFlow(fn func(*flow.Summary)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running {
+		return ErrRunning
+	}
+	// Each worker's flows in order, then a merge of the workers' heads
+	// (a file has one worker: no merge).
+	ids := make([][]int32, len(e.workers))
+	heads := make([]flow.Summary, len(e.workers))
+	for i, w := range e.workers {
+		ids[i] = w.table.Sorted(nil)
+		if len(ids[i]) > 0 {
+			heads[i] = w.table.SummaryOf(ids[i][0])
+		}
+	}
+	for {
+		next := -1
+		for i := range e.workers {
+			if len(ids[i]) > 0 && (next < 0 || flow.Order(&heads[i], &heads[next]) < 0) {
+				next = i
+			}
+		}
+		if next < 0 {
+			return nil
+		}
+		fn(&heads[next])
+		if ids[next] = ids[next][1:]; len(ids[next]) > 0 {
+			heads[next] = e.workers[next].table.SummaryOf(ids[next][0])
+		}
+	}
+}
+
 // request is work for the goroutine that owns a worker's table.
 type request struct {
 	fn   func(w *worker)
@@ -834,6 +895,13 @@ func (e *Engine) send(ctx context.Context, w *worker, req request, src source.So
 
 // snapshot is the worker's part of a snapshot; merge adds the engine's.
 func (w *worker) snapshot() *Snapshot {
+	s := w.counters()
+	s.Flows = w.table.AppendSummaries(make([]flow.Summary, 0, s.Stats.Flow.Flows))
+	return s
+}
+
+// counters is the worker's part of a snapshot without the flows.
+func (w *worker) counters() *Snapshot {
 	s := &Snapshot{
 		CaptureTime: w.lastTS,
 		Stats:       w.stats,
@@ -843,7 +911,6 @@ func (w *worker) snapshot() *Snapshot {
 	}
 	s.Stats.Kernel = w.kernelOld.Then(w.kernel)
 	s.Stats.Flow = w.table.Counters()
-	s.Flows = w.table.AppendSummaries(make([]flow.Summary, 0, s.Stats.Flow.Flows))
 	return s
 }
 

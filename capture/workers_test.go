@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/capture/packet"
 	"github.com/gometro/go-metro/tests/lab"
 )
@@ -119,6 +120,22 @@ func TestWorkersKeepConnectionsWhole(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	checkWhole(t, e, recs)
+	// EachFlow merges the workers' tables in order.
+	var prev *flow.Summary
+	n := 0
+	if err := e.EachFlow(func(f *flow.Summary) {
+		if prev != nil && flow.Order(prev, f) > 0 {
+			t.Errorf("EachFlow: %v-%v before %v-%v", prev.Local, prev.Remote, f.Local, f.Remote)
+		}
+		c := *f
+		prev = &c
+		n++
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != s.Stats.Flow.Flows {
+		t.Errorf("EachFlow listed %d flows of %d", n, s.Stats.Flow.Flows)
+	}
 }
 
 // waitFlows waits until the merged snapshot holds n flows with samples.

@@ -11,6 +11,8 @@ import (
 	"gopkg.in/yaml.v2"
 
 	"github.com/gometro/go-metro/capture/packet"
+
+	"github.com/gometro/go-metro/capture"
 )
 
 const minimalInstance = "interface: eth0\nips: [10.0.0.1]\n"
@@ -20,7 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := InitConfig{Snaplen: 220, IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: 16384,
+	want := InitConfig{Snaplen: 220, IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: capture.DefaultMaxFlows,
 		StatsdIP: "127.0.0.1", StatsdPort: 8125, LogLevel: "info"}
 	if cfg.Init != want {
 		t.Errorf("init defaults = %+v, want %+v", cfg.Init, want)

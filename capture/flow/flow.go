@@ -19,9 +19,10 @@
 // data, which is what the kernel's srtt tracks; until then the echo one, if
 // any; else the handshake sample.
 //
-// Per-flow memory is fixed: at most maxOutstanding entries of sent data and
-// maxTSvals timestamps. When a flight of segments outgrows the entries, the
-// flow decimates: adjacent entries merge and each new entry takes twice as
+// Per-flow memory is bounded: at most maxOutstanding entries of sent data
+// and maxTSvals timestamps, in rings that start small and grow with what
+// the flow holds (rings.go). When a flight of segments outgrows the
+// entries, the flow decimates: adjacent entries merge and each new entry takes twice as
 // many frames (the stride). An entry keeps the capture time of its first
 // frame, its frame count and the time to its last frame, so the send time of
 // the frame holding the earliest byte an ACK newly acknowledges is known
@@ -46,7 +47,7 @@ import (
 const (
 	// maxOutstanding bounds the entries of sent-but-unacknowledged data
 	// remembered per flow (see decimate): enough to time every ACK of a
-	// typical flight, 16 bytes each.
+	// typical flight, 16 bytes each, in a flow's full-size rings.
 	maxOutstanding = 128
 	// maxTSvals bounds the TSvals awaiting an echo per flow.
 	maxTSvals = 8
@@ -121,11 +122,15 @@ const (
 // Flow is the state of one TCP connection. It has no pointers, so a table of
 // them is one allocation the garbage collector never scans.
 type Flow struct {
-	key       Key
-	firstSeen int64
-	lastSeen  int64
-	packets   uint64
-	retrans   uint64
+	_   noCopy // first: a zero-size field last would be padded
+	key Key
+	// tsHead and tsCount index the TSval ring; here, where they fill
+	// what would be padding after the 76-byte key.
+	tsHead, tsCount uint8
+	firstSeen       int64
+	lastSeen        int64
+	packets         uint64
+	retrans         uint64
 
 	seq         rtt.Estimator // sequence (kernel-style) samples
 	echo        rtt.Estimator // TSval/TSecr echo samples
@@ -140,28 +145,37 @@ type Flow struct {
 	segHead, segCount uint8
 	stride            uint16 // frames per new entry (a power of two); 0 means 1
 	tailFrames        uint16 // frames in the newest entry
-	segs              [maxOutstanding]segment
-
-	tsHead, tsCount uint8
-	tsvals          [maxTSvals]tsEntry
 
 	h health // capture duplicates and connection health (health.go)
+
+	// The rings (rings.go): the small ones, or, for each group whose
+	// offset is not 0, the full-size block that many 8-byte words from
+	// this Flow.
+	flightOff, recentOff int32
+	small                smallRings
 }
 
 // seg is entry k of the ring of sent segments, counting from the oldest
 // (k < segCount; seg(segCount) is the slot a new entry takes): the one
 // place that knows how the ring is indexed. The uint8 sum wraps at 256, a
-// multiple of maxOutstanding, so the index stays in step.
-func (f *Flow) seg(k uint8) *segment { return &f.segs[(f.segHead+k)%maxOutstanding] }
+// multiple of every ring size, so the index stays in step.
+func (f *Flow) seg(k uint8) *segment {
+	r := f.segRing()
+	return &r[(f.segHead+k)&uint8(len(r)-1)]
+}
 
 // Serial-number arithmetic (RFC 1982) for 32-bit sequence numbers and TSvals.
 func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }
 func seqLEQ(a, b uint32) bool { return int32(a-b) <= 0 }
 func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
 
-// counters the flow code updates; owned by the table.
+// sampleCounters is what the flow code needs of its table: the counters it
+// updates, and the pool its rings grow into (rings.go).
 type sampleCounters struct {
 	samples, karnSkipped, retransmits, decimations uint64
+	ringsDenied                                    uint64 // grows a pool had no block for
+	flights                                        *pool[flightRings]
+	recents                                        *pool[recentRings]
 }
 
 func (f *Flow) reset(k Key, ts int64) {
@@ -200,7 +214,7 @@ func (f *Flow) summary() Summary {
 		Retransmits: f.retrans,
 		Closed:      f.state&closed != 0,
 		Tunnel:      f.key.Tunnel,
-		Health:      f.h.summary(),
+		Health:      f.healthSummary(),
 	}
 }
 
@@ -239,7 +253,7 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 			return
 		}
 	}
-	if f.segCount == maxOutstanding {
+	if int(f.segCount) == len(f.segRing()) && !f.growFlight(c) {
 		f.decimate(c)
 	}
 	var flags uint8
@@ -428,7 +442,8 @@ func (s *segment) advanceTo(seq uint32) {
 // decimate halves the entries in use by merging each pair of neighbours,
 // and doubles the stride so that new entries take twice as many frames.
 // Merged entries keep the earlier one's time; their flags combine so that
-// Karn's rule and SACK state stay conservative.
+// Karn's rule and SACK state stay conservative. It works on the ring in
+// use: the full-size one, or the small one when the pool had none to give.
 func (f *Flow) decimate(c *sampleCounters) {
 	c.decimations++
 	var out [maxOutstanding]segment
@@ -456,7 +471,7 @@ func (f *Flow) decimate(c *sampleCounters) {
 		out[n] = e
 		n++
 	}
-	f.segs = out
+	copy(f.segRing(), out[:n])
 	f.segHead, f.segCount = 0, n
 	f.stride = max(f.stride, 1) * 2
 	f.tailFrames = f.stride // the merged tail is full: start a new entry
@@ -467,7 +482,7 @@ func (f *Flow) decimate(c *sampleCounters) {
 func (f *Flow) relax() {
 	if f.segCount == 0 {
 		f.stride = 1
-	} else if f.stride > 1 && f.segCount < maxOutstanding/4 {
+	} else if f.stride > 1 && int(f.segCount) < len(f.segRing())/4 {
 		f.stride /= 2
 	}
 }
@@ -556,7 +571,7 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 			}
 		}
 		if seqLEQ(s.end, ack) {
-			f.segHead = (f.segHead + 1) % maxOutstanding
+			f.segHead++
 			f.segCount--
 			continue
 		}
@@ -624,7 +639,7 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 // dropAckedThrough forgets segments entirely at or below ack.
 func (f *Flow) dropAckedThrough(ack uint32) {
 	for f.segCount > 0 && seqLEQ(f.seg(0).end, ack) {
-		f.segHead = (f.segHead + 1) % maxOutstanding
+		f.segHead++
 		f.segCount--
 	}
 }
@@ -641,18 +656,23 @@ func (f *Flow) sample(d, ts int64, handshake bool, c *sampleCounters) {
 }
 
 // rememberTSval records the first sighting of a TSval we sent.
-func (f *Flow) rememberTSval(tsval uint32, ts int64) {
+func (f *Flow) rememberTSval(tsval uint32, ts int64, c *sampleCounters) {
 	if f.state&haveTSval != 0 && !seqGT(tsval, f.lastTSval) {
 		return // seen before: a new entry would underestimate the RTT
 	}
 	f.state |= haveTSval
 	f.lastTSval = tsval
-	if f.tsCount == maxTSvals {
-		// Drop the oldest: it is the least likely to be echoed first.
-		f.tsHead = (f.tsHead + 1) % maxTSvals
-		f.tsCount--
+	r := f.tsRing()
+	if int(f.tsCount) == len(r) {
+		if f.growFlight(c) {
+			r = f.tsRing()
+		} else {
+			// Drop the oldest: it is the least likely to be echoed first.
+			f.tsHead++
+			f.tsCount--
+		}
 	}
-	f.tsvals[(f.tsHead+f.tsCount)%maxTSvals] = tsEntry{tsval: tsval, at: ts}
+	r[(f.tsHead+f.tsCount)&uint8(len(r)-1)] = tsEntry{tsval: tsval, at: ts}
 	f.tsCount++
 }
 
@@ -661,12 +681,13 @@ func (f *Flow) matchEcho(tsecr uint32, ts int64, c *sampleCounters) {
 	if f.state&haveEcho != 0 && !seqGT(tsecr, f.lastEcho) {
 		return // already used, or older
 	}
+	r := f.tsRing()
 	for f.tsCount > 0 {
-		e := f.tsvals[f.tsHead]
+		e := r[f.tsHead&uint8(len(r)-1)]
 		if seqGT(e.tsval, tsecr) {
 			return // echoes something we never recorded
 		}
-		f.tsHead = (f.tsHead + 1) % maxTSvals
+		f.tsHead++
 		f.tsCount--
 		if e.tsval == tsecr {
 			f.state |= haveEcho

@@ -91,6 +91,9 @@ type Counters struct {
 	Decimations     uint64 // times a flow's flight outgrew its entries and halved their resolution
 	Duplicates      uint64 // capture copies of our segments (not retransmissions)
 	Refused         uint64 // SYNs answered by RST
+	FlightsInUse    int    // flows holding a full-size flight block now (rings.go)
+	RecentsInUse    int    // flows holding a full-size recent-frames block now
+	RingsDenied     uint64 // times a flow needed a full-size block and its pool had none
 }
 
 // Plus is the counters of c and of another table's (another worker's):
@@ -111,5 +114,8 @@ func (c Counters) Plus(o Counters) Counters {
 		Decimations:     c.Decimations + o.Decimations,
 		Duplicates:      c.Duplicates + o.Duplicates,
 		Refused:         c.Refused + o.Refused,
+		FlightsInUse:    c.FlightsInUse + o.FlightsInUse,
+		RecentsInUse:    c.RecentsInUse + o.RecentsInUse,
+		RingsDenied:     c.RingsDenied + o.RingsDenied,
 	}
 }
