@@ -24,7 +24,7 @@ deps:
 demo: deps
 	$(GO) run ./tests/cmd/demo
 
-test: deps fmt-check vet unit agent-test lab agent-lab corpus
+test: deps fmt-check vet unit lab agents-test corpus
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -55,46 +55,73 @@ pgo:
 
 # ---- The real Datadog Agent with go-metro (check/README.md) ----
 # `make agent AGENT_SRC=/path/to/datadog-agent` builds bin/agent from any
-# datadog-agent 7 checkout without modifying it: check/agent-workspace.sh
-# writes a go.work (the checkout's plus go-metro's two modules) and a
-# `go build -overlay` for the one registration line into bin/agent-work/.
-# CI uses ../shared/datadog-agent. Without a checkout these targets skip,
-# except in CI (CI set), where they fail.
+# datadog-agent checkout from 7.63 on, without modifying it:
+# check/agent-workspace.sh writes a go.work (the checkout's plus go-metro's
+# two modules) and a `go build -overlay` for the one registration line into
+# bin/agent-work/; check/agent-tags.sh reads from the checkout which variant
+# of check/ fits its API (build tags) and which Go toolchain it pins, and
+# the build runs with that toolchain (GOTOOLCHAIN; the module proxy serves
+# it), as the agent's release build does. Without a checkout these targets
+# skip, except in CI (CI set), where they fail.
 AGENT_SRC ?= ../shared/datadog-agent
-AGENT_WORK := $(CURDIR)/bin/agent-work
+AGENT_WORK ?= $(CURDIR)/bin/agent-work
 # The agent is built with go-metro's hot-path profile (make pgo), as the
 # standalone binary is; AGENT_PGO= builds it without (the first build with
 # it recompiles the agent's packages once: about 2 minutes here).
 AGENT_PGO ?= $(CURDIR)/cmd/go-metro/default.pgo
-AGENT_BIN := $(CURDIR)/bin/agent
-# zlib (pure Go) gives the serializer a stream compressor: without it (no
-# tags) the agent's default zstd falls back to no compressor, and every
-# series payload is dropped ("Stream compression not available"). The
-# release build's zstd tag needs cgo and libzstd.
-AGENT_TAGS ?= zlib
+AGENT_BIN ?= $(CURDIR)/bin/agent
+# The agent's container tags, so that the custom agent sees containers and
+# pods (workloadmeta, tagger) as the official one does; zlib (pure Go) gives
+# the serializer a stream compressor: without it the agent's default zstd
+# falls back to none, and every series payload is dropped ("Stream
+# compression not available"). The release build's zstd tag needs cgo and
+# libzstd.
+AGENT_TAGS ?= zlib docker containerd kubelet
+# Lazy binding, as the agent's own build links: with the container tags
+# the binary references NVML symbols that only exist where a GPU driver is
+# installed, and eager binding kills it at start (undefined symbol:
+# nvmlDeviceSetMemClkVfOffset).
+AGENT_LDFLAGS ?= -extldflags=-Wl,-z,lazy
 # Skip (exit 0) or fail when the checkout is missing.
 agent_src_check = if [ ! -f "$(AGENT_SRC)/go.work" ]; then \
 	if [ -n "$$CI" ]; then echo "no datadog-agent checkout at AGENT_SRC=$(AGENT_SRC) and CI is set" >&2; exit 1; fi; \
 	echo "skipped: no datadog-agent checkout at AGENT_SRC=$(AGENT_SRC)"; exit 0; fi
+# The checkout's variant tags and toolchain, into the shell of the recipe.
+agent_env = variant=$$(check/agent-tags.sh "$(AGENT_SRC)") && \
+	toolchain=$$(check/agent-tags.sh --toolchain "$(AGENT_SRC)") && \
+	echo "agent $(AGENT_SRC): toolchain $$toolchain, variant tags [$$variant]"
 
-.PHONY: agent agent-workspace agent-test agent-lab
+.PHONY: agent agent-workspace agent-test agent-lab agents agents-test
 
 agent-workspace:
 	@$(agent_src_check); check/agent-workspace.sh "$(AGENT_SRC)" "$(AGENT_WORK)"
 
 agent: agent-workspace
-	@$(agent_src_check); cd "$(AGENT_SRC)" && \
-	GOWORK="$(AGENT_WORK)/go.work" $(GO) build -tags "$(AGENT_TAGS)" -overlay "$(AGENT_WORK)/overlay.json" $(if $(AGENT_PGO),-pgo="$(AGENT_PGO)") -o "$(AGENT_BIN)" ./cmd/agent && \
-	echo "built $(AGENT_BIN) from $(AGENT_SRC) with go-metro registered"
+	@$(agent_src_check); $(agent_env) && here=$$PWD && cd "$(AGENT_SRC)" && \
+	GOTOOLCHAIN=$$toolchain GOWORK="$(AGENT_WORK)/go.work" $(GO) build -tags "$(AGENT_TAGS) $$variant" \
+		-ldflags '$(AGENT_LDFLAGS)' -overlay "$(AGENT_WORK)/overlay.json" $(if $(AGENT_PGO),-pgo="$(AGENT_PGO)") -o "$(AGENT_BIN)" ./cmd/agent && \
+	echo "built $(AGENT_BIN) from $(AGENT_SRC) with go-metro registered ($$($(AGENT_BIN) version 2>/dev/null | head -n 1))"
 
-# The mocksender tests of check/ (build tag test) and vet, in the workspace.
+# The mocksender tests of check/ (build tag test) and vet, in the workspace,
+# with the agent's toolchain and variant.
 agent-test: agent-workspace
-	@$(agent_src_check); cd check && GOWORK="$(AGENT_WORK)/go.work" $(GO) vet -tags test ./... && \
-	GOWORK="$(AGENT_WORK)/go.work" $(GO) test -tags test -count=1 ./...
+	@$(agent_src_check); $(agent_env) && cd check && \
+	GOTOOLCHAIN=$$toolchain GOWORK="$(AGENT_WORK)/go.work" $(GO) vet -tags "test $$variant" ./... && \
+	GOTOOLCHAIN=$$toolchain GOWORK="$(AGENT_WORK)/go.work" $(GO) test -tags "test $$variant" -count=1 ./...
 
 # The lab test driving bin/agent (root; tests/agent/).
 agent-lab: agent
 	@$(agent_src_check); GOMETRO_AGENT="$(AGENT_BIN)" $(GO) test -count=1 -timeout 10m -v ./tests/agent/
+
+# Every agent tree in ../shared (AGENTS), each built with its own toolchain
+# into bin/agent-<tree>, its mocksender tests run, and the agent lab run
+# against its binary: what `make test` (and so CI) runs.
+AGENTS ?= $(wildcard ../shared/datadog-agent ../shared/datadog-agent-7.68)
+agents-test:
+	@if [ -n "$$CI" ] && [ -z "$(AGENTS)" ]; then echo "no agent trees in ../shared and CI is set" >&2; exit 1; fi
+	@set -e; for src in $(AGENTS); do name=$$(basename $$src); \
+		$(MAKE) --no-print-directory agent-test agent-lab AGENT_SRC=$$src \
+			AGENT_WORK=$(CURDIR)/bin/work-$$name AGENT_BIN=$(CURDIR)/bin/$$name; done
 
 # Real captures (../shared/corpus): replay every file, and compare each flow
 # with tshark's ack_rtt on the files where tshark finds >= 20 samples; part of

@@ -1,6 +1,6 @@
 module github.com/gometro/go-metro
 
-go 1.26.0
+go 1.23.0
 
 require (
 	github.com/DataDog/datadog-go/v5 v5.6.0

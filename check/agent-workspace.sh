@@ -14,9 +14,12 @@
 #                          module, whose ./... must not see it);
 #   overlay.json           `go build -overlay` input replacing that file.
 #
-# Then, from the checkout (the Makefile adds -tags zlib, see there):
+# Then, from the checkout, with the toolchain the checkout pins and the
+# variant's build tags (agent-tags.sh; the Makefile adds the agent's own
+# tags and link flags, see there):
 #
-#   GOWORK=OUT_DIR/go.work go build -overlay OUT_DIR/overlay.json ./cmd/agent
+#   GOWORK=OUT_DIR/go.work go build -tags "$(agent-tags.sh .)" \
+#       -overlay OUT_DIR/overlay.json ./cmd/agent
 #
 # These are exactly the manual steps of check/README.md (go work use, one
 # registration line), applied to copies.
@@ -61,8 +64,18 @@ inuse && NF == 1       { sub(/^[ \t]+/, ""); print "\t" abs($0); next }
 if [ -f "$src/go.work.sum" ]; then
 	cp "$src/go.work.sum" "$out/go.work.sum"
 fi
-# `go work use` also raises the workspace's go line to what go-metro needs.
+# `go work use` raises the workspace's go line to the highest a listed
+# module declares, and with it the agent binary's default GODEBUG settings.
+# go-metro's modules declare no more than the oldest supported agent pins,
+# so the line must come out as it went in.
+goline() { awk '$1 == "go" { print $2; exit }' "$1"; }
+before=$(goline "$out/go.work")
 GOWORK="$out/go.work" go work use "$root" "$here"
+after=$(goline "$out/go.work")
+if [ "$before" != "$after" ]; then
+	echo "$0: adding go-metro raised the workspace's go line from $before to $after: a go-metro module declares a newer go than this agent pins" >&2
+	exit 1
+fi
 
 # The registration: one import and one line at the end of RegisterChecks.
 awk '

@@ -56,10 +56,12 @@ func newCheck() check.Check {
 	return c
 }
 
-// Configure is called once per instance before the first Run. An error here
-// is shown under "Loading Errors" in `agent status` and the instance is never
-// retried, so configuration problems must be reported here, not in Run.
-func (c *Check) Configure(senderManager sender.SenderManager, integrationConfigDigest uint64, instance, initConfig integration.Data, source string) error {
+// configure is Configure's body, shared by the agent API variants
+// (variant_configure_*.go): they differ only in how CheckBase.CommonConfigure
+// is called, which commonConfigure does. An error here is shown under
+// "Loading Errors" in `agent status` and the instance is never retried, so
+// configuration problems must be reported here, not in Run.
+func (c *Check) configure(senderManager sender.SenderManager, integrationConfigDigest uint64, instance, initConfig integration.Data, commonConfigure func() error) error {
 	// Validate first: rttcheck's errors name the key and the reason, while
 	// CheckBase's YAML decoding of the keys it shares with us (tags,
 	// min_collection_interval, ...) only says which Go type did not fit.
@@ -72,7 +74,7 @@ func (c *Check) Configure(senderManager sender.SenderManager, integrationConfigD
 	// The ID must be unique per instance (one per interface is common), and
 	// it must be set before CommonConfigure, which fetches the sender by ID.
 	c.BuildID(integrationConfigDigest, instance, initConfig)
-	if err := c.CommonConfigure(senderManager, initConfig, instance, source); err != nil {
+	if err := commonConfigure(); err != nil {
 		return fmt.Errorf("common check options (min_collection_interval, tags, service, empty_default_hostname): %w", err)
 	}
 	// CheckBase.Configure (which we override) appends `service:` to the

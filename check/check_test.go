@@ -83,7 +83,7 @@ func configured(t *testing.T, instance, initConfig string) (*Check, *mocksender.
 	c := newCheck().(*Check)
 	senderManager := mocksender.CreateDefaultDemultiplexer()
 	t.Cleanup(func() { senderManager.Stop(false) })
-	if err := c.Configure(senderManager, integration.FakeConfigHash, integration.Data(instance), integration.Data(initConfig), "test"); err != nil {
+	if err := configureAsLoader(c, senderManager, integration.Data(instance), integration.Data(initConfig)); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	t.Cleanup(c.Cancel)
@@ -213,7 +213,7 @@ func TestConfigureRejectsBadConfig(t *testing.T) {
 			c := newCheck().(*Check)
 			senderManager := mocksender.CreateDefaultDemultiplexer()
 			defer senderManager.Stop(false)
-			err := c.Configure(senderManager, integration.FakeConfigHash, integration.Data(tc.instance), integration.Data(tc.initConfig), "test")
+			err := configureAsLoader(c, senderManager, integration.Data(tc.instance), integration.Data(tc.initConfig))
 			if err == nil {
 				c.Cancel()
 				t.Fatal("Configure accepted the config")
@@ -242,7 +242,7 @@ func TestConfigureSetsSenderTagsAndService(t *testing.T) {
 	s := mocksender.NewMockSenderWithSenderManager(checkid.BuildID(CheckName, integration.FakeConfigHash, instance, initConfig), senderManager)
 	s.SetupAcceptAll()
 	c := newCheck().(*Check)
-	if err := c.Configure(senderManager, integration.FakeConfigHash, instance, initConfig, "test"); err != nil {
+	if err := configureAsLoader(c, senderManager, instance, initConfig); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	defer c.Cancel()

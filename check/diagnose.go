@@ -1,8 +1,6 @@
 package gometro
 
 import (
-	"github.com/DataDog/datadog-agent/pkg/diagnose/diagnosis"
-
 	"github.com/gometro/go-metro/rttcheck"
 )
 
@@ -11,34 +9,29 @@ import (
 // capture, kernel filter, drops, local addresses, hosts, traffic), each
 // failure with its remediation. The running agent calls it from its API
 // goroutine while the check runs on schedule; `agent diagnose --local`
-// calls it right after Configure. Both are safe.
-func (c *Check) GetDiagnoses() ([]diagnosis.Diagnosis, error) {
+// calls it right after Configure. Both are safe. The agent's diagnosis type
+// depends on its version (variant_diagnosis_*.go).
+func (c *Check) GetDiagnoses() ([]agentDiagnosis, error) {
 	found := c.logic.Diagnose()
-	out := make([]diagnosis.Diagnosis, 0, len(found))
+	out := make([]agentDiagnosis, 0, len(found))
 	for _, d := range found {
-		out = append(out, diagnosis.Diagnosis{
-			Result: agentResult(d.Result),
-			// The instance ID, as `agent status` shows it, tells apart two
-			// instances on one interface.
-			Category:    string(c.ID()),
-			Name:        d.Name,
-			Diagnosis:   d.Diagnosis,
-			Remediation: d.Remediation,
-			RawError:    d.RawError,
-		})
+		// The instance ID, as `agent status` shows it, tells apart two
+		// instances on one interface.
+		out = append(out, newAgentDiagnosis(agentResult(d.Result), string(c.ID()), d))
 	}
 	return out, nil
 }
 
-// agentResult maps results by name, as agentStatus does for service checks.
-func agentResult(r rttcheck.DiagnosisResult) diagnosis.Result {
+// agentResult maps results by name, as agentStatus does for service
+// checks.
+func agentResult(r rttcheck.DiagnosisResult) agentDiagnosisStatus {
 	switch r {
 	case rttcheck.DiagnosisPass:
-		return diagnosis.DiagnosisSuccess
+		return diagnosisSuccess
 	case rttcheck.DiagnosisFail:
-		return diagnosis.DiagnosisFail
+		return diagnosisFail
 	case rttcheck.DiagnosisWarning:
-		return diagnosis.DiagnosisWarning
+		return diagnosisWarning
 	}
-	return diagnosis.DiagnosisUnexpectedError
+	return diagnosisUnexpectedError
 }

@@ -8,9 +8,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 
-	"github.com/DataDog/datadog-agent/comp/metadata/inventorychecks/inventorychecksimpl"
 	"github.com/DataDog/datadog-agent/pkg/collector/check"
-	"github.com/DataDog/datadog-agent/pkg/diagnose/diagnosis"
 
 	"github.com/gometro/go-metro/rttcheck"
 )
@@ -33,7 +31,7 @@ func TestGetDiagnosesReplay(t *testing.T) {
 		t.Fatalf("%d diagnoses, want %d: %+v", len(ds), len(subjects), ds)
 	}
 	for i, d := range ds {
-		if d.Name != subjects[i]+" on "+pcap || d.Category != string(c.ID()) || d.Result != diagnosis.DiagnosisSuccess {
+		if d.Name != subjects[i]+" on "+pcap || d.Category != string(c.ID()) || statusOf(d).ToString(false) != "PASS" {
 			t.Errorf("diagnosis %d: %+v", i, d)
 		}
 	}
@@ -55,7 +53,7 @@ func TestGetDiagnosesMissingInterface(t *testing.T) {
 	for _, d := range ds {
 		if d.Name == "interface on gm-nosuch0" {
 			found = true
-			if d.Result != diagnosis.DiagnosisFail || !strings.Contains(d.Diagnosis, "gm-nosuch0") || d.Remediation == "" {
+			if statusOf(d).ToString(false) != "FAIL" || !strings.Contains(d.Diagnosis, "gm-nosuch0") || d.Remediation == "" {
 				t.Errorf("interface diagnosis %+v", d)
 			}
 		}
@@ -65,17 +63,18 @@ func TestGetDiagnosesMissingInterface(t *testing.T) {
 	}
 }
 
+// The agent's own names for its results, whatever the variant.
 func TestAgentResult(t *testing.T) {
 	for _, tc := range []struct {
 		in   rttcheck.DiagnosisResult
-		want diagnosis.Result
+		want string
 	}{
-		{rttcheck.DiagnosisPass, diagnosis.DiagnosisSuccess},
-		{rttcheck.DiagnosisFail, diagnosis.DiagnosisFail},
-		{rttcheck.DiagnosisWarning, diagnosis.DiagnosisWarning},
-		{rttcheck.DiagnosisResult(42), diagnosis.DiagnosisUnexpectedError},
+		{rttcheck.DiagnosisPass, "PASS"},
+		{rttcheck.DiagnosisFail, "FAIL"},
+		{rttcheck.DiagnosisWarning, "WARNING"},
+		{rttcheck.DiagnosisResult(42), "UNEXPECTED ERROR"},
 	} {
-		if got := agentResult(tc.in); got != tc.want {
+		if got := agentResult(tc.in).ToString(false); got != tc.want {
 			t.Errorf("agentResult(%v) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
@@ -84,7 +83,7 @@ func TestAgentResult(t *testing.T) {
 // Run publishes the inventory metadata under the instance's ID, and
 // Version is go-metro's.
 func TestInventoryAndVersion(t *testing.T) {
-	inv := inventorychecksimpl.NewMock().Comp
+	inv := newInventoryMock()
 	check.InitializeInventoryChecksContext(inv)
 	t.Cleanup(check.ReleaseContext)
 	pcap := writePcap(t, handshakeAndTwoRequests)

@@ -1,6 +1,6 @@
 module github.com/gometro/go-metro/check
 
-go 1.26
+go 1.23.0
 
 // The agent's modules (github.com/DataDog/datadog-agent/...) are deliberately
 // not required here: the proxy cannot serve the agent's root module, so this

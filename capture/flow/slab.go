@@ -21,19 +21,27 @@ import (
 // minMapped is the smallest allocation worth a mapping of its own.
 const minMapped = 256 << 10
 
-// makeSlab returns n zeroed values of T and registers the release of their
-// memory when owner becomes unreachable.
-func makeSlab[T, O any](owner *O, n int) []T {
+// A mapping is memory mapped for one slab. Its finalizer unmaps it, so
+// whoever holds the slab holds the *mapping too (Table.mappings): both
+// become unreachable together. A finalizer on an object of our own, rather
+// than a cleanup attached to the owner (runtime.AddCleanup), keeps this
+// buildable with Go 1.23, the toolchain Datadog Agent 7.63 pins.
+type mapping struct{ mem []byte }
+
+// makeSlab returns n zeroed values of T and, when they are in mapped memory,
+// the mapping to keep alongside them (nil for heap memory).
+func makeSlab[T any](n int) ([]T, *mapping) {
 	size := n * int(unsafe.Sizeof(*new(T)))
 	if size < minMapped || !pointerFree(reflect.TypeFor[T]()) {
-		return make([]T, n)
+		return make([]T, n), nil
 	}
 	mem, err := mapAnon(size)
 	if err != nil {
-		return make([]T, n) // the heap still works, it only costs more RSS
+		return make([]T, n), nil // the heap still works, it only costs more RSS
 	}
-	runtime.AddCleanup(owner, unmapAnon, mem)
-	return unsafe.Slice((*T)(unsafe.Pointer(&mem[0])), n)
+	m := &mapping{mem: mem}
+	runtime.SetFinalizer(m, func(m *mapping) { unmapAnon(m.mem) })
+	return unsafe.Slice((*T)(unsafe.Pointer(&mem[0])), n), m
 }
 
 // pointerFree reports whether values of t hold no Go pointers.

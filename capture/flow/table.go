@@ -55,8 +55,11 @@ type Table struct {
 	// index is open addressing with linear probing. A slot holds
 	// (hash>>32)<<32 | (flowIndex+1); 0 is empty.
 	index []uint64
-	mask  uint64
-	seed  uint64
+	// mappings keep the memory of flows and index mapped while the table
+	// lives (slab.go).
+	mappings [2]*mapping
+	mask     uint64
+	seed     uint64
 
 	// lastIdx is the latest flow found: packets come in bursts of one
 	// flow (both directions share a key), and comparing with its key is
@@ -99,8 +102,8 @@ func NewTable(cfg TableConfig, local Locality, watch Monitored) *Table {
 		lastIdx: -1,
 	}
 	// Mapped memory where possible: resident only as flows use it (slab.go).
-	t.flows = makeSlab[Flow](t, cfg.MaxFlows)
-	t.index = makeSlab[uint64](t, int(slots))
+	t.flows, t.mappings[0] = makeSlab[Flow](cfg.MaxFlows)
+	t.index, t.mappings[1] = makeSlab[uint64](int(slots))
 	return t
 }
 

@@ -87,7 +87,9 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for range 2 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for {
 				select {
 				case <-stop:
@@ -99,7 +101,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 					return
 				}
 			}
-		})
+		}()
 	}
 	for i := range 1000 {
 		s.Set([]netip.Addr{a, netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})})
@@ -142,7 +144,7 @@ func BenchmarkSides(b *testing.B) {
 	local, remote := ip("2001:db8::1").As16(), ip("192.0.2.1").As16()
 	b.Run("one-local", func(b *testing.B) {
 		b.ReportAllocs()
-		for b.Loop() {
+		for range b.N {
 			if src, dst := s.Sides(&remote, &local); src || !dst {
 				b.Fatal("wrong sides")
 			}
@@ -153,7 +155,7 @@ func BenchmarkSides(b *testing.B) {
 	}
 	b.Run("one-local-with-prefixes", func(b *testing.B) {
 		b.ReportAllocs()
-		for b.Loop() {
+		for range b.N {
 			if src, dst := s.Sides(&remote, &local); src || !dst {
 				b.Fatal("wrong sides")
 			}

@@ -53,7 +53,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.Run(f.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var p Packet
-			for b.Loop() {
+			for range b.N {
 				if err := p.Decode(f.link, data, len(f.data)); err != OK {
 					b.Fatal(err)
 				}

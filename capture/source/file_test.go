@@ -389,7 +389,8 @@ func BenchmarkFileNext(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer func() { s.Close() }()
-			for b.Loop() {
+			b.ResetTimer()
+			for range b.N {
 				if _, _, _, err := s.Next(); err != nil {
 					if err != io.EOF {
 						b.Fatal(err)

@@ -832,7 +832,7 @@ func BenchmarkLiveNext(b *testing.B) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	for b.Loop() {
+	for range b.N {
 		for {
 			_, _, _, err := s.Next()
 			if err == nil {

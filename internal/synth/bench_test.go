@@ -8,7 +8,7 @@ import (
 func benchmarkGenerate(b *testing.B, cfg Config) {
 	b.ReportAllocs()
 	var c *Capture
-	for b.Loop() {
+	for range b.N {
 		c = Generate(cfg)
 	}
 	n := float64(len(c.Frames))

@@ -71,7 +71,7 @@ func TestAgentWorkspaceScript(t *testing.T) {
 	work, _ := os.ReadFile(filepath.Join(out, "go.work"))
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
 	for _, want := range []string{
-		"go 1.26", // raised by go work use to what go-metro needs
+		"go 1.23.1\n\ntoolchain go1.23.5\n", // as the checkout has them
 		"\t" + src + "\n",
 		"\t" + src + "/comp/core\n",
 		"\t" + src + "/pkg/util\n",
@@ -96,6 +96,15 @@ func TestAgentWorkspaceScript(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(out, "overlay.json"))
 	if err := json.Unmarshal(b, &ov); err != nil || ov.Replace[filepath.Join(src, "pkg/commonchecks/corechecks.go")] != filepath.Join(out, "corechecks.go.overlay") {
 		t.Errorf("overlay.json %s (%v)", b, err)
+	}
+
+	// A checkout older than go-metro's go line: go work use would raise
+	// the workspace's, and the script refuses.
+	files["go.work"] = "go 1.22\n\nuse .\n"
+	old := writeTree(t, map[string]string{"go.work": files["go.work"], "go.mod": "module example.com/old\n\ngo 1.22\n",
+		"pkg/commonchecks/corechecks.go": files["pkg/commonchecks/corechecks.go"]})
+	if _, err := runWorkspace(t, old); err == nil || !strings.Contains(err.Error(), "raised the workspace's go line from 1.22 to") {
+		t.Errorf("a checkout at go 1.22: %v", err)
 	}
 
 	// Not a checkout: a clear error.

@@ -175,11 +175,13 @@ func forEach[R any](paths []string, fn func(string) R) []R {
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range next {
 				out[i] = fn(paths[i])
 			}
-		})
+		}()
 	}
 	for i := range paths {
 		next <- i
