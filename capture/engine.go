@@ -82,7 +82,7 @@ type Stats struct {
 func (s *Stats) Malformed() uint64 {
 	var n uint64
 	for k, v := range s.DecodeErrors {
-		if packet.Status(k) != packet.OK && packet.Status(k) != packet.NotTCP {
+		if st := packet.Status(k); st != packet.OK && st != packet.NotTCP && st != packet.DNS {
 			n += v
 		}
 	}
