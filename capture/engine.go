@@ -308,7 +308,7 @@ func (e *Engine) installFilter(link packet.LinkType, attach func([]bpf.RawInstru
 		e.filter = FilterStatus{}
 		return nil
 	}
-	p, err := filter.Fit(link, e.remotes, e.ports, e.cfg.Snaplen, e.tunnels, attach)
+	p, err := filter.Fit(link, e.remotes, e.ports, e.cfg.Snaplen, filter.Pass{Tunnels: e.tunnels}, attach)
 	if err != nil {
 		return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
 	}

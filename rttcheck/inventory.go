@@ -65,7 +65,7 @@ func (c *Check) Inventory() (m map[string]string) {
 // interface when it opens (filter.Fit with no kernel to refuse a
 // level): the diagnosis and the inventory before capture runs.
 func plannedFilter(in *InstanceConfig, remotes []netip.Prefix, snaplen int) (filter.Program, error) {
-	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, capture.Snaplen(snaplen), in.Tunnels, nil)
+	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, capture.Snaplen(snaplen), filter.Pass{Tunnels: in.Tunnels}, nil)
 }
 
 // filterPlan keeps Inventory's plannedFilter between runs: Inventory is
