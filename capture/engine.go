@@ -44,6 +44,10 @@ type Config struct {
 	// Tunnels are the encapsulations whose inner TCP is timed (see
 	// tunnel.go). Zero: none on a live interface, every one in a file.
 	Tunnels packet.Encap
+	// DNSNames reads the DNS answers the source carries and names remote
+	// addresses by the name that was asked for (Snapshot.DNSNames; see
+	// dnsnames.go); the kernel filter passes those answers whole.
+	DNSNames bool
 
 	MaxFlows int           // hard cap on tracked flows; default 16384
 	IdleTTL  time.Duration // drop flows idle this long; default 300s
@@ -75,6 +79,9 @@ type Stats struct {
 	// encapsulation; TunnelSkipped those inside one the instance does not
 	// expect, which are dropped and not in TCPPackets.
 	Tunnelled, TunnelSkipped uint64
+
+	// DNS counts the DNS messages read (Config.DNSNames).
+	DNS DNSStats
 }
 
 // Malformed is the number of frames that failed to decode for a reason other
@@ -103,6 +110,13 @@ type Snapshot struct {
 	// Filter is the kernel filter of the live source (zero for files and
 	// before the first open).
 	Filter FilterStatus
+
+	// DNSNames maps the remote addresses of Flows (IPv4 unmapped) to the
+	// names DNS answers gave them (Config.DNSNames): the name that was
+	// asked for, from an answer still live when one of the address's flows
+	// began. DNSCached is the number of addresses the name cache holds.
+	DNSNames  map[netip.Addr]string
+	DNSCached int
 }
 
 // FilterStatus describes the kernel filter in effect on a live source.
@@ -158,6 +172,7 @@ type Engine struct {
 	// caller's reopen installs the new one before binding.
 	stale   error
 	tunnels packet.Encap // encapsulations decoded; see expectedTunnels
+	dns     *dnsNames    // nil unless Config.DNSNames; owned like remotes
 
 	requests chan request
 	opened   chan struct{} // closed once a source has opened
@@ -222,6 +237,9 @@ func New(cfg Config) (*Engine, error) {
 	var err error
 	if e.remotes, err = checkRemotes(cfg.Remotes); err != nil {
 		return nil, err
+	}
+	if cfg.DNSNames {
+		e.dns = newDNSNames()
 	}
 	e.table = flow.NewTable(flow.TableConfig{
 		MaxFlows: cfg.MaxFlows,
@@ -301,14 +319,23 @@ func (e *Engine) SetRemotes(remotes []netip.Prefix) error {
 // error wrapping ErrCoarseFilter when that is coarser than asked, and a
 // plain error when none was accepted (attach left the previous program).
 func (e *Engine) installFilter(link packet.LinkType, attach func([]bpf.RawInstruction) error) error {
+	pass := filter.Pass{Tunnels: e.tunnels, DNS: e.dns != nil}
 	if len(e.remotes) == 0 && len(e.ports) == 0 {
-		if err := attach(nil); err != nil {
+		// Every frame, up to snaplen; DNS answers whole.
+		var prog []bpf.RawInstruction
+		if pass.DNS {
+			var err error
+			if prog, err = filter.WithDNS(nil, link, e.cfg.Snaplen); err != nil {
+				return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
+			}
+		}
+		if err := attach(prog); err != nil {
 			return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
 		}
-		e.filter = FilterStatus{}
+		e.filter = FilterStatus{Instructions: len(prog)}
 		return nil
 	}
-	p, err := filter.Fit(link, e.remotes, e.ports, e.cfg.Snaplen, filter.Pass{Tunnels: e.tunnels}, attach)
+	p, err := filter.Fit(link, e.remotes, e.ports, e.cfg.Snaplen, pass, attach)
 	if err != nil {
 		return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
 	}
@@ -438,6 +465,9 @@ func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 	}
 	e.linkDown = false
 	if st := pkt.Decode(link, data, wireLen); st != packet.OK {
+		if st == packet.DNS && e.dns != nil {
+			e.dnsDatagram(pkt, data, ts)
+		}
 		e.stats.DecodeErrors[st]++
 		return
 	}
@@ -450,6 +480,9 @@ func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 	}
 	e.stats.TCPPackets++
 	e.table.Process(pkt, ts)
+	if pkt.SrcPort == packet.PortDNS && e.dns != nil {
+		e.dnsSegment(pkt, data, ts)
+	}
 }
 
 func (e *Engine) open() (source.Source, error) {
@@ -480,6 +513,9 @@ func (e *Engine) open() (source.Source, error) {
 			}
 			return nil
 		},
+	}
+	if e.dns != nil {
+		opts.WholeLen = filter.DNSSnaplen
 	}
 	// Errors already say "capture:" and name the interface.
 	return source.OpenLive(e.cfg.Backend, opts)
@@ -600,5 +636,8 @@ func (e *Engine) snapshot() *Snapshot {
 	s.Stats.Kernel = e.kernelOld.Then(e.kernel)
 	s.Stats.Flow = e.table.Counters()
 	s.Flows = e.table.AppendSummaries(make([]flow.Summary, 0, s.Stats.Flow.Flows))
+	if e.dns != nil {
+		s.DNSNames, s.DNSCached = e.dns.names(s.Flows), e.dns.cache.Len()
+	}
 	return s
 }
