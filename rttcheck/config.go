@@ -90,6 +90,9 @@ type InstanceConfig struct {
 	BufferMB       int            `yaml:"capture_buffer_mb"` // kernel capture ring, MiB; 0: the default
 	AllRemoteHosts bool           `yaml:"all_remote_hosts"`
 	ReverseDNS     bool           `yaml:"reverse_dns"`
+	// DNSNames names remotes from the DNS answers on the interface (see
+	// capture/dnsnames.go).
+	DNSNames bool `yaml:"dns_names"`
 	// Tunnels are the encapsulations whose inner TCP is timed; see
 	// capture/tunnel.go for the default and conf.yaml.example.
 	Tunnels packet.Encap `yaml:"tunnels"`
@@ -201,6 +204,7 @@ func ParseDecoded(instance, initConfig any, index int) (*Config, error) {
 			SampleInterval:        DefaultSampleInterval,
 			MinCollectionInterval: DefaultMinCollectionInterval,
 			ReverseDNS:            true,
+			DNSNames:              true,
 			RTTDistributionValues: DefaultDistributionValues,
 		},
 	}

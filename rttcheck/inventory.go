@@ -47,8 +47,15 @@ func (c *Check) Inventory() (m map[string]string) {
 		ring = source.DefaultRingSize
 	}
 	m["ring_size.max"] = strconv.Itoa(ring) // capture_buffer_mb fixes it; sized by need it starts at 4 MiB (go_metro.capture.ring_size)
+	m["dns_names"] = strconv.FormatBool(in.DNSNames)
 	if len(st.remotes) == 0 && len(in.Ports) == 0 {
 		m["filter.instructions"] = "none"
+		if in.DNSNames {
+			// Every frame up to snaplen, and DNS answers whole.
+			if prog, err := filter.WithDNS(nil, filterLinkType(in.Interface), capture.Snaplen(ini.Snaplen)); err == nil {
+				m["filter.instructions"] = strconv.Itoa(len(prog))
+			}
+		}
 		return m
 	}
 	prog, err := c.plan.get(in, st.remotes, ini.Snaplen)
@@ -65,7 +72,8 @@ func (c *Check) Inventory() (m map[string]string) {
 // interface when it opens (filter.Fit with no kernel to refuse a
 // level): the diagnosis and the inventory before capture runs.
 func plannedFilter(in *InstanceConfig, remotes []netip.Prefix, snaplen int) (filter.Program, error) {
-	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, capture.Snaplen(snaplen), filter.Pass{Tunnels: in.Tunnels}, nil)
+	pass := filter.Pass{Tunnels: in.Tunnels, DNS: in.DNSNames}
+	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, capture.Snaplen(snaplen), pass, nil)
 }
 
 // filterPlan keeps Inventory's plannedFilter between runs: Inventory is

@@ -109,10 +109,10 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 	// value as a spike.
 	if snap != nil || eng == nil {
 		var tot totals
-		var tracked, ring int
+		var tracked, ring, dnsNames int
 		if snap != nil {
 			tot = statsTotals(&snap.Stats)
-			tracked, ring = snap.Stats.Flow.Flows, snap.Stats.Kernel.RingSize
+			tracked, ring, dnsNames = snap.Stats.Flow.Flows, snap.Stats.Kernel.RingSize, snap.DNSCached
 			c.reportFlows(s, snap, st.hostAddr, ifaceTag)
 		}
 		s.MonotonicCount(MetricPackets, float64(tot.packets), "", healthTags)
@@ -123,6 +123,10 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		s.Gauge(MetricFlowsTracked, float64(tracked), "", healthTags)
 		s.Gauge(MetricRingSize, float64(ring), "", healthTags)
 		s.MonotonicCount(MetricCapturePanics, float64(st.panics), "", healthTags)
+		if in.DNSNames {
+			s.MonotonicCount(MetricDNSMalformed, float64(tot.dnsMalformed), "", healthTags)
+			s.Gauge(MetricDNSNames, float64(dnsNames), "", healthTags)
+		}
 	}
 
 	var problems []string
@@ -185,14 +189,27 @@ func (c *Check) tags(extra ...string) []string {
 }
 
 // dstName is the name of a remote address that is not a configured host's
-// (pinnedDst looks those up first): its reverse-DNS name, else the address.
+// (pinnedDst looks those up first): the first of these that has one.
 func (c *Check) dstName(a netip.Addr, now time.Time) string {
+	// A known workload (container, pod) goes here, before DNS: the
+	// workload half of issue 19.
+	if n, ok := c.dnsName(a); ok {
+		return n
+	}
 	if c.rdns != nil {
 		if n := c.rdns.name(a, now); n != "" {
 			return n
 		}
 	}
 	return a.String()
+}
+
+// dnsName is the name a DNS answer on the interface gave a: the name that
+// was asked for, from this run's snapshot (capture.Snapshot.DNSNames; none
+// without dns_names).
+func (c *Check) dnsName(a netip.Addr) (string, bool) {
+	n, ok := c.report.dnsNames[a]
+	return n, ok
 }
 
 // synTimeout is how long our SYN goes unanswered (no packet at all from the
@@ -383,6 +400,7 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 	// Swap the maps: this run's flows are the next run's baseline.
 	rs.prevFlow, rs.nextFlow = next, rs.prevFlow
 
+	rs.dnsNames = snap.DNSNames
 	groups := c.nameGroups(pairs, hostAddr, now)
 
 	keys := make([]tagKey, 0, len(groups))
