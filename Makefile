@@ -2,16 +2,18 @@
 #   make demo   builds, brings up a namespace lab with a real delay, runs the
 #               check for a few seconds and prints its metrics beside the
 #               kernel's own srtt
-#   make test   unit tests with the race detector, fuzz seeds, the real
-#               Datadog Agent built with go-metro (make agent: ../shared/
-#               datadog-agent) and its mocksender tests, the end-to-end lab
-#               tests, the agent's included (root; they fail rather than skip
-#               in CI), then the real-capture corpus tests (make corpus)
+#   make test   unit tests with the race detector, fuzz seeds, the end-to-end
+#               lab tests (root; they fail rather than skip in CI), the real
+#               Datadog Agent built with go-metro from each tree in ../shared
+#               (7.63 and 7.68, each with its own toolchain), its mocksender
+#               tests and the agent lab, then the real-capture corpus tests
 SHELL := /bin/bash
 GO ?= go
-DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps
+# docker.io: the lab builds the standalone image and runs it as the
+# DaemonSet does (tests/image_test.go starts dockerd when none runs).
+DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps docker.io
 
-.PHONY: deps demo test unit lab vet fmt-check bench pgo corpus bench-live
+.PHONY: deps demo test unit lab vet fmt-check bench pgo corpus bench-live image
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -43,6 +45,13 @@ unit:
 lab:
 	$(GO) test -count=1 -timeout 20m -v $$($(GO) list ./tests/... | grep -v '/tests/agent$$\|/tests/corpus$$')
 
+# make image IMAGE=registry.example.com/go-metro:TAG: the standalone image
+# (deploy/docker/Dockerfile.go-metro, FROM scratch: nothing is pulled).
+IMAGE ?= go-metro:dev
+image:
+	$(GO) run ./deploy/docker/imagecontext -o bin/image
+	docker build -f deploy/docker/Dockerfile.go-metro -t $(IMAGE) bin/image
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./capture/...
 
@@ -69,6 +78,9 @@ AGENT_WORK ?= $(CURDIR)/bin/agent-work
 # standalone binary is; AGENT_PGO= builds it without (the first build with
 # it recompiles the agent's packages once: about 2 minutes here).
 AGENT_PGO ?= $(CURDIR)/cmd/go-metro/default.pgo
+# The tests are compiled with the same profile: the agent's packages they
+# share with the agent build then come from the build cache.
+agent_pgo = $(if $(AGENT_PGO),-pgo="$(AGENT_PGO)")
 AGENT_BIN ?= $(CURDIR)/bin/agent
 # The agent's container tags, so that the custom agent sees containers and
 # pods (workloadmeta, tagger) as the official one does; zlib (pure Go) gives
@@ -99,15 +111,15 @@ agent-workspace:
 agent: agent-workspace
 	@$(agent_src_check); $(agent_env) && here=$$PWD && cd "$(AGENT_SRC)" && \
 	GOTOOLCHAIN=$$toolchain GOWORK="$(AGENT_WORK)/go.work" $(GO) build -tags "$(AGENT_TAGS) $$variant" \
-		-ldflags '$(AGENT_LDFLAGS)' -overlay "$(AGENT_WORK)/overlay.json" $(if $(AGENT_PGO),-pgo="$(AGENT_PGO)") -o "$(AGENT_BIN)" ./cmd/agent && \
+		-ldflags '$(AGENT_LDFLAGS)' -overlay "$(AGENT_WORK)/overlay.json" $(agent_pgo) -o "$(AGENT_BIN)" ./cmd/agent && \
 	echo "built $(AGENT_BIN) from $(AGENT_SRC) with go-metro registered ($$($(AGENT_BIN) version 2>/dev/null | head -n 1))"
 
 # The mocksender tests of check/ (build tag test) and vet, in the workspace,
 # with the agent's toolchain and variant.
 agent-test: agent-workspace
 	@$(agent_src_check); $(agent_env) && cd check && \
-	GOTOOLCHAIN=$$toolchain GOWORK="$(AGENT_WORK)/go.work" $(GO) vet -tags "test $$variant" ./... && \
-	GOTOOLCHAIN=$$toolchain GOWORK="$(AGENT_WORK)/go.work" $(GO) test -tags "test $$variant" -count=1 ./...
+	GOTOOLCHAIN=$$toolchain GOWORK="$(AGENT_WORK)/go.work" $(GO) vet -tags "test $$variant" $(agent_pgo) ./... && \
+	GOTOOLCHAIN=$$toolchain GOWORK="$(AGENT_WORK)/go.work" $(GO) test -tags "test $$variant" $(agent_pgo) -count=1 ./...
 
 # The lab test driving bin/agent (root; tests/agent/).
 agent-lab: agent

@@ -80,6 +80,12 @@ type Stats struct {
 	// expect, which are dropped and not in TCPPackets.
 	Tunnelled, TunnelSkipped uint64
 
+	// TimeBackwards counts the records skipped because their time went
+	// back more than MaxReorder before the newest record's; TimeForward
+	// those skipped because it jumped more than MaxTimeJump past it (in a
+	// replay). No sample is taken from either (clock.go).
+	TimeBackwards, TimeForward uint64
+
 	// DNS counts the DNS messages read (Config.DNSNames).
 	DNS DNSStats
 }
@@ -186,7 +192,8 @@ type Engine struct {
 	inferred bool
 	linkDown bool // the interface went down and no frame arrived since
 
-	lastTS    int64 // capture time of the latest packet
+	lastTS    int64      // capture time of the latest packet
+	clock     clockGuard // which packets' times can be trusted
 	lastSweep int64
 	kernel    source.Stats // counters of the current source
 	kernelOld source.Stats // counters of sources closed before it
@@ -230,6 +237,9 @@ func New(cfg Config) (*Engine, error) {
 		tunnels:  expectedTunnels(&cfg),
 		requests: make(chan request),
 		opened:   make(chan struct{}),
+	}
+	if cfg.File != "" {
+		e.clock.maxJump = int64(MaxTimeJump)
 	}
 	if err := e.local.SetPrefixes(cfg.LocalIPs); err != nil {
 		return nil, fmt.Errorf("capture: local IPs: %w", err)
@@ -460,6 +470,14 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 // It allocates nothing and takes no lock.
 func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, ts int64, wireLen int) {
 	e.stats.Packets++
+	if ok, backwards := e.clock.check(ts); !ok {
+		if backwards {
+			e.stats.TimeBackwards++
+		} else {
+			e.stats.TimeForward++
+		}
+		return
+	}
 	if ts > e.lastTS {
 		e.lastTS = ts
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v2"
 
+	"github.com/gometro/go-metro/internal/imagecontext"
 	"github.com/gometro/go-metro/rttcheck"
 )
 
@@ -135,8 +137,12 @@ type values struct {
 	Datadog struct {
 		Confd     map[string]string `yaml:"confd"`
 		Dogstatsd struct {
-			Port            int   `yaml:"port"`
-			NonLocalTraffic *bool `yaml:"nonLocalTraffic"`
+			Port            int    `yaml:"port"`
+			NonLocalTraffic *bool  `yaml:"nonLocalTraffic"`
+			UseSocketVolume bool   `yaml:"useSocketVolume"`
+			SocketPath      string `yaml:"socketPath"`
+			HostSocketPath  string `yaml:"hostSocketPath"`
+			UseHostPort     *bool  `yaml:"useHostPort"`
 		} `yaml:"dogstatsd"`
 	} `yaml:"datadog"`
 }
@@ -211,6 +217,9 @@ type k8sObject struct {
 					ConfigMap struct {
 						Name string `yaml:"name"`
 					} `yaml:"configMap"`
+					HostPath struct {
+						Path string `yaml:"path"`
+					} `yaml:"hostPath"`
 				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -237,19 +246,24 @@ func TestDaemonSetStockAgent(t *testing.T) {
 	}
 	cfgs := parseConf(t, "ConfigMap conf.yaml", cm.Data["conf.yaml"])
 
-	// It sends to the agent's DogStatsD on the node: both on the host
-	// network, DogStatsD on the port go-metro sends to.
+	// It captures the node's interface (host network) and sends to the
+	// agent's DogStatsD socket, mounted from the host directory the agent
+	// makes it in.
 	var stock values
 	if err := yaml.UnmarshalStrict(read(t, "helm/values-stock-agent.yaml"), &stock); err != nil {
 		t.Fatal(err)
 	}
 	pod := ds.Spec.Template.Spec
-	if !pod.HostNetwork || !stock.Agents.UseHostNetwork {
-		t.Errorf("hostNetwork: go-metro %v, agent %v; both must be true", pod.HostNetwork, stock.Agents.UseHostNetwork)
+	if !pod.HostNetwork {
+		t.Error("hostNetwork must be true: go-metro captures the node's interface")
+	}
+	dsd := stock.Datadog.Dogstatsd
+	if !dsd.UseSocketVolume || dsd.SocketPath == "" || path.Dir(dsd.SocketPath)+"/" != dsd.HostSocketPath {
+		t.Errorf("agent DogStatsD %+v: want useSocketVolume, socketPath in hostSocketPath", dsd)
 	}
 	ini := cfgs[0].Init
-	if ini.StatsdIP != "127.0.0.1" || ini.StatsdPort != stock.Datadog.Dogstatsd.Port {
-		t.Errorf("go-metro sends to %s:%d, the agent's DogStatsD listens on 127.0.0.1:%d", ini.StatsdIP, ini.StatsdPort, stock.Datadog.Dogstatsd.Port)
+	if ini.StatsdIP != "unix://"+dsd.SocketPath {
+		t.Errorf("go-metro sends to statsd_ip %q, the agent's DogStatsD listens on %s", ini.StatsdIP, dsd.SocketPath)
 	}
 
 	// Least privilege.
@@ -273,13 +287,17 @@ func TestDaemonSetStockAgent(t *testing.T) {
 		t.Error("allowPrivilegeEscalation: false would set no_new_privs, and the kernel would ignore the binary's cap_net_raw")
 	}
 
-	// The image: go-metro run, as the same non-root user, with the file capability.
+	// The image: go-metro run, as the same non-root user, with the file
+	// capability its context archive carries (tests/image_test.go runs it).
 	img := dockerfile(t, "docker/Dockerfile.go-metro")
 	if !slices.Contains(img, "USER 65532:65532") || *psc.RunAsUser != 65532 {
 		t.Errorf("image user vs runAsUser %d: want 65532 in both", *psc.RunAsUser)
 	}
-	if !slices.ContainsFunc(img, func(l string) bool { return strings.Contains(l, "setcap cap_net_raw+ep /out/go-metro") }) {
-		t.Error("Dockerfile.go-metro does not give the binary cap_net_raw+ep")
+	if want := []string{"FROM scratch", "ADD " + imagecontext.TarName + " /"}; !slices.Equal(img[:2], want) {
+		t.Errorf("Dockerfile.go-metro starts %q, want %q: nothing pulled, the binary with its file capability", img[:2], want)
+	}
+	if !slices.Contains(img, `ENTRYPOINT ["/`+imagecontext.BinaryPath+`"]`) {
+		t.Errorf("Dockerfile.go-metro's ENTRYPOINT is not /%s", imagecontext.BinaryPath)
 	}
 	if len(c.Args) != 3 || c.Args[0] != "run" || c.Args[1] != "--config" {
 		t.Fatalf("container args %v, want run --config FILE", c.Args)
@@ -295,5 +313,17 @@ func TestDaemonSetStockAgent(t *testing.T) {
 	}
 	if !mounted {
 		t.Errorf("--config %s is not conf.yaml of ConfigMap %s mounted read-only", c.Args[2], cm.Metadata.Name)
+	}
+	// The socket's directory is the agent's, mounted from the host.
+	sockMounted := false
+	for _, m := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.HostPath.Path == dsd.HostSocketPath && path.Clean(m.MountPath) == path.Dir(dsd.SocketPath) {
+				sockMounted = true
+			}
+		}
+	}
+	if !sockMounted {
+		t.Errorf("no volume mounts host %s at %s", dsd.HostSocketPath, path.Dir(dsd.SocketPath))
 	}
 }

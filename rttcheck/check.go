@@ -190,6 +190,9 @@ type reportState struct {
 	prevFlow   map[flowKey]flowMark // what the previous Runs reported of each flow
 	nextFlow   map[flowKey]flowMark // reused for the current Run's marks
 	prevLastAt map[tagKey]int64
+	// timeSkips: packets skipped for an impossible time (capture/clock.go)
+	// as of the previous Run, to warn about new ones.
+	timeSkips uint64
 
 	dstPins           map[netip.Addr]string // dst names pinned at first report (grouping.go)
 	dnsNames          map[netip.Addr]string // this run's names from DNS answers (capture.Snapshot.DNSNames)
@@ -253,6 +256,11 @@ func (c *Check) Configure(cfg *Config) error {
 	if c.st.state != stateNew {
 		return errors.New("go-metro: Configure called twice on one check, or after Cancel")
 	}
+	// One capture per interface and filter, and a bound on what the
+	// process's instances reserve together; released by Cancel.
+	if err := c.claim(cfg); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cfg, c.cancel, c.done = cfg, cancel, make(chan struct{})
 	c.st = status{state: stateConfigured, remotes: remoteSet(cfg.Instance.IPs, nil, len(cfg.Instance.Hosts) > 0)}
@@ -283,6 +291,9 @@ func (c *Check) CaptureDone() <-chan struct{} {
 func (c *Check) Cancel() {
 	c.mu.Lock()
 	if c.stopped == nil {
+		if c.cfg != nil {
+			c.release(c.cfg)
+		}
 		c.setLocked(func(s *status) { s.state = stateCancelled })
 		if c.cancel != nil {
 			c.cancel()
@@ -427,8 +438,7 @@ func (c *Check) captureLoop(ctx context.Context) {
 		if in.Sample {
 			runCtx, stop = context.WithTimeout(ctx, in.SampleDuration)
 		}
-		started := time.Now()
-		err := c.runEngineOnce(runCtx)
+		settled, err := c.runEngineOnce(runCtx)
 		windowEnded := in.Sample && runCtx.Err() != nil && ctx.Err() == nil
 		stop()
 		switch {
@@ -453,8 +463,11 @@ func (c *Check) captureLoop(ctx context.Context) {
 			return
 		}
 		c.update(func(s *status) { s.state, s.err = stateRetrying, err })
-		if time.Since(started) > 2*c.timing.backoffMax {
-			// It ran for a while before failing: a new problem, retry soon.
+		if settled {
+			// Capture ran again (the source stayed open clearAfter) before
+			// failing: a new outage, retried soon. A source that fails
+			// within clearAfter of opening keeps the backoff growing, so a
+			// flapping interface is not reopened in a tight loop.
 			backoff = c.timing.backoffMin
 		}
 		c.log.Warnf("go-metro: capture on %s failed: %v; retrying in %s", in.Interface, err, backoff)
@@ -471,14 +484,15 @@ type enginePanic struct{ value any }
 
 func (e *enginePanic) Error() string { return fmt.Sprintf("capture engine panicked: %v", e.value) }
 
-// runEngineOnce runs the engine until ctx ends or it fails. The engine keeps
+// runEngineOnce runs the engine until ctx ends or it fails, and reports
+// whether the source stayed open clearAfter (capture ran). The engine keeps
 // its flow table and counters across runs, so a capture re-opened after an
 // interface loss or between sampling windows loses nothing; after a panic it
 // is replaced.
-func (c *Check) runEngineOnce(ctx context.Context) error {
+func (c *Check) runEngineOnce(ctx context.Context) (settled bool, err error) {
 	eng, err := c.engine()
 	if err != nil {
-		return fmt.Errorf("starting capture: %w", err)
+		return false, fmt.Errorf("starting capture: %w", err)
 	}
 	c.update(func(s *status) { s.state = stateOpening })
 	// The engine runs in a worker this function always waits for; here it
@@ -496,7 +510,7 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 		ran <- eng.Run(ctx)
 	}()
 	opened := eng.Opened()
-	var settled <-chan time.Time
+	var stayedOpen <-chan time.Time
 	for {
 		select {
 		case <-opened:
@@ -504,16 +518,16 @@ func (c *Check) runEngineOnce(ctx context.Context) error {
 			c.update(func(s *status) { s.state = stateCapturing })
 			t := time.NewTimer(c.timing.clearAfter)
 			defer t.Stop()
-			settled = t.C
-		case <-settled:
-			settled = nil
+			stayedOpen = t.C
+		case <-stayedOpen:
+			stayedOpen, settled = nil, true
 			c.update(func(s *status) { s.err = nil })
 		case err := <-ran:
 			var p *enginePanic
 			if errors.As(err, &p) {
 				c.update(func(s *status) { s.eng = nil; s.panics++ })
 			}
-			return err
+			return settled, err
 		}
 	}
 }

@@ -116,6 +116,7 @@ type fakeEngine struct {
 	running   bool
 	remotes   [][]netip.Prefix
 	opened    chan struct{}
+	drop      chan error // a running Run returns what is sent here (the interface goes away)
 }
 
 func (f *fakeEngine) Opened() <-chan struct{} {
@@ -171,11 +172,17 @@ func (f *fakeEngine) Run(ctx context.Context) error {
 		f.mu.Unlock()
 		return nil
 	}
-	<-ctx.Done()
+	f.mu.Lock()
+	drop := f.drop
+	f.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case err = <-drop:
+	}
 	f.mu.Lock()
 	f.running = false
 	f.mu.Unlock()
-	return nil
+	return err
 }
 
 func (f *fakeEngine) Snapshot(ctx context.Context) (*capture.Snapshot, error) {
@@ -630,6 +637,49 @@ func TestCaptureRecovers(t *testing.T) {
 	waitFor(t, "recovery", func() bool { return runStatus(c) == StatusOK })
 }
 
+// TestBackoffResetsOnceCaptureRuns: a capture that ran again after an
+// outage starts its next outage at the shortest backoff, however short the
+// recovery was; the backoff of the old outage would leave capture down for
+// its length again.
+func TestBackoffResetsOnceCaptureRuns(t *testing.T) {
+	lr := &logRecorder{}
+	drop := make(chan error)
+	fe := &fakeEngine{runErr: errors.New("capture: open eth0: no such device"), drop: drop}
+	c := New(Options{Logger: lr})
+	// A long backoffMax: whatever the machine's load, the recovery below is
+	// far shorter than the outage that came before it.
+	c.timing = timing{backoffMin: time.Millisecond, backoffMax: time.Hour, clearAfter: time.Millisecond}
+	c.newEngine = func(capture.Config) (engine, error) { return fe, nil }
+	c.res = &fakeResolver{}
+	if err := configureYAML(c, "interface: eth0\nips: [10.0.0.1]", ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Cancel)
+	retries := func() []string {
+		lr.mu.Lock()
+		defer lr.mu.Unlock()
+		var out []string
+		for _, l := range lr.lines {
+			if _, after, ok := strings.Cut(l, "; retrying in "); ok {
+				out = append(out, after)
+			}
+		}
+		return out
+	}
+	waitFor(t, "four failed attempts", func() bool { return len(retries()) >= 4 })
+	fe.set(func(f *fakeEngine) { f.runErr = nil }) // the interface comes back
+	waitFor(t, "capture running again", func() bool {
+		st := c.status()
+		return st.state == stateCapturing && st.err == nil
+	})
+	before := len(retries())
+	drop <- errors.New("capture: eth0: interface went down") // and goes away again
+	waitFor(t, "the new outage's first retry", func() bool { return len(retries()) > before })
+	if got := retries()[before]; got != "1ms" {
+		t.Errorf("first retry of the new outage in %s, want 1ms (backoffMin); retries %q", got, retries())
+	}
+}
+
 // TestEngineReplacedOnlyAfterPanic: a failing capture retries on the same
 // engine (its flow table survives an interface loss), but after a panic the
 // table may be half-updated, so the next attempt starts from a fresh engine,
@@ -726,7 +776,7 @@ func TestHealthMetrics(t *testing.T) {
 	}
 	// Without dns_names, no DNS health metric.
 	fe2 := &fakeEngine{snap: fe.snap}
-	c2 := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.1]\ndns_names: false", "", fe2, nil)
+	c2 := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.2]\ndns_names: false", "", fe2, nil)
 	waitFor(t, "engine", c2.engineStarted)
 	if r := mustRun(t, c2); !reflect.DeepEqual(r.subs, want[:len(want)-2]) {
 		t.Errorf("dns_names: false: got %+v\nwant %+v", r.subs, want[:len(want)-2])

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -162,6 +163,28 @@ func (e *ConfigError) Error() string {
 	return e.Where + ": " + e.Key + ": " + e.Reason
 }
 
+// maxEcho caps a configured value echoed in a message: a value can be
+// megabytes long, and a message is one log line.
+const maxEcho = 64
+
+// echo quotes a configured value for a message, cut at maxEcho bytes.
+func echo(v any) string {
+	s := fmt.Sprint(v)
+	if len(s) <= maxEcho {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(s[:maxEcho]), len(s))
+}
+
+// truncate cuts s, a value or list of them for a message, at twice
+// maxEcho bytes.
+func truncate(s string) string {
+	if len(s) <= 2*maxEcho {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:2*maxEcho], len(s))
+}
+
 // instanceName names an instance in messages: by its interface when it has
 // one, which is what a user recognises in a file with several instances.
 func instanceName(iface string, index int) string {
@@ -170,7 +193,7 @@ func instanceName(iface string, index int) string {
 		name += fmt.Sprintf(" #%d", index)
 	}
 	if iface != "" {
-		return name + fmt.Sprintf(" %q", iface)
+		return name + " " + echo(iface)
 	} else if index < 0 {
 		name += " (no interface)"
 	}
@@ -275,7 +298,7 @@ func (ic *InitConfig) validate(set keySet) (err error) {
 	rule(ic.MaxFlows < 1 || ic.MaxFlows > MaxMaxFlows, "max_flows", "%d is out of range: must be between 1 and %d", ic.MaxFlows, MaxMaxFlows)
 	rule(ic.StatsdIP == "", "statsd_ip", "must not be empty")
 	rule(ic.StatsdPort < 1 || ic.StatsdPort > 65535, "statsd_port", "%d is not a port number (1-65535)", ic.StatsdPort)
-	rule(!slices.Contains(LogLevels, level), "log_level", "%q is not a log level (%s)", ic.LogLevel, strings.Join(LogLevels, ", "))
+	rule(!slices.Contains(LogLevels, level), "log_level", "%s is not a log level (%s)", echo(ic.LogLevel), strings.Join(LogLevels, ", "))
 	ic.LogLevel = level
 	return err
 }
@@ -285,8 +308,8 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 	rule, file := set.rules(where, &err), in.Interface == FileInterface
 	rule(in.Interface == "", "interface", `is required: an interface name, "any", or "file" with pcap`)
 	// Linux interface names: at most IFNAMSIZ-1 bytes, no '/' nor whitespace.
-	rule(len(in.Interface) > 15, "interface", "%q is not an interface name: longer than 15 bytes", in.Interface)
-	rule(strings.ContainsAny(in.Interface, "/ \t\n"), "interface", "%q is not an interface name", in.Interface)
+	rule(len(in.Interface) > 15, "interface", "%s is not an interface name: longer than 15 bytes", echo(in.Interface))
+	rule(strings.ContainsAny(in.Interface, "/ \t\n"), "interface", "%s is not an interface name", echo(in.Interface))
 	for i, h := range in.Hosts {
 		in.Hosts[i] = strings.TrimSuffix(h, ".")
 		e := validHostname(in.Hosts[i])
@@ -302,7 +325,7 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 	rule(in.HostsRefresh < minHostsRefresh || in.HostsRefresh > maxTTL, "hosts_refresh_interval", "%s is out of range: must be between %s and %s", in.HostsRefresh, minHostsRefresh, maxTTL)
 	rule(in.SampleDuration <= 0 || in.SampleDuration > maxTTL, "sample_duration", "%s must be positive and at most %s", in.SampleDuration, maxTTL)
 	rule(in.SampleInterval <= 0 || in.SampleInterval > maxTTL, "sample_interval", "%s must be positive and at most %s", in.SampleInterval, maxTTL)
-	rule(in.Backend != "" && in.Backend != "afpacket" && in.Backend != "pcap", "capture_backend", "%q is not a capture backend: use afpacket or pcap", in.Backend)
+	rule(in.Backend != "" && in.Backend != "afpacket" && in.Backend != "pcap", "capture_backend", "%s is not a capture backend: use afpacket or pcap", echo(in.Backend))
 	rule(set["capture_buffer_mb"] != "" && (in.BufferMB < 1 || in.BufferMB > 1024), "capture_buffer_mb", "%d is out of range: must be between 1 and 1024 MiB", in.BufferMB)
 	rule(seconds < 1 || in.MinCollectionInterval > maxTTL, "min_collection_interval", "%d is out of range: must be between 1 and %d seconds", seconds, int(maxTTL/time.Second))
 	rule(in.GroupDstIPv4Prefix < 0 || in.GroupDstIPv4Prefix > 32, "group_dst_ipv4_prefix", "%d is not a prefix length 0-32 (0 turns grouping off)", in.GroupDstIPv4Prefix)
@@ -346,15 +369,15 @@ var hostName = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_]
 // belongs in ips.
 func validHostname(s string) error {
 	if _, err := netip.ParseAddr(s); err == nil {
-		return fmt.Errorf("%q is an IP address: list it under ips", s)
+		return fmt.Errorf("%s is an IP address: list it under ips", echo(s))
 	}
 	switch {
 	case s == "":
 		return errors.New("empty host name")
 	case len(s) > 253:
-		return fmt.Errorf("%q is not a host name: longer than 253 bytes", s)
+		return fmt.Errorf("%s is not a host name: longer than 253 bytes", echo(s))
 	case !hostName.MatchString(s):
-		return fmt.Errorf("%q is not a host name", s)
+		return fmt.Errorf("%s is not a host name", echo(s))
 	}
 	return nil
 }

@@ -36,9 +36,10 @@ func decodeSection(section any, where func() string, dst any, warnings *[]string
 	if data, isText := section.([]byte); isText {
 		section = nil
 		err := yaml.Unmarshal(data, &section)
-		if _, isMap := section.(map[any]any); isMap {
+		if plain, isMap := section.(map[any]any); isMap {
 			var m yaml.MapSlice
-			err, section = yaml.Unmarshal(data, &m), m
+			err = yaml.Unmarshal(data, &m)
+			section = WithMerges(m, plain)
 		}
 		if err != nil {
 			return nil, bad("", "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
@@ -51,9 +52,9 @@ func decodeSection(section any, where func() string, dst any, warnings *[]string
 	values := map[string]any{}
 	for _, item := range m {
 		if k, isString := item.Key.(string); !isString {
-			return nil, bad("", "key %v is not a string", item.Key)
+			return nil, bad("", "key %s is not a string", echo(item.Key))
 		} else if _, dup := values[k]; dup {
-			return nil, bad(k, "appears more than once")
+			return nil, bad(truncate(k), "appears more than once")
 		} else {
 			values[k] = item.Value
 		}
@@ -75,8 +76,8 @@ func decodeSection(section any, where func() string, dst any, warnings *[]string
 				return nil, err
 			}
 			if prev, ok := set[key]; ok && !reflect.DeepEqual(s.Field(i).Interface(), p.Elem().Interface()) {
-				*warnings = append(*warnings, fmt.Sprintf("%s: both %s (%v) and %s (%v) are set: using %s",
-					where(), key, p.Elem(), prev, s.Field(i), key))
+				*warnings = append(*warnings, fmt.Sprintf("%s: both %s (%s) and %s (%s) are set: using %s",
+					where(), key, truncate(fmt.Sprint(p.Elem())), prev, truncate(fmt.Sprint(s.Field(i))), key))
 			}
 			s.Field(i).Set(p.Elem())
 			set[key] = k
@@ -85,10 +86,43 @@ func decodeSection(section any, where func() string, dst any, warnings *[]string
 	known := keysOf(s.Type(), true) // after the interface is decoded: where() names it
 	for _, item := range m {
 		if k := item.Key.(string); !slices.Contains(known, k) {
-			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %q is ignored", where(), k))
+			*warnings = append(*warnings, fmt.Sprintf("%s: unknown key %s is ignored", where(), echo(k)))
 		}
 	}
 	return set, nil
+}
+
+// WithMerges returns ordered, a mapping as yaml.v2 decodes it into a
+// yaml.MapSlice, with the keys that its merge keys (`<<: *defaults`) bring,
+// taken from plain, the same mapping decoded into a map. yaml.v2 applies
+// merge keys when it decodes into a map, as the agent decodes conf.yaml
+// files, but drops them from a MapSlice, the form that keeps the keys'
+// order and repeats. Keys written in the mapping win over merged ones, as
+// YAML says; merged keys come after them, in sorted order.
+func WithMerges(ordered yaml.MapSlice, plain any) yaml.MapSlice {
+	m, ok := plain.(map[any]any)
+	if !ok {
+		return ordered
+	}
+	have := map[any]bool{}
+	for _, it := range ordered {
+		have[it.Key] = true
+	}
+	var merged []any
+	for k := range m {
+		if !have[k] {
+			merged = append(merged, k)
+		}
+	}
+	if len(merged) == 0 {
+		return ordered
+	}
+	slices.SortFunc(merged, func(a, b any) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+	out := slices.Clone(ordered)
+	for _, k := range merged {
+		out = append(out, yaml.MapItem{Key: k, Value: m[k]})
+	}
+	return out
 }
 
 // kinds name the YAML types, the way messages say them, by the Go type
@@ -126,7 +160,7 @@ func decode(v, p any, key string, strict bool) *ConfigError {
 		case err == nil:
 			*p = i
 		case k == "a string":
-			return fail("%q is not an integer", v)
+			return fail("%s is not an integer", echo(v))
 		case k == "an integer":
 			return fail("%s is out of range", s)
 		case k == "a number":
@@ -142,7 +176,7 @@ func decode(v, p any, key string, strict bool) *ConfigError {
 		case k != "a boolean" && k != "a string":
 			return fail("expected true or false, got %s", k)
 		case err != nil:
-			return fail("%q is not true or false", v)
+			return fail("%s is not true or false", echo(v))
 		}
 		*p = b
 	case *time.Duration:
@@ -157,7 +191,7 @@ func decode(v, p any, key string, strict bool) *ConfigError {
 		case k != "a string":
 			return fail("expected a number of seconds, got %s", k)
 		case err != nil:
-			return fail("%q is not a duration (seconds, or e.g. \"90s\", \"5m\")", v)
+			return fail("%s is not a duration (seconds, or e.g. \"90s\", \"5m\")", echo(v))
 		default:
 			*p = d
 		}
@@ -174,7 +208,7 @@ func decode(v, p any, key string, strict bool) *ConfigError {
 			return err
 		}
 		if *p, err = ParsePrefix(s); err != nil {
-			return fail("%q is not an IP address or CIDR", s)
+			return fail("%s is not an IP address or CIDR", echo(s))
 		}
 	case *packet.Encap:
 		// A list of names, or one string ("all", "vxlan gre").

@@ -147,6 +147,16 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		// link comes back; until then nothing can be measured.
 		problems = append(problems, fmt.Sprintf("interface %s is down: no packets until it is up again", in.Interface))
 	}
+	if snap != nil {
+		// Packets whose capture time is impossible give no sample; a
+		// clock that steps, or records corrupt on disk, say so.
+		skips := snap.Stats.TimeBackwards + snap.Stats.TimeForward
+		if n := skips - c.report.timeSkips; skips > c.report.timeSkips {
+			warnings = append(warnings, fmt.Sprintf("capture on %s: %d packet(s) since the last run skipped for an impossible capture time, no RTT sample taken from them (%d in all went back more than %s, %d jumped more than %s ahead)",
+				in.Interface, n, snap.Stats.TimeBackwards, capture.MaxReorder, snap.Stats.TimeForward, capture.MaxTimeJump))
+		}
+		c.report.timeSkips = skips
+	}
 	if snap != nil && snap.Filter.Coarse() {
 		// Not a service-check problem: every monitored segment is still
 		// captured and filtered exactly in user space, at more CPU.

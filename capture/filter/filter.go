@@ -126,16 +126,22 @@ func (b *builder) ld(off uint32, size int) {
 	b.emit(bpf.LoadIndirect{Off: b.base + off, Size: size})
 }
 
+// version, at label at (IP header at base+X), rejects a frame whose IP
+// version is not v.
+func (b *builder) version(at int, v uint32) {
+	b.mark(at)
+	b.ld(0, 1)
+	b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
+	b.jne(v<<4, b.reject)
+}
+
 // ipv4, at label at (IP header at base+X): TCP, not a non-first fragment,
 // and a source or destination in remotes (unless anyRemote); then X moves
 // to the TCP header and the program goes to tcp.
 func (b *builder) ipv4(at int, remotes []netip.Prefix, anyRemote bool, tcp int) {
 	a := &b.asm
 	matched := a.newLabel()
-	a.mark(at)
-	b.ld(0, 1)
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
-	a.jne(0x40, b.reject)
+	b.version(at, 4)
 	b.ld(9, 1)
 	a.jne(6, b.reject)
 	b.ld(6, 2)
@@ -169,10 +175,7 @@ func (b *builder) ipv4(at int, remotes []netip.Prefix, anyRemote bool, tcp int) 
 func (b *builder) ipv6(at int, remotes []netip.Prefix, anyRemote bool) {
 	a := &b.asm
 	matched := a.newLabel()
-	a.mark(at)
-	b.ld(0, 1)
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0})
-	a.jne(0x60, b.reject)
+	b.version(at, 6)
 	if !anyRemote {
 		for _, p := range remotes {
 			ip := p.Addr().As16()

@@ -27,7 +27,6 @@ type ev struct {
 	tsecr      uint32
 	sack       []packet.SACKBlock
 	atMS       float64
-	noTS       bool
 	wantSample float64 // ms; 0: this packet must not add a sample
 	wantN      uint64  // samples this packet adds when both methods time it (default 1)
 }

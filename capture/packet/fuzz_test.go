@@ -134,10 +134,8 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 				len(t.LayerContents()) >= 16 && link == LinkTypeLinuxSLL && binary.BigEndian.Uint16(t.LayerContents()[14:16]) == etherTypePBB {
 				o.unknownEncap = true
 			}
-			if prev != nil {
-				if _, ok := prev.(*layers.Dot1Q); ok {
-					o.shapeOK = false // Ethernet right after a tag: LLC-style
-				}
+			if _, ok := prev.(*layers.Dot1Q); ok {
+				o.shapeOK = false // Ethernet right after a tag: LLC-style
 			}
 			tags = 0
 		case *layers.Dot1Q:

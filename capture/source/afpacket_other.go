@@ -4,10 +4,6 @@ package source
 
 import "fmt"
 
-// captureAllowed is the pcap backend's permission check; elsewhere than
-// Linux libpcap reports it itself.
-func captureAllowed() error { return nil }
-
 func openAFPacket(Options) (Source, error) {
 	return nil, fmt.Errorf("capture: backend \"afpacket\": %w: AF_PACKET exists only on Linux", ErrUnsupportedBackend)
 }

@@ -146,17 +146,6 @@ func ringGeometry(size, frameSize int) (blockSize, numBlocks int) {
 
 func (r *ring) size() int { return r.blockSize * r.numBlocks }
 
-// captureAllowed reports whether this process may open packet sockets: the
-// error (wrapping os.ErrPermission without CAP_NET_RAW) of a socket opened
-// and closed at once.
-func captureAllowed() error {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return os.NewSyscallError("socket(AF_PACKET)", err)
-	}
-	return unix.Close(fd)
-}
-
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // take makes the current block, which the kernel handed over, the one Next

@@ -21,7 +21,11 @@ func newCheckCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check --config FILE [--duration 15s] [--json]",
 		Short: "Run the checks for a while and print what they would submit, like `agent check`",
-		Args:  cobra.NoArgs,
+		Long: "Run the checks for a while and print what they would submit, like `agent check`.\n\n" +
+			"Exit status: 0 when every instance captured (or replayed its file); 1 when an\n" +
+			"instance's go_metro.can_capture is CRITICAL (no CAP_NET_RAW, a missing interface,\n" +
+			"a replay that failed) or its run failed, with one line per such instance on stderr.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if duration < 0 {
 				return fmt.Errorf("--duration %s is negative", duration)
@@ -93,6 +97,26 @@ func runCheckOnce(ctx context.Context, cfgPath string, d time.Duration, asJSON b
 			failed = true
 		}
 		results = append(results, r)
+	}
+	// The checks log to stderr from their own goroutines: stop them
+	// before writing there.
+	for _, c := range checks {
+		c.Cancel()
+	}
+	// Like `agent check`, which exits non-zero when a check reports an
+	// error: a CRITICAL can_capture (no capture permission, a missing
+	// interface, a replay that failed) is a failed check, and scripts and
+	// CI must see it in the exit status. Each gets one line on stderr.
+	for i, r := range results {
+		for _, sc := range r.Checks {
+			if sc.Name == rttcheck.ServiceCheckName && sc.Code == int(rttcheck.StatusCritical) {
+				fmt.Fprintf(stderr, "go-metro: instance #%d (%s): %s CRITICAL: %s\n", i, r.Instance, sc.Name, oneLine(sc.Message))
+				failed = true
+			}
+		}
+		if r.Error != "" {
+			fmt.Fprintf(stderr, "go-metro: instance #%d (%s): %s\n", i, r.Instance, oneLine(r.Error))
+		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)

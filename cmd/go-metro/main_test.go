@@ -270,6 +270,15 @@ instances:
 	}
 }
 
+// manyPorts is n live instances on lo, one port each: none a duplicate.
+func manyPorts(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  - interface: lo\n    all_remote_hosts: true\n    ports: [%d]\n", 1000+i)
+	}
+	return b.String()
+}
+
 func TestLoadCheckFile(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -281,7 +290,17 @@ func TestLoadCheckFile(t *testing.T) {
 		{name: "agent format", body: "init_config:\n  snaplen: 256\ninstances:\n  - interface: eth0\n    ips: [10.0.0.1]\n  - interface: eth1\n    hosts: [a.example]\n", instances: 2},
 		{name: "oldest v5 format (config list)", body: "init_config:\n  exp_ttl: 60\nconfig:\n  - interface: eth0\n    ips: [10.0.0.1]\n", instances: 1},
 		{name: "unknown top-level key", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\nlogs: []\n", instances: 1, warning: `unknown top-level key "logs"`},
-		{name: "both lists", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\nconfig:\n  - interface: eth1\n    ips: [10.0.0.1]\n", err: "both instances and config are set"},
+		{name: "both lists", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\nconfig:\n  - interface: eth1\n    ips: [10.0.0.1]\n", err: "both instances and config are set: config is Agent v5's name for instances"},
+		{name: "instances twice", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\ninstances:\n  - interface: eth1\n    ips: [10.0.0.1]\n", err: "conf.yaml: instances: appears more than once: put all of it under one instances: key"},
+		{name: "init_config twice", body: "init_config:\ninit_config:\n  snaplen: 512\ninstances:\n  - interface: eth0\n    ips: [10.0.0.1]\n", err: "init_config: appears more than once"},
+		{name: "top-level list", body: "- a\n- b\n", err: "conf.yaml: must be a mapping with init_config: and instances: keys, not a list"},
+		{name: "top-level string", body: "interface eth0\n", err: "must be a mapping with init_config: and instances: keys, not a string"},
+		{name: "1 MB interface", body: "instances:\n  - interface: " + strings.Repeat("x", 1<<20) + "\n    ips: [10.0.0.1]\n",
+			err: `instance #0 "` + strings.Repeat("x", 64) + `"... (1048576 bytes): interface: "` + strings.Repeat("x", 64) + `"... (1048576 bytes) is not an interface name: longer than 15 bytes`},
+		{name: "long unknown key", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\n" + strings.Repeat("k", 1000) + ": 1\n", instances: 1, warning: `unknown top-level key "kkkk`},
+		{name: "merge key", body: "defaults: &d\n  interface: lo\n  all_remote_hosts: true\ninstances:\n  - <<: *d\n    tags: [a]\n  - <<: *d\n    interface: eth0\n", instances: 2, warning: `unknown top-level key "defaults"`},
+		{name: "merge key into init_config", body: "common: &c\n  snaplen: 10\ninit_config:\n  <<: *c\ninstances:\n  - interface: lo\n    all_remote_hosts: true\n", err: "init_config: snaplen: 10 is too small"},
+		{name: "written key wins over merged", body: "d: &d\n  interface: lo\n  all_remote_hosts: true\ninstances:\n  - <<: *d\n    interface: lo0lo0lo0lo0lo0lo0\n", err: "is not an interface name"},
 		{name: "bad init_config", body: "init_config:\n  snaplen: 10\ninstances:\n  - interface: eth0\n    ips: [10.0.0.1]\n", err: "init_config: snaplen: 10 is too small"},
 		{name: "instances not a list", body: "instances:\n  interface: eth0\n", err: "instances: must be a list of instances"},
 		// The sections go to rttcheck as decoded here, not marshalled again.
@@ -289,6 +308,11 @@ func TestLoadCheckFile(t *testing.T) {
 		{name: "YAML 1.1 in an instance", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\n    sample: yes\n    tags: [0x10]\n", instances: 1},
 		{name: "instance not a mapping", body: "instances:\n  - [eth0]\n", err: "instance #0: must be a mapping of keys to values"},
 		{name: "key twice in an instance", body: "instances:\n  - interface: eth0\n    ips: [10.0.0.1]\n    ips: [10.0.0.2]\n", err: "instance #0: ips: appears more than once"},
+		{name: "instance repeated", body: "instances:\n  - interface: lo\n    all_remote_hosts: true\n  - interface: lo\n    all_remote_hosts: true\n",
+			err: "instances[1]: interface: captures what instances[0] captures (interface lo, all_remote_hosts)"},
+		{name: "10000 instances", body: "instances:\n" + strings.Repeat("  - interface: lo\n    all_remote_hosts: true\n", 10000),
+			err: "instances[1]: interface: captures what instances[0] captures"},
+		{name: "over the memory cap", body: "instances:\n" + manyPorts(200), err: "over the 2048 MiB that one go-metro may reserve"},
 		{name: "init_config not a mapping", body: "init_config: [snaplen]\ninstances:\n  - interface: eth0\n    ips: [10.0.0.1]\n", err: "init_config: must be a mapping"},
 	}
 	for _, tc := range tests {
@@ -296,7 +320,11 @@ func TestLoadCheckFile(t *testing.T) {
 			cf, err := loadCheckFile(writeConfig(t, tc.body))
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want %q", err, tc.err)
+					t.Fatalf("err = %.300v, want %.300q", err, tc.err)
+				}
+				// Echoed values are capped: a message is one log line.
+				if len(err.Error()) > 400 {
+					t.Errorf("message of %d bytes", len(err.Error()))
 				}
 				return
 			}
@@ -306,8 +334,8 @@ func TestLoadCheckFile(t *testing.T) {
 			if len(cf.Instances) != tc.instances {
 				t.Errorf("%d instances, want %d", len(cf.Instances), tc.instances)
 			}
-			if tc.warning != "" && (len(cf.Warnings) != 1 || !strings.Contains(cf.Warnings[0], tc.warning)) {
-				t.Errorf("warnings %q", cf.Warnings)
+			if tc.warning != "" && (len(cf.Warnings) != 1 || !strings.Contains(cf.Warnings[0], tc.warning) || len(cf.Warnings[0]) > 400) {
+				t.Errorf("warnings %.300q", cf.Warnings)
 			}
 			if tc.warning == "" && len(cf.Warnings) != 0 {
 				t.Errorf("unexpected warnings %q", cf.Warnings)

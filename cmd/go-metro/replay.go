@@ -96,11 +96,14 @@ type replayFlow struct {
 }
 
 type replayOut struct {
-	Packets      uint64       `json:"packets"`
-	TCPPackets   uint64       `json:"tcp_packets"`
-	DecodeErrors uint64       `json:"decode_errors"`
-	Truncated    bool         `json:"truncated,omitempty"` // the file ends inside a record
-	Flows        []replayFlow `json:"flows"`
+	Packets      uint64 `json:"packets"`
+	TCPPackets   uint64 `json:"tcp_packets"`
+	DecodeErrors uint64 `json:"decode_errors"`
+	Truncated    bool   `json:"truncated,omitempty"` // the file ends inside a record
+	// Records skipped for an impossible time (capture/clock.go).
+	TimeBackwards uint64       `json:"time_backwards,omitempty"`
+	TimeForward   uint64       `json:"time_forward,omitempty"`
+	Flows         []replayFlow `json:"flows"`
 }
 
 // A replay lists every flow of the file, however long ago it ended, so
@@ -117,6 +120,7 @@ func replay(ctx context.Context, o *replayOptions) error {
 		return err
 	}
 	printLocals(o.stderr, snap)
+	printTimeSkips(o.stderr, &snap.Stats)
 	out := replayResult(snap, truncated)
 	if o.asJSON {
 		return json.NewEncoder(o.stdout).Encode(out)
@@ -177,15 +181,27 @@ func printLocals(stderr io.Writer, snap *capture.Snapshot) {
 	fmt.Fprintf(stderr, "go-metro: local addresses (%s): %s\n", how, strings.Join(addrs, ", "))
 }
 
+// printTimeSkips says, in one line, how many records were skipped for an
+// impossible time.
+func printTimeSkips(stderr io.Writer, st *capture.Stats) {
+	if st.TimeBackwards+st.TimeForward == 0 {
+		return
+	}
+	fmt.Fprintf(stderr, "go-metro: warning: %d record(s) skipped for an impossible time, no RTT sample taken from them: %d went back more than %s, %d jumped more than %s ahead\n",
+		st.TimeBackwards+st.TimeForward, st.TimeBackwards, capture.MaxReorder, st.TimeForward, capture.MaxTimeJump)
+}
+
 // replayResult is the output for snap: its counters and its flows, sorted
 // by local end, remote end, start and tunnel.
 func replayResult(snap *capture.Snapshot, truncated bool) replayOut {
 	out := replayOut{
-		Packets:      snap.Stats.Packets,
-		TCPPackets:   snap.Stats.TCPPackets,
-		DecodeErrors: snap.Stats.Malformed(),
-		Truncated:    truncated,
-		Flows:        make([]replayFlow, 0, len(snap.Flows)),
+		Packets:       snap.Stats.Packets,
+		TCPPackets:    snap.Stats.TCPPackets,
+		DecodeErrors:  snap.Stats.Malformed(),
+		Truncated:     truncated,
+		TimeBackwards: snap.Stats.TimeBackwards,
+		TimeForward:   snap.Stats.TimeForward,
+		Flows:         make([]replayFlow, 0, len(snap.Flows)),
 	}
 	flows := append([]flow.Summary(nil), snap.Flows...)
 	sort.Slice(flows, func(i, j int) bool {

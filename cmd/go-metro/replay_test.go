@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -131,5 +132,41 @@ func TestReplayCutAndMixedFiles(t *testing.T) {
 				t.Errorf("flow %+v, want %d samples of 10 ms", f, tc.samples)
 			}
 		})
+	}
+}
+
+// TestReplayImpossibleTime: a record with a flipped bit in its seconds is
+// skipped with a one-line warning, and the flow's RTT stays the exchange's.
+// Bit 30 is set in every date since 2004: flipped in a request, it moved
+// the request 2^30 s back, and its ACK made a 1,073,741,824,000 ms sample.
+func TestReplayImpossibleTime(t *testing.T) {
+	src := pcaptest.WriteExchange(t, t.TempDir(), 10*time.Millisecond, 3)
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last request (the next-to-last record): bit 30 of its seconds flipped.
+	var records []int
+	for off := 24; off < len(data); off += 16 + int(binary.LittleEndian.Uint32(data[off+8:])) {
+		records = append(records, off)
+	}
+	req := records[len(records)-2]
+	binary.LittleEndian.PutUint32(data[req:], binary.LittleEndian.Uint32(data[req:])^1<<30)
+	path := filepath.Join(t.TempDir(), "flipped.pcap")
+	os.WriteFile(path, data, 0o644)
+
+	code, stdout, stderr := run(t, context.Background(), "replay", "--json", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if want := "go-metro: warning: 1 record(s) skipped for an impossible time, no RTT sample taken from them: 1 went back more than 1ms, 0 jumped more than 1h0m0s ahead"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr %q lacks %q", stderr, want)
+	}
+	var out replayOut
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Flows) != 1 || out.Flows[0].RTTMax != 10 || out.Flows[0].Samples != 3 || out.TimeBackwards != 1 {
+		t.Errorf("flows %+v, time_backwards %d: want one flow, 3 samples (handshake, 2 requests) of 10 ms", out.Flows, out.TimeBackwards)
 	}
 }

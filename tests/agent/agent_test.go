@@ -85,7 +85,8 @@ type agentDir struct {
 }
 
 // newAgentDir writes a configuration that keeps the agent offline: the
-// intake is intakeURL (a fake in the lab, or nothing), remote config and
+// intake, metrics and processes alike, is intakeURL (a fake in the lab, or
+// nothing), remote config and
 // cloud metadata probes are off, and everything it writes stays in dir.
 // Its ports (cmd_port 5001, expvar 5000, DogStatsD 8125) are those of the
 // lab's namespace A, where each agent runs: no collision with another lab
@@ -112,7 +113,9 @@ hostname: gometro-lab
 confd_path: %s
 run_path: %s
 log_file: %s
-dd_url: %s
+dd_url: %[4]s
+process_config:
+  process_dd_url: %[4]s
 remote_configuration:
   enabled: false
 cloud_provider_metadata: []
@@ -354,7 +357,8 @@ func TestAgentUnprivileged(t *testing.T) {
 	if err := copyFile(bin, exe); err != nil {
 		t.Fatal(err)
 	}
-	cfg := newAgentDir(t, instance(l, ""), "http://127.0.0.1:9")
+	_, intakeURL := startIntake(t, l)
+	cfg := newAgentDir(t, instance(l, ""), intakeURL)
 
 	var out syncbuf.Buffer
 	cmd := lab.AsUser(exec.Command(exe, "check", "go-metro", "-c", cfg.yaml, "--json"), 65534, 65534)
@@ -540,14 +544,12 @@ func (f *fakeIntake) sawSeries(metric, tag string) bool {
 	return false
 }
 
-// TestAgentRun runs the agent as a service in A with traffic flowing, and
-// checks what a user checks: `agent status`, `agent diagnose`, the data at
-// the intake, and a clean stop on SIGTERM.
-func TestAgentRun(t *testing.T) {
-	bin := agentBinary(t)
-	l, srv := newLab(t)
-
-	// The fake intake listens on A's loopback, where the agent sends.
+// startIntake starts a fake intake on A's loopback, where the agent sends,
+// and returns it and its URL. An agent whose intake does not answer waits
+// for its final flushes at SIGTERM (7.68 with the container tags: about
+// 20 s for the process intake); one that answers stops at once.
+func startIntake(t *testing.T, l *lab.Lab) (*fakeIntake, string) {
+	t.Helper()
 	intake := &fakeIntake{paths: map[string]int{}}
 	var ln net.Listener
 	if err := l.A.Do(func() (err error) {
@@ -559,7 +561,18 @@ func TestAgentRun(t *testing.T) {
 	hs := &http.Server{Handler: intake, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	t.Cleanup(func() { _ = hs.Close() })
-	cfg := newAgentDir(t, instance(l, "min_collection_interval: 2"), "http://"+ln.Addr().String())
+	return intake, "http://" + ln.Addr().String()
+}
+
+// TestAgentRun runs the agent as a service in A with traffic flowing, and
+// checks what a user checks: `agent status`, `agent diagnose`, the data at
+// the intake, and a clean stop on SIGTERM.
+func TestAgentRun(t *testing.T) {
+	bin := agentBinary(t)
+	l, srv := newLab(t)
+
+	intake, intakeURL := startIntake(t, l)
+	cfg := newAgentDir(t, instance(l, "min_collection_interval: 2"), intakeURL)
 
 	// Traffic for the whole test.
 	ctx, cancel := context.WithCancel(context.Background())
