@@ -397,13 +397,23 @@ func sameName(msg []byte, x, y int) bool {
 func hashName(msg []byte, off int) uint64 {
 	const prime = 1099511628211
 	h := uint64(14695981039346656037)
-	walkName(msg, off, func(label []byte) bool {
+	for range maxNameSteps {
+		label, next := nextLabel(msg, off)
+		if next < 0 {
+			break
+		}
 		h = (h ^ uint64(len(label))) * prime
 		for _, c := range label {
-			h = (h ^ uint64(lower(c))) * prime
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			h = (h ^ uint64(c)) * prime
 		}
-		return true
-	})
+		if len(label) == 0 {
+			break
+		}
+		off = next
+	}
 	return h
 }
 
