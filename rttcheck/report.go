@@ -199,10 +199,12 @@ func (c *Check) tags(extra ...string) []string {
 }
 
 // dstName is the name of a remote address that is not a configured host's
-// (pinnedDst looks those up first): the first of these that has one.
+// (pinnedDst looks those up first), from the first source that names it:
+// a known workload, the DNS answer that gave the address, its reverse-DNS
+// name; else the address itself.
 func (c *Check) dstName(a netip.Addr, now time.Time) string {
-	// A known workload (container, pod) goes here, before DNS: the
-	// workload half of issue 19.
+	// Slot: a known workload (container, pod) is consulted here, before
+	// DNS (the workload half of issue 19).
 	if n, ok := c.dnsName(a); ok {
 		return n
 	}
