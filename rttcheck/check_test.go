@@ -713,8 +713,11 @@ func TestEngineReplacedOnlyAfterPanic(t *testing.T) {
 			}
 			defer c.Cancel()
 			waitFor(t, "three attempts", tc.fe.ranAtLeast(3))
-			tc.fe.set(func(f *fakeEngine) { f.runErr, f.runPanic, f.loopPanic = nil, false, false })
-			waitFor(t, "recovery", func() bool { return c.status().state == stateCapturing })
+			var reset int
+			tc.fe.set(func(f *fakeEngine) { f.runErr, f.runPanic, f.loopPanic, reset = nil, false, false, f.runs })
+			// A run that opens and then panics reports capturing for a
+			// moment: recovered is a run begun after the reset, and open.
+			waitFor(t, "recovery", func() bool { return tc.fe.ranAtLeast(reset+1)() && c.status().state == stateCapturing })
 			mu.Lock()
 			engines := made
 			mu.Unlock()
