@@ -7,6 +7,9 @@
 //     max(2 %, 0.3 ms) of the kernel's srtt; can_capture OK; as uid 65534
 //     without capabilities, CRITICAL naming CAP_NET_RAW, and `agent
 //     diagnose --local` fails the permission with its remediation;
+//   - `agent check go-metro --json` while A resolves a name through dnsmasq
+//     in B (its namespace's resolv.conf) and connects: the series carry
+//     the name asked for (dns_test.go);
 //   - `agent run`, then `agent status` (instance [OK], its samples, the
 //     inventory metadata, go-metro's version), `agent diagnose` against the
 //     running agent (all eight diagnoses pass), the series reaching a fake
