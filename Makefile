@@ -10,7 +10,9 @@
 SHELL := /bin/bash
 GO ?= go
 # docker.io: the lab builds the standalone image and runs it as the
-# DaemonSet does (tests/image_test.go starts dockerd when none runs).
+# DaemonSet does (tests/image_test.go), and the agent lab runs containers
+# of images built FROM scratch (tests/agent); both start dockerd when none
+# runs.
 DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps docker.io dnsmasq
 
 .PHONY: deps demo test unit lab vet fmt-check bench pgo corpus bench-live image

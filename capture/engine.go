@@ -324,6 +324,24 @@ func (e *Engine) SetRemotes(remotes []netip.Prefix) error {
 	return ferr
 }
 
+// SetLocalIPs replaces Config.LocalIPs, the addresses that count as local
+// besides the interface's own: the agent's containers and pods come and go
+// while the engine runs. Tracked flows keep their direction; a new flow's
+// is decided by the set in effect at its first packet. A running engine
+// applies the set between two packets, before SetLocalIPs returns.
+func (e *Engine) SetLocalIPs(local []netip.Prefix) error {
+	for _, p := range local {
+		if !p.IsValid() {
+			return fmt.Errorf("capture: local IPs: invalid prefix %v", p)
+		}
+	}
+	cp := slices.Clone(local)
+	return e.call(context.Background(), func(source.Source) {
+		_ = e.local.SetPrefixes(cp) // checked above
+		e.table.LocalityChanged()
+	})
+}
+
 // installFilter builds the finest kernel filter for the current remotes and
 // ports that attach accepts (filter.Fit) and records it. It returns an
 // error wrapping ErrCoarseFilter when that is coarser than asked, and a

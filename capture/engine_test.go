@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -131,6 +132,48 @@ func TestInferLocalFindsTheCapturingHost(t *testing.T) {
 		if !want[a] {
 			t.Fatalf("inferred %v, want %v", s.LocalIPs, c.LocalIPs)
 		}
+	}
+}
+
+// SetLocalIPs decides which end of a flow is local, as Config.LocalIPs
+// does; an invalid prefix changes nothing.
+func TestSetLocalIPs(t *testing.T) {
+	c := synth.Generate(synth.Small())
+	path := writeCapture(t, c)
+	// A local address the capture never holds keeps the engine from
+	// inferring the local side: only SetLocalIPs can make it right.
+	e, err := New(Config{File: path, LocalIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.99/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var local []netip.Prefix
+	for _, a := range c.LocalIPs {
+		local = append(local, netip.PrefixFrom(a, a.BitLen()))
+	}
+	if err := e.SetLocalIPs(local); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetLocalIPs([]netip.Prefix{{}}); err == nil {
+		t.Error("SetLocalIPs accepted an invalid prefix")
+	}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.InferredLocal || len(s.Flows) == 0 {
+		t.Fatalf("inferred %v, %d flows", s.InferredLocal, len(s.Flows))
+	}
+	for _, f := range s.Flows {
+		if !slices.Contains(c.LocalIPs, f.Local.Addr()) {
+			t.Errorf("flow %v -> %v: the local end is not one of %v", f.Local, f.Remote, c.LocalIPs)
+		}
+	}
+	want := slices.SortedFunc(slices.Values(c.LocalIPs), netip.Addr.Compare)
+	if !slices.Equal(s.LocalIPs, want) {
+		t.Errorf("Snapshot.LocalIPs %v, want %v", s.LocalIPs, c.LocalIPs)
 	}
 }
 

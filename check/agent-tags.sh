@@ -3,7 +3,7 @@
 #                                     go-metro's variant for that checkout
 # agent-tags.sh --toolchain AGENT_SRC prints the Go toolchain it pins
 #
-# The Datadog Agent's check API changed twice since 7.63, and check/ holds
+# The Datadog Agent's API changed several times since 7.63, and check/ holds
 # one file per variant, chosen by build tag (the variant_*.go files):
 #
 #   gometro_diagnose_def          7.65+: diagnosis types in
@@ -13,6 +13,13 @@
 #                                 `source, provider string`
 #   gometro_inventorychecks_mock  newest: the inventorychecks mock in its own
 #                                 package (tests only)
+#   gometro_tagger_checks_config  7.65+: the tagger maps the cardinality
+#                                 types.ChecksConfigCardinality to
+#                                 checks_tag_cardinality; it no longer has a
+#                                 ChecksCardinality() method
+#   gometro_taggermock_impl       7.65+: the tagger mock is
+#                                 comp/core/tagger/impl's NewMock, not the
+#                                 fake of comp/core/tagger/mock (tests only)
 #
 # Each is read from the checkout itself, not from a version number, so a
 # development tree between releases gets what it actually has. A checkout
@@ -72,6 +79,19 @@ esac
 
 if [ -d "$src/comp/metadata/inventorychecks/mock" ]; then
 	tags+=(gometro_inventorychecks_mock)
+fi
+
+ttypes=$src/comp/core/tagger/types/types.go
+tdef=$src/comp/core/tagger/def/component.go
+if grep -Eq '^[[:space:]]+ChecksConfigCardinality\b' "$ttypes" 2>/dev/null; then
+	tags+=(gometro_tagger_checks_config)
+elif ! grep -Eq '^[[:space:]]+ChecksCardinality\(\) types\.TagCardinality' "$tdef" 2>/dev/null; then
+	echo "$0: the tagger in $src has neither types.ChecksConfigCardinality ($ttypes) nor a ChecksCardinality() method ($tdef): check/variant_tagger_*.go need a new variant" >&2
+	exit 1
+fi
+
+if [ ! -f "$src/comp/core/tagger/mock/fake_tagger.go" ] && grep -qs '^func NewMock(' "$src"/comp/core/tagger/impl/*.go; then
+	tags+=(gometro_taggermock_impl)
 fi
 
 echo "${tags[*]:-}"

@@ -9,7 +9,9 @@
 #                          and go-metro/check);
 #   go.work.sum            a copy of the checkout's, if it has one;
 #   corechecks.go.overlay  the checkout's pkg/commonchecks/corechecks.go plus
-#                          the import and the one RegisterCheck line (not
+#                          the import and the one RegisterCheck line,
+#                          gometro.Factory(store, tagger) with the names
+#                          RegisterChecks gives those parameters (not
 #                          named .go: OUT_DIR may lie inside go-metro's
 #                          module, whose ./... must not see it);
 #   overlay.json           `go build -overlay` input replacing that file.
@@ -77,11 +79,55 @@ if [ "$before" != "$after" ]; then
 	exit 1
 fi
 
+# go-metro's Factory takes the workloadmeta store and the tagger that
+# RegisterChecks receives (the docker check's registration passes them the
+# same way): the names of those parameters, read from the checkout's
+# signature (one line in 7.63, several from 7.68 on) by their types, under
+# the import names the file gives comp/core/workloadmeta/def and
+# comp/core/tagger/def.
+params=$(awk '
+function trim(s) { gsub(/^[ \t]+|[ \t]+$/, "", s); return s }
+/^import \($/                 { inimp = 1; next }
+inimp && /^\)/                { inimp = 0; next }
+inimp {
+	n = split(trim($0), f, /[ \t]+/)
+	alias = (n > 1) ? f[1] : ""
+	if (f[n] == "\"github.com/DataDog/datadog-agent/comp/core/workloadmeta/def\"") wm = (alias != "" ? alias : "workloadmeta")
+	if (f[n] == "\"github.com/DataDog/datadog-agent/comp/core/tagger/def\"") tg = (alias != "" ? alias : "tagger")
+}
+/^func RegisterChecks\(/       { insig = 1 }
+insig                         { sig = sig " " $0; if ($0 ~ /\)[ \t]*{[ \t]*$/) insig = 0 }
+END {
+	sub(/^.*func RegisterChecks\(/, "", sig)
+	sub(/\)[ \t]*{[ \t]*$/, "", sig)
+	n = split(sig, ps, ",")
+	names = ""
+	for (i = 1; i <= n; i++) {
+		m = split(trim(ps[i]), w, /[ \t]+/)
+		names = names " " w[1]
+		if (m == 1) continue # its type is the next parameter'"'"'s (a, b T)
+		k = split(trim(names), ns, / /)
+		for (j = 1; j <= k; j++) {
+			if (wm != "" && w[m] == wm ".Component") store = ns[j]
+			if (tg != "" && w[m] == tg ".Component") tagger = ns[j]
+		}
+		names = ""
+	}
+	if (store != "" && store != "_" && tagger != "" && tagger != "_") print store, tagger
+}
+' "$reg")
+if [ -z "$params" ]; then
+	echo "$0: RegisterChecks in $reg takes no named workloadmeta.Component (comp/core/workloadmeta/def) and tagger.Component (comp/core/tagger/def) parameter: go-metro's Factory needs both (see check/README.md)" >&2
+	exit 1
+fi
+read -r store tagger <<<"$params"
+registration="corecheckLoader.RegisterCheck(gometro.CheckName, gometro.Factory($store, $tagger))"
+
 # The registration: one import and one line at the end of RegisterChecks.
-awk '
+awk -v registration="$registration" '
 /^import \($/ && !imp                  { print; print "\tgometro \"github.com/gometro/go-metro/check\""; imp = 1; next }
 /^func RegisterChecks\(/               { infn = 1 }
-infn && /^}/                           { print "\tcorecheckLoader.RegisterCheck(gometro.CheckName, gometro.Factory())"; infn = 0; done = 1 }
+infn && /^}/                           { print "\t" registration; infn = 0; done = 1 }
                                        { print }
 END { if (!imp || !done) exit 1 }
 ' "$reg" >"$out/corechecks.go.overlay" || {

@@ -8,16 +8,20 @@
 // lives in rttcheck.
 //
 // To compile it into an agent, list this module and the go-metro root module
-// in the checkout's go.work and add one line to
-// pkg/commonchecks/corechecks.go (see README.md):
+// in the checkout's go.work and add one line to RegisterChecks in
+// pkg/commonchecks/corechecks.go, passing it the workloadmeta store and
+// the tagger RegisterChecks receives (see README.md):
 //
-//	corecheckLoader.RegisterCheck(gometro.CheckName, gometro.Factory())
+//	corecheckLoader.RegisterCheck(gometro.CheckName, gometro.Factory(store, tagger))
 package gometro
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/DataDog/datadog-agent/comp/core/autodiscovery/integration"
+	tagger "github.com/DataDog/datadog-agent/comp/core/tagger/def"
+	workloadmeta "github.com/DataDog/datadog-agent/comp/core/workloadmeta/def"
 	"github.com/DataDog/datadog-agent/pkg/aggregator/sender"
 	"github.com/DataDog/datadog-agent/pkg/collector/check"
 	core "github.com/DataDog/datadog-agent/pkg/collector/corechecks"
@@ -35,24 +39,36 @@ const CheckName = "go-metro"
 // Check is one configured instance of the go-metro core check.
 type Check struct {
 	core.CheckBase
-	logic *rttcheck.Check
+	logic     *rttcheck.Check
+	workloads *workloads // nil without the agent's workload metadata
+
+	wmu     sync.Mutex
+	holding bool // workloads acquired by Configure, not yet released
 }
 
 // Factory returns the constructor the agent's core-check loader calls once
-// per configured instance.
-func Factory() option.Option[func() check.Check] {
-	return option.New(newCheck)
+// per configured instance. store and tagger are what RegisterChecks
+// receives: this host's containers and pods and their tags, which make
+// their addresses local and tag their series (rttcheck.Workloads).
+// Either may be nil: the check then knows no workloads.
+func Factory(store workloadmeta.Component, tagger tagger.Component) option.Option[func() check.Check] {
+	w := newWorkloads(store, tagger)
+	return option.New(func() check.Check { return newCheck(w) })
 }
 
-func newCheck() check.Check {
-	c := &Check{CheckBase: core.NewCheckBase(CheckName)}
-	c.logic = rttcheck.New(rttcheck.Options{
+func newCheck(w *workloads) check.Check {
+	c := &Check{CheckBase: core.NewCheckBase(CheckName), workloads: w}
+	opts := rttcheck.Options{
 		// CheckBase's sender appends the instance's `tags` (and `service`)
 		// to every submission itself; adding them in rttcheck too would
 		// duplicate them.
 		AddInstanceTags: false,
 		Logger:          agentLogger{c: c},
-	})
+	}
+	if w != nil {
+		opts.Workloads = w // not a nil *workloads in a non-nil interface
+	}
+	c.logic = rttcheck.New(opts)
 	return c
 }
 
@@ -85,7 +101,30 @@ func (c *Check) configure(senderManager sender.SenderManager, integrationConfigD
 	}
 	s.FinalizeCheckServiceTag()
 
-	return c.logic.Configure(cfg)
+	// Before rttcheck's Configure: its capture opens with the workloads'
+	// addresses.
+	if c.workloads != nil {
+		c.wmu.Lock()
+		c.workloads.acquire()
+		c.holding = true
+		c.wmu.Unlock()
+	}
+	if err := c.logic.Configure(cfg); err != nil {
+		c.releaseWorkloads()
+		return err
+	}
+	return nil
+}
+
+// releaseWorkloads gives back what Configure acquired; Cancel and Stop may
+// both come.
+func (c *Check) releaseWorkloads() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.holding {
+		c.workloads.release()
+		c.holding = false
+	}
 }
 
 // Run submits the RTT metrics gathered since the previous run. Warnings are
@@ -108,6 +147,7 @@ func (c *Check) Run() error {
 // and releases its socket or file.
 func (c *Check) Cancel() {
 	c.logic.Cancel()
+	c.releaseWorkloads()
 	c.CheckBase.Cancel()
 }
 
@@ -115,6 +155,7 @@ func (c *Check) Cancel() {
 // agent shuts down; the capture must not outlive it either.
 func (c *Check) Stop() {
 	c.logic.Cancel()
+	c.releaseWorkloads()
 	c.CheckBase.Stop()
 }
 

@@ -80,7 +80,7 @@ func configured(t *testing.T, instance, initConfig string) (*Check, *mocksender.
 	if !strings.Contains(instance, "reverse_dns:") {
 		instance += "\nreverse_dns: false\n"
 	}
-	c := newCheck().(*Check)
+	c := newCheck(nil).(*Check)
 	senderManager := mocksender.CreateDefaultDemultiplexer()
 	t.Cleanup(func() { senderManager.Stop(false) })
 	if err := configureAsLoader(c, senderManager, integration.Data(instance), integration.Data(initConfig)); err != nil {
@@ -210,7 +210,7 @@ func TestConfigureRejectsBadConfig(t *testing.T) {
 		{"agent key of the wrong type", "interface: eth0\nall_remote_hosts: true\ntags: team:net\n", "", []string{"tags: "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCheck().(*Check)
+			c := newCheck(nil).(*Check)
 			senderManager := mocksender.CreateDefaultDemultiplexer()
 			defer senderManager.Stop(false)
 			err := configureAsLoader(c, senderManager, integration.Data(tc.instance), integration.Data(tc.initConfig))
@@ -241,7 +241,7 @@ func TestConfigureSetsSenderTagsAndService(t *testing.T) {
 	// sees the calls Configure makes.
 	s := mocksender.NewMockSenderWithSenderManager(checkid.BuildID(CheckName, integration.FakeConfigHash, instance, initConfig), senderManager)
 	s.SetupAcceptAll()
-	c := newCheck().(*Check)
+	c := newCheck(nil).(*Check)
 	if err := configureAsLoader(c, senderManager, instance, initConfig); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}

@@ -17,7 +17,7 @@ func configureAsLoader(c *Check, sm sender.SenderManager, instance, initConfig i
 
 // The provider reaches CheckBase, which reports it in `agent status`.
 func TestConfigProvider(t *testing.T) {
-	c := newCheck().(*Check)
+	c := newCheck(nil).(*Check)
 	sm := mocksender.CreateDefaultDemultiplexer()
 	t.Cleanup(func() { sm.Stop(false) })
 	if err := configureAsLoader(c, sm, integration.Data("interface: lo\nreverse_dns: false\nall_remote_hosts: true\n"), nil); err != nil {

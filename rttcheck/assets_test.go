@@ -50,6 +50,51 @@ func sent(t *testing.T) (metrics map[string]string, checks map[string]bool) {
 	return metrics, checks
 }
 
+// sentTagKeys runs the check over containers and pods (a fake of the
+// agent's workloads, at high cardinality) and returns the tag names its
+// host-pair series carry, with host, which the agent adds.
+func sentTagKeys(t *testing.T) map[string]bool {
+	t.Helper()
+	w := newFakeWorkloads(map[string]fakeWorkload{web1IP: web1, web2IP: web2, apiIP: api})
+	c, _ := newWorkloadCheck(t, w, "tag_cardinality: high\ntag_dst_port: true\ntag_role: true\n", workloadFlows())
+	keys := map[string]bool{"host": true}
+	for _, s := range mustRun(t, c).subs {
+		for _, tag := range s.tags {
+			k, _, _ := strings.Cut(tag, ":")
+			keys[k] = true
+		}
+	}
+	for _, k := range []string{"src", "dst", "iface", "dst_port", "kube_service", "dst_kube_service", "short_image", "dst_short_image", "container_name", "dst_container_name"} {
+		if !keys[k] {
+			t.Fatalf("the run sent no %s tag: %v", k, keys)
+		}
+	}
+	return keys
+}
+
+// groupedBy finds the tags of a query's "by {a,b}" and of its "{k:v}"
+// filters.
+var groupedBy = regexp.MustCompile(`\bby \{([^}]*)\}`)
+var filteredBy = regexp.MustCompile(`[{,]([a-z_]+):`)
+
+// checkQueryTags fails for a tag a query groups or filters by that the
+// check does not send.
+func checkQueryTags(t *testing.T, where, q string, keys map[string]bool) {
+	t.Helper()
+	var tags []string
+	for _, m := range groupedBy.FindAllStringSubmatch(q, -1) {
+		tags = append(tags, strings.Split(m[1], ",")...)
+	}
+	for _, m := range filteredBy.FindAllStringSubmatch(q, -1) {
+		tags = append(tags, m[1])
+	}
+	for _, tag := range tags {
+		if !keys[strings.TrimSpace(tag)] {
+			t.Errorf("%s: query %q uses tag %q, which the check does not send", where, q, tag)
+		}
+	}
+}
+
 func readJSON(t *testing.T, rel string, v any) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, rel))
@@ -269,6 +314,12 @@ func TestDashboard(t *testing.T) {
 	if vars["host"] != "host" || vars["iface"] != "iface" {
 		t.Errorf("template variables %v, want host and iface", d.TemplateVariables)
 	}
+	keys := sentTagKeys(t)
+	for _, v := range d.TemplateVariables {
+		if !keys[v.Prefix] {
+			t.Errorf("template variable %s: the check sends no %s tag", v.Name, v.Prefix)
+		}
+	}
 	var queries, scChecks []string
 	var walk func(raw json.RawMessage, path string)
 	walk = func(raw json.RawMessage, path string) {
@@ -313,9 +364,10 @@ func TestDashboard(t *testing.T) {
 			for _, r := range def.Requests {
 				for _, q := range r.Queries {
 					queries = append(queries, q.Query)
-					if !strings.Contains(q.Query, "{$host,$iface}") {
+					if !strings.Contains(q.Query, "{$host,$iface") {
 						t.Errorf("%s: query %q is not filtered by $host and $iface", path, q.Query)
 					}
+					checkQueryTags(t, path, q.Query, keys)
 				}
 			}
 		}
@@ -341,10 +393,20 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("dashboard check status %q is not a service check the check sends", c)
 		}
 	}
-	// What the issue asks the overview to show.
+	// What the issues ask the overview to show: RTT, jitter and capture
+	// health; RTT by destination service, and a latency matrix of source
+	// by destination (issue 19).
 	for _, m := range []string{MetricRTTAvg, MetricRTTJitter, MetricKernelDrops, MetricFlowsEvicted, MetricPackets} {
 		if !named[m] {
 			t.Errorf("the dashboard does not show %s", m)
+		}
+	}
+	for _, want := range []string{
+		"avg:" + MetricRTTAvg + "{$host,$iface,$kube_namespace,$kube_service} by {dst_kube_service}",
+		"avg:" + MetricRTTAvg + "{$host,$iface,$kube_namespace,$kube_service} by {kube_namespace,kube_service,dst_kube_service}",
+	} {
+		if !slices.Contains(queries, want) {
+			t.Errorf("the dashboard has no query %q", want)
 		}
 	}
 	if !slices.Contains(scChecks, ServiceCheckName) {
@@ -360,7 +422,8 @@ func TestMonitors(t *testing.T) {
 		t.Fatalf("no monitors: %v", err)
 	}
 	date := regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-	var sawAnomaly, sawCapture, sawDrops bool
+	keys := sentTagKeys(t)
+	var sawAnomaly, sawCapture, sawDrops, sawService bool
 	for _, f := range files {
 		rel := strings.TrimPrefix(filepath.ToSlash(f), repoRoot+"/")
 		var m struct {
@@ -401,9 +464,12 @@ func TestMonitors(t *testing.T) {
 				if _, ok := metrics[x[1]]; !ok || meta[x[1]] == nil {
 					t.Errorf("%s: %s is not a metric the check sends and metadata.csv lists", rel, x[1])
 				}
-				sawAnomaly = sawAnomaly || (x[1] == MetricRTTAvg && strings.Contains(def.Query, "anomalies("))
+				anomaly := x[1] == MetricRTTAvg && strings.Contains(def.Query, "anomalies(")
+				sawAnomaly = sawAnomaly || anomaly
+				sawService = sawService || anomaly && strings.Contains(def.Query, "dst_kube_service}")
 				sawDrops = sawDrops || x[1] == MetricKernelDrops
 			}
+			checkQueryTags(t, rel, def.Query, keys)
 		case "service check":
 			x := serviceCheckInQuery.FindStringSubmatch(def.Query)
 			if x == nil || !checks[x[1]] {
@@ -414,7 +480,8 @@ func TestMonitors(t *testing.T) {
 			t.Errorf("%s: monitor type %q", rel, def.Type)
 		}
 	}
-	if !sawAnomaly || !sawCapture || !sawDrops {
-		t.Errorf("recommended monitors: RTT above baseline %v, %s critical %v, kernel drops %v; want all three", sawAnomaly, ServiceCheckName, sawCapture, sawDrops)
+	if !sawAnomaly || !sawService || !sawCapture || !sawDrops {
+		t.Errorf("recommended monitors: RTT above baseline %v, between services %v, %s critical %v, kernel drops %v; want all four",
+			sawAnomaly, sawService, ServiceCheckName, sawCapture, sawDrops)
 	}
 }

@@ -74,6 +74,9 @@ type Options struct {
 	AddInstanceTags bool
 	// Logger receives the check's logs; nil discards them.
 	Logger Logger
+	// Workloads are this host's containers and pods (workloads.go); nil
+	// when the host program knows none, as the standalone binary.
+	Workloads Workloads
 }
 
 // engine is what the check needs of *capture.Engine; tests substitute fakes.
@@ -81,6 +84,7 @@ type engine interface {
 	Run(ctx context.Context) error
 	Snapshot(ctx context.Context) (*capture.Snapshot, error)
 	SetRemotes(remotes []netip.Prefix) error
+	SetLocalIPs(local []netip.Prefix) error
 	Opened() <-chan struct{} // closed once the source has opened
 }
 
@@ -150,6 +154,10 @@ type status struct {
 	remotes    []netip.Prefix        // engine's Remotes: ips plus resolved hosts
 	hostAddr   map[netip.Addr]string // remote address -> configured host name
 	unresolved []string              // "host (reason)" for hosts with no address
+
+	// workloads are the container and pod addresses that count as local
+	// (workloads.go), sorted; replaced, never modified, as the above.
+	workloads []netip.Addr
 }
 
 // Check is one configured instance of the go-metro check. Configure starts
@@ -167,6 +175,7 @@ type Check struct {
 	newEngine engineFactory
 	res       resolver
 	timing    timing
+	hostAddrs func() ([]netip.Addr, error) // never a workload's (workloads.go)
 
 	cfg     *Config // set by Configure, read-only after
 	rdns    *rdnsCache
@@ -228,6 +237,7 @@ func New(opts Options) *Check {
 		newEngine: newCaptureEngine,
 		res:       defaultResolver(),
 		timing:    defaultTiming,
+		hostAddrs: hostAddrs,
 		changed:   make(chan struct{}),
 	}
 }
@@ -271,6 +281,13 @@ func (c *Check) Configure(cfg *Config) error {
 	if cfg.Instance.ReverseDNS {
 		c.rdns = newRDNSCache(c.res, 4*cfg.Init.MaxFlows+1024, c.log)
 		c.goSafe("reverse DNS", func() { c.rdns.run(ctx) })
+	}
+	if c.opts.Workloads != nil {
+		// Read once before capture opens, so that the engine starts with
+		// them; the goroutine follows their changes.
+		var changed <-chan struct{}
+		c.st.workloads, changed = c.readWorkloads()
+		c.goSafe("workloads", func() { c.watchWorkloads(ctx, changed) })
 	}
 	c.goSafe("capture", func() { c.captureLoop(ctx) })
 	return nil
@@ -380,16 +397,16 @@ func (c *Check) goSafe(what string, f func()) {
 	}()
 }
 
-// captureConfig builds the engine configuration; remotes are read by the
-// caller under c.mu so that host updates are never lost between building an
-// engine and publishing it.
-func (c *Check) captureConfig(remotes []netip.Prefix) capture.Config {
+// captureConfig builds the engine configuration; remotes and workloads are
+// read by the caller under c.mu so that updates are never lost between
+// building an engine and publishing it.
+func (c *Check) captureConfig(remotes []netip.Prefix, workloads []netip.Addr) capture.Config {
 	in, ini := &c.cfg.Instance, &c.cfg.Init
 	cc := capture.Config{
 		Interface: in.Interface,
 		Backend:   in.Backend,
 		Snaplen:   ini.Snaplen,
-		LocalIPs:  append([]netip.Prefix(nil), in.LocalIPs...),
+		LocalIPs:  localPrefixes(in.LocalIPs, workloads),
 		Remotes:   append([]netip.Prefix(nil), remotes...),
 		Ports:     append([]uint16(nil), in.Ports...),
 		Tunnels:   in.Tunnels,
@@ -538,7 +555,7 @@ func (c *Check) engine() (engine, error) {
 	eng := c.st.eng
 	var cc capture.Config
 	if eng == nil {
-		cc = c.captureConfig(c.st.remotes)
+		cc = c.captureConfig(c.st.remotes, c.st.workloads)
 	}
 	c.mu.Unlock()
 	if eng != nil {
@@ -551,10 +568,16 @@ func (c *Check) engine() (engine, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.setLocked(func(s *status) { s.eng = eng })
-	// Hosts may have resolved differently since cc was built.
+	// Hosts may have resolved differently since cc was built, and
+	// workloads come and go.
 	if !slices.Equal(cc.Remotes, c.st.remotes) {
 		if err := eng.SetRemotes(c.st.remotes); err != nil {
 			c.log.Warnf("go-metro: updating monitored hosts: %v", err)
+		}
+	}
+	if local := localPrefixes(c.cfg.Instance.LocalIPs, c.st.workloads); !slices.Equal(cc.LocalIPs, local) {
+		if err := eng.SetLocalIPs(local); err != nil {
+			c.log.Warnf("go-metro: updating the workload addresses: %v", err)
 		}
 	}
 	return eng, nil

@@ -115,6 +115,7 @@ type fakeEngine struct {
 	runs      int
 	running   bool
 	remotes   [][]netip.Prefix
+	local     [][]netip.Prefix // SetLocalIPs calls
 	opened    chan struct{}
 	drop      chan error // a running Run returns what is sent here (the interface goes away)
 }
@@ -203,6 +204,13 @@ func (f *fakeEngine) SetRemotes(r []netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.remotes = append(f.remotes, append([]netip.Prefix(nil), r...))
+	return nil
+}
+
+func (f *fakeEngine) SetLocalIPs(l []netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.local = append(f.local, append([]netip.Prefix(nil), l...))
 	return nil
 }
 

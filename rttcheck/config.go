@@ -105,6 +105,9 @@ type InstanceConfig struct {
 	TagDstPort            bool `yaml:"tag_dst_port"`
 	TagRole               bool `yaml:"tag_role"`
 	RTTDistributionValues int  `yaml:"rtt_distribution_values"`
+	// TagCardinality is the containers' and pods' tags' cardinality (one
+	// of TagCardinalities; "": the agent's checks_tag_cardinality).
+	TagCardinality string `yaml:"tag_cardinality"`
 
 	// Keys the agent's CheckBase handles; the standalone binary uses
 	// MinCollectionInterval itself.
@@ -320,6 +323,10 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 	}
 	slices.Sort(in.Ports)
 	in.Backend = strings.ToLower(in.Backend)
+	in.TagCardinality = strings.ToLower(in.TagCardinality)
+	if in.TagCardinality == "orch" { // the agent's short form
+		in.TagCardinality = "orchestrator"
+	}
 	seconds := int(in.MinCollectionInterval / time.Second)
 	rule(set["pcap"] != "" && in.Pcap == "", "pcap", "must not be empty")
 	rule(in.HostsRefresh < minHostsRefresh || in.HostsRefresh > maxTTL, "hosts_refresh_interval", "%s is out of range: must be between %s and %s", in.HostsRefresh, minHostsRefresh, maxTTL)
@@ -331,6 +338,7 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 	rule(in.GroupDstIPv4Prefix < 0 || in.GroupDstIPv4Prefix > 32, "group_dst_ipv4_prefix", "%d is not a prefix length 0-32 (0 turns grouping off)", in.GroupDstIPv4Prefix)
 	rule(in.GroupDstIPv6Prefix < 0 || in.GroupDstIPv6Prefix > 128, "group_dst_ipv6_prefix", "%d is not a prefix length 0-128 (0 turns grouping off)", in.GroupDstIPv6Prefix)
 	rule(in.MaxHostPairs < 0, "max_host_pairs", "%d is negative (0 means no cap)", in.MaxHostPairs)
+	rule(set["tag_cardinality"] != "" && !slices.Contains(TagCardinalities, in.TagCardinality), "tag_cardinality", "%q is not a tag cardinality: use %s (unset: the agent's checks_tag_cardinality)", in.TagCardinality, strings.Join(TagCardinalities, ", "))
 	rule(in.RTTDistributionValues < 0 || in.RTTDistributionValues > MaxDistributionValues, "rtt_distribution_values", "%d is out of range 0-%d (0 turns the distribution off)", in.RTTDistributionValues, MaxDistributionValues)
 	// Rules between keys.
 	rule(file && in.Pcap == "", "pcap", `is required with interface: file`)

@@ -392,6 +392,9 @@ func (d *diagnoser) local() Diagnosis {
 	case len(d.in.LocalIPs) > 0:
 		how = "from the interface and local_ips"
 	}
+	if n := len(d.st.workloads); n > 0 {
+		how += fmt.Sprintf(", %d of them containers' and pods'", n)
+	}
 	return pass(diagLocal, "%d local addresses %s: %s", len(d.snap.LocalIPs), how, list)
 }
 

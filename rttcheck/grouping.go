@@ -12,13 +12,16 @@ import (
 
 // Series naming and cardinality.
 //
-// A host pair's dst is, in this order: the configured `hosts` name its
-// address resolved from; its network when group_dst_ipv4_prefix /
-// group_dst_ipv6_prefix group it; else (dstName) the name a DNS answer on
-// the interface gave it, its reverse-DNS name, or its address. That last
-// one is pinned: the value of a remote address's first report is kept for
-// as long as the address has flows in the table, so a PTR answer that
-// arrives later does not split the series in two (dst:127.0.0.1, then
+// A host pair's src is its local address, or, for a container or pod of
+// this host, the workload's name (workloadEnd). Its dst is, in this order:
+// the configured `hosts` name its address resolved from; the workload's
+// name when the remote is a container or pod of this host; its network
+// when group_dst_ipv4_prefix / group_dst_ipv6_prefix group it; else
+// (dstName) the name a DNS answer on the interface gave it, its
+// reverse-DNS name, or its address.
+// That last one is pinned: the value of a remote address's first report is
+// kept for as long as the address has flows in the table, so a PTR answer
+// that arrives later does not split the series in two (dst:127.0.0.1, then
 // dst:localhost). A remote that leaves the table (idle_ttl) and comes back
 // is named afresh, with the name by then cached.
 //
@@ -35,7 +38,13 @@ func (c *Check) nameGroups(pairs map[pairKey]*group, hostAddr map[netip.Addr]str
 	pins := make(map[netip.Addr]string, len(pairs))
 	groups := make(map[tagKey]*group, len(pairs))
 	for p, pg := range pairs {
-		k := tagKey{src: p.local.String(), dst: c.pinnedDst(p.remote, hostAddr, now, pins), tunnel: p.tunnel}
+		k := tagKey{src: p.local.String(), dst: c.pairDst(p, hostAddr, now, pins), tunnel: p.tunnel}
+		if p.lw != nil {
+			k.src, k.srcTags = p.lw.name, p.lw.key
+		}
+		if p.rw != nil {
+			k.dstTags = p.rw.key
+		}
 		if opts.TagDstPort {
 			k.port = strconv.Itoa(int(p.port))
 		}
@@ -58,8 +67,16 @@ func (c *Check) nameGroups(pairs map[pairKey]*group, hostAddr map[netip.Addr]str
 	return groups
 }
 
-// pinnedDst is a remote address's dst tag value (see above); pins collects
-// this run's pinned names.
+// pairDst is a host pair's dst tag value (see above).
+func (c *Check) pairDst(p pairKey, hostAddr map[netip.Addr]string, now time.Time, pins map[netip.Addr]string) string {
+	if _, host := hostAddr[p.remote]; !host && p.rw != nil {
+		return p.rw.name
+	}
+	return c.pinnedDst(p.remote, hostAddr, now, pins)
+}
+
+// pinnedDst is a remote address's dst tag value when it is no workload's
+// (see above); pins collects this run's pinned names.
 func (c *Check) pinnedDst(a netip.Addr, hostAddr map[netip.Addr]string, now time.Time, pins map[netip.Addr]string) string {
 	n, ok := c.settledDst(a, hostAddr)
 	if !ok {
@@ -99,7 +116,7 @@ func (c *Check) awaitFirstNames(pairs map[pairKey]*group, hostAddr map[netip.Add
 	seen := map[netip.Addr]bool{} // pairs of one remote differ by local side, port or role
 	for p := range pairs {
 		a := p.remote
-		if seen[a] {
+		if seen[a] || p.rw != nil {
 			continue
 		}
 		seen[a] = true
@@ -144,7 +161,7 @@ func (c *Check) capSeries(groups map[tagKey]*group, max int) map[tagKey]*group {
 		out[k] = groups[k]
 	}
 	for k := range demoted {
-		o := tagKey{src: k.src, dst: OtherDst, role: k.role}
+		o := tagKey{src: k.src, dst: OtherDst, role: k.role, srcTags: k.srcTags}
 		if g := out[o]; g != nil {
 			g.merge(groups[k])
 		} else {

@@ -1,6 +1,7 @@
 package rttcheck
 
 import (
+	"cmp"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -37,6 +38,12 @@ func (c *Check) Inventory() (m map[string]string) {
 		"capture.backend": backendName(in),
 		"snaplen":         strconv.Itoa(capture.Snaplen(ini.Snaplen)), // what the engine uses: it caps larger values
 		"max_flows":       strconv.Itoa(ini.MaxFlows),
+	}
+	if c.opts.Workloads != nil {
+		// The agent's containers and pods (workloads.go), and the
+		// cardinality of their tags ("agent": checks_tag_cardinality).
+		m["workloads"] = strconv.Itoa(len(st.workloads))
+		m["tag_cardinality"] = cmp.Or(in.TagCardinality, "agent")
 	}
 	if in.Interface == FileInterface {
 		m["pcap"] = in.Pcap

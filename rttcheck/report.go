@@ -26,10 +26,12 @@ type flowKey struct {
 
 // tagKey is what one submission is keyed by: flows whose tags are equal are
 // one series and are combined, never submitted twice. port and role are
-// empty unless the options tag them.
+// empty unless the options tag them; srcTags and dstTags are the workload
+// ends' tags (workloadEnd.key), empty for ends that are not workloads.
 type tagKey struct {
 	src, dst, port, role string
 	tunnel               packet.Encap // each encapsulation is a tunnel:NAME tag
+	srcTags, dstTags     string
 }
 
 func (k tagKey) less(o tagKey) bool {
@@ -45,11 +47,17 @@ func (k tagKey) less(o tagKey) bool {
 	if k.role != o.role {
 		return k.role < o.role
 	}
-	return k.tunnel < o.tunnel
+	if k.tunnel != o.tunnel {
+		return k.tunnel < o.tunnel
+	}
+	if k.srcTags != o.srcTags {
+		return k.srcTags < o.srcTags
+	}
+	return k.dstTags < o.dstTags
 }
 
 // tags are the series' tags: src, dst, the optional port and role, extra,
-// then one tunnel:NAME per encapsulation.
+// one tunnel:NAME per encapsulation, then the workload ends' tags.
 func (k tagKey) tags(extra string) []string {
 	t := make([]string, 0, 6)
 	t = append(t, "src:"+k.src, "dst:"+k.dst)
@@ -60,7 +68,13 @@ func (k tagKey) tags(extra string) []string {
 		t = append(t, "role:"+k.role)
 	}
 	t = append(t, extra)
-	return appendTunnelTags(t, k.tunnel)
+	t = appendTunnelTags(t, k.tunnel)
+	for _, wt := range []string{k.srcTags, k.dstTags} {
+		if wt != "" {
+			t = append(t, strings.Split(wt, "\x00")...)
+		}
+	}
+	return t
 }
 
 // Run reports what the capture measured since the previous Run: per host
@@ -113,7 +127,7 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		if snap != nil {
 			tot = statsTotals(&snap.Stats)
 			tracked, ring, dnsNames = snap.Stats.Flow.Flows, snap.Stats.Kernel.RingSize, snap.DNSCached
-			c.reportFlows(s, snap, st.hostAddr, ifaceTag)
+			c.reportFlows(s, snap, st.hostAddr, c.newWorkloadEnds(st.workloads), ifaceTag)
 		}
 		s.MonotonicCount(MetricPackets, float64(tot.packets), "", healthTags)
 		s.MonotonicCount(MetricKernelDrops, float64(tot.drops), "", healthTags)
@@ -198,13 +212,11 @@ func (c *Check) tags(extra ...string) []string {
 	return out
 }
 
-// dstName is the name of a remote address that is not a configured host's
-// (pinnedDst looks those up first), from the first source that names it:
-// a known workload, the DNS answer that gave the address, its reverse-DNS
-// name; else the address itself.
+// dstName is the name of a remote address that is neither a configured
+// host's nor a workload's of this host (pairDst and pinnedDst look those up
+// first), from the first source that names it: the DNS answer that gave the
+// address, its reverse-DNS name; else the address itself.
 func (c *Check) dstName(a netip.Addr, now time.Time) string {
-	// Slot: a known workload (container, pod) is consulted here, before
-	// DNS (the workload half of issue 19).
 	if n, ok := c.dnsName(a); ok {
 		return n
 	}
@@ -238,6 +250,9 @@ type flowMark struct {
 	samples, retrans, zeroRemote, zeroLocal, responses uint64
 	respSum                                            int64
 	events                                             uint8
+	// local and remote are the flow's workload ends, fixed when the flow
+	// is first seen: a flow keeps the tags it started with.
+	local, remote *workloadEnd
 }
 
 // Connection events, each counted once per flow; bit i counts as counts[i].
@@ -308,6 +323,7 @@ type pairKey struct {
 	port          uint16
 	role          flow.Role
 	tunnel        packet.Encap
+	lw, rw        *workloadEnd // the flows' workload ends, nil for none
 }
 
 // since returns the increase of a cumulative counter over its baseline.
@@ -361,7 +377,7 @@ func flowDelta(f *flow.Summary, prev flowMark, now int64) (healthDelta, flowMark
 	return d, m, since(f.RTT.Samples, prev.samples)
 }
 
-func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip.Addr]string, ifaceTag string) {
+func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip.Addr]string, we *workloadEnds, ifaceTag string) {
 	now := time.Now()
 	opts := &c.shape
 	// The clock a SYN timeout is judged by: capture time for a replay, the
@@ -383,12 +399,17 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 	for i := range snap.Flows {
 		f := &snap.Flows[i]
 		fk := flowKey{f.Local, f.Remote, f.FirstSeen, f.Tunnel}
-		d, m, newSamples := flowDelta(f, rs.prevFlow[fk], clock)
+		prev, seen := rs.prevFlow[fk]
+		d, m, newSamples := flowDelta(f, prev, clock)
+		local, remote := f.Local.Addr().Unmap(), f.Remote.Addr().Unmap()
+		if m.local, m.remote = prev.local, prev.remote; !seen {
+			m.local, m.remote = we.end(local, false), we.end(remote, true)
+		}
 		next[fk] = m
 		if f.RTT.Samples == 0 && d.zero() {
 			continue
 		}
-		k := pairKey{local: f.Local.Addr().Unmap(), remote: f.Remote.Addr().Unmap(), tunnel: f.Tunnel.Encaps}
+		k := pairKey{local: local, remote: remote, tunnel: f.Tunnel.Encaps, lw: m.local, rw: m.remote}
 		if opts.TagDstPort {
 			k.port = f.Remote.Port()
 		}

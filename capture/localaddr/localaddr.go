@@ -14,11 +14,19 @@ import (
 	"sync/atomic"
 )
 
+// linearMax is the most exact addresses Sides scans linearly; a larger
+// set (the addresses of a host's containers or pods, fed by the agent's
+// workload metadata, up to Kubernetes' 110 pods per node and more) is
+// looked up in a map. A scan of 8 takes as long as the two map lookups,
+// about 50 ns here; of 16, twice that.
+const linearMax = 8
+
 // snapshot is never modified after it is published.
 type snapshot struct {
-	addrs    [][16]byte     // exact addresses, 16-byte (v4 as IPv4-mapped) form
-	prefixes []netip.Prefix // configured prefixes, normalised to the 16-byte form
-	list     []netip.Addr   // the addresses, unmapped, for Addrs
+	addrs    [][16]byte            // exact addresses, 16-byte (v4 as IPv4-mapped) form
+	set      map[[16]byte]struct{} // addrs as a set, when there are more than linearMax
+	prefixes []netip.Prefix        // configured prefixes, normalised to the 16-byte form
+	list     []netip.Addr          // the addresses, unmapped, for Addrs
 }
 
 // Set is a concurrency-safe set of local addresses and prefixes. The zero
@@ -41,12 +49,17 @@ func (s *Set) Sides(src, dst *[16]byte) (srcLocal, dstLocal bool) {
 	if sn == nil {
 		return false, false
 	}
-	// Hosts have a handful of addresses: a linear scan over 16-byte arrays
-	// beats a map (no hashing) at these sizes.
-	for i := range sn.addrs {
-		a := &sn.addrs[i]
-		srcLocal = srcLocal || *a == *src
-		dstLocal = dstLocal || *a == *dst
+	if sn.set != nil {
+		_, srcLocal = sn.set[*src]
+		_, dstLocal = sn.set[*dst]
+	} else {
+		// Hosts have a handful of addresses: a linear scan over 16-byte
+		// arrays beats a map (no hashing) at these sizes.
+		for i := range sn.addrs {
+			a := &sn.addrs[i]
+			srcLocal = srcLocal || *a == *src
+			dstLocal = dstLocal || *a == *dst
+		}
 	}
 	if len(sn.prefixes) > 0 {
 		srcLocal = srcLocal || sn.inPrefixes(src)
@@ -143,6 +156,12 @@ func (s *Set) publish() {
 	slices.SortFunc(sn.list, func(a, b netip.Addr) int { return a.Compare(b) })
 	for i, a := range sn.list {
 		sn.addrs[i] = a.As16()
+	}
+	if len(sn.addrs) > linearMax {
+		sn.set = make(map[[16]byte]struct{}, len(sn.addrs))
+		for _, a := range sn.addrs {
+			sn.set[a] = struct{}{}
+		}
 	}
 	s.cur.Store(sn)
 }

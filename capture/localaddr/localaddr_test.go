@@ -161,4 +161,53 @@ func BenchmarkSides(b *testing.B) {
 			}
 		}
 	})
+	many := manyAddrs(200)
+	s.Set(many)
+	workload := many[150].As16()
+	b.Run("200-workloads", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if src, dst := s.Sides(&remote, &workload); src || !dst {
+				b.Fatal("wrong sides")
+			}
+		}
+	})
+}
+
+// manyAddrs is n addresses of containers or pods: 10.244.x.y.
+func manyAddrs(n int) []netip.Addr {
+	out := make([]netip.Addr, n)
+	for i := range out {
+		out[i] = netip.AddrFrom4([4]byte{10, 244, byte(i >> 8), byte(i + 2)})
+	}
+	return out
+}
+
+// TestManyAddrs: past linearMax the exact addresses are a set, with the
+// same answers.
+func TestManyAddrs(t *testing.T) {
+	var s Set
+	for _, n := range []int{linearMax, linearMax + 1, 200} {
+		addrs := manyAddrs(n)
+		if err := s.SetPrefixes([]netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}); err != nil {
+			t.Fatal(err)
+		}
+		s.Set(append(addrs, netip.MustParseAddr("fd00::1")))
+		for _, a := range append(addrs, netip.MustParseAddr("fd00::1"), netip.MustParseAddr("172.16.0.9")) {
+			if !contains(&s, a) {
+				t.Errorf("%d addresses: %v is not local", n, a)
+			}
+		}
+		for _, a := range []string{"10.244.200.1", "10.245.0.2", "fd00::2"} {
+			if contains(&s, ip(a)) {
+				t.Errorf("%d addresses: %s is local", n, a)
+			}
+		}
+		if !contains(&s, ip("::ffff:10.244.0.2")) {
+			t.Errorf("%d addresses: the IPv4-mapped form of 10.244.0.2 is not local", n)
+		}
+		if got := len(s.Addrs()); got != n+1 {
+			t.Errorf("%d addresses: Addrs() has %d", n, got)
+		}
+	}
 }

@@ -53,6 +53,7 @@ type afpacket struct {
 	timeoutMs int           // of a wait in poll(2), which it cannot
 	ifname    string
 	ifindex   int   // 0 for "any"
+	promisc   bool  // a bridge: each ring joins it promiscuously (isBridge)
 	ns        netns // where the sockets of resized rings are made
 
 	// The reader's alone (Next, and Close once reading stopped): no lock.
@@ -118,6 +119,7 @@ func openAFPacket(opts Options) (_ Source, err error) {
 	}
 	runtime.LockOSThread() // the namespace of the thread that makes the first socket
 	s.ns = currentNetns()
+	s.promisc = s.ifindex != 0 && isBridge(s.ifname)
 	s.cur, err = s.openRing(s.sizer.size, func(r *ring) error {
 		attach := func(prog []bpf.RawInstruction) error { return s.attach(r.fd, prog) }
 		if opts.Filter != nil {

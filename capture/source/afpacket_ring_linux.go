@@ -127,6 +127,14 @@ func (s *afpacket) openRing(size int, install func(*ring) error) (_ *ring, err e
 	if err := install(r); err != nil {
 		return nil, err
 	}
+	if s.promisc {
+		// A membership belongs to the socket: the kernel drops it, and the
+		// bridge's promiscuity count with it, when the ring is closed.
+		mreq := unix.PacketMreq{Ifindex: int32(s.ifindex), Type: unix.PACKET_MR_PROMISC}
+		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+			return nil, fmt.Errorf("capture: %q: joining the bridge promiscuously (to see the traffic between its ports): %w", s.ifname, err)
+		}
+	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: s.ifindex}
 	if err := unix.Bind(fd, sa); err != nil {
 		if errors.Is(err, unix.ENODEV) {

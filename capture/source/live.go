@@ -66,7 +66,9 @@ func AFPacketLinkType(ifi *net.Interface) packet.LinkType {
 // libpcap does, because loopback traffic is otherwise seen twice. Traffic
 // between two interfaces of the same host (a veth pair whose ends are both
 // in this namespace, a bridge and its ports) is still seen once per
-// interface it crosses. A named Ethernet or loopback interface yields
+// interface it crosses. A bridge is joined promiscuously (isBridge), so a
+// capture on it sees the traffic between its ports, as between containers
+// on docker0. A named Ethernet or loopback interface yields
 // Ethernet frames (LinkTypeEthernet); other devices (tun, WireGuard, GRE)
 // yield LinkTypeRaw.
 //

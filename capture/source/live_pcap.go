@@ -50,7 +50,7 @@ func openPcap(opts Options) (Source, error) {
 	buffer := cmp.Or(opts.RingSize, DefaultRingSize) // libpcap's buffer is never sized by need
 	for _, step := range []error{
 		in.SetSnapLen(max(opts.Snaplen, opts.WholeLen)),
-		in.SetPromisc(false),
+		in.SetPromisc(name != "any" && isBridge(name)), // see isBridge
 		in.SetTimeout(min(opts.PollTimeout, unwakeableTimeout)),
 		in.SetBufferSize(buffer),
 	} {

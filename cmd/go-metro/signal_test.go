@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gometro/go-metro/internal/pcaptest"
+	"github.com/gometro/go-metro/internal/syncbuf"
 	"github.com/gometro/go-metro/internal/testwait"
 )
 
@@ -96,7 +97,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	}
 	cfg := writeConfig(t, config("1"))
 
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	cmd := exec.Command(os.Args[0], "run", "--config", cfg)
 	cmd.Env = append(os.Environ(), mainEnv+"=1")
 	cmd.Stderr = &logs

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gometro/go-metro/internal/syncbuf"
 	"github.com/gometro/go-metro/internal/testwait"
 )
 
@@ -111,25 +112,6 @@ func TestSendHealth(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer for a log written by the daemon's
-// goroutines and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // statsdListener is a stand-in DogStatsD on a datagram socket that can be
@@ -245,7 +227,7 @@ instances:
     min_collection_interval: 1
 `)
 			serviceCheck := "_sc|go_metro.can_capture|2"
-			var logs lockedBuffer
+			var logs syncbuf.Buffer
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan int, 1)
@@ -301,7 +283,7 @@ instances:
     all_remote_hosts: true
     min_collection_interval: 1
 `)
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)

@@ -44,9 +44,9 @@ import (
 	"time"
 
 	"github.com/gometro/go-metro/capture"
+	"github.com/gometro/go-metro/internal/syncbuf"
 	"github.com/gometro/go-metro/rttcheck"
 	"github.com/gometro/go-metro/tests/internal/delayline"
-	"github.com/gometro/go-metro/tests/internal/syncbuf"
 	"github.com/gometro/go-metro/tests/lab"
 )
 

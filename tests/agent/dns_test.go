@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gometro/go-metro/internal/syncbuf"
 	"github.com/gometro/go-metro/rttcheck"
-	"github.com/gometro/go-metro/tests/internal/syncbuf"
 	"github.com/gometro/go-metro/tests/lab"
 )
 

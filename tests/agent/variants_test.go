@@ -31,6 +31,13 @@ func agentTags(t *testing.T, args ...string) (string, error) {
 func writeTree(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
+	writeFiles(t, dir, files)
+	return dir
+}
+
+// writeFiles writes files (path -> text) under dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
 	for name, text := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -40,7 +47,6 @@ func writeTree(t *testing.T, files map[string]string) string {
 			t.Fatal(err)
 		}
 	}
-	return dir
 }
 
 // The variant and the toolchain come from what the checkout declares, for
@@ -52,6 +58,11 @@ func TestAgentTags(t *testing.T) {
 		defDiagnosis = "package diagnose\n\ntype Diagnosis struct {\n\tStatus Status `json:\"result\"`\n}\n"
 		source       = "type Check interface {\n\tConfigure(senderManger sender.SenderManager, integrationConfigDigest uint64, config, initConfig integration.Data, source string) error\n}\n"
 		provider     = "type Check interface {\n\tConfigure(senderManager sender.SenderManager, integrationConfigDigest uint64, config, initConfig integration.Data, source, provider string) error\n}\n"
+		// The tagger: 7.63's method and fake mock, 7.68's cardinality value
+		// and taggerimpl mock.
+		taggerMethod = "type Component interface {\n\tChecksCardinality() types.TagCardinality\n}\n"
+		taggerValue  = "const (\n\tLowCardinality TagCardinality = iota\n\tChecksConfigCardinality\n)\n"
+		taggerImpl   = "package taggerimpl\n\nfunc NewMock(req MockRequires) MockProvides {\n}\n"
 	)
 	for _, tc := range []struct {
 		name          string
@@ -61,24 +72,30 @@ func TestAgentTags(t *testing.T) {
 	}{
 		{name: "7.63", files: map[string]string{
 			"go.work": "go 1.23.1\n\ntoolchain go1.23.5\n", "pkg/diagnose/diagnosis/loader.go": pkgDiagnosis,
-			"pkg/collector/check/check.go": source,
+			"pkg/collector/check/check.go": source, "comp/core/tagger/def/component.go": taggerMethod,
+			"comp/core/tagger/mock/fake_tagger.go": "package mock\n", "comp/core/tagger/impl/tagger_mock.go": taggerImpl,
 		}, tags: "", toolTag: "go1.23.5"},
 		{name: "7.68", files: map[string]string{
 			"go.work": "go 1.24.3\n", "comp/core/diagnose/def/component.go": defDiagnosis,
-			"pkg/collector/check/check.go": source,
-		}, tags: "gometro_diagnose_def", toolTag: "go1.24.3"},
+			"pkg/collector/check/check.go": source, "comp/core/tagger/types/types.go": taggerValue, "comp/core/tagger/impl/tagger_mock.go": taggerImpl,
+		}, tags: "gometro_diagnose_def gometro_tagger_checks_config gometro_taggermock_impl", toolTag: "go1.24.3"},
 		{name: "7.78", files: map[string]string{
 			"go.work": "go 1.25.6\n", "comp/core/diagnose/def/component.go": defDiagnosis,
-			"pkg/collector/check/check.go": provider,
-		}, tags: "gometro_diagnose_def gometro_configure_provider", toolTag: "go1.25.6"},
+			"pkg/collector/check/check.go": provider, "comp/core/tagger/types/types.go": taggerValue, "comp/core/tagger/impl/tagger_mock.go": taggerImpl,
+		}, tags: "gometro_diagnose_def gometro_configure_provider gometro_tagger_checks_config gometro_taggermock_impl", toolTag: "go1.25.6"},
 		{name: "newest", files: map[string]string{
 			"go.work": "go 1.25.6\n", "comp/core/diagnose/def/component.go": defDiagnosis,
 			"pkg/collector/check/check.go": provider, "comp/metadata/inventorychecks/mock/mock.go": "package mock\n",
-		}, tags: "gometro_diagnose_def gometro_configure_provider gometro_inventorychecks_mock", toolTag: "go1.25.6"},
+			"comp/core/tagger/types/types.go": taggerValue, "comp/core/tagger/impl/tagger_mock.go": taggerImpl,
+		}, tags: "gometro_diagnose_def gometro_configure_provider gometro_inventorychecks_mock gometro_tagger_checks_config gometro_taggermock_impl", toolTag: "go1.25.6"},
 		{name: "unknown Configure", files: map[string]string{
 			"go.work": "go 1.26.0\n", "comp/core/diagnose/def/component.go": defDiagnosis,
 			"pkg/collector/check/check.go": "type Check interface {\n\tConfigure(ctx ConfigureContext) error\n}\n",
 		}, err: "check.Check.Configure in "},
+		{name: "unknown tagger", files: map[string]string{
+			"go.work": "go 1.26.0\n", "comp/core/diagnose/def/component.go": defDiagnosis,
+			"pkg/collector/check/check.go": provider, "comp/core/tagger/def/component.go": "type Component interface {\n\tTag() []string\n}\n",
+		}, err: "neither types.ChecksConfigCardinality"},
 		{name: "no diagnosis types", files: map[string]string{
 			"go.work": "go 1.26.0\n", "pkg/collector/check/check.go": source,
 		}, err: "neither pkg/diagnose/diagnosis nor"},

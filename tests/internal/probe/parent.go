@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gometro/go-metro/tests/internal/syncbuf"
+	"github.com/gometro/go-metro/internal/syncbuf"
 	"github.com/gometro/go-metro/tests/lab"
 )
 

@@ -4,4 +4,4 @@ package main
 
 import "github.com/DataDog/datadog-agent/pkg/commonchecks"
 
-func main() { commonchecks.RegisterChecks() }
+func main() { commonchecks.RegisterChecks(nil, nil) }

@@ -3,10 +3,13 @@
 package commonchecks
 
 import (
+	tagger "github.com/DataDog/datadog-agent/comp/core/tagger/def"
+	workloadmeta "github.com/DataDog/datadog-agent/comp/core/workloadmeta/def"
 	corecheckLoader "github.com/DataDog/datadog-agent/pkg/collector/corechecks"
 )
 
 // RegisterChecks registers all core checks
-func RegisterChecks() {
+func RegisterChecks(store workloadmeta.Component,
+	tagger tagger.Component) {
 	_ = corecheckLoader.RegisterCheck
 }

@@ -21,3 +21,6 @@ func WarncStackDepth(message string, depth int, context ...interface{}) error { 
 
 // ErrorcStackDepth logs at error level with context.
 func ErrorcStackDepth(message string, depth int, context ...interface{}) error { return nil }
+
+// Errorf logs at error level and returns the message as an error.
+func Errorf(format string, params ...interface{}) error { return nil }
