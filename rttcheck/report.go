@@ -1,6 +1,7 @@
 package rttcheck
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,25 +36,9 @@ type tagKey struct {
 }
 
 func (k tagKey) less(o tagKey) bool {
-	if k.src != o.src {
-		return k.src < o.src
-	}
-	if k.dst != o.dst {
-		return k.dst < o.dst
-	}
-	if k.port != o.port {
-		return k.port < o.port
-	}
-	if k.role != o.role {
-		return k.role < o.role
-	}
-	if k.tunnel != o.tunnel {
-		return k.tunnel < o.tunnel
-	}
-	if k.srcTags != o.srcTags {
-		return k.srcTags < o.srcTags
-	}
-	return k.dstTags < o.dstTags
+	return cmp.Or(cmp.Compare(k.src, o.src), cmp.Compare(k.dst, o.dst), cmp.Compare(k.port, o.port),
+		cmp.Compare(k.role, o.role), cmp.Compare(k.tunnel, o.tunnel),
+		cmp.Compare(k.srcTags, o.srcTags), cmp.Compare(k.dstTags, o.dstTags)) < 0
 }
 
 // tags are the series' tags: src, dst, the optional port and role, extra,
