@@ -13,7 +13,7 @@ GO ?= go
 # DaemonSet does (tests/image_test.go), and the agent lab runs containers
 # of images built FROM scratch (tests/agent); both start dockerd when none
 # runs.
-DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps docker.io
+DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps docker.io dnsmasq
 
 .PHONY: deps demo test unit lab vet fmt-check bench pgo corpus bench-live bench-scale image
 

@@ -27,13 +27,19 @@ func realisticCapture(tb testing.TB) *synth.Capture {
 // BenchmarkHotPath measures the per-packet path exactly as Run executes it
 // (decode, flow lookup, RTT update) over the realistic capture held in
 // memory, so the source's I/O is out of the picture. One op is one packet.
-func BenchmarkHotPath(b *testing.B) {
+func BenchmarkHotPath(b *testing.B) { hotPath(b, false) }
+
+// BenchmarkHotPathDNS is BenchmarkHotPath with DNS names on, as the check
+// runs by default: the same TCP packets, none of them a DNS answer.
+func BenchmarkHotPathDNS(b *testing.B) { hotPath(b, true) }
+
+func hotPath(b *testing.B, dnsNames bool) {
 	c := realisticCapture(b)
 	var prefixes []netip.Prefix
 	for _, a := range c.LocalIPs {
 		prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
 	}
-	cfg := Config{File: "memory", LocalIPs: prefixes, MaxFlows: 16384}
+	cfg := Config{File: "memory", LocalIPs: prefixes, MaxFlows: 16384, DNSNames: dnsNames}
 	e, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gometro/go-metro/capture/dns"
 	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/capture/localaddr"
@@ -45,6 +46,10 @@ type Config struct {
 	// Tunnels are the encapsulations whose inner TCP is timed (see
 	// tunnel.go). Zero: none on a live interface, every one in a file.
 	Tunnels packet.Encap
+	// DNSNames reads the DNS answers the source carries and names remote
+	// addresses by the name that was asked for (Snapshot.DNSNames; see
+	// dnsnames.go); the kernel filter passes those answers whole.
+	DNSNames bool
 
 	MaxFlows int           // hard cap on tracked flows; default DefaultMaxFlows
 	IdleTTL  time.Duration // drop flows idle this long; default 300s
@@ -90,6 +95,9 @@ type Stats struct {
 	// those skipped because it jumped more than MaxTimeJump past it (in a
 	// replay). No sample is taken from either (clock.go).
 	TimeBackwards, TimeForward uint64
+
+	// DNS counts the DNS messages read (Config.DNSNames).
+	DNS DNSStats
 }
 
 // Malformed is the number of frames that failed to decode for a reason other
@@ -97,7 +105,7 @@ type Stats struct {
 func (s *Stats) Malformed() uint64 {
 	var n uint64
 	for k, v := range s.DecodeErrors {
-		if packet.Status(k) != packet.OK && packet.Status(k) != packet.NotTCP {
+		if st := packet.Status(k); st != packet.OK && st != packet.NotTCP && st != packet.DNS {
 			n += v
 		}
 	}
@@ -121,6 +129,13 @@ type Snapshot struct {
 	// Workers is the number of capture workers whose tables the snapshot
 	// merges (Config.Workers).
 	Workers int
+
+	// DNSNames maps the remote addresses of Flows (IPv4 unmapped) to the
+	// names DNS answers gave them (Config.DNSNames): the name that was
+	// asked for, from an answer still live when one of the address's flows
+	// began. DNSCached is the number of addresses the name cache holds.
+	DNSNames  map[netip.Addr]string
+	DNSCached int
 }
 
 // FilterStatus describes the kernel filter in effect on a live source.
@@ -178,6 +193,10 @@ type Engine struct {
 	cfg     Config
 	tunnels packet.Encap // encapsulations decoded; see expectedTunnels
 	workers []*worker
+	// dns is the name cache of DNS answers (nil unless Config.DNSNames),
+	// shared by the workers: any of them may see an answer that names the
+	// remote of another's flow (dnsnames.go).
+	dns *dnsNames
 
 	opened   chan struct{} // closed once a source has opened
 	openOnce sync.Once
@@ -212,6 +231,7 @@ type worker struct {
 	// them: it runs on Run's goroutine, in the namespace Run was called
 	// in) to the other workers; the latest replaces one not yet taken.
 	localUpdates chan []netip.Addr
+	dnsAnswer    *dns.Answer // scratch of the DNS answers this worker parses (dnsnames.go)
 
 	src      source.Source // Run's, while running: call wakes it
 	stats    Stats
@@ -273,6 +293,9 @@ func New(cfg Config) (*Engine, error) {
 		tunnels: expectedTunnels(&cfg),
 		opened:  make(chan struct{}),
 	}
+	if cfg.DNSNames {
+		e.dns = newDNSNames()
+	}
 	perWorker := (cfg.MaxFlows + workers - 1) / workers
 	for i := range workers {
 		w := &worker{
@@ -285,6 +308,9 @@ func New(cfg Config) (*Engine, error) {
 		}
 		if cfg.File != "" {
 			w.clock.maxJump = int64(MaxTimeJump)
+		}
+		if e.dns != nil {
+			w.dnsAnswer = &dns.Answer{}
 		}
 		if err := w.local.SetPrefixes(cfg.LocalIPs); err != nil {
 			return nil, fmt.Errorf("capture: local IPs: %w", err)
@@ -395,14 +421,23 @@ func (e *Engine) SetLocalIPs(local []netip.Prefix) error {
 // plain error when none was accepted (attach left the previous program).
 func (w *worker) installFilter(link packet.LinkType, attach func([]bpf.RawInstruction) error) error {
 	e := w.e
+	pass := filter.Pass{Tunnels: e.tunnels, DNS: e.dns != nil}
 	if len(w.remotes) == 0 && len(e.cfg.Ports) == 0 {
-		if err := attach(nil); err != nil {
+		// Every frame, up to snaplen; DNS answers whole.
+		var prog []bpf.RawInstruction
+		if pass.DNS {
+			var err error
+			if prog, err = filter.WithDNS(nil, link, e.cfg.Snaplen); err != nil {
+				return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
+			}
+		}
+		if err := attach(prog); err != nil {
 			return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
 		}
-		w.filter = FilterStatus{}
+		w.filter = FilterStatus{Instructions: len(prog)}
 		return nil
 	}
-	p, err := filter.Fit(link, w.remotes, e.cfg.Ports, e.cfg.Snaplen, e.tunnels, attach)
+	p, err := filter.Fit(link, w.remotes, e.cfg.Ports, e.cfg.Snaplen, pass, attach)
 	if err != nil {
 		return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
 	}
@@ -600,6 +635,9 @@ func (w *worker) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 	}
 	w.linkDown = false
 	if st := pkt.Decode(link, data, wireLen); st != packet.OK {
+		if st == packet.DNS && w.e.dns != nil {
+			w.dnsDatagram(pkt, data, ts)
+		}
 		w.stats.DecodeErrors[st]++
 		return
 	}
@@ -612,6 +650,9 @@ func (w *worker) handle(pkt *packet.Packet, link packet.LinkType, data []byte, t
 	}
 	w.stats.TCPPackets++
 	w.table.Process(pkt, ts)
+	if pkt.SrcPort == packet.PortDNS && w.e.dns != nil {
+		w.dnsSegment(pkt, data, ts)
+	}
 }
 
 // handle is the first worker's, for tests and benchmarks that feed frames
@@ -651,6 +692,9 @@ func (e *Engine) open() ([]source.Source, error) {
 		Snaplen:     e.cfg.Snaplen,
 		PollTimeout: e.cfg.PollTimeout,
 		RingSize:    e.cfg.RingSize,
+	}
+	if e.dns != nil {
+		opts.WholeLen = filter.DNSSnaplen
 	}
 	if len(e.workers) == 1 {
 		w := e.workers[0]
@@ -741,7 +785,15 @@ func (e *Engine) Snapshot(ctx context.Context) (*Snapshot, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("capture: snapshot: %w", err)
 	}
-	return e.merge(parts), nil
+	return e.withNames(e.merge(parts)), nil
+}
+
+// withNames adds to s the DNS names of its flows' remotes.
+func (e *Engine) withNames(s *Snapshot) *Snapshot {
+	if e.dns != nil {
+		s.DNSNames, s.DNSCached = e.dns.names(s.Flows)
+	}
+	return s
 }
 
 // Stats is Snapshot without the flows: the counters, the local addresses,
@@ -921,7 +973,7 @@ func (e *Engine) snapshot() *Snapshot {
 	for i, w := range e.workers {
 		parts[i] = w.snapshot()
 	}
-	return e.merge(parts)
+	return e.withNames(e.merge(parts))
 }
 
 // merge sums the workers' parts into one snapshot. The counters add up;
@@ -966,6 +1018,9 @@ func (s *Stats) add(o *Stats) {
 	s.TunnelSkipped += o.TunnelSkipped
 	s.TimeBackwards += o.TimeBackwards
 	s.TimeForward += o.TimeForward
+	s.DNS.Answers += o.DNS.Answers
+	s.DNS.Malformed += o.DNS.Malformed
+	s.DNS.Cut += o.DNS.Cut
 	s.Kernel = s.Kernel.Plus(o.Kernel)
 	s.Flow = s.Flow.Plus(o.Flow)
 }

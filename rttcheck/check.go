@@ -204,13 +204,14 @@ type reportState struct {
 	timeSkips uint64
 
 	dstPins           map[netip.Addr]string // dst names pinned at first report (grouping.go)
+	dnsNames          map[netip.Addr]string // this run's names from DNS answers (capture.Snapshot.DNSNames)
 	admitted, demoted map[tagKey]bool       // max_host_pairs state
 	rng               *rand.Rand            // distribution draws
 }
 
 // totals are the cumulative counters reported as monotonic counts.
 type totals struct {
-	packets, drops, decodeErrors, evicted, duplicates uint64
+	packets, drops, decodeErrors, evicted, duplicates, dnsMalformed uint64
 }
 
 func statsTotals(s *capture.Stats) totals {
@@ -220,6 +221,7 @@ func statsTotals(s *capture.Stats) totals {
 		decodeErrors: s.Malformed(),
 		evicted:      s.Flow.EvictedHalfOpen + s.Flow.EvictedClosed + s.Flow.EvictedActive,
 		duplicates:   s.Flow.Duplicates,
+		dnsMalformed: s.DNS.Malformed,
 	}
 }
 
@@ -408,6 +410,7 @@ func (c *Check) captureConfig(remotes []netip.Prefix, workloads []netip.Addr) ca
 		Remotes:   append([]netip.Prefix(nil), remotes...),
 		Ports:     append([]uint16(nil), in.Ports...),
 		Tunnels:   in.Tunnels,
+		DNSNames:  in.DNSNames,
 		MaxFlows:  ini.MaxFlows,
 		IdleTTL:   ini.IdleTTL,
 		ExpTTL:    ini.ExpTTL,

@@ -768,6 +768,8 @@ func TestHealthMetrics(t *testing.T) {
 	fe.snap.Stats.Flow.EvictedHalfOpen = 4
 	fe.snap.Stats.Flow.Duplicates = 9
 	fe.snap.Stats.Kernel.RingSize = 16 << 20
+	fe.snap.Stats.DNS.Malformed = 2
+	fe.snap.DNSCached = 6
 	c := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.1]", "", fe, nil)
 	waitFor(t, "engine", c.engineStarted)
 	r := mustRun(t, c)
@@ -780,9 +782,18 @@ func TestHealthMetrics(t *testing.T) {
 		{"gauge", MetricFlowsTracked, 12, "", []string{"iface:eth0"}},
 		{"gauge", MetricRingSize, 16 << 20, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricCapturePanics, 0, "", []string{"iface:eth0"}},
+		{"monotonic_count", MetricDNSMalformed, 2, "", []string{"iface:eth0"}},
+		{"gauge", MetricDNSNames, 6, "", []string{"iface:eth0"}},
 	}
 	if !reflect.DeepEqual(r.subs, want) {
 		t.Errorf("got %+v\nwant %+v", r.subs, want)
+	}
+	// Without dns_names, no DNS health metric.
+	fe2 := &fakeEngine{snap: fe.snap}
+	c2 := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.2]\ndns_names: false", "", fe2, nil)
+	waitFor(t, "engine", c2.engineStarted)
+	if r := mustRun(t, c2); !reflect.DeepEqual(r.subs, want[:len(want)-2]) {
+		t.Errorf("dns_names: false: got %+v\nwant %+v", r.subs, want[:len(want)-2])
 	}
 }
 

@@ -93,6 +93,9 @@ type InstanceConfig struct {
 	Workers        int  `yaml:"capture_workers"`
 	AllRemoteHosts bool `yaml:"all_remote_hosts"`
 	ReverseDNS     bool `yaml:"reverse_dns"`
+	// DNSNames names remotes from the DNS answers on the interface (see
+	// capture/dnsnames.go).
+	DNSNames bool `yaml:"dns_names"`
 	// Tunnels are the encapsulations whose inner TCP is timed; see
 	// capture/tunnel.go for the default and conf.yaml.example.
 	Tunnels packet.Encap `yaml:"tunnels"`
@@ -229,6 +232,7 @@ func ParseDecoded(instance, initConfig any, index int) (*Config, error) {
 			SampleInterval:        DefaultSampleInterval,
 			MinCollectionInterval: DefaultMinCollectionInterval,
 			ReverseDNS:            true,
+			DNSNames:              true,
 			RTTDistributionValues: DefaultDistributionValues,
 			Workers:               1,
 		},

@@ -160,6 +160,10 @@ func TestConfigKeys(t *testing.T) {
 		{name: "all_remote_hosts with ips", instance: minimalInstance + "all_remote_hosts: true", wantErr: `instance "eth0": all_remote_hosts: cannot be true together with ips or hosts`},
 		{name: "reverse_dns off", instance: minimalInstance + "reverse_dns: false", check: func(t *testing.T, c *Config) { eq(t, c.Instance.ReverseDNS, false) }},
 		{name: "reverse_dns bad", instance: minimalInstance + "reverse_dns: maybe", wantErr: `instance "eth0": reverse_dns: "maybe" is not true or false`},
+		{name: "dns_names on by default", instance: minimalInstance, check: func(t *testing.T, c *Config) { eq(t, c.Instance.DNSNames, true) }},
+		{name: "dns_names off", instance: minimalInstance + "dns_names: false", check: func(t *testing.T, c *Config) { eq(t, c.Instance.DNSNames, false) }},
+		{name: "dns_names bad", instance: minimalInstance + "dns_names: maybe", wantErr: `instance "eth0": dns_names: "maybe" is not true or false`},
+		{name: "dns_names a list", instance: minimalInstance + "dns_names: [true]", wantErr: `instance "eth0": dns_names: expected true or false, got a list`},
 		{name: "min_collection_interval", instance: minimalInstance + "min_collection_interval: 30", check: func(t *testing.T, c *Config) {
 			eq(t, c.Instance.MinCollectionInterval, 30*time.Second)
 		}},

@@ -16,8 +16,9 @@ import (
 // this host, the workload's name (workloadEnd). Its dst is, in this order:
 // the configured `hosts` name its address resolved from; the workload's
 // name when the remote is a container or pod of this host; its network
-// when group_dst_ipv4_prefix / group_dst_ipv6_prefix group it; else its
-// reverse-DNS name or address.
+// when group_dst_ipv4_prefix / group_dst_ipv6_prefix group it; else
+// (dstName) the name a DNS answer on the interface gave it, its
+// reverse-DNS name, or its address.
 // That last one is pinned: the value of a remote address's first report is
 // kept for as long as the address has flows in the table, so a PTR answer
 // that arrives later does not split the series in two (dst:127.0.0.1, then
@@ -119,7 +120,10 @@ func (c *Check) awaitFirstNames(pairs map[pairKey]*group, hostAddr map[netip.Add
 			continue
 		}
 		seen[a] = true
-		if _, ok := c.settledDst(a, hostAddr); !ok && c.rdns.name(a, now) == "" {
+		if _, ok := c.settledDst(a, hostAddr); ok {
+			continue
+		}
+		if _, ok := c.dnsName(a); !ok && c.rdns.name(a, now) == "" {
 			fresh = append(fresh, a)
 		}
 	}

@@ -60,8 +60,15 @@ func (c *Check) Inventory() (m map[string]string) {
 	// All the workers' rings: capture_buffer_mb fixes each; sized by need
 	// (one worker) it starts at 4 MiB (go_metro.capture.ring_size).
 	m["ring_size.max"] = strconv.Itoa(ring * in.Workers)
+	m["dns_names"] = strconv.FormatBool(in.DNSNames)
 	if len(st.remotes) == 0 && len(in.Ports) == 0 {
 		m["filter.instructions"] = "none"
+		if in.DNSNames {
+			// Every frame up to snaplen, and DNS answers whole.
+			if prog, err := filter.WithDNS(nil, filterLinkType(in.Interface), capture.Snaplen(ini.Snaplen)); err == nil {
+				m["filter.instructions"] = strconv.Itoa(len(prog))
+			}
+		}
 		return m
 	}
 	prog, err := c.plan.get(in, st.remotes, ini.Snaplen)
@@ -78,7 +85,8 @@ func (c *Check) Inventory() (m map[string]string) {
 // interface when it opens (filter.Fit with no kernel to refuse a
 // level): the diagnosis and the inventory before capture runs.
 func plannedFilter(in *InstanceConfig, remotes []netip.Prefix, snaplen int) (filter.Program, error) {
-	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, capture.Snaplen(snaplen), in.Tunnels, nil)
+	pass := filter.Pass{Tunnels: in.Tunnels, DNS: in.DNSNames}
+	return filter.Fit(filterLinkType(in.Interface), remotes, in.Ports, capture.Snaplen(snaplen), pass, nil)
 }
 
 // filterPlan keeps Inventory's plannedFilter between runs: Inventory is

@@ -16,6 +16,9 @@ func TestInventory(t *testing.T) {
 	fe := &fakeEngine{snap: healthySnapshot()}
 	c := newTestCheck(t, Options{}, "interface: lo\nips: [10.0.0.1]\nports: [80, 443]", "", fe, nil)
 	prog, err := filter.Build(packet.LinkTypeEthernet, []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}, []uint16{80, 443}, capture.DefaultSnaplen)
+	if err == nil {
+		prog, err = filter.WithDNS(prog, packet.LinkTypeEthernet, capture.DefaultSnaplen)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +26,7 @@ func TestInventory(t *testing.T) {
 	wantInv := map[string]string{
 		"version": Version, "interface": "lo", "capture.backend": "afpacket",
 		"snaplen": "220", "max_flows": strconv.Itoa(capture.DefaultMaxFlows), "ring_size.max": strconv.Itoa(source.DefaultRingSize), "capture.workers": "1",
-		"filter.instructions": strconv.Itoa(len(prog)), "filter.level": "exact",
+		"filter.instructions": strconv.Itoa(len(prog)), "filter.level": "exact", "dns_names": "true",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(wantInv) {
 		t.Errorf("inventory %v\nwant %v", got, wantInv)
@@ -31,14 +34,23 @@ func TestInventory(t *testing.T) {
 	if New(Options{}).Inventory() != nil {
 		t.Error("inventory before Configure")
 	}
-	c2 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true\ncapture_backend: pcap\ncapture_buffer_mb: 4", "snaplen: 150\nmax_flows: 100", &fakeEngine{}, nil)
+	c2 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true\ncapture_backend: pcap\ncapture_buffer_mb: 4\ndns_names: false", "snaplen: 150\nmax_flows: 100", &fakeEngine{}, nil)
 	got = c2.Inventory()
 	if got["filter.instructions"] != "none" || got["capture.backend"] != "pcap" || got["ring_size.max"] != strconv.Itoa(4<<20) ||
-		got["snaplen"] != "150" || got["max_flows"] != "100" {
+		got["snaplen"] != "150" || got["max_flows"] != "100" || got["dns_names"] != "false" {
 		t.Errorf("inventory %v", got)
 	}
-	c3 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true\ncapture_workers: 2", "", &fakeEngine{}, nil)
-	if got = c3.Inventory(); got["capture.workers"] != "2" || got["ring_size.max"] != strconv.Itoa(2*source.FanoutRingSize(2)) {
+	// Every remote, with DNS names: the DNS check alone.
+	dnsOnly, err := filter.WithDNS(nil, packet.LinkTypeEthernet, capture.DefaultSnaplen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true", "", &fakeEngine{}, nil)
+	if got := c3.Inventory(); got["filter.instructions"] != strconv.Itoa(len(dnsOnly)) || got["dns_names"] != "true" {
+		t.Errorf("inventory %v, want the DNS check's %d instructions", got, len(dnsOnly))
+	}
+	c4 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true\nports: [443]\ncapture_workers: 2", "", &fakeEngine{}, nil)
+	if got = c4.Inventory(); got["capture.workers"] != "2" || got["ring_size.max"] != strconv.Itoa(2*source.FanoutRingSize(2)) {
 		t.Errorf("inventory with 2 workers %v", got)
 	}
 }

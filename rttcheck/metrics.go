@@ -26,6 +26,11 @@ const (
 	// MetricRingSize is the bytes of kernel capture ring in use, all of it
 	// resident: it grows with the traffic up to capture_buffer_mb.
 	MetricRingSize = "go_metro.capture.ring_size"
+	// MetricDNSMalformed counts the DNS answers that did not parse
+	// (skipped); MetricDNSNames is the addresses the DNS name cache holds.
+	// Both are sent with dns_names only.
+	MetricDNSMalformed = "go_metro.dns.malformed"
+	MetricDNSNames     = "go_metro.dns.names"
 )
 
 // Per-host-pair connection health and timing. Counts are increases since

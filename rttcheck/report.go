@@ -1,6 +1,7 @@
 package rttcheck
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,25 +36,9 @@ type tagKey struct {
 }
 
 func (k tagKey) less(o tagKey) bool {
-	if k.src != o.src {
-		return k.src < o.src
-	}
-	if k.dst != o.dst {
-		return k.dst < o.dst
-	}
-	if k.port != o.port {
-		return k.port < o.port
-	}
-	if k.role != o.role {
-		return k.role < o.role
-	}
-	if k.tunnel != o.tunnel {
-		return k.tunnel < o.tunnel
-	}
-	if k.srcTags != o.srcTags {
-		return k.srcTags < o.srcTags
-	}
-	return k.dstTags < o.dstTags
+	return cmp.Or(cmp.Compare(k.src, o.src), cmp.Compare(k.dst, o.dst), cmp.Compare(k.port, o.port),
+		cmp.Compare(k.role, o.role), cmp.Compare(k.tunnel, o.tunnel),
+		cmp.Compare(k.srcTags, o.srcTags), cmp.Compare(k.dstTags, o.dstTags)) < 0
 }
 
 // tags are the series' tags: src, dst, the optional port and role, extra,
@@ -123,10 +108,10 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 	// value as a spike.
 	if snap != nil || eng == nil {
 		var tot totals
-		var tracked, ring int
+		var tracked, ring, dnsNames int
 		if snap != nil {
 			tot = statsTotals(&snap.Stats)
-			tracked, ring = snap.Stats.Flow.Flows, snap.Stats.Kernel.RingSize
+			tracked, ring, dnsNames = snap.Stats.Flow.Flows, snap.Stats.Kernel.RingSize, snap.DNSCached
 			c.reportFlows(s, snap, st.hostAddr, c.newWorkloadEnds(st.workloads), ifaceTag)
 		}
 		s.MonotonicCount(MetricPackets, float64(tot.packets), "", healthTags)
@@ -137,6 +122,10 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		s.Gauge(MetricFlowsTracked, float64(tracked), "", healthTags)
 		s.Gauge(MetricRingSize, float64(ring), "", healthTags)
 		s.MonotonicCount(MetricCapturePanics, float64(st.panics), "", healthTags)
+		if in.DNSNames {
+			s.MonotonicCount(MetricDNSMalformed, float64(tot.dnsMalformed), "", healthTags)
+			s.Gauge(MetricDNSNames, float64(dnsNames), "", healthTags)
+		}
 	}
 
 	var problems []string
@@ -208,15 +197,28 @@ func (c *Check) tags(extra ...string) []string {
 	return out
 }
 
-// dstName is the name of a remote address that is not a configured host's
-// (pinnedDst looks those up first): its reverse-DNS name, else the address.
+// dstName is the name of a remote address that is neither a configured
+// host's nor a workload's of this host (pairDst and pinnedDst look those up
+// first), from the first source that names it: the DNS answer that gave the
+// address, its reverse-DNS name; else the address itself.
 func (c *Check) dstName(a netip.Addr, now time.Time) string {
+	if n, ok := c.dnsName(a); ok {
+		return n
+	}
 	if c.rdns != nil {
 		if n := c.rdns.name(a, now); n != "" {
 			return n
 		}
 	}
 	return a.String()
+}
+
+// dnsName is the name a DNS answer on the interface gave a: the name that
+// was asked for, from this run's snapshot (capture.Snapshot.DNSNames; none
+// without dns_names).
+func (c *Check) dnsName(a netip.Addr) (string, bool) {
+	n, ok := c.report.dnsNames[a]
+	return n, ok
 }
 
 // synTimeout is how long our SYN goes unanswered (no packet at all from the
@@ -416,6 +418,7 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 	// Swap the maps: this run's flows are the next run's baseline.
 	rs.prevFlow, rs.nextFlow = next, rs.prevFlow
 
+	rs.dnsNames = snap.DNSNames
 	groups := c.nameGroups(pairs, hostAddr, now)
 
 	keys := make([]tagKey, 0, len(groups))

@@ -15,10 +15,13 @@ import (
 
 // TestMain lets the test binary double as the probe child (tests/internal/
 // probe): tests re-execute it inside namespace A to run the real check
-// there.
+// there; and as the lab's by-name client (lab.ByNameEnv).
 func TestMain(m *testing.M) {
 	if os.Getenv(probe.RoleEnv) != "" {
 		os.Exit(probe.Main())
+	}
+	if os.Getenv(lab.ByNameEnv) != "" {
+		os.Exit(lab.ByNameMain())
 	}
 	os.Exit(m.Run())
 }

@@ -106,7 +106,6 @@ const (
 	greVerOrR      = 0x4007 // version bits and the obsolete routing flag
 	pppIPv4        = 0x0021
 	pppIPv6        = 0x0057
-	ipProtoTCP     = 6
 	ipv6ExtHopOpts = 0
 	ipv6ExtRouting = 43
 	ipv6ExtDstOpts = 60

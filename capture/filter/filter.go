@@ -409,6 +409,28 @@ func (a *asm) jne(v uint32, target any) {
 	}
 }
 
+// prepend ends a check that runs in front of prog: label main is where
+// frames the check does not take go on to prog, which starts from a clean
+// machine state, as when it runs alone. what names the check in the error
+// when the two exceed the kernel's limit.
+func (a *asm) prepend(main int, prog []bpf.RawInstruction, what string) ([]bpf.RawInstruction, error) {
+	a.mark(main)
+	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+	a.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: 0})
+	ins, err := a.resolve()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := bpf.Assemble(ins)
+	if err != nil {
+		return nil, fmt.Errorf("filter: assembling: %w", err)
+	}
+	if n := len(raw) + len(prog); n > MaxInstructions {
+		return nil, fmt.Errorf("%w: %s and the filter need %d instructions", ErrTooLarge, what, n)
+	}
+	return append(raw, prog...), nil
+}
+
 func (a *asm) resolve() ([]bpf.Instruction, error) {
 	for _, f := range a.fixups {
 		to := a.labels[f.label]

@@ -63,8 +63,9 @@ type Program struct {
 
 // Fit installs the finest program for remotes and ports that the kernel
 // takes: Build's exact program, else the Aggregated steps, PortsOnly and
-// TCPOnly, in that order, each with the outer packets of the tunnels let
-// through (WithTunnels; 0: none). A level whose program exceeds
+// TCPOnly, in that order, each with what pass asks let through: the outer
+// packets of its tunnels (WithTunnels) and DNS answers (WithDNS). A level
+// whose program exceeds
 // MaxInstructions is skipped; attach (nil: none) installs a program, and a level it refuses is
 // skipped too: the kernel refuses programs that fit the instruction limit
 // but not the socket's option memory (net.core.optmem_max, ENOMEM). Fit
@@ -77,14 +78,17 @@ type Program struct {
 // prefix, 2 x (1 + 2 per 32-bit word compared, 3 for a partial word): 18
 // for a /128, 12 for a /48, 10 for a /64, 6 for a /32. So about 220 IPv6
 // hosts or 660 IPv4 hosts fit exactly; 400 IPv6 /64s and 680 /32s fit.
-func Fit(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen int, tunnels packet.Encap,
+func Fit(link packet.LinkType, remotes []netip.Prefix, ports []uint16, snaplen int, pass Pass,
 	attach func([]bpf.RawInstruction) error) (Program, error) {
 	var refused []error
 	var reason error
 	for c := range candidates(remotes, ports) {
 		ins, err := Build(link, c.Remotes, c.Ports, snaplen)
 		if err == nil {
-			ins, err = WithTunnels(ins, link, tunnels, snaplen)
+			ins, err = WithTunnels(ins, link, pass.Tunnels, snaplen)
+		}
+		if err == nil && pass.DNS {
+			ins, err = WithDNS(ins, link, snaplen)
 		}
 		if errors.Is(err, ErrTooLarge) {
 			reason = err

@@ -59,7 +59,7 @@ func TestFit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := Fit(packet.LinkTypeEthernet, tt.remotes, tt.ports, snap, 0, nil)
+			p, err := Fit(packet.LinkTypeEthernet, tt.remotes, tt.ports, snap, Pass{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestFitKernelRefusal(t *testing.T) {
 		}
 		return nil
 	}
-	p, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, 0, attach)
+	p, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, Pass{}, attach)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +117,10 @@ func TestFitKernelRefusal(t *testing.T) {
 		t.Errorf("got %s after attaching %v", p.Describe(), sizes)
 	}
 	limit = 0
-	if _, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, 0, attach); !errors.Is(err, refuse) {
+	if _, err := Fit(packet.LinkTypeEthernet, hosts6(100, 1000), []uint16{443}, snap, Pass{}, attach); !errors.Is(err, refuse) {
 		t.Errorf("every level refused: err = %v", err)
 	}
-	if _, err := Fit(packet.LinkTypeEthernet, []netip.Prefix{{}}, nil, snap, 0, attach); err == nil || errors.Is(err, refuse) {
+	if _, err := Fit(packet.LinkTypeEthernet, []netip.Prefix{{}}, nil, snap, Pass{}, attach); err == nil || errors.Is(err, refuse) {
 		t.Errorf("invalid prefix: err = %v", err)
 	}
 }
@@ -132,7 +132,7 @@ func TestFitKernelRefusal(t *testing.T) {
 func TestFitTunnels(t *testing.T) {
 	var installed []bpf.RawInstruction
 	attach := func(ins []bpf.RawInstruction) error { installed = ins; return nil }
-	p, err := Fit(packet.LinkTypeEthernet, hosts6(10, 1000), []uint16{443}, snap, packet.EncapVXLAN, attach)
+	p, err := Fit(packet.LinkTypeEthernet, hosts6(10, 1000), []uint16{443}, snap, Pass{Tunnels: packet.EncapVXLAN}, attach)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestFitTunnels(t *testing.T) {
 		if _, err := WithTunnels(mustBuild(t, hosts6(n, 1000)), packet.LinkTypeEthernet, packet.EncapAll, snap); !errors.Is(err, ErrTooLarge) {
 			continue
 		}
-		p, err := Fit(packet.LinkTypeEthernet, hosts6(n, 1000), nil, snap, packet.EncapAll, nil)
+		p, err := Fit(packet.LinkTypeEthernet, hosts6(n, 1000), nil, snap, Pass{Tunnels: packet.EncapAll}, nil)
 		if err != nil || p.Level == Exact || !errors.Is(p.Reason, ErrTooLarge) || len(p.Instructions) > MaxInstructions {
 			t.Errorf("%d hosts with every tunnel: %s, %v", n, p.Describe(), err)
 		}

@@ -1,8 +1,6 @@
 package filter
 
 import (
-	"fmt"
-
 	"github.com/gometro/go-metro/capture/packet"
 	"golang.org/x/net/bpf"
 )
@@ -115,20 +113,5 @@ func WithTunnels(prog []bpf.RawInstruction, link packet.LinkType, encaps packet.
 
 	a.mark(accept)
 	a.emit(bpf.RetConstant{Val: uint32(snaplen)})
-	a.mark(main)
-	// prog starts from a clean machine state, as when run alone.
-	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-	a.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: 0})
-	ins, err := a.resolve()
-	if err != nil {
-		return nil, err
-	}
-	raw, err := bpf.Assemble(ins)
-	if err != nil {
-		return nil, fmt.Errorf("filter: assembling: %w", err)
-	}
-	if n := len(raw) + len(prog); n > MaxInstructions {
-		return nil, fmt.Errorf("%w: the tunnel check and the filter need %d instructions", ErrTooLarge, n)
-	}
-	return append(raw, prog...), nil
+	return a.prepend(main, prog, "the tunnel check")
 }

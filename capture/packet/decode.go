@@ -317,6 +317,7 @@ func (p *Packet) decodeTCP(b []byte, segLen int) Status {
 	p.Flags = b[13]
 	p.Window = be16(b[14:16])
 	p.PayloadLen = uint32(segLen - hl)
+	p.payloadRest = int32(len(b) - hl)
 	p.HasTimestamps = false
 	p.TSval, p.TSecr = 0, 0
 	p.NumSACK = 0

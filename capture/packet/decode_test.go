@@ -1,9 +1,11 @@
 package packet
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 
+	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 )
 
@@ -54,7 +56,7 @@ func TestDecode(t *testing.T) {
 			data: patch(plain4, func(b []byte) { b[12], b[13] = 0x00, 0x40 }), err: NotTCP},
 		{name: "udp", link: LinkTypeEthernet,
 			data: serialize(t, eth(layers.EthernetTypeIPv4), func() *layers.IPv4 { ip := ip4(); ip.Protocol = layers.IPProtocolUDP; return ip }(),
-				&layers.UDP{SrcPort: 53, DstPort: 53}, payload(10)), err: NotTCP},
+				&layers.UDP{SrcPort: 5353, DstPort: 53}, payload(10)), err: NotTCP},
 		{name: "0x9100 outer tag", link: LinkTypeEthernet,
 			data: serialize(t, eth(0x9100), dot1q(100, layers.EthernetTypeDot1Q), dot1q(10, layers.EthernetTypeIPv4), ip4(), tcp(), payload(5)),
 			want: ptr(want4(5))},
@@ -103,20 +105,21 @@ func TestDecode(t *testing.T) {
 		{name: "ipv4 total length inside tcp header", link: LinkTypeEthernet,
 			data: patch(plain4, func(b []byte) { binary.BigEndian.PutUint16(b[ipOff+2:], 20+31) }), err: BadHeader},
 		{name: "ipv4 total length covers tcp header only", link: LinkTypeEthernet,
-			data: patch(plain4, func(b []byte) { binary.BigEndian.PutUint16(b[ipOff+2:], 20+32) }), want: ptr(withTS(want4(0), 100, 200))},
+			data: patch(plain4, func(b []byte) { binary.BigEndian.PutUint16(b[ipOff+2:], 20+32) }), want: ptr(rest(withTS(want4(0), 100, 200), testPayload))},
 		{name: "ipv4 DF is not a fragment", link: LinkTypeEthernet, data: plain4, want: ptr(withTS(want4(testPayload), 100, 200))},
 		{name: "ipv4 first fragment (MF)", link: LinkTypeEthernet,
 			data: patch(plain4, func(b []byte) { b[ipOff+6] = 0x20 }), err: NotTCP},
 		{name: "ipv4 last fragment (offset)", link: LinkTypeEthernet,
 			data: patch(plain4, func(b []byte) { b[ipOff+6], b[ipOff+7] = 0x00, 0x10 }), err: NotTCP},
 		{name: "ipv4 padding ignored", link: LinkTypeEthernet,
-			data: append(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp()), 0, 0, 0, 0, 0, 0), // 54 -> 60 bytes
-			want: ptr(want4(0))},
+			// gopacket pads the frame to 60 bytes; 6 more make 66.
+			data: append(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp()), 0, 0, 0, 0, 0, 0),
+			want: ptr(rest(want4(0), 12))},
 		{name: "ipv4 snaplen cut payload", link: LinkTypeEthernet,
-			data: plain4[:tcpOff+32+10], wire: len(plain4), want: ptr(withTS(want4(testPayload), 100, 200))},
+			data: plain4[:tcpOff+32+10], wire: len(plain4), want: ptr(rest(withTS(want4(testPayload), 100, 200), 10))},
 		{name: "ipv4 tso total length 0", link: LinkTypeEthernet,
 			data: patch(plain4[:tcpOff+32], func(b []byte) { b[ipOff+2], b[ipOff+3] = 0, 0 }),
-			wire: tcpOff + 32 + 64000, want: ptr(withTS(want4(64000), 100, 200))},
+			wire: tcpOff + 32 + 64000, want: ptr(rest(withTS(want4(64000), 100, 200), 0))},
 		{name: "ipv4 tso total length 0, wire len unknown", link: LinkTypeEthernet,
 			data: patch(plain4[:tcpOff+32+7], func(b []byte) { b[ipOff+2], b[ipOff+3] = 0, 0 }),
 			want: ptr(withTS(want4(7), 100, 200))},
@@ -163,10 +166,10 @@ func TestDecode(t *testing.T) {
 			err: BadHeader},
 		{name: "ipv6 payload length 0 (big tcp)", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolTCP), tcp()), func(b []byte) { b[18], b[19] = 0, 0 }),
-			wire: 14 + 40 + 20 + 150000, want: ptr(want6(150000))},
+			wire: 14 + 40 + 20 + 150000, want: ptr(rest(want6(150000), 0))},
 		{name: "ipv6 padding ignored", link: LinkTypeEthernet,
 			data: append(serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolTCP), tcp(), payload(2)), 0, 0, 0, 0),
-			want: ptr(want6(2))},
+			want: ptr(rest(want6(2), 6))},
 
 		// TCP
 		{name: "syn options", link: LinkTypeEthernet,
@@ -191,9 +194,9 @@ func TestDecode(t *testing.T) {
 		{name: "eol then garbage", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(eol(), nop(), nop(), nop())),
 				func(b []byte) { b[tcpOff+21], b[tcpOff+22] = 8, 1 }),
-			want: ptr(want4(0))},
+			want: ptr(rest(want4(0), 2))}, // gopacket pads the options past the IP length
 		{name: "all nops", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), nop(), nop())), want: ptr(want4(0))},
+			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(nop(), nop(), nop(), nop())), want: ptr(rest(want4(0), 2))},
 		{name: "option length 1", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(mssOpt(1)), payload(3)), func(b []byte) { b[tcpOff+21] = 1 }),
 			err:  BadHeader},
@@ -267,6 +270,14 @@ func TestDecode(t *testing.T) {
 
 func ptr(p Packet) *Packet { return &p }
 
+// rest is p with n bytes captured from its payload's start to the frame's
+// end: fewer than PayloadLen when the capture cut the payload, more when
+// padding follows it.
+func rest(p Packet, n int) Packet {
+	p.payloadRest = int32(n)
+	return p
+}
+
 // TestDecodeTruncation cuts every valid frame at every byte: before the end
 // of the TCP header the result must be Truncated, after it the same
 // packet as the full frame (the payload length comes from IP, not from the
@@ -284,8 +295,10 @@ func TestDecodeTruncation(t *testing.T) {
 					}
 					continue
 				}
-				if err != OK || p != tc.want {
-					t.Fatalf("cut at %d of %d: Decode = %v, %+v; want %+v", cut, len(tc.data), err, p, tc.want)
+				want := tc.want
+				want.payloadRest = int32(cut - headerEnd) // the payload bytes captured
+				if err != OK || p != want {
+					t.Fatalf("cut at %d of %d: Decode = %v, %+v; want %+v", cut, len(tc.data), err, p, want)
 				}
 			}
 		})
@@ -336,6 +349,7 @@ func TestStatusErr(t *testing.T) {
 		{Truncated, ErrTruncated},
 		{BadHeader, ErrBadHeader},
 		{UnsupportedLink, ErrUnsupportedLink},
+		{DNS, ErrDNS},
 		{numStatuses, errUnknown},
 	}
 	if len(tests) != NumStatuses+1 {
@@ -376,5 +390,69 @@ func TestSeqLenAndFlags(t *testing.T) {
 		if p.SYN() != tc.syn || p.ACK() != tc.ack || p.FIN() != tc.fin || p.RST() != tc.reset {
 			t.Errorf("flags %#x: SYN/ACK/FIN/RST = %v/%v/%v/%v", tc.flags, p.SYN(), p.ACK(), p.FIN(), p.RST())
 		}
+	}
+}
+
+// TestDecodeDNS: a UDP datagram from port 53 outside any tunnel is DNS,
+// with its payload (the DNS message) reachable through Payload; TCP
+// segments from port 53 decode as any other, their payload too.
+func TestDecodeDNS(t *testing.T) {
+	msg := []byte("0123456789abcdefghij") // stands for a DNS message
+	udp := func(src, dst uint16) *layers.UDP {
+		return &layers.UDP{SrcPort: layers.UDPPort(src), DstPort: layers.UDPPort(dst)}
+	}
+	udp4 := func() *layers.IPv4 { ip := ip4(); ip.Protocol = layers.IPProtocolUDP; return ip }
+	fromDNS := serialize(t, eth(layers.EthernetTypeIPv4), udp4(), udp(53, 40000), gopacket.Payload(msg))
+	const udpOff = 14 + 20
+	tcp53 := tcp()
+	tcp53.SrcPort = 53
+	cases := []struct {
+		name    string
+		link    LinkType
+		data    []byte
+		wire    int // 0: len(data)
+		st      Status
+		payload []byte // what Payload returns when st is DNS or OK
+	}{
+		{"ipv4", LinkTypeEthernet, fromDNS, 0, DNS, msg},
+		{"ipv6", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolUDP), udp(53, 40000), gopacket.Payload(msg)), 0, DNS, msg},
+		{"ipv6 after a hop-by-hop header", LinkTypeRaw, serialize(t, ip6(layers.IPProtocolIPv6HopByHop), hopByHop(layers.IPProtocolUDP), udp(53, 40000), gopacket.Payload(msg)), 0, DNS, msg},
+		{"vlan", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeDot1Q), dot1q(7, layers.EthernetTypeIPv4), udp4(), udp(53, 40000), gopacket.Payload(msg)), 0, DNS, msg},
+		{"sll", LinkTypeLinuxSLL, serialize(t, sllHdr(0x0800), udp4(), udp(53, 40000), gopacket.Payload(msg)), 0, DNS, msg},
+		{"padding is not payload", LinkTypeEthernet, append(serialize(t, eth(layers.EthernetTypeIPv4), udp4(), udp(53, 40000), gopacket.Payload(msg[:4])), 0, 0, 0, 0), 0, DNS, msg[:4]},
+		{"cut by the capture", LinkTypeEthernet, fromDNS[:len(fromDNS)-5], len(fromDNS), DNS, msg[:len(msg)-5]},
+		{"udp header only", LinkTypeEthernet, fromDNS[:udpOff+8], len(fromDNS), DNS, []byte{}},
+		{"udp header cut", LinkTypeEthernet, fromDNS[:udpOff+7], len(fromDNS), Truncated, nil},
+		{"udp length past the ip payload", LinkTypeEthernet, patch(fromDNS, func(b []byte) { binary.BigEndian.PutUint16(b[udpOff+4:], 8+21) }), 0, BadHeader, nil},
+		{"udp length below its header", LinkTypeEthernet, patch(fromDNS, func(b []byte) { binary.BigEndian.PutUint16(b[udpOff+4:], 7) }), 0, BadHeader, nil},
+		{"udp length shorter than the ip payload", LinkTypeEthernet, patch(fromDNS, func(b []byte) { binary.BigEndian.PutUint16(b[udpOff+4:], 8+3) }), 0, DNS, msg[:3]},
+		{"a query to port 53 is not read", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeIPv4), udp4(), udp(40000, 53), gopacket.Payload(msg)), 0, NotTCP, nil},
+		{"fragment", LinkTypeEthernet, patch(fromDNS, func(b []byte) { b[14+6] = 0x20 }), 0, NotTCP, nil},
+		{"inside a tunnel", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeIPv4), outer4(layers.IPProtocolUDP), udpTo(4789), vxlan(1),
+			eth(layers.EthernetTypeIPv4), udp4(), udp(53, 40000), gopacket.Payload(msg)), 0, NotTCP, nil},
+		{"tcp from port 53", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp53, gopacket.Payload(msg)), 0, OK, msg},
+		{"tcp inside a tunnel", LinkTypeEthernet, serialize(t, eth(layers.EthernetTypeIPv4), outer4(layers.IPProtocolUDP), udpTo(4789), vxlan(1),
+			eth(layers.EthernetTypeIPv4), ip4(), tcp53, gopacket.Payload(msg)), 0, OK, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			wire := tc.wire
+			if wire == 0 {
+				wire = len(tc.data)
+			}
+			var p Packet
+			if st := p.Decode(tc.link, tc.data, wire); st != tc.st {
+				t.Fatalf("Decode = %v, want %v", st, tc.st)
+			}
+			if tc.st != DNS && tc.st != OK {
+				return
+			}
+			if got := p.Payload(tc.data); !bytes.Equal(got, tc.payload) || (got == nil) != (tc.payload == nil) {
+				t.Fatalf("Payload = %q, want %q", got, tc.payload)
+			}
+			if tc.st == DNS && (p.SrcPort != 53 || p.DstPort != 40000) {
+				t.Fatalf("ports %d > %d, want 53 > 40000", p.SrcPort, p.DstPort)
+			}
+		})
 	}
 }

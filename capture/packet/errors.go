@@ -17,6 +17,10 @@ const (
 	Truncated              // captured bytes end before a header does
 	BadHeader              // a length or version field is impossible
 	UnsupportedLink        // link type the decoder does not know
+	// DNS is a UDP datagram from port 53 outside any tunnel: a DNS message
+	// (RFC 1035 4.2.1) for the caller to read through Packet.Payload, not
+	// a TCP segment. Only SrcPort, DstPort and PayloadLen are set.
+	DNS
 	numStatuses
 )
 
@@ -30,10 +34,11 @@ var (
 	ErrTruncated       = errors.New("truncated packet")
 	ErrBadHeader       = errors.New("malformed header")
 	ErrUnsupportedLink = errors.New("unsupported link type")
+	ErrDNS             = errors.New("a DNS datagram, not a TCP segment")
 	errUnknown         = errors.New("unknown decode status")
 )
 
-var statusErrs = [numStatuses]error{nil, ErrNotTCP, ErrTruncated, ErrBadHeader, ErrUnsupportedLink}
+var statusErrs = [numStatuses]error{nil, ErrNotTCP, ErrTruncated, ErrBadHeader, ErrUnsupportedLink, ErrDNS}
 
 // Err is the decode failure s stands for, as an error: nil for OK.
 func (s Status) Err() error {

@@ -215,6 +215,7 @@ func want4(payloadLen uint32) Packet {
 		SrcPort: testSrcPort, DstPort: testDstPort,
 		Seq: testSeq, Ack: testAck, Flags: FlagACK | FlagPSH, Window: testWindow,
 		PayloadLen: payloadLen, IPID: 7, // ip4's Id
+		payloadRest: int32(payloadLen), // the frames end with their payload
 	}
 }
 

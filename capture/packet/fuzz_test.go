@@ -308,6 +308,11 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 	} else {
 		p.PayloadLen = uint32(seg - hl)
 	}
+	// Payload reads untunnelled segments only: the bytes captured from the
+	// payload's start to the frame's end.
+	if tun.Encaps == 0 {
+		p.payloadRest = int32(len(data) - tcpOff - hl)
+	}
 	p.SrcPort, p.DstPort = uint16(tcpL.SrcPort), uint16(tcpL.DstPort)
 	p.Seq, p.Ack, p.Window = tcpL.Seq, tcpL.Ack, tcpL.Window
 	for i, set := range []bool{tcpL.FIN, tcpL.SYN, tcpL.RST, tcpL.PSH, tcpL.ACK, tcpL.URG, tcpL.ECE, tcpL.CWR} {
@@ -479,6 +484,9 @@ func FuzzDecode(f *testing.F) {
 		o := gopacketDecode(link, data)
 		switch {
 		case o.accepted && ours == OK:
+			if p.Tunnel.Encaps != 0 {
+				o.pkt.payloadRest = p.payloadRest // within the tunnel's bounds; Payload returns nil
+			}
 			if p != o.pkt && whyTunnelsDiffer(o) == "" {
 				t.Fatalf("link %d: decoders disagree\n ours     %+v\n gopacket %+v\n%s", link, p, o.pkt, gopacketLayers(link, data))
 			}
@@ -508,6 +516,16 @@ func FuzzInvariants(f *testing.F) {
 			err := p.Decode(link, data, int(wire))
 			if err >= Status(NumStatuses) {
 				t.Fatalf("link %d: unknown error kind %d", link, err)
+			}
+			if pl := p.Payload(data); (err == OK || err == DNS) && p.Tunnel.Encaps == 0 {
+				// The payload is a part of the frame, no longer than the IP
+				// length says, and ends where the frame or the IP length does.
+				if uint64(len(pl)) > uint64(p.PayloadLen) || len(pl) > len(data) {
+					t.Fatalf("link %d: payload of %d bytes, PayloadLen %d, frame %d", link, len(pl), p.PayloadLen, len(data))
+				}
+				if len(pl) > 0 && &pl[len(pl)-1] != &data[len(data)-int(p.payloadRest)+len(pl)-1] {
+					t.Fatalf("link %d: payload is not where Decode found it", link)
+				}
 			}
 			if err != OK {
 				continue
@@ -566,6 +584,10 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 	add(LinkTypeSLL2, serialize(tb, sll2Hdr(0x8100), dot1q(5, layers.EthernetTypeIPv4), ip4(), tcp(mssOpt(1460), sackPermOpt(), ts, nop(), wsOpt(7))))
 	add(LinkTypeNull, serialize(tb, nullHdr(28, false), ip6(layers.IPProtocolTCP), tcp(ts), payload(1)))
 	add(LinkTypeRaw, serialize(tb, ip6(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2}, payload(4)))
+	add(LinkTypeRaw, serialize(tb, ip6(layers.IPProtocolUDP), &layers.UDP{SrcPort: 53, DstPort: 2}, payload(30))) // DNS
+	tcpDNS := tcp(ts)
+	tcpDNS.SrcPort = 53
+	add(LinkTypeEthernet, serialize(tb, eth(layers.EthernetTypeIPv4), ip4(), tcpDNS, payload(30)))
 	add(LinkTypeIPv4, serialize(tb, ip4(layers.IPv4Option{OptionType: 1}, layers.IPv4Option{OptionType: 1}, layers.IPv4Option{OptionType: 1}, layers.IPv4Option{OptionType: 0}), tcp(ts)))
 	add(LinkTypeIPv6, patch(serialize(tb, ip6(layers.IPProtocolTCP), tcp()), func(b []byte) { b[4], b[5] = 0, 0 }))
 	return seeds

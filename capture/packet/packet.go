@@ -6,9 +6,11 @@
 // tags, Linux cooked capture v1/v2, raw IP, BSD loopback), IPv4 with options,
 // IPv6 with extension headers, and TCP with options, plus the encapsulations
 // of tunnel.go (VXLAN, Geneve, GRE and ERSPAN, GTP-U, IP-in-IP, PPPoE, MPLS,
-// 802.1ah), whose context it records in Packet.Tunnel. Anything else is reported
-// as a typed error so the caller can count it and move on; nothing in a frame
-// is trusted before its length has been checked.
+// 802.1ah), whose context it records in Packet.Tunnel. A UDP datagram from
+// the DNS port outside any tunnel is reported as DNS, its payload (the DNS
+// answer) located for Packet.Payload, so that the engine can read it.
+// Anything else is reported as a typed status so the caller can count it and
+// move on; nothing in a frame is trusted before its length has been checked.
 package packet
 
 // LinkType identifies the framing of captured data. Values are the
@@ -70,6 +72,9 @@ type Packet struct {
 	// For TSO/GSO super-frames whose IPv4 total length is 0 (BIG TCP) it is
 	// derived from the wire length instead.
 	PayloadLen uint32
+	// payloadRest is the number of captured bytes from the payload's first
+	// byte to the end of the frame Decode was given (Payload).
+	payloadRest int32
 
 	// HasTimestamps is true when the TCP timestamps option was present.
 	HasTimestamps bool
@@ -102,4 +107,20 @@ func (p *Packet) SeqLen() uint32 {
 		n++
 	}
 	return n
+}
+
+// Payload returns the payload of the segment (Decode returned OK) or the
+// datagram (DNS) that Decode read from data, which must be the frame Decode
+// was given: at most PayloadLen bytes, fewer when the capture cut them. It
+// is nil for a tunnelled segment, whose payload the engine never reads.
+func (p *Packet) Payload(data []byte) []byte {
+	rest := int(p.payloadRest)
+	if p.Tunnel.Encaps != 0 || rest < 0 || rest > len(data) {
+		return nil
+	}
+	b := data[len(data)-rest:]
+	if uint64(len(b)) > uint64(p.PayloadLen) {
+		b = b[:p.PayloadLen]
+	}
+	return b
 }

@@ -320,6 +320,9 @@ func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Status 
 		case portGTPU:
 			e, decode = EncapGTPU, (*Packet).decodeGTPU
 		default:
+			if depth == 0 && be16(b[0:2]) == PortDNS {
+				return p.decodeDNS(b, len(ip)-hl, n)
+			}
 			return NotTCP
 		}
 		// The UDP length bounds the datagram too; as in Linux's udp_rcv,
@@ -340,6 +343,29 @@ func (p *Packet) decodeIPTunnel(proto byte, ip []byte, hl, n, depth int) Status 
 	p.Tunnel.Encaps |= e
 	p.Tunnel.setOuter(ip)
 	return decode(p, b, n, depth+1)
+}
+
+// PortDNS is the DNS server port (RFC 1035 4.2): Decode returns DNS for a
+// UDP datagram from it.
+const PortDNS = 53
+
+// decodeDNS reads the UDP header of a datagram from the DNS port outside
+// any tunnel (RFC 768): udp starts at the UDP header and is cut to the IP
+// payload length n; captured is the number of bytes captured from udp[0]
+// to the end of the frame. The UDP length is checked as for tunnels.
+func (p *Packet) decodeDNS(udp []byte, captured, n int) Status {
+	ulen := int(be16(udp[4:6]))
+	if ulen == 0 {
+		ulen = n // IPv6 jumbogram (RFC 2675): the IP length rules
+	}
+	if ulen < udpHeaderLen || ulen > n {
+		return BadHeader
+	}
+	p.SrcPort = be16(udp[0:2])
+	p.DstPort = be16(udp[2:4])
+	p.PayloadLen = uint32(ulen - udpHeaderLen)
+	p.payloadRest = int32(captured - udpHeaderLen)
+	return DNS
 }
 
 // decodeVXLAN decodes a VXLAN header and the Ethernet frame it carries.

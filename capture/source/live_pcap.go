@@ -52,7 +52,7 @@ func openPcap(opts Options) (Source, error) {
 	defer in.CleanUp()
 	buffer := cmp.Or(opts.RingSize, DefaultRingSize) // libpcap's buffer is never sized by need
 	for _, step := range []error{
-		in.SetSnapLen(opts.Snaplen),
+		in.SetSnapLen(max(opts.Snaplen, opts.WholeLen)),
 		in.SetPromisc(name != "any" && isBridge(name)), // see isBridge
 		in.SetTimeout(min(opts.PollTimeout, unwakeableTimeout)),
 		in.SetBufferSize(buffer),

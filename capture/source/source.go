@@ -56,6 +56,12 @@ type Stats struct {
 type Options struct {
 	Interface string // interface name, or "any"
 	Snaplen   int    // bytes kept per frame (headers only)
+	// WholeLen is the most a filter program returns for a frame it keeps
+	// whole (DNS answers: filter.DNSSnaplen); 0 when it keeps none.
+	// libpcap cuts every frame to its snapshot length, which is then the
+	// larger of the two; an afpacket ring (TPACKET_V3) holds frames of any
+	// length the program returns, up to its block size.
+	WholeLen int
 	// Filter installs the kernel filter before any frame can reach the
 	// ring: OpenLive calls it once the socket exists and its link type is
 	// known, before the socket is bound, and it calls attach with a program

@@ -7,6 +7,9 @@
 //     max(2 %, 0.3 ms) of the kernel's srtt; can_capture OK; as uid 65534
 //     without capabilities, CRITICAL naming CAP_NET_RAW, and `agent
 //     diagnose --local` fails the permission with its remediation;
+//   - `agent check go-metro --json` while A resolves a name through dnsmasq
+//     in B (its namespace's resolv.conf) and connects: the series carry
+//     the name asked for (dns_test.go);
 //   - `agent run`, then `agent status` (instance [OK], its samples, the
 //     inventory metadata, go-metro's version), `agent diagnose` against the
 //     running agent (all eight diagnoses pass), the series reaching a fake
@@ -234,8 +237,16 @@ func packetSocketRunning(table string) bool {
 // startIn starts cmd in host h, its output collected in out.
 func startIn(t *testing.T, h *lab.Host, cmd *exec.Cmd, out *syncbuf.Buffer) <-chan struct{} {
 	t.Helper()
+	return startWith(t, h.Start, cmd, out)
+}
+
+// startWith starts cmd with start (in a namespace, or where the test runs:
+// (*exec.Cmd).Start), its output into out, and returns a channel closed
+// when it has exited; the test's cleanup kills it if it still runs.
+func startWith(t *testing.T, start func(*exec.Cmd) error, cmd *exec.Cmd, out *syncbuf.Buffer) <-chan struct{} {
+	t.Helper()
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := h.Start(cmd); err != nil {
+	if err := start(cmd); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})

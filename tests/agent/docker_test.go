@@ -86,20 +86,7 @@ func TestAgentDockerWorkloads(t *testing.T) {
 	cfg := newHostAgentDir(t, instances)
 	var out syncbuf.Buffer
 	cmd := exec.Command(bin, "check", "go-metro", "-c", cfg.yaml, "--json", "-t", "2", "--pause", "8000")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	done := startWith(t, (*exec.Cmd).Start, cmd, &out)
 	waitAgentCaptures(t, cmd.Process.Pid, []string{pairs[0].iface, pairs[1].iface}, done, &out)
 
 	// The clients wait 1 s before connecting: the agent learns of their
