@@ -225,6 +225,7 @@ type rateResult struct {
 	drops    int64         // kernel ring drops; -1 if unknown
 	idleRSS  int64         // KiB, before the traffic
 	peakRSS  int64         // KiB, the process's peak
+	ring     int64         // go-metro's ring at the end, bytes (all workers'); -1 for tcpdump
 	failures int64         // frames tcpreplay failed to send
 }
 
@@ -346,7 +347,7 @@ func writeConfig(path, iface string, v *variant) error {
 // measureRate runs one capturer through one run: start, idle, send, drain,
 // stop. A nil v runs tcpdump.
 func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate string, v *variant) (rateResult, error) {
-	r := rateResult{seen: -1, drops: -1}
+	r := rateResult{seen: -1, drops: -1, ring: -1}
 	var cmd *exec.Cmd
 	if v != nil {
 		r.label = v.label
@@ -426,7 +427,7 @@ func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate st
 		return r, fmt.Errorf("%v: %s", err, stderr.String())
 	}
 	if v != nil {
-		r.seen, r.drops, err = checkCounts(stdout.String())
+		r.seen, r.drops, r.ring, err = checkCounts(stdout.String())
 		if err != nil {
 			return r, fmt.Errorf("%v: %s", err, stderr.String())
 		}
@@ -457,9 +458,9 @@ func tcpreplayCounts(out string) (sent int64, pps float64, failed int64, err err
 	return sent, pps, failed, nil
 }
 
-// checkCounts reads go_metro.packets and go_metro.kernel.drops from the
-// JSON of `go-metro check --json`.
-func checkCounts(out string) (seen, drops int64, err error) {
+// checkCounts reads go_metro.packets, go_metro.kernel.drops and
+// go_metro.capture.ring_size from the JSON of `go-metro check --json`.
+func checkCounts(out string) (seen, drops, ring int64, err error) {
 	var recs []struct {
 		Metrics []struct {
 			Metric string  `json:"metric"`
@@ -467,7 +468,7 @@ func checkCounts(out string) (seen, drops int64, err error) {
 		} `json:"metrics"`
 	}
 	if err := json.Unmarshal([]byte(out), &recs); err != nil {
-		return -1, -1, fmt.Errorf("go-metro check's output: %w", err)
+		return -1, -1, -1, fmt.Errorf("go-metro check's output: %w", err)
 	}
 	for _, rec := range recs {
 		for _, m := range rec.Metrics {
@@ -476,10 +477,12 @@ func checkCounts(out string) (seen, drops int64, err error) {
 				seen += int64(m.Value)
 			case "go_metro.kernel.drops":
 				drops += int64(m.Value)
+			case "go_metro.capture.ring_size":
+				ring += int64(m.Value)
 			}
 		}
 	}
-	return seen, drops, nil
+	return seen, drops, ring, nil
 }
 
 var tdRe = regexp.MustCompile(`(\d+) packets (captured|dropped by kernel)`)
@@ -520,8 +523,12 @@ func count(n int64) string {
 }
 
 func printRate(rate string, r *rateResult) {
-	fmt.Printf("  %-8s %-16s %8.0f frames/s  cpu %5d ms (%5.1f ns/frame)  machine %6d ms  seen %s of %d received (%d sent)  drops %s  rss idle %6d KiB  peak %6d KiB\n",
-		rate, r.label, r.pps, r.cpu.Milliseconds(), r.nsPerFrame(), r.machine.Milliseconds(), count(r.seen), r.rx, r.sent, count(r.drops), r.idleRSS, r.peakRSS)
+	ring := ""
+	if r.ring >= 0 {
+		ring = fmt.Sprintf("  ring %d MiB", r.ring>>20)
+	}
+	fmt.Printf("  %-8s %-16s %8.0f frames/s  cpu %5d ms (%5.1f ns/frame)  machine %6d ms  seen %s of %d received (%d sent)  drops %s  rss idle %6d KiB  peak %6d KiB%s\n",
+		rate, r.label, r.pps, r.cpu.Milliseconds(), r.nsPerFrame(), r.machine.Milliseconds(), count(r.seen), r.rx, r.sent, count(r.drops), r.idleRSS, r.peakRSS, ring)
 }
 
 func median(xs []float64) float64 {
