@@ -27,7 +27,6 @@ package source
 import (
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -60,12 +59,17 @@ type afpacket struct {
 	//
 	// The resize state: opening while a goroutine opens the new ring;
 	// then handing, the ring it opened (handing.r nil: none), taken over
-	// at the latest at handoverBy (monotonic). After the switch, frames of
-	// the new ring older than skipBefore were read from the old one and
-	// are skipped.
+	// at the latest at handoverBy (monotonic). After the switch, the
+	// frames of the new ring up to checkUntil stamped before bindStart or
+	// whose fingerprint seen keeps were read from the old one and are
+	// skipped (overlap_linux.go); when seen overflowed, those older than
+	// skipBefore too.
 	opening    chan openedRing
 	handing    openedRing
 	handoverBy time.Time
+	seen       *overlap
+	bindStart  int64
+	checkUntil int64
 	skipBefore int64
 	sizer      ringSizer
 	ifreq      *unix.Ifreq    // ifindexExists's scratch request
@@ -94,7 +98,7 @@ type afpacket struct {
 }
 
 func openAFPacket(opts Options) (_ Source, err error) {
-	s := &afpacket{snaplen: opts.Snaplen, ifname: opts.Interface, skipBefore: math.MinInt64}
+	s := &afpacket{snaplen: opts.Snaplen, ifname: opts.Interface}
 	if s.ifname == "" {
 		s.ifname = "any"
 	}

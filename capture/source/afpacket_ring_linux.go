@@ -62,6 +62,8 @@ type ring struct {
 	blockSize int
 	numBlocks int
 
+	bindStart int64 // when its bind began (ns, the kernel's timestamp clock)
+
 	block     int  // index of the current block
 	held      bool // the current block belongs to user space
 	remaining uint32
@@ -136,6 +138,7 @@ func (s *afpacket) openRing(size int, install func(*ring) error) (_ *ring, err e
 		}
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: s.ifindex}
+	r.bindStart = time.Now().UnixNano()
 	if err := unix.Bind(fd, sa); err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			return nil, fmt.Errorf("capture: interface %q: %w", s.ifname, ErrNoSuchInterface)
