@@ -158,17 +158,7 @@ func TestAccuracyMovingRTT(t *testing.T) {
 				}
 				atClose = append(atClose, checkComparisons(t, cmps)...)
 				over.replay(t, run, rec, c.Records())
-				if dir := os.Getenv("GOMETRO_LAB_DUMP"); dir != "" {
-					// For debugging: the run's capture, for go-metro replay.
-					capt := &synth.Capture{}
-					for _, f := range rec.frames {
-						capt.Frames = append(capt.Frames, synth.Frame{Data: f.data, TS: f.ts, WireLen: int32(f.wire)})
-					}
-					path := filepath.Join(dir, fmt.Sprintf("%s-run%d.pcap", sc.name, run))
-					if err := capt.WriteFile(path); err != nil {
-						t.Errorf("dump: %v", err)
-					}
-				}
+				dumpRun(t, rec, fmt.Sprintf("%s-run%d.pcap", sc.name, run))
 				if sc.cfg.Offloads {
 					// The scenario is void unless the capture saw what
 					// offloads make: frames larger than the MTU allows.
@@ -256,6 +246,23 @@ func startRecorder(t *testing.T, l *lab.Lab) func() *recorder {
 	}
 	t.Cleanup(func() { stop() })
 	return stop
+}
+
+// dumpRun writes a run's recorded frames to name in the directory
+// GOMETRO_LAB_DUMP names, if set: for debugging, with go-metro replay.
+func dumpRun(t *testing.T, rec *recorder, name string) {
+	t.Helper()
+	dir := os.Getenv("GOMETRO_LAB_DUMP")
+	if dir == "" {
+		return
+	}
+	capt := &synth.Capture{}
+	for _, f := range rec.frames {
+		capt.Frames = append(capt.Frames, synth.Frame{Data: f.data, TS: f.ts, WireLen: int32(f.wire)})
+	}
+	if err := capt.WriteFile(filepath.Join(dir, name)); err != nil {
+		t.Errorf("dump: %v", err)
+	}
 }
 
 // overTime compares, for every bulk transfer, each periodic TCP_INFO reading

@@ -34,6 +34,15 @@
 // drain, ACKs that arrive in compressed bursts). An entry whose span does
 // not fit (segNoSpan) falls back to timing its first frame only, and no
 // sample is ever credited to a segment whose send time is unknown.
+//
+// An interpolated send time can be later than the real one, and the sample
+// then shorter than the path allows. So every sample has two values: the
+// kernel-style one, which moves the smoothed RTT, and a ceiling timed from
+// the earliest frame the acknowledged byte can be in (the entry's first),
+// which the sample's own figures (last, minimum, maximum, the reservoir
+// readers build percentiles from) show: never below the truth, above it by
+// at most the entry's span. Times are kept rounded down for the same
+// reason. See sample.
 package flow
 
 import (
@@ -135,6 +144,10 @@ type Flow struct {
 	lastTSval      uint32 // newest TSval we sent (serial arithmetic)
 	lastEcho       uint32 // newest TSecr already used for a sample
 	state          uint16
+	// headShiftUS is how far the oldest entry's time has moved past its
+	// first frame's (see advanceTo): that frame's time, the earliest any
+	// frame of the entry can have been sent, is sentAt minus it.
+	headShiftUS uint32
 
 	segBase           int64 // ns; entries hold their time as µs after it
 	segHead, segCount uint8
@@ -251,8 +264,11 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 	}
 	if f.segCount == 0 {
 		f.segBase = ts
+		f.headShiftUS = 0
 	}
-	off := (ts - f.segBase + 500) / 1000
+	// Rounded down, as every time an entry keeps: a send time is never
+	// later than the capture's, so a sample is never shorter (see sample).
+	off := (ts - f.segBase) / 1000
 	if off < 0 || off > math.MaxUint32 {
 		// The capture clock stepped back, or this flow kept data
 		// unacknowledged for over an hour: the old entries' times can no
@@ -510,7 +526,7 @@ func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
 		// Nothing recorded can be timed against this ACK honestly.
 		f.sndNxt = ack
 		f.sndUna = ack
-		f.segCount, f.stride = 0, 1
+		f.segCount, f.stride, f.headShiftUS = 0, 1, 0
 		return
 	}
 	if seqGT(ack, f.sndUna) {
@@ -532,7 +548,7 @@ func (f *Flow) movesUna(ack uint32) bool {
 }
 
 func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
-	var first int64
+	var first, earliest int64
 	timed, karn, unknown, syn := false, false, false, false
 	if f.segCount > 0 && seqGT(f.seg(0).start, f.sndUna) {
 		// The earliest newly acknowledged bytes were never recorded.
@@ -553,11 +569,11 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 				unknown = true
 			} else {
 				first, timed, syn = f.sentAtSeq(s, f.sndUna), true, s.flags&segSYN != 0
+				earliest = f.sentAt(s) - int64(f.headShiftUS)*1000 // s is the oldest entry
 			}
 		}
 		if seqLEQ(s.end, ack) {
-			f.segHead = (f.segHead + 1) % maxOutstanding
-			f.segCount--
+			f.popHead()
 			continue
 		}
 		// Partially acknowledged: keep the rest. A single frame keeps its
@@ -565,7 +581,9 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		// of a multi-frame entry starts with the frame holding ack, at its
 		// interpolated time (or unknown if the entry cannot interpolate).
 		if s.frames > 1 {
+			at := s.atUS
 			s.advanceTo(ack)
+			f.headShiftUS += s.atUS - at
 		} else {
 			s.start = ack
 		}
@@ -576,7 +594,7 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 	case karn:
 		c.karnSkipped++
 	case timed:
-		f.sample(ts-first, ts, syn, c)
+		f.sample(ts-first, ts-earliest, ts, syn, c)
 	}
 }
 
@@ -593,7 +611,7 @@ func (f *Flow) sentAtSeq(s *segment, seq uint32) int64 {
 // sack times an ACK that newly SACKs data without advancing the cumulative
 // ACK, from the earliest newly SACKed segment that was never retransmitted.
 func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
-	var first int64
+	var first, earliest int64
 	timed, syn := false, false
 	n := int(min(p.NumSACK, packet.MaxSACKBlocks))
 	for k := uint8(0); k < f.segCount; k++ {
@@ -607,6 +625,10 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 				s.flags |= segSacked
 				if at := f.sentAt(s); s.flags&(segRetrans|segNoTime) == 0 && (!timed || at < first) {
 					first, timed, syn = at, true, s.flags&segSYN != 0
+					earliest = at
+					if k == 0 {
+						earliest -= int64(f.headShiftUS) * 1000
+					}
 				}
 				break
 			}
@@ -617,23 +639,38 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 		}
 	}
 	if timed {
-		f.sample(ts-first, ts, syn, c)
+		f.sample(ts-first, ts-earliest, ts, syn, c)
 	}
 }
 
 // dropAckedThrough forgets segments entirely at or below ack.
 func (f *Flow) dropAckedThrough(ack uint32) {
 	for f.segCount > 0 && seqLEQ(f.seg(0).end, ack) {
-		f.segHead = (f.segHead + 1) % maxOutstanding
-		f.segCount--
+		f.popHead()
 	}
 }
 
-func (f *Flow) sample(d, ts int64, handshake bool, c *sampleCounters) {
+// popHead forgets the oldest entry.
+func (f *Flow) popHead() {
+	f.segHead = (f.segHead + 1) % maxOutstanding
+	f.segCount--
+	f.headShiftUS = 0
+}
+
+// sample takes one sequence sample: d, the kernel's view of it (from the
+// frame holding the earliest newly acknowledged byte, its send time
+// interpolated inside a multi-frame entry), moves the smoothed RTT; ceil,
+// timed from the earliest frame that byte can be in (the entry's first, or
+// d itself where the send time is known), is what the sample's own
+// figures show (rtt.Estimator.AddBounded). An interpolated send time can
+// be late by up to the entry's span, and a sample taken from it early by as
+// much: below the path's floor, which readers take rtt.min for. ceil is
+// never below the truth, and above it by at most the entry's span.
+func (f *Flow) sample(d, ceil, ts int64, handshake bool, c *sampleCounters) {
 	if d <= 0 {
 		return
 	}
-	f.seq.Add(d, ts)
+	f.seq.AddBounded(d, max(ceil, d), ts)
 	c.samples++
 	if !handshake {
 		f.dataSamples++

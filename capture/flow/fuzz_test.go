@@ -108,7 +108,10 @@ func FuzzTable(f *testing.F) {
 					if e.n == 0 {
 						continue
 					}
-					if e.min <= 0 || e.min > e.last || e.last > e.max || e.srtt < e.min || e.srtt > e.max || e.rttvar < 0 {
+					// The smoothed RTT follows the samples' estimates, the
+					// figures their ceilings (rtt.Estimator.AddBounded): an
+					// estimate is at most its ceiling.
+					if e.min <= 0 || e.min > e.last || e.last > e.max || e.srtt <= 0 || e.srtt > e.max || e.rttvar < 0 {
 						t.Fatalf("inconsistent estimator %+v", *e)
 					}
 				}

@@ -145,7 +145,8 @@ type reservoir struct {
 // splitmix64 hash of ts and the count: no generator state per flow, and
 // deterministic in tests.
 func (r *reservoir) add(d, ts int64) {
-	v := uint32(min(max(d/1000, 1), math.MaxUint32))
+	// Rounded up to the µs: a sample kept is never below the one taken.
+	v := uint32(min(max((d+999)/1000, 1), math.MaxUint32))
 	if r.n < ReservoirSize {
 		r.vals[r.n] = v
 	} else {
