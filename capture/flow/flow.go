@@ -125,6 +125,7 @@ const (
 	sawPlainOut                    // we sent a segment that is neither SYN nor RST
 	sawPlainIn                     // the peer did
 	inUse                          // the slot holds a live flow
+	tsNotMS                        // our TSvals do not tick once a millisecond (see noteTick)
 )
 
 // Flow is the state of one TCP connection. It has no pointers, so a table of
@@ -156,7 +157,10 @@ type Flow struct {
 	segs              [maxOutstanding]segment
 
 	tsHead, tsCount uint8
-	tsvals          [maxTSvals]tsEntry
+	// tsTickUS is the capture time (µs, modulo 2^32) by which the tick of
+	// lastTSval had begun, at the latest (see noteTick).
+	tsTickUS uint32
+	tsvals   [maxTSvals]tsEntry
 
 	h health // capture duplicates and connection health (health.go)
 }
@@ -529,15 +533,33 @@ func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
 		f.segCount, f.stride, f.headShiftUS = 0, 1, 0
 		return
 	}
+	// SACK blocks are tagged first, as the kernel tags them
+	// (tcp_sacktag_write_queue) before it cleans the retransmission queue:
+	// a segment SACKed by a cumulative ACK is not timed again by a later
+	// one, nor by a later SACK.
+	var sk sackTiming
+	if p.NumSACK > 0 {
+		sk = f.tagSACK(p)
+	}
 	if seqGT(ack, f.sndUna) {
-		f.cumulative(ack, ts, c)
+		fallback := f.cumulative(ack, ts, c)
 		f.sndUna = ack
+		// tcp_ack_update_rtt: without a sequence sample, the SACK
+		// sample of the same ACK; without one either, the echoed TSval.
+		switch {
+		case !fallback:
+		case sk.timed:
+			f.sample(ts-sk.first, ts-sk.earliest, ts, sk.syn, c)
+		case p.HasTimestamps && p.TSecr != 0:
+			f.sampleTSecr(p.TSecr, ts, c)
+		}
 		return
 	}
 	// No cumulative progress: a duplicate ACK, window update, or an ACK
-	// carrying SACK blocks for data past a hole.
-	if p.NumSACK > 0 {
-		f.sack(p, ts, c)
+	// carrying SACK blocks for data past a hole, timed from the earliest
+	// newly SACKed segment that was never retransmitted.
+	if sk.timed {
+		f.sample(ts-sk.first, ts-sk.earliest, ts, sk.syn, c)
 	}
 }
 
@@ -547,9 +569,16 @@ func (f *Flow) movesUna(ack uint32) bool {
 	return f.state&haveUna != 0 && seqGT(ack, f.sndUna) && (f.state&haveNxt == 0 || !seqGT(ack, f.sndNxt))
 }
 
-func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
+// cumulative applies an ACK that moves snd.una to ack: it forgets what ack
+// covers and takes the sequence sample, if the kernel's rule allows one
+// (tcp_clean_rtx_queue). It reports an ACK of data that the kernel times
+// otherwise (fallback): Karn's rule forbade the sample, or every newly
+// acknowledged segment had been SACKed already. Not an ACK whose earliest
+// newly acknowledged bytes the capture cannot time: the kernel took a
+// sequence sample there, which no other rule reproduces.
+func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) (fallback bool) {
 	var first, earliest int64
-	timed, karn, unknown, syn := false, false, false, false
+	timed, karn, unknown, syn, data := false, false, false, false, false
 	if f.segCount > 0 && seqGT(f.seg(0).start, f.sndUna) {
 		// The earliest newly acknowledged bytes were never recorded.
 		unknown = true
@@ -559,6 +588,7 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		if !seqLT(s.start, ack) {
 			break
 		}
+		data = data || s.flags&segSYN == 0
 		if s.flags&segRetrans != 0 {
 			karn = true
 		} else if s.flags&segSacked == 0 && !timed && !unknown {
@@ -596,6 +626,7 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 	case timed:
 		f.sample(ts-first, ts-earliest, ts, syn, c)
 	}
+	return data && (karn || !timed && !unknown)
 }
 
 // sentAtSeq is the capture time (ns) of the frame of entry s that holds
@@ -608,11 +639,17 @@ func (f *Flow) sentAtSeq(s *segment, seq uint32) int64 {
 	return f.segBase + at*1000
 }
 
-// sack times an ACK that newly SACKs data without advancing the cumulative
-// ACK, from the earliest newly SACKed segment that was never retransmitted.
-func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
-	var first, earliest int64
-	timed, syn := false, false
+// sackTiming is what an ACK's SACK blocks can time: the send time of the
+// earliest newly SACKed segment that was never retransmitted (first), and
+// the earliest its frames can have been sent (earliest; see sample).
+type sackTiming struct {
+	first, earliest int64
+	timed, syn      bool
+}
+
+// tagSACK marks the segments p's SACK blocks newly cover as SACKed and
+// returns their timing, as the kernel's tcp_sacktag_one keeps first_sackt.
+func (f *Flow) tagSACK(p *packet.Packet) (t sackTiming) {
 	n := int(min(p.NumSACK, packet.MaxSACKBlocks))
 	for k := uint8(0); k < f.segCount; k++ {
 		s := f.seg(k)
@@ -623,11 +660,11 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 			blk := p.SACK[b]
 			if seqLEQ(blk.Left, s.start) && seqLEQ(s.end, blk.Right) {
 				s.flags |= segSacked
-				if at := f.sentAt(s); s.flags&(segRetrans|segNoTime) == 0 && (!timed || at < first) {
-					first, timed, syn = at, true, s.flags&segSYN != 0
-					earliest = at
+				if at := f.sentAt(s); s.flags&(segRetrans|segNoTime) == 0 && (!t.timed || at < t.first) {
+					t.first, t.timed, t.syn = at, true, s.flags&segSYN != 0
+					t.earliest = at
 					if k == 0 {
-						earliest -= int64(f.headShiftUS) * 1000
+						t.earliest -= int64(f.headShiftUS) * 1000
 					}
 				}
 				break
@@ -638,9 +675,7 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 			}
 		}
 	}
-	if timed {
-		f.sample(ts-first, ts-earliest, ts, syn, c)
-	}
+	return t
 }
 
 // dropAckedThrough forgets segments entirely at or below ack.
@@ -665,12 +700,14 @@ func (f *Flow) popHead() {
 // figures show (rtt.Estimator.AddBounded). An interpolated send time can
 // be late by up to the entry's span, and a sample taken from it early by as
 // much: below the path's floor, which readers take rtt.min for. ceil is
-// never below the truth, and above it by at most the entry's span.
+// never below the truth, and above it by at most the entry's span. (A
+// sample timed from an echoed TSval, sampleTSecr, is the kernel's whole
+// ticks, which can be above its ceiling.)
 func (f *Flow) sample(d, ceil, ts int64, handshake bool, c *sampleCounters) {
 	if d <= 0 {
 		return
 	}
-	f.seq.AddBounded(d, max(ceil, d), ts)
+	f.seq.AddBounded(d, ceil, ts)
 	c.samples++
 	if !handshake {
 		f.dataSamples++
@@ -678,9 +715,18 @@ func (f *Flow) sample(d, ceil, ts int64, handshake bool, c *sampleCounters) {
 }
 
 // rememberTSval records the first sighting of a TSval we sent.
+// A TSval seen before makes no new entry: it would underestimate the RTT.
+// (The check is apart from newTSval so that it inlines.)
 func (f *Flow) rememberTSval(tsval uint32, ts int64) {
-	if f.state&haveTSval != 0 && !seqGT(tsval, f.lastTSval) {
-		return // seen before: a new entry would underestimate the RTT
+	if f.state&haveTSval == 0 || int32(tsval-f.lastTSval) > 0 {
+		f.newTSval(tsval, ts)
+	}
+}
+
+// newTSval records a TSval we sent, seen for the first time at ts.
+func (f *Flow) newTSval(tsval uint32, ts int64) {
+	if f.state&tsNotMS == 0 {
+		f.noteTick(tsval, ts)
 	}
 	f.state |= haveTSval
 	f.lastTSval = tsval
@@ -691,6 +737,65 @@ func (f *Flow) rememberTSval(tsval uint32, ts int64) {
 	}
 	f.tsvals[(f.tsHead+f.tsCount)%maxTSvals] = tsEntry{tsval: tsval, at: ts}
 	f.tsCount++
+}
+
+// The TSval clock. Linux stamps TSval with a millisecond clock (TCP_TS_HZ,
+// tcp_time_stamp_ts), and when an ACK leaves it no sequence or SACK sample
+// it times the ACK from the TSval it echoes: (now - TSecr) ticks, 1 at
+// least (tcp_ack_update_rtt, tcp_rtt_tsopt_us). To do the same, the flow
+// maps capture time to our clock's ticks: the first sighting of each new
+// TSval X at capture time t shows that tick X had begun by t, so tick X
+// began by the earliest of t and the previous tick's bound plus the ticks
+// between them (msTick, with tickDrift for a sending host's clock that
+// runs a little fast against the capture's). That bound is tight once a
+// frame leaves right after a tick begins, as a sending flow's do, and it
+// is never later than any frame carrying X (the ceiling of sampleTSecr).
+//
+// A clock that does not tick once a millisecond (Linux's tcp_usec_ts, a
+// stack with a coarser clock) shows as a tick that begins more than a
+// tick after it was seen, or a bound that falls further and further behind
+// the sightings: the flow then takes no such sample (tsNotMS).
+const (
+	msTick    = int64(1000)   // µs per tick
+	tickDrift = 8192          // ticks per µs of allowed clock drift (122 ppm)
+	tickLag   = 1000 * msTick // the most a frame can wait between its TSval and the capture (µs)
+)
+
+// noteTick updates the tick bound with a new TSval, seen first at ts.
+func (f *Flow) noteTick(tsval uint32, ts int64) {
+	now := ts / 1000
+	if f.state&haveTSval == 0 {
+		f.tsTickUS = uint32(now)
+		return
+	}
+	ticks := int64(tsval - f.lastTSval) // > 0: a new TSval
+	began := now - int64(uint32(now)-f.tsTickUS) + ticks*msTick + ticks*msTick/tickDrift
+	switch {
+	case began > now+msTick || now-min(began, now) > tickLag:
+		f.state |= tsNotMS
+	case began > now:
+		began = now
+	}
+	f.tsTickUS = uint32(began)
+}
+
+// sampleTSecr times an ACK of our data from the TSval it echoes, as the
+// kernel does when neither the sequence nor the SACK rule gives a sample
+// (see noteTick): what moves the smoothed RTT is the kernel's whole
+// ticks; the sample's own figures are timed from the earliest the echoed
+// TSval's tick can have begun, never later than the frame the peer echoed
+// it from, so never below that frame's RTT. A TSecr newer than any TSval
+// we sent is the kernel's negative delta: no sample.
+func (f *Flow) sampleTSecr(tsecr uint32, ts int64, c *sampleCounters) {
+	if f.state&(haveTSval|tsNotMS) != haveTSval || seqGT(tsecr, f.lastTSval) {
+		return
+	}
+	now := ts / 1000
+	since := int64(uint32(now) - f.tsTickUS) // µs since lastTSval's tick began
+	back := int64(f.lastTSval - tsecr)       // ticks from the echoed TSval to lastTSval
+	ticks := max(back+since/msTick, 1)
+	ceil := since + back*msTick + back*msTick/tickDrift
+	f.sample(ticks*msTick*1000, ceil*1000+ts%1000, ts, false, c)
 }
 
 // matchEcho times the first echo of one of our TSvals.

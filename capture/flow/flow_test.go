@@ -37,6 +37,9 @@ type ev struct {
 	// sample. What moves the smoothed RTT may be up to slack either side
 	// of wantSample (an interpolated send time); 0: exactly wantSample.
 	wantReported, reportedUpTo, slack float64
+	// wantEcho, if set, is an echo sample (ms) this packet adds besides
+	// the sequence sample wantSample: two samples, each checked.
+	wantEcho float64
 }
 
 const (
@@ -91,7 +94,7 @@ func play(t *testing.T, evs []ev) *Table {
 		if fl := firstFlow(tb); fl != nil {
 			seqBefore = fl.seq
 		}
-		var last, input int64
+		var last, input, echo int64
 		p := e.packet()
 		tb.Process(&p, base+ms(e.atMS))
 		after := tb.Counters().Samples
@@ -100,7 +103,16 @@ func play(t *testing.T, evs []ev) *Table {
 				last, input = fl.seq.Last, srttInput(seqBefore, fl.seq)
 			}
 			if fl.echo.LastAt == base+ms(e.atMS) {
-				last, input = fl.echo.Last, fl.echo.Last
+				echo = fl.echo.Last
+				if e.wantEcho == 0 {
+					last, input = echo, echo
+				}
+			}
+		}
+		if e.wantEcho != 0 {
+			e.wantN = 2
+			if echo != ms(e.wantEcho) {
+				t.Fatalf("event %d: echo sample %.6f ms, want %.6f ms", i, float64(echo)/1e6, e.wantEcho)
 			}
 		}
 		want, slack := ms(e.wantSample), max(ms(e.slack), 7)
