@@ -126,6 +126,9 @@ const (
 	sawPlainIn                     // the peer did
 	inUse                          // the slot holds a live flow
 	tsNotMS                        // our TSvals do not tick once a millisecond (see noteTick)
+	sawOut                         // a segment of ours came through Table.apply (tunnelled ones all do)
+	sawIn                          // one of the peer's did
+	havePeerNxt                    // peerNxt is valid
 )
 
 // Flow is the state of one TCP connection. It has no pointers, so a table of
@@ -145,6 +148,9 @@ type Flow struct {
 	lastTSval      uint32 // newest TSval we sent (serial arithmetic)
 	lastEcho       uint32 // newest TSecr already used for a sample
 	state          uint16
+	// tsHead and tsCount index tsvals; here, where they fill what would be
+	// padding.
+	tsHead, tsCount uint8
 	// headShiftUS is how far the oldest entry's time has moved past its
 	// first frame's (see advanceTo): that frame's time, the earliest any
 	// frame of the entry can have been sent, is sentAt minus it.
@@ -156,11 +162,13 @@ type Flow struct {
 	tailFrames        uint16 // frames in the newest entry
 	segs              [maxOutstanding]segment
 
-	tsHead, tsCount uint8
 	// tsTickUS is the capture time (µs, modulo 2^32) by which the tick of
 	// lastTSval had begun, at the latest (see noteTick).
 	tsTickUS uint32
-	tsvals   [maxTSvals]tsEntry
+	// peerNxt is the end of the peer's furthest segment, kept while a
+	// tunnelled flow has seen none of ours (see answers).
+	peerNxt uint32
+	tsvals  [maxTSvals]tsEntry
 
 	h health // capture duplicates and connection health (health.go)
 }
@@ -170,6 +178,33 @@ type Flow struct {
 // place that knows how the ring is indexed. The uint8 sum wraps at 256, a
 // multiple of maxOutstanding, so the index stays in step.
 func (f *Flow) seg(k uint8) *segment { return &f.segs[(f.segHead+k)%maxOutstanding] }
+
+// answers reports whether segment p (ours if outgoing) belongs to this
+// flow, which has seen only the other direction, by what p says of it: the
+// peer's segment acknowledges sequence space we sent and that is not
+// acknowledged yet, or echoes our newest TSval; our segment acknowledges
+// exactly the end of the peer's furthest segment, or starts exactly where
+// the peer's ACKs left us. Table.join uses it to join the two directions of
+// a connection whose tunnel has an identifier per direction (TunnelKey).
+func (f *Flow) answers(p *packet.Packet, outgoing bool) bool {
+	if outgoing {
+		return f.state&(sawOut|sawIn) == sawIn &&
+			(p.ACK() && f.state&havePeerNxt != 0 && p.Ack == f.peerNxt ||
+				f.state&haveUna != 0 && p.Seq == f.sndUna)
+	}
+	return f.state&(sawOut|sawIn) == sawOut && p.ACK() &&
+		(f.state&haveNxt != 0 && seqLT(f.sndUna, p.Ack) && seqLEQ(p.Ack, f.sndNxt) ||
+			p.HasTimestamps && f.state&haveTSval != 0 && p.TSecr == f.lastTSval)
+}
+
+// notePeer keeps the end of the peer's furthest segment (answers).
+func (f *Flow) notePeer(p *packet.Packet) {
+	end := p.Seq + p.SeqLen()
+	if f.state&havePeerNxt == 0 || seqGT(end, f.peerNxt) {
+		f.state |= havePeerNxt
+		f.peerNxt = end
+	}
+}
 
 // Serial-number arithmetic (RFC 1982) for 32-bit sequence numbers and TSvals.
 func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }

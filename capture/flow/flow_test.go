@@ -40,6 +40,7 @@ type ev struct {
 	// wantEcho, if set, is an echo sample (ms) this packet adds besides
 	// the sequence sample wantSample: two samples, each checked.
 	wantEcho float64
+	tunnel   *packet.Tunnel // the tunnel the segment came in, if any
 }
 
 const (
@@ -53,6 +54,9 @@ const (
 
 func (e ev) packet() packet.Packet {
 	p := packet.Packet{Flags: e.flags, Seq: e.seq, Ack: e.ack, PayloadLen: e.n, Window: 1000}
+	if e.tunnel != nil {
+		p.Tunnel = *e.tunnel
+	}
 	src, dst := localIP, remoteIP
 	sp, dp := uint16(40000), uint16(443)
 	if !e.out {
@@ -88,17 +92,23 @@ func play(t *testing.T, evs []ev) *Table {
 	locals := localSet{netip.AddrFrom4(localIP.As4()).As16(): true}
 	tb := NewTable(TableConfig{MaxFlows: 16, IdleTTL: ms(1e6), ExpTTL: ms(1e6)}, locals, nil)
 	base := int64(1_700_000_000) * 1e9
+	var seqBefore [16]rtt.Estimator
 	for i, e := range evs {
 		before := tb.Counters().Samples
-		var seqBefore rtt.Estimator
-		if fl := firstFlow(tb); fl != nil {
-			seqBefore = fl.seq
+		for k := int32(0); k < tb.used; k++ {
+			seqBefore[k] = tb.flows[k].seq
 		}
 		var last, input, echo int64
 		p := e.packet()
 		tb.Process(&p, base+ms(e.atMS))
 		after := tb.Counters().Samples
-		if fl := firstFlow(tb); fl != nil {
+		if tb.lastIdx >= 0 {
+			// The flow the packet went to (the last one found).
+			fl := &tb.flows[tb.lastIdx]
+			if int(tb.lastIdx) >= int(tb.used) || fl.firstSeen == base+ms(e.atMS) {
+				seqBefore[tb.lastIdx] = rtt.Estimator{}
+			}
+			seqBefore := seqBefore[tb.lastIdx]
 			if fl.seq.LastAt == base+ms(e.atMS) {
 				last, input = fl.seq.Last, srttInput(seqBefore, fl.seq)
 			}

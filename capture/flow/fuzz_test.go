@@ -123,7 +123,7 @@ func FuzzTable(f *testing.F) {
 		for i := int32(0); i < tb.used; i++ {
 			if fl := &tb.flows[i]; fl.state&inUse != 0 {
 				k := fl.key
-				if got := tb.lookup(&k, ts); got != fl {
+				if got := tb.lookup(&k, &packet.Packet{}, ts, true); got != fl {
 					t.Fatalf("flow %d unreachable through the index", i)
 				}
 			}

@@ -53,7 +53,7 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 		return
 	}
 	// The key is built in place, its tunnel part only for tunnelled
-	// packets (and cleared once after one): building a 76-byte key afresh
+	// packets (and cleared once after one): building an 80-byte key afresh
 	// for each packet was a sixth of the per-packet time.
 	k := &t.key
 	if p.Tunnel.Encaps != 0 {
@@ -74,11 +74,19 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 // apply hands p to the flow keyed k, as ours (outgoing) or the peer's;
 // oneSided says k's Remote is not local.
 func (t *Table) apply(p *packet.Packet, ts int64, k *Key, outgoing, oneSided bool) {
-	f := t.lookup(k, ts)
+	f := t.lookup(k, p, ts, outgoing)
 	if f == nil {
 		return
 	}
 	t.lastOneSided = oneSided // lookup made f the last flow
+	if outgoing {
+		f.state |= sawOut
+	} else {
+		f.state |= sawIn
+		if k.Tunnel.IDOf != 0 && f.state&sawOut == 0 {
+			f.notePeer(p) // while the flow may still join (Table.join)
+		}
+	}
 	t.applyTo(f, p, ts, outgoing)
 }
 
