@@ -25,21 +25,30 @@ const lossRuns = 5
 func TestAccuracyLoss(t *testing.T) {
 	ms := time.Millisecond
 	type scenario struct {
-		cc   string
-		loss float64
+		cc       string
+		loss     float64
+		offloads bool
 	}
 	var scenarios []scenario
 	for _, cc := range []string{"cubic", "bbr"} {
 		for _, loss := range []float64{0.01, 0.02} {
-			scenarios = append(scenarios, scenario{cc, loss})
+			scenarios = append(scenarios, scenario{cc, loss, false})
 		}
 	}
+	// TSO, GSO and GRO on (lab.Config.Offloads): A sends super-frames,
+	// the delay line loses one whole (every segment in it), and the kernel
+	// retransmits and counts segments (tcpi_total_retrans counts
+	// tcp_skb_pcount), which go-metro must count alike.
+	scenarios = append(scenarios, scenario{"cubic", 0.01, true})
 	for _, sc := range scenarios {
 		loss := sc.loss
 		name := fmt.Sprintf("%s-rtt50-loss%g", sc.cc, 100*loss)
+		if sc.offloads {
+			name = "offloads-" + name
+		}
 		t.Run(name, func(t *testing.T) {
 			dir := delayline.Dir{Delay: 25 * ms, Loss: loss}
-			l := lab.New(t, lab.Config{Congestion: sc.cc, Line: delayline.Config{AtoB: dir, BtoA: dir}})
+			l := lab.New(t, lab.Config{Congestion: sc.cc, Offloads: sc.offloads, Line: delayline.Config{AtoB: dir, BtoA: dir}})
 			srv4, srv6 := serveBoth(t, l)
 			var errs []float64
 			var over overTime

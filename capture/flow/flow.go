@@ -129,6 +129,7 @@ const (
 	sawOut                         // a segment of ours came through Table.apply (tunnelled ones all do)
 	sawIn                          // one of the peer's did
 	havePeerNxt                    // peerNxt is valid
+	mssInferred                    // mssOut is inferred from our segments, not a SYN's option
 )
 
 // Flow is the state of one TCP connection. It has no pointers, so a table of
@@ -138,7 +139,10 @@ type Flow struct {
 	firstSeen int64
 	lastSeen  int64
 	packets   uint64
-	retrans   uint64
+	retrans   uint32 // segments, as the kernel counts them (countRetransmitted); saturates
+	// mssOut and mssIn are the MSS options of our SYN and the peer's, 0
+	// if unseen; without either, mssOut is inferred (mssInferred).
+	mssOut, mssIn uint16
 
 	seq         rtt.Estimator // sequence (kernel-style) samples
 	echo        rtt.Estimator // TSval/TSecr echo samples
@@ -249,7 +253,7 @@ func (f *Flow) summary() Summary {
 		FirstSeen:   f.firstSeen,
 		LastSeen:    f.lastSeen,
 		Packets:     f.packets,
-		Retransmits: f.retrans,
+		Retransmits: uint64(f.retrans),
 		Closed:      f.state&closed != 0,
 		Tunnel:      f.key.Tunnel,
 		Health:      f.h.summary(),
@@ -271,6 +275,57 @@ func (f *Flow) noteFlags(p *packet.Packet, plain uint16) (reset bool) {
 		f.state |= plain
 	}
 	return false
+}
+
+// countRetransmitted counts a retransmission of n bytes of sequence space
+// as the kernel counts tcpi_total_retrans: in segments (tcp_skb_pcount),
+// so that a TSO super-frame sent again counts each MSS it holds
+// (DIV_ROUND_UP(len, mss_now), tcp_set_skb_tso_segs). The kernel's mss_now
+// is the smaller of the two SYNs' MSS options less the options every
+// segment carries (12 bytes of timestamps); without the handshake, the
+// smallest full frame we sent (inferMSS). Unknown, a frame is a segment.
+func (f *Flow) countRetransmitted(n uint32, timestamps bool, c *sampleCounters) {
+	segs := uint32(1)
+	if mss := uint32(f.sendMSS(timestamps)); mss > 0 && n > mss {
+		segs = (n + mss - 1) / mss
+	}
+	f.retrans = uint32(min(uint64(f.retrans)+uint64(segs), math.MaxUint32))
+	c.retransmits += uint64(segs)
+}
+
+// sendMSS is the payload of a full segment of ours (see
+// countRetransmitted), 0 if unknown.
+func (f *Flow) sendMSS(timestamps bool) uint16 {
+	if f.state&mssInferred != 0 {
+		return f.mssOut
+	}
+	mss := f.mssOut
+	if mss == 0 || f.mssIn != 0 && f.mssIn < mss {
+		mss = f.mssIn
+	}
+	if timestamps && mss > tsOptionBytes {
+		mss -= tsOptionBytes
+	}
+	return mss
+}
+
+// tsOptionBytes is what the timestamps option takes of every segment's
+// MSS (10 bytes, padded to 12: TCPOLEN_TSTAMP_ALIGNED).
+const tsOptionBytes = 12
+
+// inferMSS takes new data frame p as a hint of our MSS when neither SYN's
+// option was seen: a frame without PSH is not the end of a write, so it
+// holds whole segments, and the smallest such frame is one segment (a
+// TSO super-frame holds several; single segments come whenever the window
+// allows one, as in every recovery and in slow start).
+func (f *Flow) inferMSS(p *packet.Packet) {
+	if p.Flags&(packet.FlagPSH|packet.FlagSYN|packet.FlagFIN) != 0 || p.PayloadLen == 0 || p.PayloadLen > math.MaxUint16 {
+		return
+	}
+	if f.state&mssInferred == 0 || uint16(p.PayloadLen) < f.mssOut {
+		f.state |= mssInferred
+		f.mssOut = uint16(p.PayloadLen)
+	}
 }
 
 // isProbe reports keepalives and zero-window probes: at most one byte at

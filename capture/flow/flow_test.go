@@ -41,6 +41,10 @@ type ev struct {
 	// the sequence sample wantSample: two samples, each checked.
 	wantEcho float64
 	tunnel   *packet.Tunnel // the tunnel the segment came in, if any
+	mss      uint16         // the MSS option's value, if any
+	// wantRetrans is how many retransmitted segments the packet counts,
+	// checked by playRetrans (not by play).
+	wantRetrans uint64
 }
 
 const (
@@ -57,6 +61,7 @@ func (e ev) packet() packet.Packet {
 	if e.tunnel != nil {
 		p.Tunnel = *e.tunnel
 	}
+	p.MSS = e.mss
 	src, dst := localIP, remoteIP
 	sp, dp := uint16(40000), uint16(443)
 	if !e.out {

@@ -71,6 +71,10 @@ type Packet struct {
 	// derived from the wire length instead.
 	PayloadLen uint32
 
+	// MSS is the maximum segment size option's value (SYN segments carry
+	// it), 0 when absent.
+	MSS uint16
+
 	// HasTimestamps is true when the TCP timestamps option was present.
 	HasTimestamps bool
 	TSval, TSecr  uint32
