@@ -28,12 +28,13 @@ type hp struct {
 	atMS         float64
 	wantSample   float64
 	wantReported float64 // the sample's own figures (see ev); 0: wantSample
+	iface        uint32  // the interface the frame was captured on (packet.Packet.IfIndex); 0 unknown
 	wantDup      bool
 	wantRetrans  bool
 }
 
 func (e hp) packet(v6 bool) packet.Packet {
-	p := packet.Packet{Flags: e.flags, Seq: e.seq, Ack: e.ack, PayloadLen: e.n, Window: e.win}
+	p := packet.Packet{Flags: e.flags, Seq: e.seq, Ack: e.ack, PayloadLen: e.n, Window: e.win, IfIndex: e.iface}
 	if p.Window == 0 && !e.zeroWin {
 		p.Window = 1000
 	}

@@ -87,6 +87,11 @@ type Packet struct {
 	// it was not tunnelled. Src, Dst and the ports above are always the
 	// inner (tenant's) ones.
 	Tunnel Tunnel
+
+	// IfIndex identifies the interface the frame was captured on, 0 if
+	// unknown (source.Source.Interface). Decode does not set it: the
+	// capture engine does, for every frame.
+	IfIndex uint32
 }
 
 // SYN, ACK, FIN, RST report the corresponding flag.
