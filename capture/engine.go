@@ -431,6 +431,7 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 	for {
 		data, ts, wireLen, err := src.Next()
 		if err == nil {
+			pkt.IfIndex = uint32(src.Interface())
 			e.handle(&pkt, src.LinkType(), data, ts, wireLen)
 			// Housekeeping every housekeepEvery packets, or sooner when
 			// capture time moved on (a slow trickle of packets that never

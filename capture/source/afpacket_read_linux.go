@@ -26,6 +26,7 @@ func (s *afpacket) Next() ([]byte, int64, int, error) {
 			end := start + int(h.Snaplen)
 			ts := int64(h.Sec)*1e9 + int64(h.Nsec)
 			wire := int(h.Len)
+			ifindex := *(*int32)(unsafe.Pointer(&r.mem[r.off+sllIfindexOff]))
 			skip := r.mem[r.off+sllPkttypeOff] == packetOutgoing &&
 				*(*uint16)(unsafe.Pointer(&r.mem[r.off+sllHatypeOff])) == arphrdLoopback
 			r.remaining--
@@ -46,6 +47,7 @@ func (s *afpacket) Next() ([]byte, int64, int, error) {
 				}
 				s.skipBefore = math.MinInt64 // a clock stepped back later must not hide frames
 			}
+			s.frameIf = ifindex
 			return r.mem[start:end:end], ts, wire, nil
 		}
 		if r.held {
