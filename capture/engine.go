@@ -164,8 +164,8 @@ const (
 	DefaultSnaplen = source.DefaultSnaplen
 	// DefaultMaxFlows is what a busy proxy or load balancer holds open
 	// at once, a quarter of a million connections, within
-	// flow.ReservedBytes(DefaultMaxFlows), 160 MiB, of which only what
-	// the tracked flows use is resident: 464 bytes each with a handshake
+	// flow.ReservedBytes(DefaultMaxFlows), 164 MiB, of which only what
+	// the tracked flows use is resident: 480 bytes each with a handshake
 	// or a request/response exchange, more for a large flight or a busy
 	// connection (capture/flow/rings.go). Each snapshot copies the
 	// tracked flows too (flow.Summary, about 330 bytes each).
@@ -563,6 +563,7 @@ func (w *worker) loop(ctx context.Context) error {
 	for {
 		data, ts, wireLen, err := src.Next()
 		if err == nil {
+			pkt.IfIndex = uint32(src.Interface())
 			w.handle(&pkt, src.LinkType(), data, ts, wireLen)
 			// Housekeeping every housekeepEvery packets, or sooner when
 			// capture time moved on (a slow trickle of packets that never

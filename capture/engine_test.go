@@ -87,20 +87,29 @@ func TestReplayAgainstSimulatedTruth(t *testing.T) {
 				tr.Local, tr.Remote, tr.Kind, time.Duration(got.RTT.Min), tr.PathRTT)
 		}
 		want := tr.SeqRTT.SRTT
+		if tr.Kind == synth.ReqResp {
+			want = tr.KernelRTT.SRTT
+		}
 		if want == 0 || tr.Kind == synth.BulkRecv {
 			continue
 		}
 		rel := float64(time.Duration(got.RTT.SRTT)-want) / float64(want)
-		t.Logf("%-9v %v: srtt %v truth %v (%+.2f%%) samples %d/%d retrans %d",
+		t.Logf("%-9v %v: srtt %v truth %v (%+.2f%%) samples %d/%d (kernel %d) retrans %d",
 			tr.Kind, tr.Remote, time.Duration(got.RTT.SRTT).Round(time.Microsecond),
-			want.Round(time.Microsecond), 100*rel, got.RTT.Samples, tr.SeqRTT.N, tr.Retransmits)
+			want.Round(time.Microsecond), 100*rel, got.RTT.Samples, tr.SeqRTT.N, tr.KernelRTT.N, tr.Retransmits)
 		switch tr.Kind {
 		case synth.ReqResp:
 			// Requests here are single segments: the earliest and the
-			// last newly acked segment are the same one, so both
-			// definitions must agree exactly.
+			// last newly acked segment are the same one, and the kernel's
+			// rule (KernelRTT: with its timestamp fallback for ACKs of
+			// retransmitted data) must be followed exactly.
 			worst = max(worst, math.Abs(rel))
-			if math.Abs(rel) > 0.001 {
+			// A sample timed from an echoed TSval is in whole ticks of the
+			// sender's 1 ms clock, whose phase the capture only bounds
+			// (from the first sighting of each TSval): it can be a tick
+			// short, which moves the srtt by 1/8 of it at most.
+			fallbacks := float64(tr.KernelRTT.N - tr.SeqRTT.N)
+			if math.Abs(float64(time.Duration(got.RTT.SRTT)-want)) > 0.001*float64(want)+fallbacks*float64(time.Millisecond/8) {
 				t.Errorf("%v -> %v: srtt %v, truth %v", tr.Local, tr.Remote, time.Duration(got.RTT.SRTT), want)
 			}
 		case synth.BulkSend:

@@ -158,17 +158,7 @@ func TestAccuracyMovingRTT(t *testing.T) {
 				}
 				atClose = append(atClose, checkComparisons(t, cmps)...)
 				over.replay(t, run, rec, c.Records())
-				if dir := os.Getenv("GOMETRO_LAB_DUMP"); dir != "" {
-					// For debugging: the run's capture, for go-metro replay.
-					capt := &synth.Capture{}
-					for _, f := range rec.frames {
-						capt.Frames = append(capt.Frames, synth.Frame{Data: f.data, TS: f.ts, WireLen: int32(f.wire)})
-					}
-					path := filepath.Join(dir, fmt.Sprintf("%s-run%d.pcap", sc.name, run))
-					if err := capt.WriteFile(path); err != nil {
-						t.Errorf("dump: %v", err)
-					}
-				}
+				dumpRun(t, rec, fmt.Sprintf("%s-run%d.pcap", sc.name, run))
 				if sc.cfg.Offloads {
 					// The scenario is void unless the capture saw what
 					// offloads make: frames larger than the MTU allows.
@@ -258,6 +248,23 @@ func startRecorder(t *testing.T, l *lab.Lab) func() *recorder {
 	return stop
 }
 
+// dumpRun writes a run's recorded frames to name in the directory
+// GOMETRO_LAB_DUMP names, if set: for debugging, with go-metro replay.
+func dumpRun(t *testing.T, rec *recorder, name string) {
+	t.Helper()
+	dir := os.Getenv("GOMETRO_LAB_DUMP")
+	if dir == "" {
+		return
+	}
+	capt := &synth.Capture{}
+	for _, f := range rec.frames {
+		capt.Frames = append(capt.Frames, synth.Frame{Data: f.data, TS: f.ts, WireLen: int32(f.wire)})
+	}
+	if err := capt.WriteFile(filepath.Join(dir, name)); err != nil {
+		t.Errorf("dump: %v", err)
+	}
+}
+
 // overTime compares, for every bulk transfer, each periodic TCP_INFO reading
 // of the kernel's srtt with the estimate go-metro's flow code held at the
 // same point of the connection: the recorded frames are replayed through a
@@ -292,6 +299,7 @@ func (o *overTime) replay(t *testing.T, run int, r *recorder, recs []*lab.ConnRe
 		insts   []lab.TCPInfo // readings not yet compared, oldest first
 		isn     uint32
 		haveISN bool
+		in      uint32 // segments received so far (the SYN/ACK too, as tcpi_segs_in)
 		exact   exactRTT
 	}
 	conns := map[[2]netip.AddrPort]*conn{}
@@ -350,12 +358,21 @@ func (o *overTime) replay(t *testing.T, run int, r *recorder, recs []*lab.ConnRe
 		}
 		if c := conns[[2]netip.AddrPort{dst, src}]; c != nil && c.haveISN && pkt.Flags&packet.FlagACK != 0 {
 			// An incoming ACK: compare the readings taken before the
-			// kernel processed it (tcpi_bytes_acked = snd.una - ISN - 1).
+			// kernel processed it: it would move tcpi_bytes_acked (snd.una
+			// - ISN - 1) past theirs, or it is a segment beyond the
+			// tcpi_segs_in they counted (during a recovery, SACKs arrive
+			// for tens of ms while snd.una stays). The kernel counts every
+			// segment it receives, a GRO super-frame as its segments, so
+			// its count is never below the frames': neither test fires
+			// before the reading.
+			c.in++
 			acked := pkt.Ack - c.isn - 1 // serial arithmetic, as sequence numbers
-			for len(c.insts) > 0 && int32(acked-uint32(c.insts[0].BytesAcked)) > 0 {
+			for len(c.insts) > 0 && (int32(acked-uint32(c.insts[0].BytesAcked)) > 0 || c.in > c.insts[0].SegsIn) {
 				compare(c)
 			}
 			c.exact.ack(&pkt, f.ts)
+		} else if c != nil {
+			c.in++
 		}
 		tb.Process(&pkt, f.ts)
 	}

@@ -35,6 +35,15 @@
 // drain, ACKs that arrive in compressed bursts). An entry whose span does
 // not fit (segNoSpan) falls back to timing its first frame only, and no
 // sample is ever credited to a segment whose send time is unknown.
+//
+// An interpolated send time can be later than the real one, and the sample
+// then shorter than the path allows. So every sample has two values: the
+// kernel-style one, which moves the smoothed RTT, and a ceiling timed from
+// the earliest frame the acknowledged byte can be in (the entry's first),
+// which the sample's own figures (last, minimum, maximum, the reservoir
+// readers build percentiles from) show: never below the truth, above it by
+// at most the entry's span. Times are kept rounded down for the same
+// reason. See sample.
 package flow
 
 import (
@@ -117,20 +126,25 @@ const (
 	sawPlainOut                    // we sent a segment that is neither SYN nor RST
 	sawPlainIn                     // the peer did
 	inUse                          // the slot holds a live flow
+	tsNotMS                        // our TSvals do not tick once a millisecond (see noteTick)
+	sawOut                         // a segment of ours came through Table.apply (tunnelled ones all do)
+	sawIn                          // one of the peer's did
+	havePeerNxt                    // peerNxt is valid
+	mssInferred                    // mssOut is inferred from our segments, not a SYN's option
 )
 
 // Flow is the state of one TCP connection. It has no pointers, so a table of
 // them is one allocation the garbage collector never scans.
 type Flow struct {
-	_   noCopy // first: a zero-size field last would be padded
-	key Key
-	// tsHead and tsCount index the TSval ring; here, where they fill
-	// what would be padding after the 76-byte key.
-	tsHead, tsCount uint8
-	firstSeen       int64
-	lastSeen        int64
-	packets         uint64
-	retrans         uint64
+	_         noCopy // first: a zero-size field last would be padded
+	key       Key
+	firstSeen int64
+	lastSeen  int64
+	packets   uint64
+	retrans   uint32 // segments, as the kernel counts them (countRetransmitted); saturates
+	// mssOut and mssIn are the MSS options of our SYN and the peer's, 0
+	// if unseen; without either, mssOut is inferred (mssInferred).
+	mssOut, mssIn uint16
 
 	seq         rtt.Estimator // sequence (kernel-style) samples
 	echo        rtt.Estimator // TSval/TSecr echo samples
@@ -140,11 +154,25 @@ type Flow struct {
 	lastTSval      uint32 // newest TSval we sent (serial arithmetic)
 	lastEcho       uint32 // newest TSecr already used for a sample
 	state          uint16
+	// tsHead and tsCount index the TSval ring; here, where they fill what
+	// would be padding.
+	tsHead, tsCount uint8
+	// headShiftUS is how far the oldest entry's time has moved past its
+	// first frame's (see advanceTo): that frame's time, the earliest any
+	// frame of the entry can have been sent, is sentAt minus it.
+	headShiftUS uint32
 
 	segBase           int64 // ns; entries hold their time as µs after it
 	segHead, segCount uint8
 	stride            uint16 // frames per new entry (a power of two); 0 means 1
 	tailFrames        uint16 // frames in the newest entry
+
+	// tsTickUS is the capture time (µs, modulo 2^32) by which the tick of
+	// lastTSval had begun, at the latest (see noteTick).
+	tsTickUS uint32
+	// peerNxt is the end of the peer's furthest segment, kept while a
+	// tunnelled flow has seen none of ours (see answers).
+	peerNxt uint32
 
 	h health // capture duplicates and connection health (health.go)
 
@@ -162,6 +190,33 @@ type Flow struct {
 func (f *Flow) seg(k uint8) *segment {
 	r := f.segRing()
 	return &r[(f.segHead+k)&uint8(len(r)-1)]
+}
+
+// answers reports whether segment p (ours if outgoing) belongs to this
+// flow, which has seen only the other direction, by what p says of it: the
+// peer's segment acknowledges sequence space we sent and that is not
+// acknowledged yet, or echoes our newest TSval; our segment acknowledges
+// exactly the end of the peer's furthest segment, or starts exactly where
+// the peer's ACKs left us. Table.join uses it to join the two directions of
+// a connection whose tunnel has an identifier per direction (TunnelKey).
+func (f *Flow) answers(p *packet.Packet, outgoing bool) bool {
+	if outgoing {
+		return f.state&(sawOut|sawIn) == sawIn &&
+			(p.ACK() && f.state&havePeerNxt != 0 && p.Ack == f.peerNxt ||
+				f.state&haveUna != 0 && p.Seq == f.sndUna)
+	}
+	return f.state&(sawOut|sawIn) == sawOut && p.ACK() &&
+		(f.state&haveNxt != 0 && seqLT(f.sndUna, p.Ack) && seqLEQ(p.Ack, f.sndNxt) ||
+			p.HasTimestamps && f.state&haveTSval != 0 && p.TSecr == f.lastTSval)
+}
+
+// notePeer keeps the end of the peer's furthest segment (answers).
+func (f *Flow) notePeer(p *packet.Packet) {
+	end := p.Seq + p.SeqLen()
+	if f.state&havePeerNxt == 0 || seqGT(end, f.peerNxt) {
+		f.state |= havePeerNxt
+		f.peerNxt = end
+	}
 }
 
 // Serial-number arithmetic (RFC 1982) for 32-bit sequence numbers and TSvals.
@@ -211,7 +266,7 @@ func (f *Flow) summary() Summary {
 		FirstSeen:   f.firstSeen,
 		LastSeen:    f.lastSeen,
 		Packets:     f.packets,
-		Retransmits: f.retrans,
+		Retransmits: uint64(f.retrans),
 		Closed:      f.state&closed != 0,
 		Tunnel:      f.key.Tunnel,
 		Health:      f.healthSummary(),
@@ -233,6 +288,57 @@ func (f *Flow) noteFlags(p *packet.Packet, plain uint16) (reset bool) {
 		f.state |= plain
 	}
 	return false
+}
+
+// countRetransmitted counts a retransmission of n bytes of sequence space
+// as the kernel counts tcpi_total_retrans: in segments (tcp_skb_pcount),
+// so that a TSO super-frame sent again counts each MSS it holds
+// (DIV_ROUND_UP(len, mss_now), tcp_set_skb_tso_segs). The kernel's mss_now
+// is the smaller of the two SYNs' MSS options less the options every
+// segment carries (12 bytes of timestamps); without the handshake, the
+// smallest full frame we sent (inferMSS). Unknown, a frame is a segment.
+func (f *Flow) countRetransmitted(n uint32, timestamps bool, c *sampleCounters) {
+	segs := uint32(1)
+	if mss := uint32(f.sendMSS(timestamps)); mss > 0 && n > mss {
+		segs = (n + mss - 1) / mss
+	}
+	f.retrans = uint32(min(uint64(f.retrans)+uint64(segs), math.MaxUint32))
+	c.retransmits += uint64(segs)
+}
+
+// sendMSS is the payload of a full segment of ours (see
+// countRetransmitted), 0 if unknown.
+func (f *Flow) sendMSS(timestamps bool) uint16 {
+	if f.state&mssInferred != 0 {
+		return f.mssOut
+	}
+	mss := f.mssOut
+	if mss == 0 || f.mssIn != 0 && f.mssIn < mss {
+		mss = f.mssIn
+	}
+	if timestamps && mss > tsOptionBytes {
+		mss -= tsOptionBytes
+	}
+	return mss
+}
+
+// tsOptionBytes is what the timestamps option takes of every segment's
+// MSS (10 bytes, padded to 12: TCPOLEN_TSTAMP_ALIGNED).
+const tsOptionBytes = 12
+
+// inferMSS takes new data frame p as a hint of our MSS when neither SYN's
+// option was seen: a frame without PSH is not the end of a write, so it
+// holds whole segments, and the smallest such frame is one segment (a
+// TSO super-frame holds several; single segments come whenever the window
+// allows one, as in every recovery and in slow start).
+func (f *Flow) inferMSS(p *packet.Packet) {
+	if p.Flags&(packet.FlagPSH|packet.FlagSYN|packet.FlagFIN) != 0 || p.PayloadLen == 0 || p.PayloadLen > math.MaxUint16 {
+		return
+	}
+	if f.state&mssInferred == 0 || uint16(p.PayloadLen) < f.mssOut {
+		f.state |= mssInferred
+		f.mssOut = uint16(p.PayloadLen)
+	}
 }
 
 // isProbe reports keepalives and zero-window probes: at most one byte at
@@ -265,8 +371,11 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 	}
 	if f.segCount == 0 {
 		f.segBase = ts
+		f.headShiftUS = 0
 	}
-	off := (ts - f.segBase + 500) / 1000
+	// Rounded down, as every time an entry keeps: a send time is never
+	// later than the capture's, so a sample is never shorter (see sample).
+	off := (ts - f.segBase) / 1000
 	if off < 0 || off > math.MaxUint32 {
 		// The capture clock stepped back, or this flow kept data
 		// unacknowledged for over an hour: the old entries' times can no
@@ -525,18 +634,36 @@ func (f *Flow) ack(p *packet.Packet, ts int64, c *sampleCounters) {
 		// Nothing recorded can be timed against this ACK honestly.
 		f.sndNxt = ack
 		f.sndUna = ack
-		f.segCount, f.stride = 0, 1
+		f.segCount, f.stride, f.headShiftUS = 0, 1, 0
 		return
 	}
+	// SACK blocks are tagged first, as the kernel tags them
+	// (tcp_sacktag_write_queue) before it cleans the retransmission queue:
+	// a segment SACKed by a cumulative ACK is not timed again by a later
+	// one, nor by a later SACK.
+	var sk sackTiming
+	if p.NumSACK > 0 {
+		sk = f.tagSACK(p)
+	}
 	if seqGT(ack, f.sndUna) {
-		f.cumulative(ack, ts, c)
+		fallback := f.cumulative(ack, ts, c)
 		f.sndUna = ack
+		// tcp_ack_update_rtt: without a sequence sample, the SACK
+		// sample of the same ACK; without one either, the echoed TSval.
+		switch {
+		case !fallback:
+		case sk.timed:
+			f.sample(ts-sk.first, ts-sk.earliest, ts, sk.syn, c)
+		case p.HasTimestamps && p.TSecr != 0:
+			f.sampleTSecr(p.TSecr, ts, c)
+		}
 		return
 	}
 	// No cumulative progress: a duplicate ACK, window update, or an ACK
-	// carrying SACK blocks for data past a hole.
-	if p.NumSACK > 0 {
-		f.sack(p, ts, c)
+	// carrying SACK blocks for data past a hole, timed from the earliest
+	// newly SACKed segment that was never retransmitted.
+	if sk.timed {
+		f.sample(ts-sk.first, ts-sk.earliest, ts, sk.syn, c)
 	}
 }
 
@@ -546,9 +673,16 @@ func (f *Flow) movesUna(ack uint32) bool {
 	return f.state&haveUna != 0 && seqGT(ack, f.sndUna) && (f.state&haveNxt == 0 || !seqGT(ack, f.sndNxt))
 }
 
-func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
-	var first int64
-	timed, karn, unknown, syn := false, false, false, false
+// cumulative applies an ACK that moves snd.una to ack: it forgets what ack
+// covers and takes the sequence sample, if the kernel's rule allows one
+// (tcp_clean_rtx_queue). It reports an ACK of data that the kernel times
+// otherwise (fallback): Karn's rule forbade the sample, or every newly
+// acknowledged segment had been SACKed already. Not an ACK whose earliest
+// newly acknowledged bytes the capture cannot time: the kernel took a
+// sequence sample there, which no other rule reproduces.
+func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) (fallback bool) {
+	var first, earliest int64
+	timed, karn, unknown, syn, data := false, false, false, false, false
 	if f.segCount > 0 && seqGT(f.seg(0).start, f.sndUna) {
 		// The earliest newly acknowledged bytes were never recorded.
 		unknown = true
@@ -558,6 +692,7 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		if !seqLT(s.start, ack) {
 			break
 		}
+		data = data || s.flags&segSYN == 0
 		if s.flags&segRetrans != 0 {
 			karn = true
 		} else if s.flags&segSacked == 0 && !timed && !unknown {
@@ -568,11 +703,11 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 				unknown = true
 			} else {
 				first, timed, syn = f.sentAtSeq(s, f.sndUna), true, s.flags&segSYN != 0
+				earliest = f.sentAt(s) - int64(f.headShiftUS)*1000 // s is the oldest entry
 			}
 		}
 		if seqLEQ(s.end, ack) {
-			f.segHead++
-			f.segCount--
+			f.popHead()
 			continue
 		}
 		// Partially acknowledged: keep the rest. A single frame keeps its
@@ -580,7 +715,9 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 		// of a multi-frame entry starts with the frame holding ack, at its
 		// interpolated time (or unknown if the entry cannot interpolate).
 		if s.frames > 1 {
+			at := s.atUS
 			s.advanceTo(ack)
+			f.headShiftUS += s.atUS - at
 		} else {
 			s.start = ack
 		}
@@ -591,8 +728,9 @@ func (f *Flow) cumulative(ack uint32, ts int64, c *sampleCounters) {
 	case karn:
 		c.karnSkipped++
 	case timed:
-		f.sample(ts-first, ts, syn, c)
+		f.sample(ts-first, ts-earliest, ts, syn, c)
 	}
+	return data && (karn || !timed && !unknown)
 }
 
 // sentAtSeq is the capture time (ns) of the frame of entry s that holds
@@ -605,11 +743,17 @@ func (f *Flow) sentAtSeq(s *segment, seq uint32) int64 {
 	return f.segBase + at*1000
 }
 
-// sack times an ACK that newly SACKs data without advancing the cumulative
-// ACK, from the earliest newly SACKed segment that was never retransmitted.
-func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
-	var first int64
-	timed, syn := false, false
+// sackTiming is what an ACK's SACK blocks can time: the send time of the
+// earliest newly SACKed segment that was never retransmitted (first), and
+// the earliest its frames can have been sent (earliest; see sample).
+type sackTiming struct {
+	first, earliest int64
+	timed, syn      bool
+}
+
+// tagSACK marks the segments p's SACK blocks newly cover as SACKed and
+// returns their timing, as the kernel's tcp_sacktag_one keeps first_sackt.
+func (f *Flow) tagSACK(p *packet.Packet) (t sackTiming) {
 	n := int(min(p.NumSACK, packet.MaxSACKBlocks))
 	for k := uint8(0); k < f.segCount; k++ {
 		s := f.seg(k)
@@ -620,8 +764,12 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 			blk := p.SACK[b]
 			if seqLEQ(blk.Left, s.start) && seqLEQ(s.end, blk.Right) {
 				s.flags |= segSacked
-				if at := f.sentAt(s); s.flags&(segRetrans|segNoTime) == 0 && (!timed || at < first) {
-					first, timed, syn = at, true, s.flags&segSYN != 0
+				if at := f.sentAt(s); s.flags&(segRetrans|segNoTime) == 0 && (!t.timed || at < t.first) {
+					t.first, t.timed, t.syn = at, true, s.flags&segSYN != 0
+					t.earliest = at
+					if k == 0 {
+						t.earliest -= int64(f.headShiftUS) * 1000
+					}
 				}
 				break
 			}
@@ -631,24 +779,40 @@ func (f *Flow) sack(p *packet.Packet, ts int64, c *sampleCounters) {
 			}
 		}
 	}
-	if timed {
-		f.sample(ts-first, ts, syn, c)
-	}
+	return t
 }
 
 // dropAckedThrough forgets segments entirely at or below ack.
 func (f *Flow) dropAckedThrough(ack uint32) {
 	for f.segCount > 0 && seqLEQ(f.seg(0).end, ack) {
-		f.segHead++
-		f.segCount--
+		f.popHead()
 	}
 }
 
-func (f *Flow) sample(d, ts int64, handshake bool, c *sampleCounters) {
+// popHead forgets the oldest entry. (The uint8 head wraps in step with
+// every ring size: see seg.)
+func (f *Flow) popHead() {
+	f.segHead++
+	f.segCount--
+	f.headShiftUS = 0
+}
+
+// sample takes one sequence sample: d, the kernel's view of it (from the
+// frame holding the earliest newly acknowledged byte, its send time
+// interpolated inside a multi-frame entry), moves the smoothed RTT; ceil,
+// timed from the earliest frame that byte can be in (the entry's first, or
+// d itself where the send time is known), is what the sample's own
+// figures show (rtt.Estimator.AddBounded). An interpolated send time can
+// be late by up to the entry's span, and a sample taken from it early by as
+// much: below the path's floor, which readers take rtt.min for. ceil is
+// never below the truth, and above it by at most the entry's span. (A
+// sample timed from an echoed TSval, sampleTSecr, is the kernel's whole
+// ticks, which can be above its ceiling.)
+func (f *Flow) sample(d, ceil, ts int64, handshake bool, c *sampleCounters) {
 	if d <= 0 {
 		return
 	}
-	f.seq.Add(d, ts)
+	f.seq.AddBounded(d, ceil, ts)
 	c.samples++
 	if !handshake {
 		f.dataSamples++
@@ -656,9 +820,18 @@ func (f *Flow) sample(d, ts int64, handshake bool, c *sampleCounters) {
 }
 
 // rememberTSval records the first sighting of a TSval we sent.
+// A TSval seen before makes no new entry: it would underestimate the RTT.
+// (The check is apart from newTSval so that it inlines.)
 func (f *Flow) rememberTSval(tsval uint32, ts int64, c *sampleCounters) {
-	if f.state&haveTSval != 0 && !seqGT(tsval, f.lastTSval) {
-		return // seen before: a new entry would underestimate the RTT
+	if f.state&haveTSval == 0 || int32(tsval-f.lastTSval) > 0 {
+		f.newTSval(tsval, ts, c)
+	}
+}
+
+// newTSval records a TSval we sent, seen for the first time at ts.
+func (f *Flow) newTSval(tsval uint32, ts int64, c *sampleCounters) {
+	if f.state&tsNotMS == 0 {
+		f.noteTick(tsval, ts)
 	}
 	f.state |= haveTSval
 	f.lastTSval = tsval
@@ -674,6 +847,65 @@ func (f *Flow) rememberTSval(tsval uint32, ts int64, c *sampleCounters) {
 	}
 	r[(f.tsHead+f.tsCount)&uint8(len(r)-1)] = tsEntry{tsval: tsval, at: ts}
 	f.tsCount++
+}
+
+// The TSval clock. Linux stamps TSval with a millisecond clock (TCP_TS_HZ,
+// tcp_time_stamp_ts), and when an ACK leaves it no sequence or SACK sample
+// it times the ACK from the TSval it echoes: (now - TSecr) ticks, 1 at
+// least (tcp_ack_update_rtt, tcp_rtt_tsopt_us). To do the same, the flow
+// maps capture time to our clock's ticks: the first sighting of each new
+// TSval X at capture time t shows that tick X had begun by t, so tick X
+// began by the earliest of t and the previous tick's bound plus the ticks
+// between them (msTick, with tickDrift for a sending host's clock that
+// runs a little fast against the capture's). That bound is tight once a
+// frame leaves right after a tick begins, as a sending flow's do, and it
+// is never later than any frame carrying X (the ceiling of sampleTSecr).
+//
+// A clock that does not tick once a millisecond (Linux's tcp_usec_ts, a
+// stack with a coarser clock) shows as a tick that begins more than a
+// tick after it was seen, or a bound that falls further and further behind
+// the sightings: the flow then takes no such sample (tsNotMS).
+const (
+	msTick    = int64(1000)   // µs per tick
+	tickDrift = 8192          // ticks per µs of allowed clock drift (122 ppm)
+	tickLag   = 1000 * msTick // the most a frame can wait between its TSval and the capture (µs)
+)
+
+// noteTick updates the tick bound with a new TSval, seen first at ts.
+func (f *Flow) noteTick(tsval uint32, ts int64) {
+	now := ts / 1000
+	if f.state&haveTSval == 0 {
+		f.tsTickUS = uint32(now)
+		return
+	}
+	ticks := int64(tsval - f.lastTSval) // > 0: a new TSval
+	began := now - int64(uint32(now)-f.tsTickUS) + ticks*msTick + ticks*msTick/tickDrift
+	switch {
+	case began > now+msTick || now-min(began, now) > tickLag:
+		f.state |= tsNotMS
+	case began > now:
+		began = now
+	}
+	f.tsTickUS = uint32(began)
+}
+
+// sampleTSecr times an ACK of our data from the TSval it echoes, as the
+// kernel does when neither the sequence nor the SACK rule gives a sample
+// (see noteTick): what moves the smoothed RTT is the kernel's whole
+// ticks; the sample's own figures are timed from the earliest the echoed
+// TSval's tick can have begun, never later than the frame the peer echoed
+// it from, so never below that frame's RTT. A TSecr newer than any TSval
+// we sent is the kernel's negative delta: no sample.
+func (f *Flow) sampleTSecr(tsecr uint32, ts int64, c *sampleCounters) {
+	if f.state&(haveTSval|tsNotMS) != haveTSval || seqGT(tsecr, f.lastTSval) {
+		return
+	}
+	now := ts / 1000
+	since := int64(uint32(now) - f.tsTickUS) // µs since lastTSval's tick began
+	back := int64(f.lastTSval - tsecr)       // ticks from the echoed TSval to lastTSval
+	ticks := max(back+since/msTick, 1)
+	ceil := since + back*msTick + back*msTick/tickDrift
+	f.sample(ticks*msTick*1000, ceil*1000+ts%1000, ts, false, c)
 }
 
 // matchEcho times the first echo of one of our TSvals.

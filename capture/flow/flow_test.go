@@ -1,11 +1,13 @@
 package flow
 
 import (
+	"math"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/gometro/go-metro/capture/packet"
+	"github.com/gometro/go-metro/capture/rtt"
 )
 
 var (
@@ -29,6 +31,20 @@ type ev struct {
 	atMS       float64
 	wantSample float64 // ms; 0: this packet must not add a sample
 	wantN      uint64  // samples this packet adds when both methods time it (default 1)
+	// The sample's own figures (Last, Min, Max, the reservoir) are
+	// wantSample, or exactly wantReported if set, or anywhere from
+	// wantSample to reportedUpTo if that is set; they are never below the
+	// sample. What moves the smoothed RTT may be up to slack either side
+	// of wantSample (an interpolated send time); 0: exactly wantSample.
+	wantReported, reportedUpTo, slack float64
+	// wantEcho, if set, is an echo sample (ms) this packet adds besides
+	// the sequence sample wantSample: two samples, each checked.
+	wantEcho float64
+	tunnel   *packet.Tunnel // the tunnel the segment came in, if any
+	mss      uint16         // the MSS option's value, if any
+	// wantRetrans is how many retransmitted segments the packet counts,
+	// checked by playRetrans (not by play).
+	wantRetrans uint64
 }
 
 const (
@@ -42,6 +58,10 @@ const (
 
 func (e ev) packet() packet.Packet {
 	p := packet.Packet{Flags: e.flags, Seq: e.seq, Ack: e.ack, PayloadLen: e.n, Window: 1000}
+	if e.tunnel != nil {
+		p.Tunnel = *e.tunnel
+	}
+	p.MSS = e.mss
 	src, dst := localIP, remoteIP
 	sp, dp := uint16(40000), uint16(443)
 	if !e.out {
@@ -59,7 +79,16 @@ func (e ev) packet() packet.Packet {
 	return p
 }
 
-func ms(f float64) int64 { return int64(f * 1e6) }
+func ms(f float64) int64 { return int64(math.Round(f * 1e6)) }
+
+// srttInput is the sample that moved e from before to after: SRTT moves by
+// (sample-SRTT)/8 truncated toward zero, so the sample is known within 7 ns.
+func srttInput(before, after rtt.Estimator) int64 {
+	if before.Samples == 0 {
+		return after.SRTT
+	}
+	return before.SRTT + 8*(after.SRTT-before.SRTT)
+}
 
 // play feeds events to a fresh table and checks, packet by packet, that a
 // sample appears exactly where one is expected, with the expected value.
@@ -68,27 +97,56 @@ func play(t *testing.T, evs []ev) *Table {
 	locals := localSet{netip.AddrFrom4(localIP.As4()).As16(): true}
 	tb := NewTable(TableConfig{MaxFlows: 16, IdleTTL: ms(1e6), ExpTTL: ms(1e6)}, locals, nil)
 	base := int64(1_700_000_000) * 1e9
+	var seqBefore [16]rtt.Estimator
 	for i, e := range evs {
 		before := tb.Counters().Samples
-		var last int64
+		for k := int32(0); k < tb.used; k++ {
+			seqBefore[k] = tb.flows[k].seq
+		}
+		var last, input, echo int64
 		p := e.packet()
 		tb.Process(&p, base+ms(e.atMS))
 		after := tb.Counters().Samples
-		if fl := firstFlow(tb); fl != nil {
+		if tb.lastIdx >= 0 {
+			// The flow the packet went to (the last one found).
+			fl := &tb.flows[tb.lastIdx]
+			if int(tb.lastIdx) >= int(tb.used) || fl.firstSeen == base+ms(e.atMS) {
+				seqBefore[tb.lastIdx] = rtt.Estimator{}
+			}
+			seqBefore := seqBefore[tb.lastIdx]
 			if fl.seq.LastAt == base+ms(e.atMS) {
-				last = fl.seq.Last
+				last, input = fl.seq.Last, srttInput(seqBefore, fl.seq)
 			}
 			if fl.echo.LastAt == base+ms(e.atMS) {
-				last = fl.echo.Last
+				echo = fl.echo.Last
+				if e.wantEcho == 0 {
+					last, input = echo, echo
+				}
 			}
+		}
+		if e.wantEcho != 0 {
+			e.wantN = 2
+			if echo != ms(e.wantEcho) {
+				t.Fatalf("event %d: echo sample %.6f ms, want %.6f ms", i, float64(echo)/1e6, e.wantEcho)
+			}
+		}
+		want, slack := ms(e.wantSample), max(ms(e.slack), 7)
+		lo, hi := want, want
+		switch {
+		case e.wantReported != 0:
+			lo, hi = ms(e.wantReported), ms(e.wantReported)
+		case e.reportedUpTo != 0:
+			hi = ms(e.reportedUpTo)
 		}
 		switch {
 		case e.wantSample == 0 && after != before:
-			t.Fatalf("event %d (%+v): unexpected sample %.3f ms", i, e, float64(last)/1e6)
+			t.Fatalf("event %d (%+v): unexpected sample %.6f ms", i, e, float64(last)/1e6)
 		case e.wantSample != 0 && after != before+max(e.wantN, 1):
-			t.Fatalf("event %d (%+v): want one sample of %.3f ms, got %d samples", i, e, e.wantSample, after-before)
-		case e.wantSample != 0 && last != ms(e.wantSample):
-			t.Fatalf("event %d: sample %.3f ms, want %.3f ms", i, float64(last)/1e6, e.wantSample)
+			t.Fatalf("event %d (%+v): want one sample of %.6f ms, got %d samples", i, e, e.wantSample, after-before)
+		case e.wantSample != 0 && (input < want-slack || input > want+slack):
+			t.Fatalf("event %d: the smoothed RTT took %.6f ms, want %.6f ms ± %.6f", i, float64(input)/1e6, e.wantSample, float64(slack)/1e6)
+		case e.wantSample != 0 && (last < lo || last > hi):
+			t.Fatalf("event %d: sample %.6f ms, want %.6f..%.6f ms", i, float64(last)/1e6, float64(lo)/1e6, float64(hi)/1e6)
 		}
 	}
 	return tb
@@ -266,7 +324,10 @@ func decimatedFlight(isn uint32, n int, gapMS float64, step int, ackAt func(k in
 	for k := 0; (k+1)*step <= n; k++ {
 		e := ev{flags: A, seq: 1, ack: isn + uint32((k+1)*step)*mss, atMS: ackAt(k)}
 		if timed(k) {
+			// Entries of up to 4 frames: the sample's own figures may be
+			// timed from up to 3 frames before the earliest newly acked.
 			e.wantSample = e.atMS - float64(k*step)*gapMS
+			e.reportedUpTo = e.wantSample + 3*gapMS
 		}
 		evs = append(evs, e)
 	}
@@ -374,16 +435,24 @@ func TestDecimatedFlightNeverMisattributes(t *testing.T) {
 				rtt := 20000*us + i*us // a different RTT per segment
 				p := ev{flags: A, seq: 1, ack: ends[i]}.packet()
 				before := tb.Counters().Samples
+				prev := firstFlow(tb).seq
 				tb.Process(&p, base+tc.sentUS(i)*us+rtt)
 				if tb.Counters().Samples == before {
 					continue
 				}
 				timed++
-				if got := firstFlow(tb).seq.Last; got < rtt-budget || got > rtt+budget {
-					t.Fatalf("ACK of segment %d: sample %v, want %v ± %v", i, time.Duration(got), time.Duration(rtt), time.Duration(budget))
+				f := firstFlow(tb)
+				if got := srttInput(prev, f.seq); got < rtt-budget-7 || got > rtt+budget+7 {
+					t.Fatalf("ACK of segment %d: the smoothed RTT took %v, want %v ± %v", i, time.Duration(got), time.Duration(rtt), time.Duration(budget))
+				}
+				// The sample's own figures are timed from its entry's first
+				// frame: at most 3 frames earlier (entries of up to 4).
+				high := (tc.sentUS(i) - tc.sentUS(max(i-3, 0))) * us
+				if got := f.seq.Last; got < rtt || got > rtt+high {
+					t.Fatalf("ACK of segment %d: sample %v, want %v..%v", i, time.Duration(got), time.Duration(rtt), time.Duration(rtt+high))
 				}
 			}
-			t.Logf("%d of %d ACKs timed, every one within %v of its RTT", timed, n, time.Duration(budget))
+			t.Logf("%d of %d ACKs timed, every one within %v of its RTT for the smoothed RTT and never below it", timed, n, time.Duration(budget))
 			if float64(timed) < tc.minTimed*n {
 				t.Fatalf("only %d of %d ACKs timed, want at least %.0f%%", timed, n, 100*tc.minTimed)
 			}
@@ -414,14 +483,20 @@ func TestLargeFlightIsSampledEvenly(t *testing.T) {
 		earliest := 2*k - 2
 		p := ev{flags: A, seq: 1, ack: uint32(1 + mss*2*k)}.packet()
 		before := tb.Counters().Samples
+		prev := firstFlow(tb).seq
 		at := sent(earliest) + rtt
 		tb.Process(&p, at)
 		if tb.Counters().Samples == before {
 			continue
 		}
 		f := firstFlow(tb)
-		if f.seq.Last != rtt {
-			t.Fatalf("ACK %d: sample %v ns, want %v ns (the earliest newly acked segment's RTT)", k, f.seq.Last, rtt)
+		if got := srttInput(prev, f.seq); got < rtt-7 || got > rtt+7 {
+			t.Fatalf("ACK %d: the smoothed RTT took %v ns, want %v ns (the earliest newly acked segment's RTT)", k, got, rtt)
+		}
+		// Entries of up to 4 frames: the sample's own figures are timed
+		// from the entry's first frame, at most 3 frames earlier.
+		if f.seq.Last < rtt || f.seq.Last > rtt+sent(earliest)-sent(max(earliest-3, 0)) {
+			t.Fatalf("ACK %d: sample %v ns, want %v ns or up to 3 frames more", k, f.seq.Last, rtt)
 		}
 		timedAt = append(timedAt, earliest)
 	}

@@ -52,13 +52,24 @@ import (
 //     capture points farther apart than that cannot be told from
 //     retransmissions without an identity and are counted as such.
 //
+// Without an IP ID, the interface a frame was captured on tells too, where
+// the capture knows it (packet.Packet.IfIndex: live "any", pcapng, Linux
+// cooked v2): a retransmission leaves the way our new data does, so it is
+// first seen on the interface our newest new data was, while a copy is the
+// same frame seen further along its path (a bridge and its port, a bond
+// and its slave, the two sides of a forwarding hop, a second merged file).
+// A segment of old sequence space seen on another interface than our
+// newest new data is a copy, however many frames and SACKs lie between.
+//
 // Without an IP ID, a segment of old sequence space whose TSval (if any)
 // equals our newest, in an entry first sent at most 1 ms ago and never
 // retransmitted, with no duplicate ACK or SACK from the peer since, is a
-// copy too, wherever the ring is (sentUnsignalled). What stays ambiguous:
-// IPv6 copies of a bulk flow that follow one of the peer's SACKs within one
-// TSval tick and lie beyond the ring; they count as retransmissions (never
-// fewer than the real ones), and Karn skips their ACKs.
+// copy too, wherever the ring is (sentUnsignalled). What stays ambiguous,
+// where the capture interface is unknown (a classic pcap file, libpcap
+// live): IPv6 copies of a bulk flow that follow one of the peer's SACKs
+// within one TSval tick and lie beyond the ring; they count as
+// retransmissions (never fewer than the real ones), and Karn skips their
+// ACKs.
 //
 // The ring holds the last dupRing segments, so copies more than dupRing of
 // our segments apart (merged files of a fast bulk flow) are recognised only
@@ -123,6 +134,7 @@ type health struct {
 	zeroRemote, zeroLocal uint32 // zero-window episodes
 	respCount             uint32
 	handshakeUS           uint32 // the handshake sample, µs; 0 if none
+	dataIf                uint32 // the interface our newest new data was captured on (packet.Packet.IfIndex); 0 if unknown
 	lastOutData           int64  // ns: capture time of our latest data frame
 	respSum               int64  // ns: sum of response times
 	lossAt                int64  // ns: the peer's latest duplicate ACK or SACK
@@ -152,7 +164,8 @@ func (f *Flow) addSample(d, ts int64, c *sampleCounters) {
 		h.resCap = ReservoirSize
 	}
 	vals := f.resRing()[:h.resCap]
-	v := uint32(min(max(d/1000, 1), math.MaxUint32))
+	// Rounded up to the µs: a sample kept is never below the one taken.
+	v := uint32(min(max((d+999)/1000, 1), math.MaxUint32))
 	if h.resN < uint32(len(vals)) {
 		vals[h.resN] = v
 	} else {
@@ -223,9 +236,16 @@ func (f *Flow) duplicateOut(p *packet.Packet, ts int64, c *sampleCounters) bool 
 			return true
 		}
 	}
-	if ipid {
+	switch {
+	case ipid:
 		h.noteID(p.IPID, !old)
-	} else if old && (!p.HasTimestamps || p.TSval == f.lastTSval) && f.sentUnsignalled(p.Seq, ts) {
+	case !old:
+		if p.IfIndex != 0 {
+			h.dataIf = p.IfIndex
+		}
+	case p.IfIndex != 0 && h.dataIf != 0 && p.IfIndex != h.dataIf:
+		return true
+	case (!p.HasTimestamps || p.TSval == f.lastTSval) && f.sentUnsignalled(p.Seq, ts):
 		return true
 	}
 	fp := fingerprint(p, n)

@@ -53,7 +53,7 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 		return
 	}
 	// The key is built in place, its tunnel part only for tunnelled
-	// packets (and cleared once after one): building a 76-byte key afresh
+	// packets (and cleared once after one): building an 80-byte key afresh
 	// for each packet was a sixth of the per-packet time.
 	k := &t.key
 	if p.Tunnel.Encaps != 0 {
@@ -74,11 +74,19 @@ func (t *Table) Process(p *packet.Packet, ts int64) {
 // apply hands p to the flow keyed k, as ours (outgoing) or the peer's;
 // oneSided says k's Remote is not local.
 func (t *Table) apply(p *packet.Packet, ts int64, k *Key, outgoing, oneSided bool) {
-	f := t.lookup(k, ts)
+	f := t.lookup(k, p, ts, outgoing)
 	if f == nil {
 		return
 	}
 	t.lastOneSided = oneSided // lookup made f the last flow
+	if outgoing {
+		f.state |= sawOut
+	} else {
+		f.state |= sawIn
+		if k.Tunnel.IDOf != 0 && f.state&sawOut == 0 {
+			f.notePeer(p) // while the flow may still join (Table.join)
+		}
+	}
 	t.applyTo(f, p, ts, outgoing)
 }
 
@@ -200,6 +208,10 @@ func (f *Flow) rttOut(p *packet.Packet, ts int64, c *sampleCounters) {
 	if p.HasTimestamps {
 		f.rememberTSval(p.TSval, ts, c)
 	}
+	if p.SYN() && p.MSS != 0 {
+		f.mssOut = p.MSS
+		f.state &^= mssInferred
+	}
 	n := p.SeqLen()
 	if n == 0 {
 		return // pure ACK or window update: nothing to time
@@ -220,19 +232,20 @@ func (f *Flow) rttOut(p *packet.Packet, ts int64, c *sampleCounters) {
 	case seqLEQ(end, f.sndNxt):
 		// Entirely old sequence space: a retransmission.
 		f.markRetransmitted(start, end)
-		f.retrans++
-		c.retransmits++
+		f.countRetransmitted(n, p.HasTimestamps, c)
 	case seqLT(start, f.sndNxt):
 		// Old and new data in one segment (repacketized retransmission):
 		// the ACK cannot tell which transmission it answers.
 		f.markRetransmitted(start, f.sndNxt)
-		f.retrans++
-		c.retransmits++
+		f.countRetransmitted(f.sndNxt-start, p.HasTimestamps, c)
 		f.push(f.sndNxt, end, ts, true, p.SYN(), c)
 		f.sndNxt = end
 	default:
 		// New data. A gap before it (segments the capture missed) stays
 		// unrecorded, so ACKs of that range are never timed.
+		if f.mssIn == 0 && (f.mssOut == 0 || f.state&mssInferred != 0) {
+			f.inferMSS(p)
+		}
 		f.push(start, end, ts, false, p.SYN(), c)
 		f.sndNxt = end
 	}
@@ -241,6 +254,9 @@ func (f *Flow) rttOut(p *packet.Packet, ts int64, c *sampleCounters) {
 // rttIn is the RTT-timing layer for a segment from the peer: it times the
 // ACK (ack) and the TSecr (matchEcho) against what rttOut remembered.
 func (f *Flow) rttIn(p *packet.Packet, ts int64, c *sampleCounters) {
+	if p.SYN() && p.MSS != 0 {
+		f.mssIn = p.MSS
+	}
 	if f.noteFlags(p, sawPlainIn) {
 		return
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 // The flow slab, the pools of rings and the index are sized for MaxFlows
-// (262144 by default: 160 MiB), but an instance usually tracks far fewer
+// (262144 by default: 164 MiB), but an instance usually tracks far fewer
 // flows. Memory the kernel
 // maps for us becomes resident only where it is written, so a table costs
 // what its flows use (the slab fills from the bottom, see allocate). A Go

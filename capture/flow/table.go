@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"github.com/gometro/go-metro/capture/packet"
 )
 
 // Locality tells which addresses are ours. Sides, called on the hot path
@@ -150,12 +152,29 @@ func NewTable(cfg TableConfig, local Locality, watch Monitored) *Table {
 // now on: the next packet asks it again.
 func (t *Table) LocalityChanged() { t.lastOneSided = false }
 
-// equal compares keys field by field, the tunnel part only for tunnelled
-// keys: most traffic is not tunnelled, and comparing the whole 76 bytes
-// with memequal cost about a tenth of the per-packet time.
-func (k *Key) equal(o *Key) bool {
-	return k.ends(&o.Local, &o.Remote, o.LocalPort, o.RemotePort) &&
-		k.Tunnel.Encaps == o.Tunnel.Encaps && (k.Tunnel.Encaps == 0 || k.Tunnel == o.Tunnel)
+// matches reports whether o, the key of a segment (ours if outgoing), is
+// flow key k's: field by field, the tunnel part only for tunnelled keys
+// (most traffic is not tunnelled, and comparing the whole key with
+// memequal cost about a tenth of the per-packet time), and the segment's
+// tunnel identifier (o's ID) against k's for its direction (see
+// TunnelKey).
+func (k *Key) matches(o *Key, outgoing bool) bool {
+	if !k.ends(&o.Local, &o.Remote, o.LocalPort, o.RemotePort) || k.Tunnel.Encaps != o.Tunnel.Encaps {
+		return false
+	}
+	if k.Tunnel.Encaps == 0 {
+		return true
+	}
+	id := k.Tunnel.IDIn
+	if outgoing {
+		id = k.Tunnel.ID
+	}
+	return id == o.Tunnel.ID && k.Tunnel.sameTunnel(&o.Tunnel)
+}
+
+// sameTunnel compares tunnel keys but for their identifiers.
+func (k *TunnelKey) sameTunnel(o *TunnelKey) bool {
+	return k.OuterA == o.OuterA && k.OuterB == o.OuterB && k.Encaps == o.Encaps && k.IDOf == o.IDOf
 }
 
 // ends reports whether k's local and remote ends are these, the tunnel
@@ -181,19 +200,24 @@ func (t *Table) hash(k *Key) uint64 {
 }
 
 // hashTunnel folds the tunnel part of a key, for tunnelled flows only:
-// the untunnelled path pays one test.
+// the untunnelled path pays one test. The identifiers are left out, so
+// that both directions of a connection that uses one per direction land in
+// one probe chain, where join finds them (see TunnelKey); tenants whose
+// inner and outer addresses are all the same share a chain too, and are
+// told apart by matches.
 func (t *Table) hashTunnel(k *TunnelKey) uint64 {
 	a := binary.LittleEndian.Uint64(k.OuterA[8:16]) ^ binary.LittleEndian.Uint64(k.OuterA[0:8])<<1 ^ t.seed
 	b := binary.LittleEndian.Uint64(k.OuterB[8:16]) ^ binary.LittleEndian.Uint64(k.OuterB[0:8])<<1 ^
-		(uint64(k.ID)<<32 | uint64(k.Encaps)<<16 | uint64(k.IDOf)) ^ 0x589965cc75374cc3
+		(uint64(k.Encaps)<<16 | uint64(k.IDOf)) ^ 0x589965cc75374cc3
 	hi, lo := bits.Mul64(a, b)
 	return hi ^ lo
 }
 
-// lookup finds the flow for k, creating it if it is new and monitored.
-func (t *Table) lookup(k *Key, ts int64) *Flow {
+// lookup finds the flow for k, the key of segment p (ours if outgoing),
+// creating it if it is new and monitored.
+func (t *Table) lookup(k *Key, p *packet.Packet, ts int64, outgoing bool) *Flow {
 	if t.lastIdx >= 0 {
-		if f := &t.flows[t.lastIdx]; f.key.equal(k) {
+		if f := &t.flows[t.lastIdx]; f.key.matches(k, outgoing) {
 			return f
 		}
 	}
@@ -206,10 +230,16 @@ func (t *Table) lookup(k *Key, ts int64) *Flow {
 		}
 		if s&^0xffffffff == tag {
 			idx := int32(uint32(s)) - 1
-			if f := &t.flows[idx]; f.key.equal(k) {
+			if f := &t.flows[idx]; f.key.matches(k, outgoing) {
 				t.lastIdx = idx
 				return f
 			}
+		}
+	}
+	if k.Tunnel.IDOf != 0 {
+		if idx := t.join(k, p, h, outgoing); idx >= 0 {
+			t.lastIdx = idx
+			return &t.flows[idx]
 		}
 	}
 	if t.watch != nil && !t.watch(addrPort(k.Remote, k.RemotePort)) {
@@ -224,6 +254,36 @@ func (t *Table) lookup(k *Key, ts int64) *Flow {
 	t.counters.Created++
 	t.counters.Flows++
 	return f
+}
+
+// join looks in k's probe chain (hash h) for the flow of a connection
+// whose segments carry one tunnel identifier each way: a flow of k's
+// addresses and tunnel that has seen only the other direction, under
+// another identifier, and that segment p (ours if outgoing) answers (see
+// answers). It takes p's identifier for p's direction and returns the
+// flow's index, or -1.
+func (t *Table) join(k *Key, p *packet.Packet, h uint64, outgoing bool) int32 {
+	tag := h &^ 0xffffffff
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.index[i]
+		if s == 0 {
+			return -1
+		}
+		if s&^0xffffffff != tag {
+			continue
+		}
+		idx := int32(uint32(s)) - 1
+		f := &t.flows[idx]
+		if !f.key.ends(&k.Local, &k.Remote, k.LocalPort, k.RemotePort) || !f.key.Tunnel.sameTunnel(&k.Tunnel) || !f.answers(p, outgoing) {
+			continue
+		}
+		if outgoing {
+			f.key.Tunnel.ID = k.Tunnel.ID
+		} else {
+			f.key.Tunnel.IDIn = k.Tunnel.ID
+		}
+		return idx
+	}
 }
 
 func (t *Table) insert(h uint64, idx int32) {

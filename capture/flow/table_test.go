@@ -54,7 +54,7 @@ func TestIndexMatchesModel(t *testing.T) {
 			}
 			k := f.key
 			before := tb.Counters().Created
-			if got := tb.lookup(&k, now); got != f {
+			if got := tb.lookup(&k, &packet.Packet{}, now, true); got != f {
 				t.Fatalf("step %d: flow %d not found through the index", now, i)
 			}
 			if tb.Counters().Created != before {

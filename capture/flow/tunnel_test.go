@@ -11,8 +11,8 @@ import (
 // TestKeyLayout guards the key's size (it is compared on every packet) and
 // that it holds no pointer, so the slab stays invisible to the GC.
 func TestKeyLayout(t *testing.T) {
-	if got := unsafe.Sizeof(Key{}); got != 76 {
-		t.Fatalf("Key is %d bytes, want 76 (36 of addresses and ports + 40 of tunnel context)", got)
+	if got := unsafe.Sizeof(Key{}); got != 80 {
+		t.Fatalf("Key is %d bytes, want 80 (36 of addresses and ports + 44 of tunnel context)", got)
 	}
 	t.Logf("a flow key is %d bytes, its tunnel part %d", unsafe.Sizeof(Key{}), unsafe.Sizeof(TunnelKey{}))
 }

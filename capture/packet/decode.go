@@ -320,6 +320,7 @@ func (p *Packet) decodeTCP(b []byte, segLen int) Status {
 	p.payloadRest = int32(len(b) - hl)
 	p.HasTimestamps = false
 	p.TSval, p.TSecr = 0, 0
+	p.MSS = 0
 	p.NumSACK = 0
 	p.SACK = [MaxSACKBlocks]SACKBlock{}
 	if hl == tcpMinHeader {
@@ -366,6 +367,7 @@ func (p *Packet) decodeOptions(o []byte) Status {
 			if n != 4 {
 				return BadHeader
 			}
+			p.MSS = be16(o[2:4])
 		case tcpOptWS:
 			if n != 3 {
 				return BadHeader

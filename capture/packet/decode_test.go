@@ -40,6 +40,7 @@ func TestDecode(t *testing.T) {
 	syn.SYN, syn.ACK, syn.PSH = true, false, false
 	wantSYN := withTS(want4(0), 7, 0)
 	wantSYN.Flags = FlagSYN
+	wantSYN.MSS = 1460
 
 	cases := []struct {
 		name string
@@ -190,7 +191,8 @@ func TestDecode(t *testing.T) {
 				return p
 			}())},
 		{name: "ts after eol is padding", link: LinkTypeEthernet,
-			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(mssOpt(1400), eol(), ts)), want: ptr(want4(0))},
+			data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(mssOpt(1400), eol(), ts)),
+			want: ptr(func() Packet { p := want4(0); p.MSS = 1400; return p }())},
 		{name: "eol then garbage", link: LinkTypeEthernet,
 			data: patch(serialize(t, eth(layers.EthernetTypeIPv4), ip4(), tcp(eol(), nop(), nop(), nop())),
 				func(b []byte) { b[tcpOff+21], b[tcpOff+22] = 8, 1 }),

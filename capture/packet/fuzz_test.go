@@ -327,6 +327,9 @@ func gopacketDecode(link LinkType, data []byte) oracle {
 			// gopacket stops at EOL too; the rest is padding.
 		case layers.TCPOptionKindMSS:
 			o.badKnownOpt = o.badKnownOpt || len(d) != 2
+			if len(d) == 2 {
+				p.MSS = binary.BigEndian.Uint16(d)
+			}
 		case layers.TCPOptionKindWindowScale:
 			o.badKnownOpt = o.badKnownOpt || len(d) != 1
 		case layers.TCPOptionKindSACKPermitted:

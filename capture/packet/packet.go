@@ -76,6 +76,10 @@ type Packet struct {
 	// byte to the end of the frame Decode was given (Payload).
 	payloadRest int32
 
+	// MSS is the maximum segment size option's value (SYN segments carry
+	// it), 0 when absent.
+	MSS uint16
+
 	// HasTimestamps is true when the TCP timestamps option was present.
 	HasTimestamps bool
 	TSval, TSecr  uint32
@@ -88,6 +92,11 @@ type Packet struct {
 	// it was not tunnelled. Src, Dst and the ports above are always the
 	// inner (tenant's) ones.
 	Tunnel Tunnel
+
+	// IfIndex identifies the interface the frame was captured on, 0 if
+	// unknown (source.Source.Interface). Decode does not set it: the
+	// capture engine does, for every frame.
+	IfIndex uint32
 }
 
 // SYN, ACK, FIN, RST report the corresponding flag.

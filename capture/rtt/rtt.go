@@ -21,15 +21,25 @@ type Estimator struct {
 // Add folds one sample (ns) taken at capture time at (ns) into the estimate.
 // Non-positive samples are ignored: a capture clock that steps backwards must
 // not produce a negative RTT.
-func (e *Estimator) Add(sample, at int64) {
-	if sample <= 0 {
+func (e *Estimator) Add(sample, at int64) { e.AddBounded(sample, sample, at) }
+
+// AddBounded folds in a sample whose true value is known only to lie at or
+// below ceiling (ns): estimate, the best guess of it, moves SRTT and RTTVAR
+// as a sample of Add does, so that they follow a TCP stack that times
+// every ACK; Last, Min and Max take ceiling, so that no figure of one
+// sample is ever below the truth (readers take Min, above all, for the
+// path's floor, and no packet crosses a path faster than that). A
+// non-positive estimate or ceiling is ignored, as in Add.
+func (e *Estimator) AddBounded(estimate, ceiling, at int64) {
+	if estimate <= 0 || ceiling <= 0 {
 		return
 	}
+	sample := estimate
 	if e.Samples == 0 {
 		// RFC 6298 2.2: SRTT <- R, RTTVAR <- R/2.
 		e.SRTT = sample
 		e.RTTVAR = sample / 2
-		e.Min, e.Max = sample, sample
+		e.Min, e.Max = ceiling, ceiling
 	} else {
 		// RFC 6298 2.3: RTTVAR <- (1-beta)*RTTVAR + beta*|SRTT-R'| uses the
 		// OLD SRTT, so it is updated first.
@@ -39,15 +49,11 @@ func (e *Estimator) Add(sample, at int64) {
 		}
 		e.RTTVAR += (dev - e.RTTVAR) / 4
 		e.SRTT += (sample - e.SRTT) / 8
-		if sample < e.Min {
-			e.Min = sample
-		}
-		if sample > e.Max {
-			e.Max = sample
-		}
+		e.Min = min(e.Min, ceiling)
+		e.Max = max(e.Max, ceiling)
 	}
 	e.Samples++
-	e.Last = sample
+	e.Last = ceiling
 	e.LastAt = at
 }
 

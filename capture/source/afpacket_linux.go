@@ -74,6 +74,7 @@ type afpacket struct {
 	sizer      ringSizer
 	ifreq      *unix.Ifreq    // ifindexExists's scratch request
 	closing    sync.WaitGroup // replaced rings being closed in the background: the reader adds, Close waits
+	frameIf    int32          // the interface of the frame Next returned last (Interface)
 
 	// Guarded by mu, which keeps the rings from racing Close in Stats and
 	// SetFilter, and the totals consistent.
@@ -158,6 +159,10 @@ func openAFPacket(opts Options) (_ Source, err error) {
 }
 
 func (s *afpacket) LinkType() packet.LinkType { return s.link }
+
+// Interface is the index of the interface the latest frame was captured
+// on (sll_ifindex): on "any", the one of the frame's sightings.
+func (s *afpacket) Interface() int { return int(s.frameIf) }
 
 // SetFilter attaches prog, replacing any previous program in one step
 // (SO_ATTACH_FILTER swaps it atomically in the kernel). nil accepts

@@ -25,6 +25,7 @@ func (s *afpacket) Next() ([]byte, int64, int, error) {
 			end := start + int(h.Snaplen)
 			ts := int64(h.Sec)*1e9 + int64(h.Nsec)
 			wire := int(h.Len)
+			ifindex := *(*int32)(unsafe.Pointer(&r.mem[r.off+sllIfindexOff]))
 			skip := r.mem[r.off+sllPkttypeOff] == packetOutgoing &&
 				*(*uint16)(unsafe.Pointer(&r.mem[r.off+sllHatypeOff])) == arphrdLoopback
 			r.remaining--
@@ -42,15 +43,16 @@ func (s *afpacket) Next() ([]byte, int64, int, error) {
 					continue
 				}
 				if ts >= ho.bindStart {
-					ho.seen.add(fingerprint(frame, wire)) // the new ring may hold it too
+					ho.seen.add(fingerprint(frame, wire, ifindex)) // the new ring may hold it too
 				}
 			} else if s.seen != nil {
 				if ts > s.checkUntil {
 					s.seen = nil // past every frame the old ring could have held
-				} else if ts < s.bindStart || s.seen.take(fingerprint(frame, wire)) || s.seen.full && ts < s.skipBefore {
+				} else if ts < s.bindStart || s.seen.take(fingerprint(frame, wire, ifindex)) || s.seen.full && ts < s.skipBefore {
 					continue // read from the old ring already
 				}
 			}
+			s.frameIf = ifindex
 			return frame, ts, wire, nil
 		}
 		if r.held {

@@ -47,6 +47,7 @@ const (
 
 	// struct sockaddr_ll follows the tpacket3_hdr at TPACKET_ALIGN(48).
 	sllOff        = 48
+	sllIfindexOff = sllOff + 4
 	sllHatypeOff  = sllOff + 8
 	sllPkttypeOff = sllOff + 10
 

@@ -58,6 +58,7 @@ type file struct {
 	big    bool  // byte order of the file (pcap) or current section (pcapng)
 	ng     bool
 	link   packet.LinkType // of the record Next returned last
+	iface  int             // of the record Next returned last (Interface)
 	record int             // records returned so far, for error messages
 	opened bool            // the headers are read: a cut from now on is ErrTruncated
 	err    error           // sticky: once Next failed it fails the same way
@@ -425,8 +426,16 @@ func (s *file) Next() ([]byte, int64, int, error) {
 	if err != nil {
 		s.err = err
 	}
+	if s.link == packet.LinkTypeSLL2 && len(data) >= 8 {
+		// protocol(2) reserved(2) ifindex(4): the capturing host's index.
+		s.iface = int(int32(binary.BigEndian.Uint32(data[4:8])))
+	}
 	return data, ts, wire, err
 }
+
+// Interface is the index in the record's Linux cooked v2 header, if it
+// has one, else its pcapng interface's number plus one, else 0.
+func (s *file) Interface() int { return s.iface }
 
 func (s *file) nextPcap() ([]byte, int64, int, error) {
 	start := s.pos
@@ -514,6 +523,7 @@ func (s *file) nextPcapng() ([]byte, int64, int, error) {
 		}
 		ifc := &s.ifaces[ifID]
 		s.link = ifc.link
+		s.iface = int(ifID) + 1
 		s.record++
 		var ns int64
 		if typ != ngSPB {

@@ -24,6 +24,7 @@ type pcapSource struct {
 	mu      sync.Mutex // guards h against Stats/SetFilter racing Close
 	closed  bool
 	last    Stats
+	iface   int // of the latest frame, as libpcap reports it (Interface)
 }
 
 func openPcap(opts Options) (Source, error) {
@@ -95,6 +96,10 @@ func openPcap(opts Options) (Source, error) {
 
 func (s *pcapSource) LinkType() packet.LinkType { return s.link }
 
+// Interface is what libpcap reports of the latest frame's interface: 0
+// when it does not say.
+func (s *pcapSource) Interface() int { return s.iface }
+
 // Wake does nothing: libpcap's read returns within its timeout, which
 // OpenLive caps at unwakeableTimeout.
 func (s *pcapSource) Wake() {}
@@ -106,6 +111,7 @@ func (s *pcapSource) Next() ([]byte, int64, int, error) {
 	data, ci, err := s.h.ZeroCopyReadPacketData()
 	switch {
 	case err == nil:
+		s.iface = ci.InterfaceIndex
 		return data, ci.Timestamp.UnixNano(), ci.Length, nil
 	case errors.Is(err, pcap.NextErrorTimeoutExpired):
 		return nil, 0, 0, ErrTimeout

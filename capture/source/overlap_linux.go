@@ -43,10 +43,11 @@ type overlap struct {
 	full  bool                 // one did not fit
 }
 
-// fingerprint hashes a frame's captured bytes and length on the wire: the
-// two copies of one frame are byte for byte the same. Never 0.
-func fingerprint(data []byte, wire int) uint64 {
-	h := uint64(wire)*0x9e3779b97f4a7c15 ^ uint64(len(data))
+// fingerprint hashes a frame's captured bytes, length on the wire and
+// interface: the two copies of one frame are byte for byte the same, and
+// the same bytes seen on two interfaces are two frames. Never 0.
+func fingerprint(data []byte, wire int, ifindex int32) uint64 {
+	h := uint64(wire)*0x9e3779b97f4a7c15 ^ uint64(len(data)) ^ uint64(uint32(ifindex))<<32
 	for len(data) >= 8 {
 		h = mix(h ^ binary.LittleEndian.Uint64(data))
 		data = data[8:]

@@ -6,8 +6,8 @@ import "testing"
 // a full set says so rather than keep more.
 func TestOverlap(t *testing.T) {
 	o := new(overlap)
-	a, b := fingerprint([]byte("frame a"), 60), fingerprint([]byte("frame b"), 60)
-	if a == b || fingerprint([]byte("frame a"), 61) == a {
+	a, b := fingerprint([]byte("frame a"), 60, 2), fingerprint([]byte("frame b"), 60, 2)
+	if a == b || fingerprint([]byte("frame a"), 61, 2) == a || fingerprint([]byte("frame a"), 60, 3) == a {
 		t.Fatal("fingerprints of different frames are equal")
 	}
 	o.add(a)
@@ -18,7 +18,7 @@ func TestOverlap(t *testing.T) {
 			t.Fatalf("take %d of a copy added twice: %v", i+1, got)
 		}
 	}
-	if !o.take(b) || o.take(b) || o.take(fingerprint(nil, 0)) {
+	if !o.take(b) || o.take(b) || o.take(fingerprint(nil, 0, 0)) {
 		t.Fatal("b taken wrong")
 	}
 	for i := range overlapSlots {

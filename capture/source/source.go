@@ -26,6 +26,14 @@ type Source interface {
 	// LinkType is the framing of the data the latest Next returned. It is
 	// fixed for live sources; in a pcapng file each interface has its own.
 	LinkType() packet.LinkType
+	// Interface identifies the interface the frame the latest Next returned
+	// was captured on, where the source knows it: the interface index on a
+	// live "any" capture (AF_PACKET's sll_ifindex), the interface's number
+	// plus one in a pcapng file, the index of a Linux cooked v2 header;
+	// else 0. One transmission captured on two interfaces ("any" seeing a
+	// frame on a bridge and on its port, on both sides of a forwarding
+	// hop; two files merged) differs only in it.
+	Interface() int
 	// SetFilter atomically replaces the kernel filter (nil: accept all).
 	// File sources accept and ignore it (the engine filters in user space too).
 	SetFilter(prog []bpf.RawInstruction) error

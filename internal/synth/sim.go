@@ -511,8 +511,18 @@ func (s *sim) onAck(c *conn, i int, g *segment) {
 				c.truth.SeqRTT.add(r)
 				c.truth.KernelRTT.add(s.now - first.t)
 			}
-		} else if e.srtt > 0 {
-			e.rto = min(max(e.srtt+4*e.rttvar, minRTO), maxRTO)
+		} else {
+			if i == 0 && popped && c.ts && g.tsecr != 0 && first.flags&flSYN == 0 {
+				// Karn's rule forbids the sequence sample; the kernel
+				// times the ACK from the TSval it echoes, in whole ticks
+				// of its 1 ms clock, 1 at least (tcp_ack_update_rtt,
+				// tcp_rtt_tsopt_us).
+				ticks := max(int64(int32(s.tsClock(e.tsBase, s.now)-g.tsecr)), 1)
+				c.truth.KernelRTT.add(ticks * ms)
+			}
+			if e.srtt > 0 {
+				e.rto = min(max(e.srtt+4*e.rttvar, minRTO), maxRTO)
+			}
 		}
 		acked := float64(a-max(e.una, 0)) / float64(e.mss)
 		wasSyn := e.una < 0

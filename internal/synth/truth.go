@@ -92,9 +92,11 @@ type FlowTruth struct {
 	// retransmitted segment (Karn). They include the peer's delayed-ACK time, as the kernel's.
 	SeqRTT RTTStats
 	// KernelRTT are the samples the Linux kernel's srtt takes (tcp_clean_rtx_queue): one per
-	// ACK that newly acknowledges data, timed from the EARLIEST newly acknowledged segment,
-	// none if any of them was retransmitted. Its SRTT is what TCP_INFO's tcpi_rtt would say at
-	// the capture point; SeqRTT differs from it only for ACKs that cover several segments.
+	// ACK that newly acknowledges data, timed from the EARLIEST newly acknowledged segment;
+	// if any of them was retransmitted, from the TSval the ACK echoes instead, in whole ticks
+	// of the 1 ms TSval clock (tcp_ack_update_rtt's fallback, tcp_rtt_tsopt_us). Its SRTT is
+	// what TCP_INFO's tcpi_rtt would say at the capture point; SeqRTT differs from it for ACKs
+	// that cover several segments or a retransmitted one.
 	KernelRTT RTTStats
 	// TSRTT are TSval/TSecr echo samples: first sighting of a local TSval against the first
 	// incoming segment echoing it (pping's method); they include the peer's ACK delay and send

@@ -19,6 +19,33 @@ import (
 type Host struct {
 	Name string // namespace name, as `ip netns` knows it
 	fd   int    // open namespace file, for setns
+	// congestion, when set, is the congestion control the host's sockets
+	// ask for (TCP_CONGESTION), where the namespace's default could not
+	// be set (see Lab.setup).
+	congestion string
+}
+
+// setCongestion applies the host's congestion control, if it has one of
+// its own, to socket fd (a listener's accepted sockets inherit it). Root
+// (CAP_NET_ADMIN) may pick any algorithm the kernel has.
+func (h *Host) setCongestion(fd uintptr) error {
+	if h.congestion == "" {
+		return nil
+	}
+	if err := unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, h.congestion); err != nil {
+		return fmt.Errorf("lab: TCP_CONGESTION %s in %s: %w", h.congestion, h.Name, err)
+	}
+	return nil
+}
+
+// control is a net.Dialer or net.ListenConfig Control that applies the
+// host's socket options.
+func (h *Host) control(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) { serr = h.setCongestion(fd) }); err != nil {
+		return err
+	}
+	return serr
 }
 
 func newHost(name string) (*Host, error) {

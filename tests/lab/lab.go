@@ -24,6 +24,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -75,9 +76,11 @@ type Config struct {
 	// (PACKET_VNET_HDR). Line's FrameSize and QueueLimit default to fit.
 	Offloads bool
 	// Congestion is A's and B's TCP congestion control (sysctl
-	// net.ipv4.tcp_congestion_control, per namespace); empty keeps the
-	// kernel's default (cubic, whose HyStart leaves slow start as soon as
-	// the RTT rises, so it never fills a deep queue; "reno" does).
+	// net.ipv4.tcp_congestion_control, per namespace, or TCP_CONGESTION
+	// on the lab's sockets where the host does not allow it as a
+	// namespace's default); empty keeps the kernel's default (often cubic,
+	// whose HyStart leaves slow start as soon as the RTT rises, so it
+	// never fills a deep queue; "reno" does; some kernels default to bbr).
 	Congestion string
 	// StretchACKs turns GRO on at B's veth: B's stack receives coalesced
 	// segments and acknowledges several MSS with one ACK (stretch ACKs).
@@ -217,7 +220,14 @@ func (l *Lab) setup() error {
 			return err
 		}
 		if l.cfg.Congestion != "" {
-			if err := h.WriteSysctl("net/ipv4/tcp_congestion_control", l.cfg.Congestion); err != nil {
+			// A namespace other than the host's may only default to an
+			// algorithm of net.ipv4.tcp_allowed_congestion_control (EPERM
+			// otherwise); the lab's sockets then ask for it themselves.
+			err := h.WriteSysctl("net/ipv4/tcp_congestion_control", l.cfg.Congestion)
+			switch {
+			case errors.Is(err, fs.ErrPermission):
+				h.congestion = l.cfg.Congestion
+			case err != nil:
 				return err
 			}
 		}

@@ -60,8 +60,13 @@ func (h *Host) Serve(addr netip.AddrPort) (*Server, error) {
 	var ln *net.TCPListener
 	err := h.Do(func() error {
 		var err error
-		ln, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
-		return err
+		lc := net.ListenConfig{Control: h.control}
+		l, err := lc.Listen(context.Background(), "tcp", addr.String())
+		if err != nil {
+			return err
+		}
+		ln = l.(*net.TCPListener)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lab: listen on %v in %s: %w", addr, h.Name, err)
@@ -213,7 +218,7 @@ func (c *Client) Records() []*ConnRecord {
 func (c *Client) dial(ctx context.Context, kind string, remote netip.AddrPort) (*net.TCPConn, *ConnRecord, error) {
 	var conn net.Conn
 	err := c.Host.Do(func() error {
-		var d net.Dialer
+		d := net.Dialer{Control: c.Host.control}
 		var err error
 		conn, err = d.DialContext(ctx, "tcp", remote.String())
 		return err
