@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"golang.org/x/net/bpf"
-	"golang.org/x/sys/unix"
 )
 
 // Resizing the ring: watch decides, openResized opens the new ring beside
@@ -49,36 +48,27 @@ func (s *afpacket) watch(r *ring) {
 	prog, gen := s.prog, s.progGen
 	s.mu.Unlock()
 	s.opening = make(chan openedRing, 1)
-	goBackground(func() { s.opening <- s.openResized(size, prog, gen) })
+	goOwnThread(func() { s.opening <- s.openResized(size, prog, gen) })
 }
 
-// backgroundNice is how much less CPU weight than the reader's the
-// threads that open and close rings get: nice +10 weighs a tenth of nice 0
-// (the kernel's sched_prio_to_weight table: 110 against 1024).
-const backgroundNice = 10
-
-// goBackground runs fn on a goroutine locked to a thread of its own whose
-// scheduling priority is backgroundNice below the caller's process, and
-// ends that thread with fn. Opening a resized ring is the one heavy piece
-// of work besides reading: the kernel allocates and zeroes every page of
-// the new ring inside setsockopt (measured here: 20 to 90 ms for 8 to 32
-// MiB, and 45 % of go-metro's CPU in a run from a standing start to
-// ~200k frames/s), and it comes exactly when the small ring must be
-// emptied fastest. At the reader's priority it competes with the reader
-// for the process's share of the CPU (the scheduler groups a process's
-// threads: autogroup, cgroups), and the thread that did it carries that
-// CPU time in its own accounting into whatever goroutine it runs next,
-// the reader's included, which then waits longer for a CPU. Lowering a
-// thread's priority needs no privilege; the thread is never handed back
-// to the runtime's pool, so no other goroutine ever runs at it.
-func goBackground(fn func()) {
+// goOwnThread runs fn on a goroutine locked to a thread of its own, which
+// ends with fn. Opening a resized ring is the one heavy piece of work
+// besides reading: the kernel allocates and zeroes every page of the new
+// ring inside setsockopt and waits there for an RCU grace period
+// (packet_set_ring's synchronize_net): 15 ms to 1 s under load here, and
+// 45 % of go-metro's CPU in a run from a standing start. The scheduler charges
+// that CPU time to the thread that did it (EEVDF's lag), and a runtime
+// thread carries it into whatever goroutine it runs next, the reader's
+// included, which would then wait longer for a CPU; a thread that exits
+// takes it along. The thread keeps the process's priority: the small ring
+// must be replaced before it overflows, and at nice +10 the first ring took
+// 32 to 163 ms to open (median 78) on a host whose CPUs the traffic
+// saturated, against 15 ms to 1 s (median 33) at nice 0, with the small
+// ring overflowing more often meanwhile (TestLoadNoKernelDrops: 4 runs of
+// 8 against 2).
+func goOwnThread(fn func()) {
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if cur, err := unix.Getpriority(unix.PRIO_PROCESS, 0); err == nil {
-			// The raw system call returns 20 - nice.
-			nice := min(20-cur+backgroundNice, 19)
-			_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice) // best effort: fn runs either way
-		}
 		fn()
 	}()
 }
@@ -173,6 +163,6 @@ func (s *afpacket) handOver() {
 	// Closing a packet socket waits for an RCU grace period (tens of
 	// milliseconds under load): the reader does not wait for it.
 	s.closing.Add(1)
-	goBackground(func() { defer s.closing.Done(); old.close() })
+	goOwnThread(func() { defer s.closing.Done(); old.close() })
 	s.sizer.resized(size, time.Now())
 }

@@ -1,34 +1,35 @@
 package source
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// niceOf is the nice value of the calling thread.
-func niceOf(t *testing.T) int {
-	t.Helper()
-	p, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 20 - p
-}
-
-// TestGoBackground: fn runs backgroundNice below the caller's priority,
-// and the caller's thread keeps its own.
-func TestGoBackground(t *testing.T) {
+// TestGoOwnThread: fn runs on a thread other than the caller's, and that
+// thread exits with it.
+func TestGoOwnThread(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	before := niceOf(t)
 	got := make(chan int, 1)
-	goBackground(func() { got <- niceOf(t) })
-	if want, n := min(before+backgroundNice, 19), <-got; n != want {
-		t.Errorf("fn ran at nice %d, want %d", n, want)
+	goOwnThread(func() { got <- unix.Gettid() })
+	tid := <-got
+	if tid == unix.Gettid() {
+		t.Fatal("fn ran on the caller's thread")
 	}
-	if after := niceOf(t); after != before {
-		t.Errorf("the caller's thread went from nice %d to %d", before, after)
+	task := fmt.Sprintf("/proc/self/task/%d", tid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(task); errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d still runs after fn returned", tid)
+		}
 	}
 }
