@@ -211,7 +211,7 @@ type reportState struct {
 
 // totals are the cumulative counters reported as monotonic counts.
 type totals struct {
-	packets, drops, decodeErrors, evicted, duplicates, dnsMalformed uint64
+	packets, drops, decodeErrors, evicted, duplicates, dnsMalformed, ringsDenied uint64
 }
 
 func statsTotals(s *capture.Stats) totals {
@@ -222,6 +222,7 @@ func statsTotals(s *capture.Stats) totals {
 		evicted:      s.Flow.EvictedHalfOpen + s.Flow.EvictedClosed + s.Flow.EvictedActive,
 		duplicates:   s.Flow.Duplicates,
 		dnsMalformed: s.DNS.Malformed,
+		ringsDenied:  s.Flow.RingsDenied,
 	}
 }
 

@@ -767,6 +767,7 @@ func TestHealthMetrics(t *testing.T) {
 	fe.snap.Stats.Flow.EvictedActive = 1
 	fe.snap.Stats.Flow.EvictedHalfOpen = 4
 	fe.snap.Stats.Flow.Duplicates = 9
+	fe.snap.Stats.Flow.RingsDenied = 11
 	fe.snap.Stats.Kernel.RingSize = 16 << 20
 	fe.snap.Stats.DNS.Malformed = 2
 	fe.snap.DNSCached = 6
@@ -778,6 +779,7 @@ func TestHealthMetrics(t *testing.T) {
 		{"monotonic_count", MetricKernelDrops, 7, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricDecodeErrors, 3, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricFlowsEvicted, 5, "", []string{"iface:eth0"}},
+		{"monotonic_count", MetricRingsDenied, 11, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricDuplicates, 9, "", []string{"iface:eth0"}},
 		{"gauge", MetricFlowsTracked, 12, "", []string{"iface:eth0"}},
 		{"gauge", MetricRingSize, 16 << 20, "", []string{"iface:eth0"}},
