@@ -587,12 +587,17 @@ func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config, vnetHdr bool
 		}
 		err := <-dl.done
 		return nil, fmt.Errorf("lab: delay line exited before ready: %v: %s", err, dl.stderr.String())
-	case <-time.After(10 * time.Second):
+	case <-time.After(delayLineStartup):
 		_ = cmd.Process.Kill()
 		<-dl.done
-		return nil, fmt.Errorf("lab: delay line not ready after 10s: %s", dl.stderr.String())
+		return nil, fmt.Errorf("lab: delay line not ready after %v: %s", delayLineStartup, dl.stderr.String())
 	}
 }
+
+// delayLineStartup is how long the delay line may take to report ready: a
+// ceiling for a busy machine (10 s was exceeded under load), not a wait, since
+// a ready line answers at once.
+const delayLineStartup = time.Minute
 
 // Stop sends SIGTERM and returns the counters the line printed on exit.
 func (d *DelayLine) Stop() (delayline.Stats, error) {
