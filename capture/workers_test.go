@@ -90,8 +90,10 @@ func TestWorkersKeepConnectionsWhole(t *testing.T) {
 	l := lab.New(t, lab.Config{KernelBridge: true})
 	var recs []*lab.ConnRecord
 	e, stop := startWorkers(t, l, Config{Interface: l.AIf, Workers: 3, PollTimeout: 20 * time.Millisecond})
-	if got := e.snapshot().Workers; got != 3 {
-		t.Fatalf("snapshot of %d workers, want 3", got)
+	if s, err := e.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	} else if s.Workers != 3 {
+		t.Fatalf("snapshot of %d workers, want 3", s.Workers)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -226,8 +226,13 @@ func (r *ring) close() error {
 		r.mem = nil
 	}
 	if r.file != nil {
-		r.file.Close() // the netpoller's duplicate descriptor
-		r.file, r.rc = nil, nil
+		// The netpoller's duplicate descriptor. The field stays: Wake reads
+		// it from any goroutine, even while the ring closes (a run's end
+		// wakes the reader as it closes the source; a hand-over closes the
+		// old ring on a thread of its own), and a deadline set on a closed
+		// file fails harmlessly.
+		r.file.Close()
+		r.rc = nil
 	}
 	if r.fd >= 0 {
 		if err := unix.Close(r.fd); err != nil {
