@@ -3,7 +3,6 @@ package rttcheck
 import (
 	"net/netip"
 	"reflect"
-	"sort"
 	"testing"
 
 	"github.com/gometro/go-metro/capture"
@@ -41,14 +40,7 @@ func TestDstPrecedence(t *testing.T) {
 			fe := &fakeEngine{snap: capture.Snapshot{Flows: flows, DNSNames: names}}
 			c := newTestCheck(t, Options{}, "interface: eth0\nips: [198.51.100.0/24, 2001:db8::/64]\nhosts: [api.example.com]\n"+tc.extra, "", fe, res)
 			waitFor(t, "engine", c.engineStarted)
-			dsts := func(r *recorder) []string {
-				var out []string
-				for _, s := range r.find(MetricRTTAvg) {
-					out = append(out, s.tags[1])
-				}
-				sort.Strings(out)
-				return out
-			}
+			dsts := rttAvgDsts
 			// Reverse DNS answers arrive in the background.
 			waitFor(t, "dst tags", func() bool { return reflect.DeepEqual(dsts(runOnce(t, c)), tc.want) })
 			// The DNS answers expire: the names stay while the flows do.

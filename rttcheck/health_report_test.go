@@ -273,14 +273,7 @@ func TestDstTagIsPinnedAtFirstReport(t *testing.T) {
 	}
 	t.Cleanup(c.Cancel)
 	waitFor(t, "engine", c.engineStarted)
-	dsts := func(r *recorder) []string {
-		var out []string
-		for _, s := range r.find(MetricRTTAvg) {
-			out = append(out, s.tags[1])
-		}
-		sort.Strings(out)
-		return out
-	}
+	dsts := rttAvgDsts
 	// The PTR does not answer in time: the first report uses the address.
 	if got := dsts(runOnce(t, c)); !reflect.DeepEqual(got, []string{"dst:198.51.100.7"}) {
 		t.Fatalf("first run %v", got)
@@ -327,4 +320,14 @@ func TestReportKeys(t *testing.T) {
 			t.Errorf("%s: error %v does not name the key", bad, err)
 		}
 	}
+}
+
+// rttAvgDsts is the dst tag of each rtt.avg series of a run, sorted.
+func rttAvgDsts(r *recorder) []string {
+	var out []string
+	for _, s := range r.find(MetricRTTAvg) {
+		out = append(out, s.tags[1])
+	}
+	sort.Strings(out)
+	return out
 }

@@ -3,12 +3,10 @@ package filter
 import (
 	"net/netip"
 	"testing"
-	"unsafe"
 
 	"github.com/gometro/go-metro/capture/packet"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/net/bpf"
-	"golang.org/x/sys/unix"
 )
 
 // TestWithDNS: UDP and TCP from port 53 pass whole whatever the remotes and
@@ -157,15 +155,7 @@ func kept(t *testing.T, prog []bpf.RawInstruction, data []byte) int {
 // TestWithDNSKernelAccepts: the kernel's classic BPF checker takes the
 // programs with the DNS check, alone and in front of the others.
 func TestWithDNSKernelAccepts(t *testing.T) {
-	attach := func(prog []bpf.RawInstruction) error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fd)
-		fp := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
-		return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp)
-	}
+	attach := func(prog []bpf.RawInstruction) error { return attachToSocket(t, prog) }
 	remotes := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}
 	for _, link := range []packet.LinkType{packet.LinkTypeEthernet, packet.LinkTypeLinuxSLL, packet.LinkTypeSLL2,
 		packet.LinkTypeRaw, packet.LinkTypeIPv4, packet.LinkTypeIPv6} {

@@ -109,15 +109,7 @@ func TestWithTunnels(t *testing.T) {
 // the kernel's classic BPF checker (the one SO_ATTACH_FILTER runs on a
 // capture socket too) must accept it. A UDP socket needs no privilege.
 func TestWithTunnelsKernelAccepts(t *testing.T) {
-	attach := func(prog []bpf.RawInstruction) error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fd)
-		fp := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
-		return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp)
-	}
+	attach := func(prog []bpf.RawInstruction) error { return attachToSocket(t, prog) }
 	// The check can fail: a jump past the end is refused.
 	if attach([]bpf.RawInstruction{{Op: 0x15, Jt: 5}, {Op: 0x06}}) == nil {
 		t.Fatal("the kernel accepted a jump past the end: this test cannot fail")
@@ -139,4 +131,18 @@ func TestWithTunnelsKernelAccepts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// attachToSocket attaches prog to a UDP socket, which needs no privilege:
+// the kernel's classic BPF checker, the one SO_ATTACH_FILTER runs on a
+// capture socket too, accepts or refuses it.
+func attachToSocket(t *testing.T, prog []bpf.RawInstruction) error {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
+	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp)
 }
