@@ -15,7 +15,7 @@ GO ?= go
 # runs.
 DEB_PACKAGES := libpcap-dev tshark tcpdump ethtool iproute2 libcap2-bin util-linux procps docker.io dnsmasq
 
-.PHONY: deps demo test unit lab vet fmt-check bench pgo corpus bench-live image
+.PHONY: deps demo test unit lab vet fmt-check bench pgo corpus bench-live bench-scale image
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -149,3 +149,12 @@ corpus:
 # alternating runs, medians of 3 pairs (root; apt-get install iperf3 tcpdump).
 bench-live:
 	$(GO) run ./tests/cmd/benchlive $(BENCH_LIVE_FLAGS)
+
+# make bench-scale: go-metro's CPU per frame, drops and RSS beside tcpdump
+# -s 128 while tcpreplay sends a synthetic capture into a veth at rising
+# rates up to the most this machine sends, alternating runs; and the peak
+# RSS and CPU per packet of `go-metro replay` against the number of
+# concurrent connections, 1 k to 1 M (root; apt-get install tcpreplay
+# tcpdump). BENCH_SCALE_FLAGS='-load build' competes with a Go build.
+bench-scale:
+	$(GO) run ./tests/cmd/benchscale $(BENCH_SCALE_FLAGS)

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"fmt"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -47,26 +48,106 @@ func hotPath(b *testing.B, dnsNames bool) {
 	b.Logf("%d frames", len(frames))
 	runtime.GC()
 	var pkt packet.Packet
+	runtime.LockOSThread() // threadCPU counts this thread
+	defer runtime.UnlockOSThread()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := -threadCPU()
 	for i := 0; i < b.N; i++ {
 		f := &frames[i%len(frames)]
 		if i%len(frames) == 0 && i > 0 {
 			// A new pass replays the same sequence numbers: start from a
 			// fresh engine so every pass measures the same work.
 			b.StopTimer()
+			cpu += threadCPU()
 			if e, err = New(cfg); err != nil {
 				b.Fatal(err)
 			}
 			runtime.GC()
+			cpu -= threadCPU()
 			b.StartTimer()
 		}
 		e.handle(&pkt, packet.LinkTypeEthernet, f.Data, f.TS, int(f.WireLen))
 	}
 	b.StopTimer()
+	cpu += threadCPU()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 	st := e.snapshot().Stats
 	if st.Malformed() != 0 {
 		b.Fatalf("%d frames of the synthetic capture failed to decode", st.Malformed())
+	}
+}
+
+// BenchmarkHotPathFlows is the per-packet path over many concurrent
+// connections (synth.Concurrent): a table holding every connection, and
+// packets of connections all over it, as on a busy host. The capture opens
+// every connection (a handshake and an exchange each, one microsecond
+// apart), then makes rounds of one exchange per connection in shuffled
+// orders; the opening round runs untimed, to fill the table, and the
+// shuffled rounds are timed: about 6 million packets of lookups, each of a
+// flow far from the last. At a million flows the flow state fits no cache
+// and the lookup waits on memory. One op is one packet; the table is sized
+// for the flows (max_flows = flows). -benchtime 6000000x runs each capture
+// once.
+func BenchmarkHotPathFlows(b *testing.B) {
+	for _, n := range []int{1000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("flows=%d", n), func(b *testing.B) {
+			c := synth.Concurrent(synth.ConcurrentConfig{Flows: n, Exchanges: 1 + (6_000_000+3*n-1)/(3*n)})
+			benchmarkFrames(b, c, n, 6*n) // the opening round: 6 frames a connection
+		})
+	}
+}
+
+// benchmarkFrames runs c's frames through an engine of maxFlows flows, the
+// first warm of them untimed, the rest timed, with a fresh engine whenever
+// they run out.
+func benchmarkFrames(b *testing.B, c *synth.Capture, maxFlows, warm int) {
+	var prefixes []netip.Prefix
+	for _, a := range c.LocalIPs {
+		prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
+	}
+	cfg := Config{File: "memory", LocalIPs: prefixes, MaxFlows: maxFlows}
+	var e *Engine
+	var pkt packet.Packet
+	fresh := func() {
+		var err error
+		if e, err = New(cfg); err != nil {
+			b.Fatal(err)
+		}
+		for i := range c.Frames[:warm] {
+			f := &c.Frames[i]
+			e.handle(&pkt, packet.LinkTypeEthernet, f.Data, f.TS, int(f.WireLen))
+		}
+		runtime.GC()
+	}
+	frames := c.Frames[warm:]
+	runtime.LockOSThread() // threadCPU counts this thread
+	defer runtime.UnlockOSThread()
+	fresh()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := -threadCPU()
+	for i := 0; i < b.N; i++ {
+		f := &frames[i%len(frames)]
+		if i%len(frames) == 0 && i > 0 {
+			b.StopTimer()
+			cpu += threadCPU()
+			fresh()
+			cpu -= threadCPU()
+			b.StartTimer()
+		}
+		e.handle(&pkt, packet.LinkTypeEthernet, f.Data, f.TS, int(f.WireLen))
+	}
+	b.StopTimer()
+	cpu += threadCPU()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+	st := e.snapshot().Stats
+	if st.Malformed() != 0 {
+		b.Fatalf("%d frames failed to decode", st.Malformed())
+	}
+	if st.Flow.Flows != len(c.Flows) {
+		b.Fatalf("%d flows tracked, want %d", st.Flow.Flows, len(c.Flows))
 	}
 }

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"net/netip"
+	"sync"
 
 	"github.com/gometro/go-metro/capture/dns"
 	"github.com/gometro/go-metro/capture/flow"
@@ -37,70 +38,76 @@ type DNSStats struct {
 	Cut uint64
 }
 
-// dnsNames is the engine's reader of DNS answers and its name cache; Run's
-// goroutine owns it, as it owns the flow table.
+// dnsNames is the engine's name cache, shared by its workers: the worker
+// that parses an answer may not be the one whose flow the name is for (each
+// worker parses the answers it captures, in its own dns.Answer). mu guards
+// the cache: it is taken once per DNS answer and once per snapshot, never
+// on the TCP path.
 type dnsNames struct {
-	cache  *dns.Cache
-	answer dns.Answer
+	mu    sync.Mutex
+	cache *dns.Cache
 }
 
 func newDNSNames() *dnsNames { return &dnsNames{cache: dns.NewCache()} }
 
 // dnsDatagram reads the DNS message of a UDP datagram Decode classified as
 // packet.DNS.
-func (e *Engine) dnsDatagram(pkt *packet.Packet, data []byte, ts int64) {
+func (w *worker) dnsDatagram(pkt *packet.Packet, data []byte, ts int64) {
 	msg := pkt.Payload(data)
 	if uint64(len(msg)) < uint64(pkt.PayloadLen) {
-		e.stats.DNS.Cut++
+		w.stats.DNS.Cut++
 		return
 	}
-	e.dnsMessage(msg, ts)
+	w.dnsMessage(msg, ts)
 }
 
 // dnsSegment reads the DNS messages of a TCP segment from port 53.
-func (e *Engine) dnsSegment(pkt *packet.Packet, data []byte, ts int64) {
+func (w *worker) dnsSegment(pkt *packet.Packet, data []byte, ts int64) {
 	if pkt.PayloadLen == 0 || pkt.Tunnel.Encaps != 0 {
 		return // the handshake, ACKs, FIN; or inside a tunnel, never read
 	}
 	p := pkt.Payload(data)
 	if uint64(len(p)) < uint64(pkt.PayloadLen) || !dns.WholeTCP(p) {
-		e.stats.DNS.Cut++
+		w.stats.DNS.Cut++
 		return
 	}
 	for len(p) > 0 {
 		var msg []byte
 		msg, p = dns.NextTCP(p)
-		e.dnsMessage(msg, ts)
+		w.dnsMessage(msg, ts)
 	}
 }
 
 // dnsMessage parses one DNS message seen at capture time ts and caches the
 // names it gives.
-func (e *Engine) dnsMessage(msg []byte, ts int64) {
-	a := &e.dns.answer
+func (w *worker) dnsMessage(msg []byte, ts int64) {
+	a := w.dnsAnswer
 	switch a.Parse(msg) {
 	case dns.Malformed:
-		e.stats.DNS.Malformed++
+		w.stats.DNS.Malformed++
 		return
 	case dns.Unnamed:
 		return
 	}
-	e.stats.DNS.Answers++
+	w.stats.DNS.Answers++
+	d := w.e.dns
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for i := range a.N {
-		if e.nameable(a.Addrs[i]) {
-			e.dns.cache.Put(a.Addrs[i], a.Name(), a.TTLs[i], ts)
+		if w.nameable(a.Addrs[i]) {
+			d.cache.Put(a.Addrs[i], a.Name(), a.TTLs[i], ts)
 		}
 	}
 }
 
 // nameable reports whether a name for addr could be reported: addr is a
 // monitored remote (any, when no remotes are configured).
-func (e *Engine) nameable(addr [16]byte) bool {
-	if len(e.remotes) == 0 {
+func (w *worker) nameable(addr [16]byte) bool {
+	if len(w.remotes) == 0 {
 		return true
 	}
 	a := netip.AddrFrom16(addr).Unmap()
-	for _, p := range e.remotes {
+	for _, p := range w.remotes {
 		if p.Contains(a) {
 			return true
 		}
@@ -109,8 +116,10 @@ func (e *Engine) nameable(addr [16]byte) bool {
 }
 
 // names returns the DNS names of the remotes of flows (see
-// Snapshot.DNSNames).
-func (d *dnsNames) names(flows []flow.Summary) map[netip.Addr]string {
+// Snapshot.DNSNames), and the number of addresses the cache holds.
+func (d *dnsNames) names(flows []flow.Summary) (map[netip.Addr]string, int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	out := map[netip.Addr]string{}
 	for i := range flows {
 		f := &flows[i]
@@ -122,5 +131,5 @@ func (d *dnsNames) names(flows []flow.Summary) map[netip.Addr]string {
 			out[a] = string(name)
 		}
 	}
-	return out
+	return out, d.cache.Len()
 }

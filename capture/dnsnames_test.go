@@ -240,7 +240,7 @@ func BenchmarkDNSAnswer(b *testing.B) {
 	for i := range b.N {
 		e.handle(&pkt, packet.LinkTypeEthernet, f, second+int64(i), len(f))
 	}
-	if e.stats.DNS.Answers != uint64(b.N) {
-		b.Fatalf("%d answers read of %d", e.stats.DNS.Answers, b.N)
+	if e.workers[0].stats.DNS.Answers != uint64(b.N) {
+		b.Fatalf("%d answers read of %d", e.workers[0].stats.DNS.Answers, b.N)
 	}
 }

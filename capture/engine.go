@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/gometro/go-metro/capture/dns"
 	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/flow"
 	"github.com/gometro/go-metro/capture/localaddr"
@@ -49,12 +51,20 @@ type Config struct {
 	// dnsnames.go); the kernel filter passes those answers whole.
 	DNSNames bool
 
-	MaxFlows int           // hard cap on tracked flows; default 16384
+	MaxFlows int           // hard cap on tracked flows; default DefaultMaxFlows
 	IdleTTL  time.Duration // drop flows idle this long; default 300s
 	ExpTTL   time.Duration // drop closed (FIN/RST) flows this long after their last packet; default 60s
 
 	PollTimeout time.Duration // how often an idle live capture does its housekeeping (Cancel and snapshots wake it); default DefaultPollTimeout
 	RingSize    int           // bytes of kernel capture ring, fixed; 0: sized by need (source.Options.RingSize)
+
+	// Workers is how many goroutines capture a live interface, each with
+	// its own socket, ring and flow table, among which the kernel spreads
+	// the frames so that every connection stays with one (source.Fanout).
+	// MaxFlows is their total, split evenly, and each ring is fixed at
+	// RingSize, or source.FanoutRingSize when RingSize is 0. 0 or 1: one
+	// worker, the ring sized by need. A file is always read by one.
+	Workers int
 }
 
 // Stats are the engine's cumulative counters.
@@ -116,6 +126,9 @@ type Snapshot struct {
 	// Filter is the kernel filter of the live source (zero for files and
 	// before the first open).
 	Filter FilterStatus
+	// Workers is the number of capture workers whose tables the snapshot
+	// merges (Config.Workers).
+	Workers int
 
 	// DNSNames maps the remote addresses of Flows (IPv4 unmapped) to the
 	// names DNS answers gave them (Config.DNSNames): the name that was
@@ -148,11 +161,21 @@ var ErrCoarseFilter = errors.New("capture: kernel filter is coarser than configu
 // Defaults for zero Config fields. The live capture's own (snaplen, poll
 // timeout, ring size) belong to package source.
 const (
-	DefaultSnaplen     = source.DefaultSnaplen
-	DefaultMaxFlows    = 16384
+	DefaultSnaplen = source.DefaultSnaplen
+	// DefaultMaxFlows is what a busy proxy or load balancer holds open
+	// at once, a quarter of a million connections, within
+	// flow.ReservedBytes(DefaultMaxFlows), 164 MiB, of which only what
+	// the tracked flows use is resident: 480 bytes each with a handshake
+	// or a request/response exchange, more for a large flight or a busy
+	// connection (capture/flow/rings.go). Each snapshot copies the
+	// tracked flows too (flow.Summary, about 330 bytes each).
+	DefaultMaxFlows    = 1 << 18
 	DefaultIdleTTL     = 300 * time.Second
 	DefaultExpTTL      = 60 * time.Second
 	DefaultPollTimeout = source.DefaultPollTimeout
+	// MaxWorkers bounds Config.Workers: a worker per CPU is the most that
+	// helps, and each costs a fixed ring.
+	MaxWorkers = 64
 
 	// housekeepEvery is how many packets pass between checks for
 	// cancellation, snapshot requests and expiry: rare enough to cost
@@ -163,33 +186,55 @@ const (
 	localRefresh    = 5 * time.Second
 )
 
-// Engine reads one source into one flow table. Run owns the table; all
+// Engine reads a capture into flow tables: one source and one table, or,
+// with Config.Workers, one of each per worker. Run owns the tables; all
 // other methods are safe to call from any goroutine.
 type Engine struct {
-	cfg   Config
-	local *localaddr.Set
-	table *flow.Table
-
-	remotes []netip.Prefix // owned by the table's goroutine
-	ports   []uint16
-	filter  FilterStatus // of the current live source; owned like remotes
-	// stale is set when the kernel refused every filter for new remotes:
-	// the source still runs the old program, so Run ends with it and the
-	// caller's reopen installs the new one before binding.
-	stale   error
+	cfg     Config
 	tunnels packet.Encap // encapsulations decoded; see expectedTunnels
-	dns     *dnsNames    // nil unless Config.DNSNames; owned like remotes
+	workers []*worker
+	// dns is the name cache of DNS answers (nil unless Config.DNSNames),
+	// shared by the workers: any of them may see an answer that names the
+	// remote of another's flow (dnsnames.go).
+	dns *dnsNames
 
-	requests chan request
 	opened   chan struct{} // closed once a source has opened
 	openOnce sync.Once
 
-	mu       sync.Mutex // guards running/runDone/src and the table while not running
-	running  bool
-	runDone  chan struct{}
+	mu          sync.Mutex // guards running, runDone, the workers' sources and sourceOpens, and the tables while not running
+	running     bool
+	runDone     chan struct{}
+	sourceOpens uint64
+	inferred    bool
+}
+
+// worker is one source and its flow table. While Run is active, everything
+// here is its goroutine's alone; other goroutines reach it through
+// requests (Engine.call).
+type worker struct {
+	e  *Engine
+	id int
+	// local is this worker's own set of local addresses, so that it alone
+	// changes what its table's Sides answers, and tells the table before
+	// its next packet (flow.Table.LocalityChanged).
+	local *localaddr.Set
+	table *flow.Table
+
+	remotes []netip.Prefix // the monitored remotes
+	filter  FilterStatus   // of the current live source
+	// stale is set when the kernel refused every filter for new remotes:
+	// the source still runs the old program, so Run ends with it and the
+	// caller's reopen installs the new one before binding.
+	stale    error
+	requests chan request
+	// localUpdates carries the addresses worker 0 read (only it reads
+	// them: it runs on Run's goroutine, in the namespace Run was called
+	// in) to the other workers; the latest replaces one not yet taken.
+	localUpdates chan []netip.Addr
+	dnsAnswer    *dns.Answer // scratch of the DNS answers this worker parses (dnsnames.go)
+
 	src      source.Source // Run's, while running: call wakes it
 	stats    Stats
-	inferred bool
 	linkDown bool // the interface went down and no frame arrived since
 
 	lastTS    int64      // capture time of the latest packet
@@ -230,46 +275,67 @@ func New(cfg Config) (*Engine, error) {
 	case cfg.IdleTTL < 0 || cfg.ExpTTL < 0:
 		return nil, errors.New("capture: idle_ttl and exp_ttl must be positive")
 	}
-	e := &Engine{
-		cfg:      cfg,
-		local:    &localaddr.Set{},
-		ports:    cfg.Ports,
-		tunnels:  expectedTunnels(&cfg),
-		requests: make(chan request),
-		opened:   make(chan struct{}),
+	workers := max(cfg.Workers, 1)
+	switch {
+	case cfg.Workers < 0 || cfg.Workers > MaxWorkers:
+		return nil, fmt.Errorf("capture: workers %d is out of range: must be between 1 and %d", cfg.Workers, MaxWorkers)
+	case cfg.File != "":
+		workers = 1 // a file has one reader
+	case workers > 1 && cfg.Backend != "" && cfg.Backend != "afpacket":
+		return nil, fmt.Errorf("capture: %d workers need the afpacket backend, not %q", workers, cfg.Backend)
 	}
-	if cfg.File != "" {
-		e.clock.maxJump = int64(MaxTimeJump)
-	}
-	if err := e.local.SetPrefixes(cfg.LocalIPs); err != nil {
-		return nil, fmt.Errorf("capture: local IPs: %w", err)
-	}
-	var err error
-	if e.remotes, err = checkRemotes(cfg.Remotes); err != nil {
+	remotes, err := checkRemotes(cfg.Remotes)
+	if err != nil {
 		return nil, err
+	}
+	e := &Engine{
+		cfg:     cfg,
+		tunnels: expectedTunnels(&cfg),
+		opened:  make(chan struct{}),
 	}
 	if cfg.DNSNames {
 		e.dns = newDNSNames()
 	}
-	e.table = flow.NewTable(flow.TableConfig{
-		MaxFlows: cfg.MaxFlows,
-		IdleTTL:  int64(cfg.IdleTTL),
-		ExpTTL:   int64(cfg.ExpTTL),
-	}, e.local, e.monitored)
+	perWorker := (cfg.MaxFlows + workers - 1) / workers
+	for i := range workers {
+		w := &worker{
+			e:            e,
+			id:           i,
+			local:        &localaddr.Set{},
+			remotes:      remotes,
+			requests:     make(chan request),
+			localUpdates: make(chan []netip.Addr, 1),
+		}
+		if cfg.File != "" {
+			w.clock.maxJump = int64(MaxTimeJump)
+		}
+		if e.dns != nil {
+			w.dnsAnswer = &dns.Answer{}
+		}
+		if err := w.local.SetPrefixes(cfg.LocalIPs); err != nil {
+			return nil, fmt.Errorf("capture: local IPs: %w", err)
+		}
+		w.table = flow.NewTable(flow.TableConfig{
+			MaxFlows: perWorker,
+			IdleTTL:  int64(cfg.IdleTTL),
+			ExpTTL:   int64(cfg.ExpTTL),
+		}, w.local, w.monitored)
+		e.workers = append(e.workers, w)
+	}
 	return e, nil
 }
 
 // monitored is the user-space remote filter, consulted only when a flow
 // would be created.
-func (e *Engine) monitored(remote netip.AddrPort) bool {
-	if len(e.ports) > 0 && !slices.Contains(e.ports, remote.Port()) {
+func (w *worker) monitored(remote netip.AddrPort) bool {
+	if ports := w.e.cfg.Ports; len(ports) > 0 && !slices.Contains(ports, remote.Port()) {
 		return false
 	}
-	if len(e.remotes) == 0 {
+	if len(w.remotes) == 0 {
 		return true
 	}
 	a := remote.Addr()
-	for _, p := range e.remotes {
+	for _, p := range w.remotes {
 		if p.Contains(a) {
 			return true
 		}
@@ -293,10 +359,10 @@ func checkRemotes(remotes []netip.Prefix) ([]netip.Prefix, error) {
 
 // SetRemotes replaces the monitored remote addresses (hosts re-resolved);
 // flows already tracked are kept until they expire. A running live engine
-// swaps its kernel filter before SetRemotes returns (Run's goroutine does
-// it between two packets, waking a waiting source), so traffic of the new
-// addresses is captured from then on. Otherwise the remotes apply from the
-// next open.
+// swaps its kernel filters before SetRemotes returns (each worker's
+// goroutine does it between two packets, waking a waiting source), so
+// traffic of the new addresses is captured from then on. Otherwise the
+// remotes apply from the next open.
 //
 // The error is nil when the remotes are in effect with an exact kernel
 // filter. It wraps ErrCoarseFilter when they are in effect with a coarser
@@ -309,19 +375,26 @@ func (e *Engine) SetRemotes(remotes []netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	var ferr error
-	if err := e.call(context.Background(), func(src source.Source) {
-		e.remotes = cp
-		if src != nil && e.cfg.File == "" {
-			ferr = e.installFilter(src.LinkType(), src.SetFilter)
-			if ferr != nil && !errors.Is(ferr, ErrCoarseFilter) {
-				e.stale = ferr
+	errs := make([]error, len(e.workers)) // each worker writes its own
+	if err := e.call(context.Background(), func(w *worker) {
+		w.remotes = cp
+		if w.src != nil && e.cfg.File == "" {
+			errs[w.id] = w.installFilter(w.src.LinkType(), w.src.SetFilter)
+			if errs[w.id] != nil && !errors.Is(errs[w.id], ErrCoarseFilter) {
+				w.stale = errs[w.id]
 			}
 		}
 	}); err != nil {
 		return err
 	}
-	return ferr
+	// Every worker builds the same program for the same kernel: they
+	// succeed or fail alike, and one error says it.
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetLocalIPs replaces Config.LocalIPs, the addresses that count as local
@@ -336,9 +409,9 @@ func (e *Engine) SetLocalIPs(local []netip.Prefix) error {
 		}
 	}
 	cp := slices.Clone(local)
-	return e.call(context.Background(), func(source.Source) {
-		_ = e.local.SetPrefixes(cp) // checked above
-		e.table.LocalityChanged()
+	return e.call(context.Background(), func(w *worker) {
+		_ = w.local.SetPrefixes(cp) // checked above
+		w.table.LocalityChanged()
 	})
 }
 
@@ -346,9 +419,10 @@ func (e *Engine) SetLocalIPs(local []netip.Prefix) error {
 // ports that attach accepts (filter.Fit) and records it. It returns an
 // error wrapping ErrCoarseFilter when that is coarser than asked, and a
 // plain error when none was accepted (attach left the previous program).
-func (e *Engine) installFilter(link packet.LinkType, attach func([]bpf.RawInstruction) error) error {
+func (w *worker) installFilter(link packet.LinkType, attach func([]bpf.RawInstruction) error) error {
+	e := w.e
 	pass := filter.Pass{Tunnels: e.tunnels, DNS: e.dns != nil}
-	if len(e.remotes) == 0 && len(e.ports) == 0 {
+	if len(w.remotes) == 0 && len(e.cfg.Ports) == 0 {
 		// Every frame, up to snaplen; DNS answers whole.
 		var prog []bpf.RawInstruction
 		if pass.DNS {
@@ -360,79 +434,137 @@ func (e *Engine) installFilter(link packet.LinkType, attach func([]bpf.RawInstru
 		if err := attach(prog); err != nil {
 			return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
 		}
-		e.filter = FilterStatus{Instructions: len(prog)}
+		w.filter = FilterStatus{Instructions: len(prog)}
 		return nil
 	}
-	p, err := filter.Fit(link, e.remotes, e.ports, e.cfg.Snaplen, pass, attach)
+	p, err := filter.Fit(link, w.remotes, e.cfg.Ports, e.cfg.Snaplen, pass, attach)
 	if err != nil {
 		return fmt.Errorf("capture: kernel filter on %s: %w", e.cfg.Interface, err)
 	}
-	e.filter = FilterStatus{Level: p.Level, Instructions: len(p.Instructions), Detail: p.Describe()}
+	w.filter = FilterStatus{Level: p.Level, Instructions: len(p.Instructions), Detail: p.Describe()}
 	if p.Level == filter.Exact {
 		return nil
 	}
-	e.stats.FilterFallbacks++
-	return fmt.Errorf("%w on %s: %d remotes and %d ports; using %s", ErrCoarseFilter, e.cfg.Interface, len(e.remotes), len(e.ports), p.Describe())
+	w.stats.FilterFallbacks++
+	return fmt.Errorf("%w on %s: %d remotes and %d ports; using %s", ErrCoarseFilter, e.cfg.Interface, len(w.remotes), len(e.cfg.Ports), p.Describe())
 }
 
-// Run opens the source and processes packets until ctx is done (nil), the
+// PanicError is the error Run returns when a worker other than the first
+// panicked: its goroutine is Run's own, so Run is its panic boundary (the
+// first worker runs on the caller's goroutine, whose boundary is the
+// caller's). The engine's tables may be half-updated: drop the engine.
+type PanicError struct {
+	Worker int
+	Value  any
+	Stack  []byte
+}
+
+func (p *PanicError) Error() string {
+	return fmt.Sprintf("capture worker %d panicked: %v", p.Worker, p.Value)
+}
+
+// Run opens the sources and processes packets until ctx is done (nil), the
 // end of a file (nil), or a source failure (the error). Flow state survives
 // across Runs, so a caller can re-open a lost interface without losing it.
 //
-// Run does not recover panics: a panic is a bug (bad packets are counted,
-// never fatal), and the goroutine's owner is its one panic boundary (for
-// the check, rttcheck's engine worker). Run still closes the source on the
-// way out; the flow table may be half-updated, so the owner drops the
-// engine and starts from a fresh one.
+// The first worker runs on the caller's goroutine, the others on goroutines
+// of their own; when one stops, with an error or at the end of a file, all
+// stop, and Run returns the first error. Run does not recover panics of the
+// first worker: a panic is a bug (bad packets are counted, never fatal),
+// and the goroutine's owner is its one panic boundary (for the check,
+// rttcheck's engine worker); those of the others come back as a
+// *PanicError. Run still closes every source on the way out; the flow
+// tables may be half-updated, so the owner drops the engine and starts
+// from a fresh one.
 func (e *Engine) Run(ctx context.Context) (err error) {
 	e.mu.Lock()
 	if e.running {
 		e.mu.Unlock()
 		return errors.New("capture: engine is already running")
 	}
-	src, err := e.open()
+	srcs, err := e.open()
 	if err != nil {
 		e.mu.Unlock()
 		return err
 	}
-	e.stats.SourceOpens++
+	e.sourceOpens++
 	e.openOnce.Do(func() { close(e.opened) })
 	e.running = true
 	e.runDone = make(chan struct{})
-	e.src = src
+	for i, w := range e.workers {
+		w.src = srcs[i]
+	}
 	e.mu.Unlock()
-	// A live source waits up to PollTimeout for a frame: Cancel ends the
+	// A live source waits up to PollTimeout for a frame: stopping ends the
 	// wait instead of waiting it out.
-	stopWaking := context.AfterFunc(ctx, src.Wake)
+	runCtx, stop := context.WithCancel(ctx)
+	var stopWaking []func() bool
+	for _, src := range srcs {
+		stopWaking = append(stopWaking, context.AfterFunc(runCtx, src.Wake))
+	}
+	errs := make([]error, len(e.workers))
+	var wg sync.WaitGroup
+	for _, w := range e.workers[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer stop() // one worker stopping stops them all
+			defer func() {
+				if r := recover(); r != nil {
+					errs[w.id] = &PanicError{Worker: w.id, Value: r, Stack: debug.Stack()}
+				}
+			}()
+			errs[w.id] = w.loop(runCtx)
+		}()
+	}
 
 	defer func() {
-		stopWaking()
-		e.collectKernelStats(src)
-		e.kernelOld = e.kernelOld.Then(e.kernel)
-		e.kernel = source.Stats{}
-		if cerr := src.Close(); cerr != nil && err == nil && ctx.Err() == nil {
-			err = fmt.Errorf("capture: close: %w", cerr)
+		stop()
+		wg.Wait() // before the sources close, even while the first worker panics
+		for _, f := range stopWaking {
+			f()
+		}
+		for i, w := range e.workers {
+			w.collectKernelStats(srcs[i])
+			w.kernelOld = w.kernelOld.Then(w.kernel)
+			w.kernel = source.Stats{}
+			if cerr := srcs[i].Close(); cerr != nil && err == nil && ctx.Err() == nil {
+				err = fmt.Errorf("capture: close: %w", cerr)
+			}
 		}
 		e.mu.Lock()
-		e.running, e.src = false, nil
+		e.running = false
+		for _, w := range e.workers {
+			w.src = nil
+		}
 		close(e.runDone)
 		e.mu.Unlock()
 	}()
-	return e.loop(ctx, src)
+	errs[0] = e.workers[0].loop(runCtx)
+	stop()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (e *Engine) loop(ctx context.Context, src source.Source) error {
+func (w *worker) loop(ctx context.Context) error {
+	e := w.e
 	live := e.cfg.File == ""
 	var pkt packet.Packet
 	nextLocalRefresh := time.Now().Add(localRefresh)
 	countdown := housekeepEvery
 	var nextHousekeep int64
 	done := ctx.Done()
+	src := w.src
 	for {
 		data, ts, wireLen, err := src.Next()
 		if err == nil {
 			pkt.IfIndex = uint32(src.Interface())
-			e.handle(&pkt, src.LinkType(), data, ts, wireLen)
+			w.handle(&pkt, src.LinkType(), data, ts, wireLen)
 			// Housekeeping every housekeepEvery packets, or sooner when
 			// capture time moved on (a slow trickle of packets that never
 			// lets the poll time out must not stall snapshots or Cancel).
@@ -444,7 +576,7 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 		} else if err == io.EOF || errors.Is(err, source.ErrTruncated) {
 			// A file cut inside a record ends like one that does not,
 			// and says so: its flows stand.
-			e.table.Sweep(e.lastTS)
+			w.table.Sweep(w.lastTS)
 			if err == io.EOF {
 				return nil
 			}
@@ -452,33 +584,35 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 		} else if errors.Is(err, source.ErrInterfaceDown) {
 			// The socket stays bound and frames resume when the link
 			// comes back up: report it, keep going.
-			e.stats.LinkDownEvents++
-			e.linkDown = true
+			w.stats.LinkDownEvents++
+			w.linkDown = true
 		} else if !errors.Is(err, source.ErrTimeout) {
 			return err // sources name themselves and the failure
 		} else if live {
 			// Idle: expiry runs on the wall clock so idle flows still age.
-			e.lastTS = max(e.lastTS, time.Now().UnixNano())
+			w.lastTS = max(w.lastTS, time.Now().UnixNano())
 		}
 
 		// Housekeeping, between packets.
 		select {
 		case <-done:
 			return nil
-		case req := <-e.requests:
-			req.fn(src)
+		case req := <-w.requests:
+			req.fn(w)
 			close(req.done)
-			if err := e.stale; err != nil {
-				e.stale = nil
+			if err := w.stale; err != nil {
+				w.stale = nil
 				return err
 			}
+		case addrs := <-w.localUpdates:
+			w.setLocal(addrs)
 		default:
 		}
-		if e.lastTS-e.lastSweep >= sweepInterval {
-			e.table.Sweep(e.lastTS)
-			e.lastSweep = e.lastTS
+		if w.lastTS-w.lastSweep >= sweepInterval {
+			w.table.Sweep(w.lastTS)
+			w.lastSweep = w.lastTS
 		}
-		if live && time.Now().After(nextLocalRefresh) {
+		if live && w.id == 0 && time.Now().After(nextLocalRefresh) {
 			nextLocalRefresh = time.Now().Add(localRefresh)
 			e.refreshLocal()
 		}
@@ -487,167 +621,319 @@ func (e *Engine) loop(ctx context.Context, src source.Source) error {
 
 // handle is the per-packet hot path: decode, flow lookup, RTT update.
 // It allocates nothing and takes no lock.
-func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, ts int64, wireLen int) {
-	e.stats.Packets++
-	if ok, backwards := e.clock.check(ts); !ok {
+func (w *worker) handle(pkt *packet.Packet, link packet.LinkType, data []byte, ts int64, wireLen int) {
+	w.stats.Packets++
+	if ok, backwards := w.clock.check(ts); !ok {
 		if backwards {
-			e.stats.TimeBackwards++
+			w.stats.TimeBackwards++
 		} else {
-			e.stats.TimeForward++
+			w.stats.TimeForward++
 		}
 		return
 	}
-	if ts > e.lastTS {
-		e.lastTS = ts
+	if ts > w.lastTS {
+		w.lastTS = ts
 	}
-	e.linkDown = false
+	w.linkDown = false
 	if st := pkt.Decode(link, data, wireLen); st != packet.OK {
-		if st == packet.DNS && e.dns != nil {
-			e.dnsDatagram(pkt, data, ts)
+		if st == packet.DNS && w.e.dns != nil {
+			w.dnsDatagram(pkt, data, ts)
 		}
-		e.stats.DecodeErrors[st]++
+		w.stats.DecodeErrors[st]++
 		return
 	}
 	if pkt.Tunnel.Encaps != 0 {
-		if !pkt.Tunnel.Encaps.Within(e.tunnels) {
-			e.stats.TunnelSkipped++
+		if !pkt.Tunnel.Encaps.Within(w.e.tunnels) {
+			w.stats.TunnelSkipped++
 			return
 		}
-		e.stats.Tunnelled++
+		w.stats.Tunnelled++
 	}
-	e.stats.TCPPackets++
-	e.table.Process(pkt, ts)
-	if pkt.SrcPort == packet.PortDNS && e.dns != nil {
-		e.dnsSegment(pkt, data, ts)
+	w.stats.TCPPackets++
+	w.table.Process(pkt, ts)
+	if pkt.SrcPort == packet.PortDNS && w.e.dns != nil {
+		w.dnsSegment(pkt, data, ts)
 	}
 }
 
-func (e *Engine) open() (source.Source, error) {
+// handle is the first worker's, for tests and benchmarks that feed frames
+// without a source.
+func (e *Engine) handle(pkt *packet.Packet, link packet.LinkType, data []byte, ts int64, wireLen int) {
+	e.workers[0].handle(pkt, link, data, ts, wireLen)
+}
+
+// open opens a source for every worker; callers hold e.mu. Several
+// workers share the interface through a fanout group (source.Fanout): the
+// members join rejecting every frame, and the filters go on once all have
+// joined.
+func (e *Engine) open() ([]source.Source, error) {
 	if e.cfg.File != "" {
 		if len(e.cfg.LocalIPs) == 0 && !e.inferred {
 			addrs, err := InferLocal(e.cfg.File)
 			if err != nil {
 				return nil, err
 			}
-			e.setLocal(addrs)
+			e.workers[0].setLocal(addrs)
 			e.inferred = true
 		}
 		// Source errors already say "capture:" and name the file.
-		return source.OpenFile(e.cfg.File)
+		src, err := source.OpenFile(e.cfg.File)
+		if err != nil {
+			return nil, err
+		}
+		return []source.Source{src}, nil
 	}
-	e.refreshLocal()
+	if addrs, err := localaddr.InterfaceAddrs(e.cfg.Interface); err == nil {
+		for _, w := range e.workers {
+			w.setLocal(addrs)
+		}
+	}
 	opts := source.Options{
 		Interface:   e.cfg.Interface,
 		Snaplen:     e.cfg.Snaplen,
 		PollTimeout: e.cfg.PollTimeout,
 		RingSize:    e.cfg.RingSize,
-		// Installed before the socket binds: no frame reaches the ring
-		// unfiltered. A coarser program is a warning (Snapshot.Filter),
-		// not a reason to capture nothing.
-		Filter: func(link packet.LinkType, attach func([]bpf.RawInstruction) error) error {
-			if err := e.installFilter(link, attach); err != nil && !errors.Is(err, ErrCoarseFilter) {
-				return err
-			}
-			return nil
-		},
 	}
 	if e.dns != nil {
 		opts.WholeLen = filter.DNSSnaplen
 	}
-	// Errors already say "capture:" and name the interface.
-	return source.OpenLive(e.cfg.Backend, opts)
+	if len(e.workers) == 1 {
+		w := e.workers[0]
+		// Installed before the socket binds: no frame reaches the ring
+		// unfiltered. A coarser program is a warning (Snapshot.Filter),
+		// not a reason to capture nothing.
+		opts.Filter = func(link packet.LinkType, attach func([]bpf.RawInstruction) error) error {
+			if err := w.installFilter(link, attach); err != nil && !errors.Is(err, ErrCoarseFilter) {
+				return err
+			}
+			return nil
+		}
+		// Errors already say "capture:" and name the interface.
+		src, err := source.OpenLive(e.cfg.Backend, opts)
+		if err != nil {
+			return nil, err
+		}
+		return []source.Source{src}, nil
+	}
+	opts.Fanout = source.NewFanout(len(e.workers))
+	srcs := make([]source.Source, 0, len(e.workers))
+	fail := func(err error) ([]source.Source, error) {
+		for _, src := range srcs {
+			src.Close()
+		}
+		return nil, err
+	}
+	for range e.workers {
+		src, err := source.OpenLive(e.cfg.Backend, opts)
+		if err != nil {
+			return fail(err)
+		}
+		srcs = append(srcs, src)
+	}
+	for i, w := range e.workers {
+		if err := w.installFilter(srcs[i].LinkType(), srcs[i].SetFilter); err != nil && !errors.Is(err, ErrCoarseFilter) {
+			return fail(err)
+		}
+	}
+	return srcs, nil
 }
 
-// refreshLocal re-reads the interface's addresses; on failure the old set stays.
+// refreshLocal re-reads the interface's addresses and hands them to every
+// worker; on failure the old set stays. Only the first worker calls it,
+// on Run's goroutine: the addresses are those of the namespace Run was
+// called in.
 func (e *Engine) refreshLocal() {
-	if addrs, err := localaddr.InterfaceAddrs(e.cfg.Interface); err == nil {
-		e.setLocal(addrs)
+	addrs, err := localaddr.InterfaceAddrs(e.cfg.Interface)
+	if err != nil {
+		return
+	}
+	e.workers[0].setLocal(addrs)
+	for _, w := range e.workers[1:] {
+		select {
+		case <-w.localUpdates: // replaced by the newer list
+		default:
+		}
+		w.localUpdates <- addrs // buffered, and only this goroutine sends
 	}
 }
 
-// setLocal replaces the local addresses, and tells the table, whose fast
-// path reuses what the old set answered (flow.Table.LocalityChanged).
-func (e *Engine) setLocal(addrs []netip.Addr) {
-	e.local.Set(addrs)
-	e.table.LocalityChanged()
+// setLocal replaces the worker's local addresses, and tells its table,
+// whose fast path reuses what the old set answered
+// (flow.Table.LocalityChanged).
+func (w *worker) setLocal(addrs []netip.Addr) {
+	w.local.Set(addrs)
+	w.table.LocalityChanged()
 }
 
-func (e *Engine) collectKernelStats(src source.Source) {
+func (w *worker) collectKernelStats(src source.Source) {
 	if src == nil {
 		return
 	}
 	if st, err := src.Stats(); err == nil {
-		e.kernel = st
+		w.kernel = st
 	}
 }
 
-// Snapshot returns a consistent copy of the flow table and counters. While
-// Run is active the copy is made by Run's goroutine between two packets, so
-// the packet path needs no lock; ctx bounds the wait.
+// Snapshot returns a consistent copy of the flow tables and counters,
+// merged over the workers. While Run is active each worker's part is made
+// by its goroutine between two packets, so the packet path needs no lock;
+// ctx bounds the wait.
 func (e *Engine) Snapshot(ctx context.Context) (*Snapshot, error) {
-	var s *Snapshot
-	if err := e.call(ctx, func(src source.Source) {
-		e.collectKernelStats(src)
-		s = e.snapshot()
+	parts := make([]*Snapshot, len(e.workers)) // each worker writes its own
+	if err := e.call(ctx, func(w *worker) {
+		w.collectKernelStats(w.src)
+		parts[w.id] = w.snapshot()
 	}); err != nil {
 		return nil, fmt.Errorf("capture: snapshot: %w", err)
 	}
-	return s, nil
+	return e.withNames(e.merge(parts)), nil
 }
 
-// request is work for the goroutine that owns the table.
+// withNames adds to s the DNS names of its flows' remotes.
+func (e *Engine) withNames(s *Snapshot) *Snapshot {
+	if e.dns != nil {
+		s.DNSNames, s.DNSCached = e.dns.names(s.Flows)
+	}
+	return s
+}
+
+// Stats is Snapshot without the flows: the counters, the local addresses,
+// the filter. It costs nothing per flow.
+func (e *Engine) Stats(ctx context.Context) (*Snapshot, error) {
+	parts := make([]*Snapshot, len(e.workers))
+	if err := e.call(ctx, func(w *worker) {
+		w.collectKernelStats(w.src)
+		parts[w.id] = w.counters()
+	}); err != nil {
+		return nil, fmt.Errorf("capture: snapshot: %w", err)
+	}
+	return e.merge(parts), nil
+}
+
+// ErrRunning is returned by EachFlow while Run is active.
+var ErrRunning = errors.New("capture: the engine is running")
+
+// EachFlow calls fn with the summary of every tracked flow, of every
+// worker, in the order flow.Order lists them, one at a time and never all
+// at once: listing millions of flows (a replay) costs four bytes per flow
+// beyond the tables, where Snapshot's copy costs a few hundred. It takes
+// the flows' samples as Snapshot does. The engine must not be running.
+func (e *Engine) EachFlow(fn func(*flow.Summary)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running {
+		return ErrRunning
+	}
+	// Each worker's flows in order, then a merge of the workers' heads
+	// (a file has one worker: no merge).
+	ids := make([][]int32, len(e.workers))
+	heads := make([]flow.Summary, len(e.workers))
+	for i, w := range e.workers {
+		ids[i] = w.table.Sorted(nil)
+		if len(ids[i]) > 0 {
+			heads[i] = w.table.SummaryOf(ids[i][0])
+		}
+	}
+	for {
+		next := -1
+		for i := range e.workers {
+			if len(ids[i]) > 0 && (next < 0 || flow.Order(&heads[i], &heads[next]) < 0) {
+				next = i
+			}
+		}
+		if next < 0 {
+			return nil
+		}
+		fn(&heads[next])
+		if ids[next] = ids[next][1:]; len(ids[next]) > 0 {
+			heads[next] = e.workers[next].table.SummaryOf(ids[next][0])
+		}
+	}
+}
+
+// request is work for the goroutine that owns a worker's table.
 type request struct {
-	fn   func(src source.Source)
+	fn   func(w *worker)
 	done chan struct{} // closed once fn has returned
 }
 
-// call runs fn on the goroutine that owns the table: Run's, between two
-// packets, with its source, or, while Run is not active, the caller's,
-// under e.mu, with a nil source. ctx bounds the wait; fn may still run
-// after call returned ctx's error, so it must only write what the caller
-// reads on success.
-func (e *Engine) call(ctx context.Context, fn func(src source.Source)) error {
+// call runs fn once for every worker on the goroutine that owns its table:
+// the worker's own, between two packets, with its source, or, while Run is
+// not active, the caller's, under e.mu, with a nil source. ctx bounds the
+// wait; fn may still run after call returned ctx's error, so it must only
+// write what the caller reads on success.
+func (e *Engine) call(ctx context.Context, fn func(w *worker)) error {
+	done := make([]bool, len(e.workers))
 	for {
 		e.mu.Lock()
 		if !e.running {
-			fn(nil)
+			for i, w := range e.workers {
+				if !done[i] {
+					fn(w)
+				}
+			}
 			e.mu.Unlock()
 			return nil
 		}
-		runDone, src := e.runDone, e.src
+		runDone := e.runDone
+		srcs := make([]source.Source, len(e.workers))
+		for i, w := range e.workers {
+			srcs[i] = w.src
+		}
 		e.mu.Unlock()
 
-		req := request{fn: fn, done: make(chan struct{})}
-		if e.send(ctx, req, src, runDone) {
+		// Hand every worker its request, then wait for each it took.
+		reqs := make([]request, len(e.workers))
+		for i, w := range e.workers {
+			if done[i] {
+				continue
+			}
+			reqs[i] = request{fn: fn, done: make(chan struct{})}
+			if !e.send(ctx, w, reqs[i], srcs[i], runDone) {
+				reqs[i].done = nil // Run ended, or ctx
+			}
+		}
+		for i := range e.workers {
+			if reqs[i].done == nil {
+				continue
+			}
 			select {
-			case <-req.done:
-				return nil
+			case <-reqs[i].done:
+				done[i] = true
+			case <-runDone:
+				// The worker stopped before it ran fn (it failed while
+				// another took its request): its table is free once
+				// Run has returned.
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
+		if !slices.Contains(done, false) {
+			return nil
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		// Run ended meanwhile: the table is free to use directly.
+		// Run ended meanwhile: the tables it did not reach are free to
+		// use directly.
 	}
 }
 
 // wakeRetry spaces send's wake-ups of the source.
 const wakeRetry = 10 * time.Millisecond
 
-// send hands req to Run's loop, waking src so that a loop waiting for a
+// send hands req to w's loop, waking src so that a loop waiting for a
 // frame takes it now rather than at its poll timeout. The loop only takes
 // requests between two waits, and a wake that came before this goroutine
 // was ready to hand over is spent: it wakes src again every wakeRetry
 // until the loop takes req. It reports false if Run ended or ctx was done
 // first.
-func (e *Engine) send(ctx context.Context, req request, src source.Source, runDone chan struct{}) bool {
+func (e *Engine) send(ctx context.Context, w *worker, req request, src source.Source, runDone chan struct{}) bool {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	for {
 		select {
-		case e.requests <- req:
+		case w.requests <- req:
 			return true
 		case <-retry.C:
 			src.Wake()
@@ -660,21 +946,82 @@ func (e *Engine) send(ctx context.Context, req request, src source.Source, runDo
 	}
 }
 
-func (e *Engine) snapshot() *Snapshot {
+// snapshot is the worker's part of a snapshot; merge adds the engine's.
+func (w *worker) snapshot() *Snapshot {
+	s := w.counters()
+	s.Flows = w.table.AppendSummaries(make([]flow.Summary, 0, s.Stats.Flow.Flows))
+	return s
+}
+
+// counters is the worker's part of a snapshot without the flows.
+func (w *worker) counters() *Snapshot {
 	s := &Snapshot{
-		Taken:         time.Now(),
-		CaptureTime:   e.lastTS,
-		Stats:         e.stats,
-		LocalIPs:      e.local.Addrs(),
-		InferredLocal: e.inferred,
-		LinkDown:      e.linkDown,
-		Filter:        e.filter,
+		CaptureTime: w.lastTS,
+		Stats:       w.stats,
+		LocalIPs:    w.local.Addrs(),
+		LinkDown:    w.linkDown,
+		Filter:      w.filter,
 	}
-	s.Stats.Kernel = e.kernelOld.Then(e.kernel)
-	s.Stats.Flow = e.table.Counters()
-	s.Flows = e.table.AppendSummaries(make([]flow.Summary, 0, s.Stats.Flow.Flows))
-	if e.dns != nil {
-		s.DNSNames, s.DNSCached = e.dns.names(s.Flows), e.dns.cache.Len()
+	s.Stats.Kernel = w.kernelOld.Then(w.kernel)
+	s.Stats.Flow = w.table.Counters()
+	return s
+}
+
+// snapshot is Snapshot made on the caller's goroutine, for tests and
+// benchmarks that feed frames without Run.
+func (e *Engine) snapshot() *Snapshot {
+	parts := make([]*Snapshot, len(e.workers))
+	for i, w := range e.workers {
+		parts[i] = w.snapshot()
+	}
+	return e.withNames(e.merge(parts))
+}
+
+// merge sums the workers' parts into one snapshot. The counters add up;
+// the filter and the local addresses are the first worker's (all install
+// the same program and see the same addresses), and its count of filter
+// fallbacks stands for the instance's.
+func (e *Engine) merge(parts []*Snapshot) *Snapshot {
+	s := parts[0]
+	s.Taken = time.Now()
+	s.Workers = len(parts)
+	e.mu.Lock()
+	s.Stats.SourceOpens = e.sourceOpens
+	s.InferredLocal = e.inferred
+	e.mu.Unlock()
+	if len(parts) == 1 {
+		return s
+	}
+	n := len(s.Flows)
+	for _, p := range parts[1:] {
+		n += len(p.Flows)
+	}
+	s.Flows = slices.Grow(s.Flows, n-len(s.Flows))
+	for _, p := range parts[1:] {
+		s.CaptureTime = max(s.CaptureTime, p.CaptureTime)
+		s.LinkDown = s.LinkDown || p.LinkDown
+		s.Flows = append(s.Flows, p.Flows...)
+		s.Stats.add(&p.Stats)
 	}
 	return s
+}
+
+// add sums o's counters into s: every count of the workers' parts but
+// FilterFallbacks and SourceOpens, which are the instance's.
+func (s *Stats) add(o *Stats) {
+	s.Packets += o.Packets
+	s.TCPPackets += o.TCPPackets
+	for k := range s.DecodeErrors {
+		s.DecodeErrors[k] += o.DecodeErrors[k]
+	}
+	s.LinkDownEvents = max(s.LinkDownEvents, o.LinkDownEvents)
+	s.Tunnelled += o.Tunnelled
+	s.TunnelSkipped += o.TunnelSkipped
+	s.TimeBackwards += o.TimeBackwards
+	s.TimeForward += o.TimeForward
+	s.DNS.Answers += o.DNS.Answers
+	s.DNS.Malformed += o.DNS.Malformed
+	s.DNS.Cut += o.DNS.Cut
+	s.Kernel = s.Kernel.Plus(o.Kernel)
+	s.Flow = s.Flow.Plus(o.Flow)
 }

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/netip"
 	"os"
@@ -220,5 +221,42 @@ func TestRunReportsBadFiles(t *testing.T) {
 		if err := e.Run(context.Background()); err == nil {
 			t.Fatalf("Run(%s) succeeded", path)
 		}
+	}
+}
+
+// TestEachFlow: EachFlow lists the flows Snapshot copies, in flow.Order,
+// and refuses while Run is active.
+func TestEachFlow(t *testing.T) {
+	c := synth.Generate(synth.Small())
+	path := writeCapture(t, c)
+	e, err := New(Config{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var listed []flow.Summary
+	if err := e.EachFlow(func(f *flow.Summary) { listed = append(listed, *f) }); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(s.Flows, func(a, b flow.Summary) int { return flow.Order(&a, &b) })
+	if len(listed) != len(s.Flows) || len(listed) < 30 {
+		t.Fatalf("%d flows listed, %d in the snapshot", len(listed), len(s.Flows))
+	}
+	for i := range listed {
+		if listed[i].Local != s.Flows[i].Local || listed[i].Remote != s.Flows[i].Remote || listed[i].FirstSeen != s.Flows[i].FirstSeen {
+			t.Fatalf("flow %d: listed %v-%v, snapshot in order %v-%v", i, listed[i].Local, listed[i].Remote, s.Flows[i].Local, s.Flows[i].Remote)
+		}
+	}
+	e.mu.Lock()
+	e.running = true
+	e.mu.Unlock()
+	if err := e.EachFlow(func(*flow.Summary) {}); !errors.Is(err, ErrRunning) {
+		t.Errorf("EachFlow while running: %v", err)
 	}
 }

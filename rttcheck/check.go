@@ -211,7 +211,7 @@ type reportState struct {
 
 // totals are the cumulative counters reported as monotonic counts.
 type totals struct {
-	packets, drops, decodeErrors, evicted, duplicates, dnsMalformed uint64
+	packets, drops, decodeErrors, evicted, duplicates, dnsMalformed, ringsDenied uint64
 }
 
 func statsTotals(s *capture.Stats) totals {
@@ -222,6 +222,7 @@ func statsTotals(s *capture.Stats) totals {
 		evicted:      s.Flow.EvictedHalfOpen + s.Flow.EvictedClosed + s.Flow.EvictedActive,
 		duplicates:   s.Flow.Duplicates,
 		dnsMalformed: s.DNS.Malformed,
+		ringsDenied:  s.Flow.RingsDenied,
 	}
 }
 
@@ -415,6 +416,7 @@ func (c *Check) captureConfig(remotes []netip.Prefix, workloads []netip.Addr) ca
 		IdleTTL:   ini.IdleTTL,
 		ExpTTL:    ini.ExpTTL,
 		RingSize:  in.BufferMB << 20,
+		Workers:   in.Workers,
 	}
 	if in.Interface == FileInterface {
 		cc.Interface = ""
@@ -541,7 +543,13 @@ func (c *Check) runEngineOnce(ctx context.Context) (settled bool, err error) {
 			c.update(func(s *status) { s.err = nil })
 		case err := <-ran:
 			var p *enginePanic
-			if errors.As(err, &p) {
+			var wp *capture.PanicError
+			if errors.As(err, &wp) {
+				// One of Run's own workers, whose panic boundary is Run's:
+				// the engine is dropped all the same.
+				c.log.Errorf("go-metro: %v\n%s", wp, wp.Stack)
+			}
+			if wp != nil || errors.As(err, &p) {
 				c.update(func(s *status) { s.eng = nil; s.panics++ })
 			}
 			return settled, err

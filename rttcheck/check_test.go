@@ -703,6 +703,9 @@ func TestEngineReplacedOnlyAfterPanic(t *testing.T) {
 		{"panic replaces it", &fakeEngine{runPanic: true}, true, true},
 		// A panic in capture.Engine.Run's packet loop, after the source opened.
 		{"engine-internal panic replaces it", &fakeEngine{loopPanic: true}, true, true},
+		// A panic of one of Run's own capture workers, which Run recovers
+		// and returns.
+		{"worker panic replaces it", &fakeEngine{runErr: &capture.PanicError{Worker: 1, Value: "worker exploded", Stack: []byte("stack")}}, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -764,6 +767,7 @@ func TestHealthMetrics(t *testing.T) {
 	fe.snap.Stats.Flow.EvictedActive = 1
 	fe.snap.Stats.Flow.EvictedHalfOpen = 4
 	fe.snap.Stats.Flow.Duplicates = 9
+	fe.snap.Stats.Flow.RingsDenied = 11
 	fe.snap.Stats.Kernel.RingSize = 16 << 20
 	fe.snap.Stats.DNS.Malformed = 2
 	fe.snap.DNSCached = 6
@@ -775,6 +779,7 @@ func TestHealthMetrics(t *testing.T) {
 		{"monotonic_count", MetricKernelDrops, 7, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricDecodeErrors, 3, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricFlowsEvicted, 5, "", []string{"iface:eth0"}},
+		{"monotonic_count", MetricRingsDenied, 11, "", []string{"iface:eth0"}},
 		{"monotonic_count", MetricDuplicates, 9, "", []string{"iface:eth0"}},
 		{"gauge", MetricFlowsTracked, 12, "", []string{"iface:eth0"}},
 		{"gauge", MetricRingSize, 16 << 20, "", []string{"iface:eth0"}},

@@ -89,8 +89,10 @@ type InstanceConfig struct {
 	Ports          []uint16       `yaml:"ports"`
 	Backend        string         `yaml:"capture_backend"`
 	BufferMB       int            `yaml:"capture_buffer_mb"` // kernel capture ring, MiB; 0: the default
-	AllRemoteHosts bool           `yaml:"all_remote_hosts"`
-	ReverseDNS     bool           `yaml:"reverse_dns"`
+	// Workers is the number of capture workers (capture.Config.Workers).
+	Workers        int  `yaml:"capture_workers"`
+	AllRemoteHosts bool `yaml:"all_remote_hosts"`
+	ReverseDNS     bool `yaml:"reverse_dns"`
 	// DNSNames names remotes from the DNS answers on the interface (see
 	// capture/dnsnames.go).
 	DNSNames bool `yaml:"dns_names"`
@@ -232,6 +234,7 @@ func ParseDecoded(instance, initConfig any, index int) (*Config, error) {
 			ReverseDNS:            true,
 			DNSNames:              true,
 			RTTDistributionValues: DefaultDistributionValues,
+			Workers:               1,
 		},
 	}
 	ini, in := &cfg.Init, &cfg.Instance
@@ -334,6 +337,7 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 	rule(in.SampleInterval <= 0 || in.SampleInterval > maxTTL, "sample_interval", "%s must be positive and at most %s", in.SampleInterval, maxTTL)
 	rule(in.Backend != "" && in.Backend != "afpacket" && in.Backend != "pcap", "capture_backend", "%s is not a capture backend: use afpacket or pcap", echo(in.Backend))
 	rule(set["capture_buffer_mb"] != "" && (in.BufferMB < 1 || in.BufferMB > 1024), "capture_buffer_mb", "%d is out of range: must be between 1 and 1024 MiB", in.BufferMB)
+	rule(in.Workers < 1 || in.Workers > capture.MaxWorkers, "capture_workers", "%d is out of range: must be between 1 and %d", in.Workers, capture.MaxWorkers)
 	rule(seconds < 1 || in.MinCollectionInterval > maxTTL, "min_collection_interval", "%d is out of range: must be between 1 and %d seconds", seconds, int(maxTTL/time.Second))
 	rule(in.GroupDstIPv4Prefix < 0 || in.GroupDstIPv4Prefix > 32, "group_dst_ipv4_prefix", "%d is not a prefix length 0-32 (0 turns grouping off)", in.GroupDstIPv4Prefix)
 	rule(in.GroupDstIPv6Prefix < 0 || in.GroupDstIPv6Prefix > 128, "group_dst_ipv6_prefix", "%d is not a prefix length 0-128 (0 turns grouping off)", in.GroupDstIPv6Prefix)
@@ -344,6 +348,8 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 	rule(file && in.Pcap == "", "pcap", `is required with interface: file`)
 	rule(!file && in.Pcap != "", "pcap", `is only used with interface: file`)
 	rule(file && in.Sample, "sample", "cannot be used with interface: file (a replay runs once)")
+	rule(file && in.Workers > 1, "capture_workers", "cannot be used with interface: file (a file has one reader)")
+	rule(in.Workers > 1 && in.Backend == "pcap", "capture_workers", "%d workers need capture_backend afpacket (a fanout group of AF_PACKET sockets), not pcap", in.Workers)
 	rule(len(in.IPs) == 0 && len(in.Hosts) == 0 && !in.AllRemoteHosts, "ips", "neither ips nor hosts is set: list the remote hosts to monitor, or set all_remote_hosts: true to track every TCP flow on the interface")
 	rule(in.AllRemoteHosts && (len(in.IPs) > 0 || len(in.Hosts) > 0), "all_remote_hosts", "cannot be true together with ips or hosts: remove one or the other")
 	if err == nil && !in.Sample && (set["sample_duration"] != "" || set["sample_interval"] != "") {

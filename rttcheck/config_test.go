@@ -11,6 +11,8 @@ import (
 	"gopkg.in/yaml.v2"
 
 	"github.com/gometro/go-metro/capture/packet"
+
+	"github.com/gometro/go-metro/capture"
 )
 
 const minimalInstance = "interface: eth0\nips: [10.0.0.1]\n"
@@ -20,7 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := InitConfig{Snaplen: 220, IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: 16384,
+	want := InitConfig{Snaplen: 220, IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: capture.DefaultMaxFlows,
 		StatsdIP: "127.0.0.1", StatsdPort: 8125, LogLevel: "info"}
 	if cfg.Init != want {
 		t.Errorf("init defaults = %+v, want %+v", cfg.Init, want)
@@ -185,6 +187,21 @@ func TestConfigKeys(t *testing.T) {
 			}
 		}},
 		{name: "capture_buffer_mb out of range", instance: minimalInstance + "capture_buffer_mb: 0", wantErr: `instance "eth0": capture_buffer_mb: 0 is out of range: must be between 1 and 1024 MiB`},
+		{name: "capture_workers", instance: minimalInstance + "capture_workers: 2", check: func(t *testing.T, c *Config) {
+			if c.Instance.Workers != 2 {
+				t.Errorf("workers %d", c.Instance.Workers)
+			}
+		}},
+		{name: "capture_workers default", instance: minimalInstance, check: func(t *testing.T, c *Config) {
+			if c.Instance.Workers != 1 {
+				t.Errorf("workers %d", c.Instance.Workers)
+			}
+		}},
+		{name: "capture_workers out of range", instance: minimalInstance + "capture_workers: 0", wantErr: `instance "eth0": capture_workers: 0 is out of range: must be between 1 and 64`},
+		{name: "capture_workers with pcap", instance: minimalInstance + "capture_workers: 2\ncapture_backend: pcap",
+			wantErr: `instance "eth0": capture_workers: 2 workers need capture_backend afpacket (a fanout group of AF_PACKET sockets), not pcap`},
+		{name: "capture_workers with a file", instance: "interface: file\npcap: x.pcap\nall_remote_hosts: true\ncapture_workers: 2",
+			wantErr: `instance "file": capture_workers: cannot be used with interface: file (a file has one reader)`},
 		{name: "agent-reserved keys are silent", init: "service: web\nloader: core\ntags: [a:b]", instance: minimalInstance + "loader: core\nname: x\nnamespace: ns\nno_index: true", check: func(t *testing.T, c *Config) {
 			if len(c.Warnings) != 0 {
 				t.Fatalf("warnings for keys the agent reserves: %q", c.Warnings)

@@ -12,33 +12,45 @@ import (
 
 // MaxReservedBytes caps the memory that the instances of one go-metro
 // process (the standalone binary's file, or the agent's instances of the
-// check) may reserve together: each reserves its flow table (max_flows x
-// flow.FlowBytes) and, live, its kernel capture ring (capture_buffer_mb, or
-// the most a ring sized by need grows to). Without it, a configuration
-// that repeats an instance by the thousand grows until the host runs out
-// of memory, with no message. 2 GiB is 27 live instances at the defaults.
+// check) may reserve together: each reserves its flow tables
+// (flow.ReservedBytes of max_flows, split among its capture workers) and,
+// live, its kernel capture rings (capture_buffer_mb, or the most a ring
+// sized by need grows to). Without it, a configuration that repeats an
+// instance by the thousand grows until the host runs out of memory, with
+// no message. 2 GiB is 10 live instances at the defaults.
 const MaxReservedBytes = 2 << 30
 
 // ReservedBytes is what the instance can come to hold: its flow table full
 // and its capture ring at its largest.
 func (c *Config) ReservedBytes() int64 {
-	n := int64(c.Init.MaxFlows) * int64(flow.FlowBytes)
-	if c.Instance.Interface != FileInterface {
-		n += c.ringBytes()
-	}
-	return n
+	workers := max(c.Instance.Workers, 1)
+	n := int64(workers) * flow.ReservedBytes((c.Init.MaxFlows+workers-1)/workers)
+	return n + c.ringBytesLive()
 }
 
+// ringBytesLive is ringBytes for a live instance, 0 for a replay.
+func (c *Config) ringBytesLive() int64 {
+	if c.Instance.Interface == FileInterface {
+		return 0
+	}
+	return c.ringBytes()
+}
+
+// ringBytes is the most ring the instance holds: every worker's.
 func (c *Config) ringBytes() int64 {
-	if c.Instance.BufferMB > 0 {
-		return int64(c.Instance.BufferMB) << 20
+	workers := int64(max(c.Instance.Workers, 1))
+	switch {
+	case c.Instance.BufferMB > 0:
+		return workers * int64(c.Instance.BufferMB) << 20
+	case workers > 1:
+		return workers * int64(source.FanoutRingSize(int(workers)))
 	}
 	return source.DefaultRingSize
 }
 
 // reservation says what ReservedBytes is made of, for messages.
 func (c *Config) reservation() string {
-	s := fmt.Sprintf("max_flows %d x %d bytes", c.Init.MaxFlows, flow.FlowBytes)
+	s := fmt.Sprintf("flow table of max_flows %d %s", c.Init.MaxFlows, mib(c.ReservedBytes()-c.ringBytesLive()))
 	if c.Instance.Interface != FileInterface {
 		s = fmt.Sprintf("capture ring %d MiB + %s", c.ringBytes()>>20, s)
 	}

@@ -30,7 +30,7 @@ func TestCheckInstances(t *testing.T) {
 		return out
 	}
 	// What a default live instance reserves, and how many fit.
-	each := int64(16384*flow.FlowBytes + 32<<20)
+	each := flow.ReservedBytes(capture.DefaultMaxFlows) + 32<<20
 	fit := int(MaxReservedBytes / each)
 	tests := []struct {
 		name      string
@@ -48,8 +48,8 @@ func TestCheckInstances(t *testing.T) {
 			wantErr: "captures what instances[0] captures (pcap /x.pcap, all_remote_hosts)"},
 		{name: "within the cap", instances: repeat(fit, "interface: lo\nall_remote_hosts: true\nports: [PORT]")},
 		{name: "over the cap", instances: repeat(fit+1, "interface: lo\nall_remote_hosts: true\nports: [PORT]"),
-			wantErr: fmt.Sprintf("instances[%d]: instances[0..%d] reserve %s, over the 2048 MiB that one go-metro may reserve (each: %s (capture ring 32 MiB + max_flows 16384 x %d bytes)): lower max_flows or capture_buffer_mb",
-				fit, fit, mib(int64(fit+1)*each), mib(each), flow.FlowBytes)},
+			wantErr: fmt.Sprintf("instances[%d]: instances[0..%d] reserve %s, over the 2048 MiB that one go-metro may reserve (each: %s (capture ring 32 MiB + flow table of max_flows %d %s)): lower max_flows or capture_buffer_mb",
+				fit, fit, mib(int64(fit+1)*each), mib(each), capture.DefaultMaxFlows, mib(flow.ReservedBytes(capture.DefaultMaxFlows)))},
 		{name: "smaller rings fit more", instances: repeat(100, "interface: lo\nall_remote_hosts: true\nports: [PORT]\ncapture_buffer_mb: 4"), init: "max_flows: 4096"},
 	}
 	for _, tc := range tests {

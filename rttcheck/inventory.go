@@ -49,11 +49,17 @@ func (c *Check) Inventory() (m map[string]string) {
 		m["pcap"] = in.Pcap
 		return m
 	}
+	m["capture.workers"] = strconv.Itoa(in.Workers)
 	ring := in.BufferMB << 20
-	if ring == 0 {
+	switch {
+	case ring == 0 && in.Workers > 1:
+		ring = source.FanoutRingSize(in.Workers) // fixed
+	case ring == 0:
 		ring = source.DefaultRingSize
 	}
-	m["ring_size.max"] = strconv.Itoa(ring) // capture_buffer_mb fixes it; sized by need it starts at 4 MiB (go_metro.capture.ring_size)
+	// All the workers' rings: capture_buffer_mb fixes each; sized by need
+	// (one worker) it starts at 4 MiB (go_metro.capture.ring_size).
+	m["ring_size.max"] = strconv.Itoa(ring * in.Workers)
 	m["dns_names"] = strconv.FormatBool(in.DNSNames)
 	if len(st.remotes) == 0 && len(in.Ports) == 0 {
 		m["filter.instructions"] = "none"

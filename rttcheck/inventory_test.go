@@ -25,7 +25,7 @@ func TestInventory(t *testing.T) {
 	got := c.Inventory()
 	wantInv := map[string]string{
 		"version": Version, "interface": "lo", "capture.backend": "afpacket",
-		"snaplen": "220", "max_flows": "16384", "ring_size.max": strconv.Itoa(source.DefaultRingSize),
+		"snaplen": "220", "max_flows": strconv.Itoa(capture.DefaultMaxFlows), "ring_size.max": strconv.Itoa(source.DefaultRingSize), "capture.workers": "1",
 		"filter.instructions": strconv.Itoa(len(prog)), "filter.level": "exact", "dns_names": "true",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(wantInv) {
@@ -48,6 +48,10 @@ func TestInventory(t *testing.T) {
 	c3 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true", "", &fakeEngine{}, nil)
 	if got := c3.Inventory(); got["filter.instructions"] != strconv.Itoa(len(dnsOnly)) || got["dns_names"] != "true" {
 		t.Errorf("inventory %v, want the DNS check's %d instructions", got, len(dnsOnly))
+	}
+	c4 := newTestCheck(t, Options{}, "interface: lo\nall_remote_hosts: true\nports: [443]\ncapture_workers: 2", "", &fakeEngine{}, nil)
+	if got = c4.Inventory(); got["capture.workers"] != "2" || got["ring_size.max"] != strconv.Itoa(2*source.FanoutRingSize(2)) {
+		t.Errorf("inventory with 2 workers %v", got)
 	}
 }
 

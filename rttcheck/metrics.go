@@ -20,6 +20,12 @@ const (
 	MetricDecodeErrors = "go_metro.decode_errors"
 	MetricFlowsTracked = "go_metro.flows.tracked"
 	MetricFlowsEvicted = "go_metro.flows.evicted"
+	// MetricRingsDenied counts the times a flow needed a full-size ring
+	// block (a large flight, a busy connection) and its table's pool had
+	// none left: it kept timing within its small rings, coarser
+	// (capture/flow/rings.go). The pools are a sixteenth and a quarter of
+	// max_flows, so that memory stays bounded by the configuration.
+	MetricRingsDenied = "go_metro.flows.rings_denied"
 	// MetricCapturePanics counts capture engine panics recovered; after
 	// each, capture restarts on a fresh engine and flow table.
 	MetricCapturePanics = "go_metro.capture.panics"

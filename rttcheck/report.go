@@ -118,6 +118,7 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		s.MonotonicCount(MetricKernelDrops, float64(tot.drops), "", healthTags)
 		s.MonotonicCount(MetricDecodeErrors, float64(tot.decodeErrors), "", healthTags)
 		s.MonotonicCount(MetricFlowsEvicted, float64(tot.evicted), "", healthTags)
+		s.MonotonicCount(MetricRingsDenied, float64(tot.ringsDenied), "", healthTags)
 		s.MonotonicCount(MetricDuplicates, float64(tot.duplicates), "", healthTags)
 		s.Gauge(MetricFlowsTracked, float64(tracked), "", healthTags)
 		s.Gauge(MetricRingSize, float64(ring), "", healthTags)

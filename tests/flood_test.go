@@ -44,7 +44,7 @@ func TestFloodBoundedFlowTable(t *testing.T) {
 		// A leak of one flow per probe would be probes*FlowBytes = 27 MB.
 		memSlack = 8 << 20
 	)
-	memBound := int64(maxFlows*flow.FlowBytes + memSlack)
+	memBound := flow.ReservedBytes(maxFlows) + memSlack
 
 	l := lab.New(t, lab.Config{KernelBridge: true})
 	if _, err := l.A.Run("ip", "neigh", "replace", silent.String(), "lladdr", lab.MACB.String(), "dev", l.AIf, "nud", "permanent"); err != nil {
@@ -147,7 +147,7 @@ func TestFloodBoundedFlowTable(t *testing.T) {
 		st.Flows, st.Created, st.EvictedHalfOpen, st.EvictedClosed, st.EvictedActive, st.Expired,
 		engAfter.Stats.Packets, engAfter.Stats.Kernel.Dropped)
 	t.Logf("check: go_metro.flows.evicted %v -> %v; last Run: %s", firstEvicted, evicted, describe(last))
-	t.Logf("memory bound %d KiB (max_flows %d x FlowBytes %d + %d KiB): check RSS %d -> %d KiB heap %d -> %d KiB; engine RSS %d -> %d KiB heap %d -> %d KiB",
+	t.Logf("memory bound %d KiB (flow.ReservedBytes(%d): %d bytes a flow with small rings, + %d KiB): check RSS %d -> %d KiB heap %d -> %d KiB; engine RSS %d -> %d KiB heap %d -> %d KiB",
 		memBound>>10, maxFlows, flow.FlowBytes, memSlack>>10, first.RSS>>10, last.RSS>>10, first.HeapInuse>>10, last.HeapInuse>>10,
 		engBefore.RSS>>10, engAfter.RSS>>10, engBefore.HeapInuse>>10, engAfter.HeapInuse>>10)
 

@@ -37,8 +37,11 @@ func startEngineProbe(t *testing.T, l *lab.Lab, remotes []netip.Prefix, maxFlows
 //     sized itself (settle after the load began; the drops before are
 //     logged): a ring that starts at 4 MiB holds 40 ms of this traffic, and
 //     a reader kept off a CPU for longer than that at the very onset loses
-//     frames before it can grow (seen in 3 of 10 runs here: 1, 4399 and
-//     14552 frames, at most 2.6 % of the first second's);
+//     frames before it can grow (seen in 3 of 10 runs here: 2,032 to 4,985
+//     frames, at most 1.6 % of the first second's: with about ten runnable
+//     threads per CPU the reader waits 40-160 ms for its turn, and the
+//     larger ring takes 15 ms to 1 s to open; docs/performance.md, "What
+//     keeps the reader away");
 //   - with the ring fixed at 32 MiB (capture_buffer_mb: 32, what a host with
 //     such bursts should set), over the whole run, onset included.
 //

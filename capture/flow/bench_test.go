@@ -59,12 +59,16 @@ func benchmarkProcess(b *testing.B, flows int) {
 // BenchmarkReservoirAdd is the per-sample cost of keeping the RTT sample
 // reservoir (see health.go); at 100 k samples/s it costs 100 k times this.
 func BenchmarkReservoirAdd(b *testing.B) {
-	var r reservoir
+	tb := NewTable(TableConfig{MaxFlows: 4, IdleTTL: 1e18, ExpTTL: 1e18}, localSet{v4(localIP): true}, nil)
+	syn := synTo(443)
+	tb.Process(&syn, 1)
+	f := firstFlow(tb)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if r.n == 1<<20 {
-			r.n = 0 // a new interval now and then, as summaries do
+		if f.h.resN == 1<<20 {
+			f.h.resN = 0 // a new interval now and then, as summaries do
 		}
-		r.add(int64(1e6+i%5000), int64(i)*10_000)
+		f.addSample(int64(1e6+i%5000), int64(i)*10_000, &tb.sc)
 	}
 }

@@ -19,9 +19,10 @@
 // data, which is what the kernel's srtt tracks; until then the echo one, if
 // any; else the handshake sample.
 //
-// Per-flow memory is fixed: at most maxOutstanding entries of sent data and
-// maxTSvals timestamps. When a flight of segments outgrows the entries, the
-// flow decimates: adjacent entries merge and each new entry takes twice as
+// Per-flow memory is bounded: at most maxOutstanding entries of sent data
+// and maxTSvals timestamps, in rings that start small and grow with what
+// the flow holds (rings.go). When a flight of segments outgrows the
+// entries, the flow decimates: adjacent entries merge and each new entry takes twice as
 // many frames (the stride). An entry keeps the capture time of its first
 // frame, its frame count and the time to its last frame, so the send time of
 // the frame holding the earliest byte an ACK newly acknowledges is known
@@ -55,7 +56,7 @@ import (
 const (
 	// maxOutstanding bounds the entries of sent-but-unacknowledged data
 	// remembered per flow (see decimate): enough to time every ACK of a
-	// typical flight, 16 bytes each.
+	// typical flight, 16 bytes each, in a flow's full-size rings.
 	maxOutstanding = 128
 	// maxTSvals bounds the TSvals awaiting an echo per flow.
 	maxTSvals = 8
@@ -135,6 +136,7 @@ const (
 // Flow is the state of one TCP connection. It has no pointers, so a table of
 // them is one allocation the garbage collector never scans.
 type Flow struct {
+	_         noCopy // first: a zero-size field last would be padded
 	key       Key
 	firstSeen int64
 	lastSeen  int64
@@ -152,8 +154,8 @@ type Flow struct {
 	lastTSval      uint32 // newest TSval we sent (serial arithmetic)
 	lastEcho       uint32 // newest TSecr already used for a sample
 	state          uint16
-	// tsHead and tsCount index tsvals; here, where they fill what would be
-	// padding.
+	// tsHead and tsCount index the TSval ring; here, where they fill what
+	// would be padding.
 	tsHead, tsCount uint8
 	// headShiftUS is how far the oldest entry's time has moved past its
 	// first frame's (see advanceTo): that frame's time, the earliest any
@@ -164,7 +166,6 @@ type Flow struct {
 	segHead, segCount uint8
 	stride            uint16 // frames per new entry (a power of two); 0 means 1
 	tailFrames        uint16 // frames in the newest entry
-	segs              [maxOutstanding]segment
 
 	// tsTickUS is the capture time (µs, modulo 2^32) by which the tick of
 	// lastTSval had begun, at the latest (see noteTick).
@@ -172,16 +173,24 @@ type Flow struct {
 	// peerNxt is the end of the peer's furthest segment, kept while a
 	// tunnelled flow has seen none of ours (see answers).
 	peerNxt uint32
-	tsvals  [maxTSvals]tsEntry
 
 	h health // capture duplicates and connection health (health.go)
+
+	// The rings (rings.go): the small ones, or, for each group whose
+	// offset is not 0, the full-size block that many 8-byte words from
+	// this Flow.
+	flightOff, recentOff int32
+	small                smallRings
 }
 
 // seg is entry k of the ring of sent segments, counting from the oldest
 // (k < segCount; seg(segCount) is the slot a new entry takes): the one
 // place that knows how the ring is indexed. The uint8 sum wraps at 256, a
-// multiple of maxOutstanding, so the index stays in step.
-func (f *Flow) seg(k uint8) *segment { return &f.segs[(f.segHead+k)%maxOutstanding] }
+// multiple of every ring size, so the index stays in step.
+func (f *Flow) seg(k uint8) *segment {
+	r := f.segRing()
+	return &r[(f.segHead+k)&uint8(len(r)-1)]
+}
 
 // answers reports whether segment p (ours if outgoing) belongs to this
 // flow, which has seen only the other direction, by what p says of it: the
@@ -215,9 +224,13 @@ func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }
 func seqLEQ(a, b uint32) bool { return int32(a-b) <= 0 }
 func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
 
-// counters the flow code updates; owned by the table.
+// sampleCounters is what the flow code needs of its table: the counters it
+// updates, and the pool its rings grow into (rings.go).
 type sampleCounters struct {
 	samples, karnSkipped, retransmits, decimations uint64
+	ringsDenied                                    uint64 // grows a pool had no block for
+	flights                                        *pool[flightRings]
+	recents                                        *pool[recentRings]
 }
 
 func (f *Flow) reset(k Key, ts int64) {
@@ -256,7 +269,7 @@ func (f *Flow) summary() Summary {
 		Retransmits: uint64(f.retrans),
 		Closed:      f.state&closed != 0,
 		Tunnel:      f.key.Tunnel,
-		Health:      f.h.summary(),
+		Health:      f.healthSummary(),
 	}
 }
 
@@ -346,7 +359,7 @@ func (f *Flow) push(start, end uint32, ts int64, retransmitted, syn bool, c *sam
 			return
 		}
 	}
-	if f.segCount == maxOutstanding {
+	if int(f.segCount) == len(f.segRing()) && !f.growFlight(c) {
 		f.decimate(c)
 	}
 	var flags uint8
@@ -538,7 +551,8 @@ func (s *segment) advanceTo(seq uint32) {
 // decimate halves the entries in use by merging each pair of neighbours,
 // and doubles the stride so that new entries take twice as many frames.
 // Merged entries keep the earlier one's time; their flags combine so that
-// Karn's rule and SACK state stay conservative.
+// Karn's rule and SACK state stay conservative. It works on the ring in
+// use: the full-size one, or the small one when the pool had none to give.
 func (f *Flow) decimate(c *sampleCounters) {
 	c.decimations++
 	var out [maxOutstanding]segment
@@ -566,7 +580,7 @@ func (f *Flow) decimate(c *sampleCounters) {
 		out[n] = e
 		n++
 	}
-	f.segs = out
+	copy(f.segRing(), out[:n])
 	f.segHead, f.segCount = 0, n
 	f.stride = max(f.stride, 1) * 2
 	f.tailFrames = f.stride // the merged tail is full: start a new entry
@@ -577,7 +591,7 @@ func (f *Flow) decimate(c *sampleCounters) {
 func (f *Flow) relax() {
 	if f.segCount == 0 {
 		f.stride = 1
-	} else if f.stride > 1 && f.segCount < maxOutstanding/4 {
+	} else if f.stride > 1 && int(f.segCount) < len(f.segRing())/4 {
 		f.stride /= 2
 	}
 }
@@ -775,9 +789,10 @@ func (f *Flow) dropAckedThrough(ack uint32) {
 	}
 }
 
-// popHead forgets the oldest entry.
+// popHead forgets the oldest entry. (The uint8 head wraps in step with
+// every ring size: see seg.)
 func (f *Flow) popHead() {
-	f.segHead = (f.segHead + 1) % maxOutstanding
+	f.segHead++
 	f.segCount--
 	f.headShiftUS = 0
 }
@@ -807,25 +822,30 @@ func (f *Flow) sample(d, ceil, ts int64, handshake bool, c *sampleCounters) {
 // rememberTSval records the first sighting of a TSval we sent.
 // A TSval seen before makes no new entry: it would underestimate the RTT.
 // (The check is apart from newTSval so that it inlines.)
-func (f *Flow) rememberTSval(tsval uint32, ts int64) {
+func (f *Flow) rememberTSval(tsval uint32, ts int64, c *sampleCounters) {
 	if f.state&haveTSval == 0 || int32(tsval-f.lastTSval) > 0 {
-		f.newTSval(tsval, ts)
+		f.newTSval(tsval, ts, c)
 	}
 }
 
 // newTSval records a TSval we sent, seen for the first time at ts.
-func (f *Flow) newTSval(tsval uint32, ts int64) {
+func (f *Flow) newTSval(tsval uint32, ts int64, c *sampleCounters) {
 	if f.state&tsNotMS == 0 {
 		f.noteTick(tsval, ts)
 	}
 	f.state |= haveTSval
 	f.lastTSval = tsval
-	if f.tsCount == maxTSvals {
-		// Drop the oldest: it is the least likely to be echoed first.
-		f.tsHead = (f.tsHead + 1) % maxTSvals
-		f.tsCount--
+	r := f.tsRing()
+	if int(f.tsCount) == len(r) {
+		if f.growFlight(c) {
+			r = f.tsRing()
+		} else {
+			// Drop the oldest: it is the least likely to be echoed first.
+			f.tsHead++
+			f.tsCount--
+		}
 	}
-	f.tsvals[(f.tsHead+f.tsCount)%maxTSvals] = tsEntry{tsval: tsval, at: ts}
+	r[(f.tsHead+f.tsCount)&uint8(len(r)-1)] = tsEntry{tsval: tsval, at: ts}
 	f.tsCount++
 }
 
@@ -893,12 +913,13 @@ func (f *Flow) matchEcho(tsecr uint32, ts int64, c *sampleCounters) {
 	if f.state&haveEcho != 0 && !seqGT(tsecr, f.lastEcho) {
 		return // already used, or older
 	}
+	r := f.tsRing()
 	for f.tsCount > 0 {
-		e := f.tsvals[f.tsHead]
+		e := r[f.tsHead&uint8(len(r)-1)]
 		if seqGT(e.tsval, tsecr) {
 			return // echoes something we never recorded
 		}
-		f.tsHead = (f.tsHead + 1) % maxTSvals
+		f.tsHead++
 		f.tsCount--
 		if e.tsval == tsecr {
 			f.state |= haveEcho

@@ -118,15 +118,17 @@ const (
 )
 
 // health is the per-flow state of duplicates, connection health and the
-// RTT sample reservoir: 224 bytes, fixed, no pointers.
+// RTT sample reservoir, fixed and without pointers; its rings (the
+// fingerprints of our recent segments and of the peer's, and the
+// reservoir's values) are the flow's (rings.go).
 type health struct {
-	dups    [dupRing]dupEntry
-	inDups  [dupInRing]dupEntry // the peer's latest frames
-	dupNext uint8
-	dupPeer uint8 // bit i: the peer sent a packet after dups[i] was recorded
+	dupNext uint8 // the slot of the dup ring the next fingerprint takes
+	dupPeer uint8 // bit i: the peer sent a packet after the dup ring's entry i was recorded
 	bits    uint16
 	inNext  uint8
+	resCap  uint8  // the reservoir's size for this interval (see add)
 	maxID   uint16 // newest IPv4 ID of our segments (serial arithmetic)
+	resN    uint32 // samples offered to the reservoir since the last summary
 
 	duplicates            uint32
 	zeroRemote, zeroLocal uint32 // zero-window episodes
@@ -136,8 +138,6 @@ type health struct {
 	lastOutData           int64  // ns: capture time of our latest data frame
 	respSum               int64  // ns: sum of response times
 	lossAt                int64  // ns: the peer's latest duplicate ACK or SACK
-
-	res reservoir
 }
 
 // ReservoirSize is how many RTT samples a flow keeps between two summaries:
@@ -145,31 +145,38 @@ type health struct {
 // algorithm R), so a reader can build honest percentiles at a fixed cost
 // whatever the sample rate. 16 values of 4 bytes: a request/response
 // connection keeps every sample; a bulk flow timing thousands of ACKs per
-// interval is represented without bias.
+// interval is represented without bias. A flow keeps its first smallRes
+// in its small rings and moves to full-size ones for more (rings.go).
 const ReservoirSize = 16
 
-type reservoir struct {
-	vals [ReservoirSize]uint32 // µs
-	n    uint32                // samples offered since the last summary
-}
-
-// add offers one sample (ns) taken at ts. The replacement draw is a
-// splitmix64 hash of ts and the count: no generator state per flow, and
-// deterministic in tests.
-func (r *reservoir) add(d, ts int64) {
+// addSample offers one sample (ns) taken at ts to the reservoir, as
+// Vitter's algorithm R does over the interval's size (resCap): the size
+// of the rings in use when the interval began, or the full size once the
+// flow moved to full-size rings before its small reservoir was ever full.
+// The replacement draw is a splitmix64 hash of ts and the count: no
+// generator state per flow, and deterministic in tests.
+func (f *Flow) addSample(d, ts int64, c *sampleCounters) {
+	h := &f.h
+	if h.resCap == 0 {
+		h.resCap = uint8(len(f.resRing()))
+	}
+	if h.resN == uint32(h.resCap) && h.resCap < ReservoirSize && f.growRecent(c) {
+		h.resCap = ReservoirSize
+	}
+	vals := f.resRing()[:h.resCap]
 	// Rounded up to the µs: a sample kept is never below the one taken.
 	v := uint32(min(max((d+999)/1000, 1), math.MaxUint32))
-	if r.n < ReservoirSize {
-		r.vals[r.n] = v
+	if h.resN < uint32(len(vals)) {
+		vals[h.resN] = v
 	} else {
-		x := splitmix(uint64(ts) + uint64(r.n)*0x9e3779b97f4a7c15)
+		x := splitmix(uint64(ts) + uint64(h.resN)*0x9e3779b97f4a7c15)
 		// Lemire's multiply-shift: uniform in [0, n] without a division.
-		if j := (x >> 32) * (uint64(r.n) + 1) >> 32; j < ReservoirSize {
-			r.vals[j] = v
+		if j := (x >> 32) * (uint64(h.resN) + 1) >> 32; j < uint64(len(vals)) {
+			vals[j] = v
 		}
 	}
-	if r.n < math.MaxUint32 {
-		r.n++
+	if h.resN < math.MaxUint32 {
+		h.resN++
 	}
 }
 
@@ -213,7 +220,7 @@ func zeroEpisode(b *uint16, bit, window uint16) uint32 {
 
 // duplicateOut reports whether p, a segment we sent, is a capture copy of
 // one of the last dupRing (see the rules above), and remembers it if not.
-func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
+func (f *Flow) duplicateOut(p *packet.Packet, ts int64, c *sampleCounters) bool {
 	n := p.SeqLen()
 	if n == 0 {
 		return false // occupies no sequence space: never a retransmission
@@ -247,9 +254,10 @@ func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
 	// ring: rttOut moved snd.nxt past each one recorded (only a RST
 	// leaves it behind), so a copy of one is old. A sender's every new
 	// data segment skips the scan; the entry is still recorded below.
+	dups := f.dupsOut()
 	if old || f.state&haveNxt == 0 || p.RST() {
-		for i := range h.dups {
-			e := &h.dups[i]
+		for i := range dups {
+			e := &dups[i]
 			if e.fp != fp {
 				continue
 			}
@@ -271,11 +279,23 @@ func (f *Flow) duplicateOut(p *packet.Packet, ts int64) bool {
 			}
 		}
 	}
-	i := h.dupNext
-	h.dups[i] = dupEntry{fp: fp, at: now}
+	// A small ring whose oldest entry could still match moves to a
+	// full-size one rather than forget it (rings.go).
+	if len(dups) < dupRing && live(&dups[h.dupNext%uint8(len(dups))], now) && f.growRecent(c) {
+		dups = f.dupsOut()
+	}
+	i := h.dupNext % uint8(len(dups))
+	dups[i] = dupEntry{fp: fp, at: now}
 	h.dupPeer &^= 1 << i
-	h.dupNext = (i + 1) % dupRing
+	h.dupNext = (i + 1) % uint8(len(dups))
 	return false
+}
+
+// live reports whether fingerprint e could still match a frame captured
+// at now (in the rings' time units): it is in use and within
+// dupIdentWindow, the longest any rule looks back.
+func live(e *dupEntry, now uint32) bool {
+	return e.fp != 0 && int64(now-e.at)<<dupTimeShift <= dupIdentWindow
 }
 
 // sentUnsignalled reports a segment of old sequence space that lies in an
@@ -312,16 +332,22 @@ func (h *health) noteID(id uint16, newData bool) {
 // repeatIn reports whether p, a frame from the peer, is identical to one
 // of its last dupInRing within dupIdentWindow (looked for only with scan),
 // and remembers it if not.
-func (h *health) repeatIn(p *packet.Packet, ts int64, scan bool) bool {
+func (f *Flow) repeatIn(p *packet.Packet, ts int64, scan bool, c *sampleCounters) bool {
+	h := &f.h
 	fp := fingerprint(p, p.SeqLen())
 	now := uint32(ts >> dupTimeShift)
-	for i := 0; scan && i < dupInRing; i++ {
-		if e := &h.inDups[i]; e.fp == fp && int64(now-e.at)<<dupTimeShift <= dupIdentWindow {
+	in := f.dupsIn()
+	for i := 0; scan && i < len(in); i++ {
+		if e := &in[i]; e.fp == fp && int64(now-e.at)<<dupTimeShift <= dupIdentWindow {
 			return true
 		}
 	}
-	h.inDups[h.inNext] = dupEntry{fp: fp, at: now}
-	h.inNext = (h.inNext + 1) % dupInRing
+	if len(in) < dupInRing && live(&in[h.inNext%uint8(len(in))], now) && f.growRecent(c) {
+		in = f.dupsIn()
+	}
+	i := h.inNext % uint8(len(in))
+	in[i] = dupEntry{fp: fp, at: now}
+	h.inNext = (i + 1) % uint8(len(in))
 	return false
 }
 
@@ -344,12 +370,12 @@ func mum(x, y uint64) uint64 {
 	return hi ^ lo
 }
 
-// summary is the health part of a flow's Summary. It hands over the RTT
-// samples kept since the previous summary and starts a new interval.
-func (h *health) summary() Health {
+// healthSummary is the health part of a flow's Summary. It hands over the
+// RTT samples kept since the previous summary and starts a new interval.
+func (f *Flow) healthSummary() Health {
+	h := &f.h
 	s := Health{
-		RTTSampled:        h.res.vals,
-		RTTSeen:           uint64(h.res.n),
+		RTTSeen:           uint64(h.resN),
 		Opened:            h.bits&hSYNACK != 0,
 		Refused:           h.bits&hRefused != 0,
 		Reset:             h.bits&hReset != 0,
@@ -362,7 +388,8 @@ func (h *health) summary() Health {
 		ResponseSum:       h.respSum,
 		Responses:         uint64(h.respCount),
 	}
-	h.res.n = 0
+	copy(s.RTTSampled[:], f.resRing()[:min(h.resN, uint32(h.resCap))])
+	h.resN, h.resCap = 0, 0
 	switch {
 	case h.bits&hSYNOut != 0:
 		s.Role = RoleClient

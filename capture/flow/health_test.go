@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"math"
 	"net/netip"
 	"testing"
 
@@ -349,36 +350,60 @@ func TestConnectionHealth(t *testing.T) {
 	}
 }
 
+// sampleFlow is a flow of a table whose recent-frames pool has a block
+// for it (or none, without one), for the reservoir tests.
+func sampleFlow(t testing.TB, withBlock bool) (*Table, *Flow) {
+	tb := NewTable(TableConfig{MaxFlows: 4, IdleTTL: 1e18, ExpTTL: 1e18}, localSet{v4(localIP): true}, nil)
+	if !withBlock {
+		tb.recents.used = int32(len(tb.recents.blocks)) // every block handed out
+	}
+	syn := synTo(443)
+	tb.Process(&syn, 1)
+	return tb, firstFlow(tb)
+}
+
 func TestReservoir(t *testing.T) {
-	// Fewer samples than the reservoir: all kept, in order.
-	var r reservoir
+	// Fewer samples than the reservoir: all kept, in order, the first
+	// smallRes in the small rings, then in full-size ones.
+	tb, f := sampleFlow(t, true)
 	for i := int64(1); i <= 5; i++ {
-		r.add(i*1000, i)
+		f.addSample(i*1000, i, &tb.sc)
 	}
-	if r.n != 5 || [5]uint32(r.vals[:5]) != [5]uint32{1, 2, 3, 4, 5} {
-		t.Fatalf("small interval: n=%d vals=%v", r.n, r.vals)
+	if h := f.summary().Health; h.RTTSeen != 5 || [6]uint32(h.RTTSampled[:6]) != [6]uint32{1, 2, 3, 4, 5, 0} || f.recent() == nil {
+		t.Fatalf("small interval: seen %d sampled %v, full-size block %v", h.RTTSeen, h.RTTSampled, f.recent() != nil)
 	}
-	// Many samples: the kept ones are a uniform subset. Offer 1..1000 µs
-	// to many reservoirs and look at where the kept values fall: each
-	// tenth of the interval should hold a tenth of them.
-	const trials, n = 4000, 1000
-	var deciles [10]int
-	ts := int64(1_700_000_000) * 1e9
-	for k := 0; k < trials; k++ {
-		var r reservoir
-		for i := int64(1); i <= n; i++ {
-			ts += 37_000 + i%7*1000 // capture times as they come
-			r.add(i*1000, ts)
+	// Many samples: the kept ones are a uniform subset, of the full size,
+	// or of the small size when the pool has no block to give. Offer
+	// 1..1000 µs to many reservoirs and look at where the kept values
+	// fall: each tenth of the interval should hold a tenth of them.
+	for _, tc := range []struct {
+		block bool
+		size  int
+	}{{true, ReservoirSize}, {false, smallRes}} {
+		const trials, n = 4000, 1000
+		var deciles [10]int
+		ts := int64(1_700_000_000) * 1e9
+		for k := 0; k < trials; k++ {
+			tb, f := sampleFlow(t, tc.block)
+			for i := int64(1); i <= n; i++ {
+				ts += 37_000 + i%7*1000 // capture times as they come
+				f.addSample(i*1000, ts, &tb.sc)
+			}
+			h := f.summary().Health
+			if h.RTTSeen != n {
+				t.Fatalf("seen %d, offered %d", h.RTTSeen, n)
+			}
+			for _, v := range h.RTTSampled[:tc.size] {
+				deciles[(v-1)*10/n]++
+			}
 		}
-		for _, v := range r.vals {
-			deciles[(v-1)*10/n]++
-		}
-	}
-	want := trials * ReservoirSize / 10
-	for d, got := range deciles {
-		// 6400 expected per decile; binomial sd ~ 76, allow 4 sd.
-		if got < want-300 || got > want+300 {
-			t.Fatalf("decile %d holds %d kept samples, want %d±300: %v", d, got, want, deciles)
+		want := trials * tc.size / 10
+		// Binomial sd ~ sqrt(want*0.9): 76 at the full size; allow 4 sd.
+		slack := 4 * int(math.Sqrt(float64(want)*0.9))
+		for d, got := range deciles {
+			if got < want-slack || got > want+slack {
+				t.Fatalf("reservoir of %d: decile %d holds %d kept samples, want %d±%d: %v", tc.size, d, got, want, slack, deciles)
+			}
 		}
 	}
 }

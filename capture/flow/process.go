@@ -106,7 +106,7 @@ func (t *Table) applyTo(f *Flow, p *packet.Packet, ts int64, outgoing bool) {
 // duplicate stops here; otherwise it notes the connection's health and
 // hands the segment to the RTT layer (rttOut).
 func (f *Flow) healthOut(p *packet.Packet, ts int64, c *sampleCounters, tc *Counters) {
-	if f.duplicateOut(p, ts) {
+	if f.duplicateOut(p, ts, c) {
 		f.h.duplicates++
 		tc.Duplicates++
 		return
@@ -144,7 +144,7 @@ func (f *Flow) healthIn(p *packet.Packet, ts int64, c *sampleCounters, tc *Count
 	// nothing. Such ACKs, a bulk sender's every ACK, skip the scan; the
 	// frame is still recorded.
 	advances := p.ACK() && !p.RST() && f.movesUna(p.Ack)
-	if h.repeatIn(p, ts, !advances) {
+	if f.repeatIn(p, ts, !advances, c) {
 		return
 	}
 	h.dupPeer = 1<<dupRing - 1
@@ -189,12 +189,12 @@ func (f *Flow) healthIn(p *packet.Packet, ts int64, c *sampleCounters, tc *Count
 		if f.dataSamples == data && h.handshakeUS == 0 {
 			h.handshakeUS = uint32(min(max(f.seq.Last/1000, 1), math.MaxUint32))
 		}
-		h.res.add(f.seq.Last, ts)
+		f.addSample(f.seq.Last, ts, c)
 	} else if f.echo.Samples > echoes && f.dataSamples == 0 {
 		// Echo samples stand in only for flows that never timed their
 		// own data, as in Estimate: on a sending flow the peer's pacing
 		// inflates them.
-		h.res.add(f.echo.Last, ts)
+		f.addSample(f.echo.Last, ts, c)
 	}
 }
 
@@ -206,7 +206,7 @@ func (f *Flow) rttOut(p *packet.Packet, ts int64, c *sampleCounters) {
 		return
 	}
 	if p.HasTimestamps {
-		f.rememberTSval(p.TSval, ts)
+		f.rememberTSval(p.TSval, ts, c)
 	}
 	if p.SYN() && p.MSS != 0 {
 		f.mssOut = p.MSS

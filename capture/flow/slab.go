@@ -6,8 +6,9 @@ import (
 	"unsafe"
 )
 
-// The flow slab and the index are sized for MaxFlows (16384 by default:
-// 38 MiB), but an instance usually tracks a few flows. Memory the kernel
+// The flow slab, the pools of rings and the index are sized for MaxFlows
+// (262144 by default: 164 MiB), but an instance usually tracks far fewer
+// flows. Memory the kernel
 // maps for us becomes resident only where it is written, so a table costs
 // what its flows use (the slab fills from the bottom, see allocate). A Go
 // heap allocation of the same size does not promise that: fresh from the
@@ -62,4 +63,30 @@ func pointerFree(t reflect.Type) bool {
 		return true
 	}
 	return false
+}
+
+// makeRegion returns nFlows zeroed flows, and nFlights and nRecents
+// zeroed blocks of rings, in one allocation, so that a flow may find its
+// blocks by an offset from its own address (rings.go), and the mapping to
+// keep alongside them.
+func makeRegion(nFlows, nFlights, nRecents int) ([]Flow, []flightRings, []recentRings, *mapping) {
+	// Every size is a multiple of 8, the alignment all three need.
+	flowBytes := nFlows * int(unsafe.Sizeof(Flow{}))
+	flightBytes := nFlights * FlightBytes
+	size := flowBytes + flightBytes + nRecents*RecentBytes
+	var mem []byte
+	var m *mapping
+	if size >= minMapped {
+		if mapped, err := mapAnon(size); err == nil {
+			mem, m = mapped, &mapping{mem: mapped}
+			runtime.SetFinalizer(m, func(m *mapping) { unmapAnon(m.mem) })
+		}
+	}
+	if mem == nil {
+		mem = make([]byte, size) // the heap still works, it only costs more RSS
+	}
+	flows := unsafe.Slice((*Flow)(unsafe.Pointer(&mem[0])), nFlows)
+	flights := unsafe.Slice((*flightRings)(unsafe.Pointer(&mem[flowBytes])), nFlights)
+	recents := unsafe.Slice((*recentRings)(unsafe.Pointer(&mem[flowBytes+flightBytes])), nRecents)
+	return flows, flights, recents, m
 }

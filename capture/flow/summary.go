@@ -91,4 +91,31 @@ type Counters struct {
 	Decimations     uint64 // times a flow's flight outgrew its entries and halved their resolution
 	Duplicates      uint64 // capture copies of our segments (not retransmissions)
 	Refused         uint64 // SYNs answered by RST
+	FlightsInUse    int    // flows holding a full-size flight block now (rings.go)
+	RecentsInUse    int    // flows holding a full-size recent-frames block now
+	RingsDenied     uint64 // times a flow needed a full-size block and its pool had none
+}
+
+// Plus is the counters of c and of another table's (another worker's):
+// every count summed.
+func (c Counters) Plus(o Counters) Counters {
+	return Counters{
+		Flows:           c.Flows + o.Flows,
+		Created:         c.Created + o.Created,
+		Expired:         c.Expired + o.Expired,
+		EvictedHalfOpen: c.EvictedHalfOpen + o.EvictedHalfOpen,
+		EvictedClosed:   c.EvictedClosed + o.EvictedClosed,
+		EvictedActive:   c.EvictedActive + o.EvictedActive,
+		Samples:         c.Samples + o.Samples,
+		KarnSkipped:     c.KarnSkipped + o.KarnSkipped,
+		Retransmits:     c.Retransmits + o.Retransmits,
+		NotLocal:        c.NotLocal + o.NotLocal,
+		Filtered:        c.Filtered + o.Filtered,
+		Decimations:     c.Decimations + o.Decimations,
+		Duplicates:      c.Duplicates + o.Duplicates,
+		Refused:         c.Refused + o.Refused,
+		FlightsInUse:    c.FlightsInUse + o.FlightsInUse,
+		RecentsInUse:    c.RecentsInUse + o.RecentsInUse,
+		RingsDenied:     c.RingsDenied + o.RingsDenied,
+	}
 }

@@ -1,10 +1,13 @@
 package flow
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/gometro/go-metro/capture/packet"
@@ -27,17 +30,37 @@ type TableConfig struct {
 	MaxFlows int   // hard cap on tracked flows
 	IdleTTL  int64 // ns: flows with no packet for this long are dropped
 	ExpTTL   int64 // ns: closed flows with no packet for this long are dropped
+	// MaxFlights and MaxRecents cap the flows that hold full-size rings
+	// at once, for a large flight and for busy recent frames (rings.go);
+	// 0 takes DefaultFlights(MaxFlows), DefaultRecents(MaxFlows).
+	MaxFlights, MaxRecents int
+}
+
+// DefaultFlights is the number of full-size flight blocks a table of
+// maxFlows flows hands out at most: one flow in 16 with a large flight at
+// once, at least 16. DefaultRecents is the same for the recent frames: one
+// flow in 4 busy at once. Past them, flows keep timing within their small
+// rings (rings.go).
+func DefaultFlights(maxFlows int) int { return max(maxFlows/16, 16) }
+func DefaultRecents(maxFlows int) int { return max(maxFlows/4, 16) }
+
+// ReservedBytes is the most memory a table of maxFlows flows with the
+// default pools can come to hold: every flow, the index, every block.
+func ReservedBytes(maxFlows int) int64 {
+	return int64(maxFlows)*int64(FlowBytes) + int64(DefaultFlights(maxFlows))*int64(FlightBytes) +
+		int64(DefaultRecents(maxFlows))*int64(RecentBytes)
 }
 
 // Table maps packets to flows. It is owned by one goroutine: Process,
 // Sweep and Summaries must not be called concurrently. It allocates only in
 // NewTable; Process never allocates.
 //
-// Memory: the flow slab and the index are sized from MaxFlows up front
-// (FlowBytes per flow plus 16 bytes per index slot, two slots per flow), so
-// memory is bounded whatever the traffic. Both are mapped memory whose
-// pages become resident only when used (slab.go), so a small workload keeps
-// a small resident set.
+// Memory: the flow slab, the pools of full-size rings and the index are
+// sized from MaxFlows, MaxFlights and MaxRecents up front (FlowBytes per
+// flow, its share of the index included, FlightBytes and RecentBytes per
+// block: ReservedBytes), so memory is bounded whatever the traffic. All are mapped memory whose pages become
+// resident only when used (slab.go), so a small workload keeps a small
+// resident set.
 //
 // Eviction: when a new flow arrives and the table is full, the table looks
 // at up to evictCandidates flows from a rotating hand and evicts the most
@@ -53,12 +76,15 @@ type Table struct {
 	flows []Flow  // slab; flows[i].state&inUse marks live slots
 	free  []int32 // free slab indexes (stack)
 	used  int32   // slab high-water mark
+	// The pools of full-size rings (rings.go).
+	flights pool[flightRings]
+	recents pool[recentRings]
 
 	// index is open addressing with linear probing. A slot holds
 	// (hash>>32)<<32 | (flowIndex+1); 0 is empty.
 	index []uint64
-	// mappings keep the memory of flows and index mapped while the table
-	// lives (slab.go).
+	// mappings keep the memory of flows and rings, and of the index, mapped
+	// while the table lives (slab.go).
 	mappings [2]*mapping
 	mask     uint64
 	seed     uint64
@@ -84,8 +110,10 @@ const evictCandidates = 64
 
 const flowSize = unsafe.Sizeof(Flow{})
 
-// FlowBytes is the memory one tracked flow costs: its slab entry plus its
-// share of the index (two 8-byte slots per flow).
+// FlowBytes is the memory one tracked flow costs with its small rings:
+// its slab entry plus its share of the index (two 8-byte slots per flow).
+// A flow with a large flight costs FlightBytes more, a busy one
+// RecentBytes more (rings.go).
 const FlowBytes = int(flowSize) + 16
 
 // NewTable allocates a table for at most cfg.MaxFlows flows.
@@ -104,7 +132,18 @@ func NewTable(cfg TableConfig, local Locality, watch Monitored) *Table {
 		lastIdx: -1,
 	}
 	// Mapped memory where possible: resident only as flows use it (slab.go).
-	t.flows, t.mappings[0] = makeSlab[Flow](cfg.MaxFlows)
+	flights, recents := cfg.MaxFlights, cfg.MaxRecents
+	if flights <= 0 {
+		flights = DefaultFlights(cfg.MaxFlows)
+	}
+	if recents <= 0 {
+		recents = DefaultRecents(cfg.MaxFlows)
+	}
+	var fb []flightRings
+	var rb []recentRings
+	t.flows, fb, rb, t.mappings[0] = makeRegion(cfg.MaxFlows, flights, recents)
+	t.flights, t.recents = newPool(fb), newPool(rb)
+	t.sc.flights, t.sc.recents = &t.flights, &t.recents
 	t.index, t.mappings[1] = makeSlab[uint64](int(slots))
 	return t
 }
@@ -357,12 +396,14 @@ done:
 	if t.lastIdx == idx {
 		t.lastIdx, t.lastOneSided = -1, false
 	}
+	f.release(&t.sc)
 	f.state = 0
 	t.counters.Flows--
 }
 
 // Sweep drops idle flows (no packet for IdleTTL) and closed flows (no
-// packet for ExpTTL) as of capture time now (ns).
+// packet for ExpTTL) as of capture time now (ns), and moves the rings of
+// flows that no longer need full-size ones back into them (rings.go).
 func (t *Table) Sweep(now int64) {
 	for i := int32(0); i < t.used; i++ {
 		f := &t.flows[i]
@@ -370,9 +411,12 @@ func (t *Table) Sweep(now int64) {
 			continue
 		}
 		idle := now - f.lastSeen
-		if idle > t.cfg.IdleTTL || f.state&closed != 0 && idle > t.cfg.ExpTTL {
+		switch {
+		case idle > t.cfg.IdleTTL || f.state&closed != 0 && idle > t.cfg.ExpTTL:
 			t.remove(i)
 			t.counters.Expired++
+		case f.flightOff|f.recentOff != 0:
+			f.shrink(now, &t.sc)
 		}
 	}
 }
@@ -384,6 +428,8 @@ func (t *Table) Counters() Counters {
 	c.KarnSkipped = t.sc.karnSkipped
 	c.Retransmits = t.sc.retransmits
 	c.Decimations = t.sc.decimations
+	c.FlightsInUse, c.RecentsInUse = t.flights.inUse, t.recents.inUse
+	c.RingsDenied = t.sc.ringsDenied
 	return c
 }
 
@@ -395,6 +441,62 @@ func (t *Table) AppendSummaries(dst []Summary) []Summary {
 		}
 	}
 	return dst
+}
+
+// Sorted appends to ids the slab positions of the live flows, in the
+// order flows are listed in (see Order), for SummaryOf. The positions stay
+// valid until the table next processes a packet or sweeps.
+func (t *Table) Sorted(ids []int32) []int32 {
+	start := len(ids)
+	for i := int32(0); i < t.used; i++ {
+		if t.flows[i].state&inUse != 0 {
+			ids = append(ids, i)
+		}
+	}
+	part := ids[start:]
+	slices.SortFunc(part, func(a, b int32) int {
+		fa, fb := &t.flows[a], &t.flows[b]
+		return compareOrder(fa.order(), fb.order())
+	})
+	return ids
+}
+
+// SummaryOf is the summary of the flow at slab position id (from Sorted),
+// taken as AppendSummaries takes it.
+func (t *Table) SummaryOf(id int32) Summary { return t.flows[id].summary() }
+
+// order is a flow's place in a listing (see Order).
+type order struct {
+	local, remote netip.AddrPort
+	firstSeen     int64
+	tunnel        *TunnelKey
+}
+
+func (f *Flow) order() order {
+	return order{addrPort(f.key.Local, f.key.LocalPort), addrPort(f.key.Remote, f.key.RemotePort), f.firstSeen, &f.key.Tunnel}
+}
+
+// Order compares two flows for a listing: by local end, remote end, first
+// packet, then tunnel (as TunnelKey.String spells it), as replay lists
+// them; negative when a comes first.
+func Order(a, b *Summary) int {
+	return compareOrder(order{a.Local, a.Remote, a.FirstSeen, &a.Tunnel}, order{b.Local, b.Remote, b.FirstSeen, &b.Tunnel})
+}
+
+func compareOrder(a, b order) int {
+	if c := a.local.Compare(b.local); c != 0 {
+		return c
+	}
+	if c := a.remote.Compare(b.remote); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.firstSeen, b.firstSeen); c != 0 {
+		return c
+	}
+	if *a.tunnel == *b.tunnel {
+		return 0
+	}
+	return strings.Compare(a.tunnel.String(), b.tunnel.String())
 }
 
 func addrPort(a [16]byte, port uint16) netip.AddrPort {

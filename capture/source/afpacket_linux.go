@@ -27,7 +27,6 @@ package source
 import (
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -60,12 +59,17 @@ type afpacket struct {
 	//
 	// The resize state: opening while a goroutine opens the new ring;
 	// then handing, the ring it opened (handing.r nil: none), taken over
-	// at the latest at handoverBy (monotonic). After the switch, frames of
-	// the new ring older than skipBefore were read from the old one and
-	// are skipped.
+	// at the latest at handoverBy (monotonic). After the switch, the
+	// frames of the new ring up to checkUntil stamped before bindStart or
+	// whose fingerprint seen keeps were read from the old one and are
+	// skipped (overlap_linux.go); when seen overflowed, those older than
+	// skipBefore too.
 	opening    chan openedRing
 	handing    openedRing
 	handoverBy time.Time
+	seen       *overlap
+	bindStart  int64
+	checkUntil int64
 	skipBefore int64
 	sizer      ringSizer
 	ifreq      *unix.Ifreq    // ifindexExists's scratch request
@@ -95,7 +99,7 @@ type afpacket struct {
 }
 
 func openAFPacket(opts Options) (_ Source, err error) {
-	s := &afpacket{snaplen: opts.Snaplen, ifname: opts.Interface, skipBefore: math.MinInt64}
+	s := &afpacket{snaplen: opts.Snaplen, ifname: opts.Interface}
 	if s.ifname == "" {
 		s.ifname = "any"
 	}
@@ -115,13 +119,25 @@ func openAFPacket(opts Options) (_ Source, err error) {
 	s.timeout = max(opts.PollTimeout, time.Millisecond)
 	s.timeoutMs = int(min(s.timeout, unwakeableTimeout) / time.Millisecond)
 	s.sizer = newRingSizer(InitialRingSize, DefaultRingSize, time.Now())
-	if opts.RingSize > 0 {
+	switch {
+	case opts.RingSize > 0:
 		s.sizer = newRingSizer(opts.RingSize, opts.RingSize, time.Now()) // fixed
+	case opts.Fanout != nil:
+		size := FanoutRingSize(opts.Fanout.Members())
+		s.sizer = newRingSizer(size, size, time.Now()) // fixed: see Fanout
+	}
+	if opts.Fanout != nil && opts.Filter != nil {
+		return nil, fmt.Errorf("capture: %q: a fanout member takes its filter from SetFilter, once every member has joined", s.ifname)
 	}
 	runtime.LockOSThread() // the namespace of the thread that makes the first socket
 	s.ns = currentNetns()
 	s.promisc = s.ifindex != 0 && isBridge(s.ifname)
 	s.cur, err = s.openRing(s.sizer.size, func(r *ring) error {
+		if opts.Fanout != nil {
+			// Nothing until SetFilter (see Fanout); not kept for rings
+			// opened later, as a refused filter would be.
+			return s.attachTo(r.fd, []bpf.RawInstruction{{Op: 0x06, K: 0}}) // ret #0
+		}
 		attach := func(prog []bpf.RawInstruction) error { return s.attach(r.fd, prog) }
 		if opts.Filter != nil {
 			return opts.Filter(s.link, attach)
@@ -129,6 +145,11 @@ func openAFPacket(opts Options) (_ Source, err error) {
 		return attach(nil)
 	})
 	runtime.UnlockOSThread()
+	if err == nil && opts.Fanout != nil {
+		if err = opts.Fanout.join(s.cur.fd, s.ifname); err != nil {
+			s.cur.close()
+		}
+	}
 	if err != nil {
 		s.ns.close()
 		return nil, err

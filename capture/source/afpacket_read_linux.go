@@ -2,7 +2,6 @@ package source
 
 import (
 	"errors"
-	"math"
 	"time"
 	"unsafe"
 
@@ -35,20 +34,26 @@ func (s *afpacket) Next() ([]byte, int64, int, error) {
 				// Loopback frames are seen leaving and arriving; keep one.
 				continue
 			}
-			if s.handing.r != nil && ts > s.handing.bound {
-				// The new ring holds this frame and all after it.
-				s.handOver()
-				r = s.cur
-				continue
-			}
-			if s.skipBefore != math.MinInt64 {
-				if ts < s.skipBefore {
+			frame := r.mem[start:end:end]
+			if ho := &s.handing; ho.r != nil {
+				if ts > ho.bound+cutGuard {
+					// The new ring holds this frame and all after it.
+					s.handOver()
+					r = s.cur
+					continue
+				}
+				if ts >= ho.bindStart {
+					ho.seen.add(fingerprint(frame, wire, ifindex)) // the new ring may hold it too
+				}
+			} else if s.seen != nil {
+				if ts > s.checkUntil {
+					s.seen = nil // past every frame the old ring could have held
+				} else if ts < s.bindStart || s.seen.take(fingerprint(frame, wire, ifindex)) || s.seen.full && ts < s.skipBefore {
 					continue // read from the old ring already
 				}
-				s.skipBefore = math.MinInt64 // a clock stepped back later must not hide frames
 			}
 			s.frameIf = ifindex
-			return r.mem[start:end:end], ts, wire, nil
+			return frame, ts, wire, nil
 		}
 		if r.held {
 			r.release()

@@ -2,6 +2,7 @@ package source
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"golang.org/x/net/bpf"
@@ -47,7 +48,29 @@ func (s *afpacket) watch(r *ring) {
 	prog, gen := s.prog, s.progGen
 	s.mu.Unlock()
 	s.opening = make(chan openedRing, 1)
-	go func() { s.opening <- s.openResized(size, prog, gen) }()
+	goOwnThread(func() { s.opening <- s.openResized(size, prog, gen) })
+}
+
+// goOwnThread runs fn on a goroutine locked to a thread of its own, which
+// ends with fn. Opening a resized ring is the one heavy piece of work
+// besides reading: the kernel allocates and zeroes every page of the new
+// ring inside setsockopt and waits there for an RCU grace period
+// (packet_set_ring's synchronize_net): 15 ms to 1 s under load here, and
+// 45 % of go-metro's CPU in a run from a standing start. The scheduler charges
+// that CPU time to the thread that did it (EEVDF's lag), and a runtime
+// thread carries it into whatever goroutine it runs next, the reader's
+// included, which would then wait longer for a CPU; a thread that exits
+// takes it along. The thread keeps the process's priority: the small ring
+// must be replaced before it overflows, and at nice +10 the first ring took
+// 32 to 163 ms to open (median 78) on a host whose CPUs the traffic
+// saturated, against 15 ms to 1 s (median 33) at nice 0, with the small
+// ring overflowing more often meanwhile (TestLoadNoKernelDrops: 4 runs of
+// 8 against 2).
+func goOwnThread(fn func()) {
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		fn()
+	}()
 }
 
 // openResized opens the ring of a resize, on a goroutine of its own, and
@@ -66,7 +89,7 @@ func (s *afpacket) openResized(size int, prog []bpf.RawInstruction, gen int) (re
 		res.err = err
 		return res
 	}
-	res.bound = time.Now().UnixNano()
+	res.bound, res.bindStart, res.seen = time.Now().UnixNano(), r.bindStart, new(overlap)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.progGen != gen {
@@ -91,7 +114,12 @@ type openedRing struct {
 	r     *ring
 	size  int   // what the sizer asked for
 	bound int64 // when the ring was bound, on the kernel's timestamp clock
-	err   error
+	// bindStart is when its bind began: a frame the new ring holds was
+	// stamped no earlier. seen keeps the fingerprints of the frames read
+	// from the old ring from then on (overlap_linux.go).
+	bindStart int64
+	seen      *overlap
+	err       error
 }
 
 // opened starts the hand-over to a resized ring, or gives up the resize.
@@ -103,22 +131,22 @@ func (s *afpacket) opened(res openedRing, now time.Time) {
 		s.sizer.failed(now) // keep the ring there is; ask again later
 		return
 	}
-	// Every frame the kernel timestamps from the bind on is in both rings.
-	// A frame timestamped earlier may be in the new ring too but is surely
-	// in the old one, so the old ring is read up to the first frame past
-	// that instant, and the new ring from there on. A retire timer hands
-	// over a block at most blockRetire after its first frame, so two of
-	// them bound the wait when traffic stops.
+	// Every frame delivered from the bind on is in both rings, each copy
+	// with its own time; one delivered earlier is in the old ring only.
+	// The old ring is read up to its first frame cutGuard past the bind,
+	// keeping the fingerprints of those from the bind's start on, and the
+	// new ring from its start, skipping the frames kept (see
+	// overlap_linux.go). A retire timer hands over a block at most
+	// blockRetire after its first frame, so two of them bound the wait
+	// when traffic stops.
 	s.handing = res
 	s.handoverBy = now.Add(2*blockRetire + 10*time.Millisecond)
 }
 
 // handOver makes the new ring current and closes the old one. The old
-// ring's frames not yet read are all newer than its bind, so the new ring
-// has them; frames in the new ring from before the bind were read
-// from the old one and are skipped. Frames the kernel timestamped out of
-// order around the bind can be seen twice or not at all: the engine
-// counts copies as duplicates.
+// ring's frames not yet read were delivered after the bind, so the new
+// ring has them; the frames of the new ring the old one gave already are
+// skipped by their fingerprints (overlap_linux.go).
 func (s *afpacket) handOver() {
 	s.mu.Lock()
 	old := s.cur
@@ -129,11 +157,12 @@ func (s *afpacket) handOver() {
 	// The sizer records the size it asked for, which ringGeometry may
 	// round, so that it does not ask for that size again.
 	size := s.handing.size
-	s.skipBefore = s.handing.bound
+	h := &s.handing
+	s.seen, s.bindStart, s.checkUntil, s.skipBefore = h.seen, h.bindStart, h.bound+2*cutGuard, h.bound
 	s.handing = openedRing{}
 	// Closing a packet socket waits for an RCU grace period (tens of
 	// milliseconds under load): the reader does not wait for it.
 	s.closing.Add(1)
-	go func() { defer s.closing.Done(); old.close() }()
+	goOwnThread(func() { defer s.closing.Done(); old.close() })
 	s.sizer.resized(size, time.Now())
 }

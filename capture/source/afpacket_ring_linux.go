@@ -63,6 +63,8 @@ type ring struct {
 	blockSize int
 	numBlocks int
 
+	bindStart int64 // when its bind began (ns, the kernel's timestamp clock)
+
 	block     int  // index of the current block
 	held      bool // the current block belongs to user space
 	remaining uint32
@@ -137,6 +139,7 @@ func (s *afpacket) openRing(size int, install func(*ring) error) (_ *ring, err e
 		}
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: s.ifindex}
+	r.bindStart = time.Now().UnixNano()
 	if err := unix.Bind(fd, sa); err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			return nil, fmt.Errorf("capture: interface %q: %w", s.ifname, ErrNoSuchInterface)
@@ -223,8 +226,13 @@ func (r *ring) close() error {
 		r.mem = nil
 	}
 	if r.file != nil {
-		r.file.Close() // the netpoller's duplicate descriptor
-		r.file, r.rc = nil, nil
+		// The netpoller's duplicate descriptor. The field stays: Wake reads
+		// it from any goroutine, even while the ring closes (a run's end
+		// wakes the reader as it closes the source; a hand-over closes the
+		// old ring on a thread of its own), and a deadline set on a closed
+		// file fails harmlessly.
+		r.file.Close()
+		r.rc = nil
 	}
 	if r.fd >= 0 {
 		if err := unix.Close(r.fd); err != nil {

@@ -32,6 +32,9 @@ func openPcap(opts Options) (Source, error) {
 	if name == "" {
 		name = "any"
 	}
+	if opts.Fanout != nil {
+		return nil, fmt.Errorf("capture: pcap %q: %w: capture workers need the afpacket backend", name, ErrUnsupportedBackend)
+	}
 	if name != "any" {
 		if _, err := interfaceByName(name); err != nil {
 			return nil, err

@@ -1034,3 +1034,112 @@ func TestLiveRingResizeClose(t *testing.T) {
 		t.Errorf("%d flood frames passed a TCP-only filter set after the resize", n)
 	}
 }
+
+// TestLiveRingResizeTwoCPUs: two senders, each on a CPU of its own, send
+// numbered datagrams at once while the reader hands over between rings
+// again and again (grown, shrunk, grown, ...): frames reach the rings from
+// two CPUs at a time, in orders that differ between the rings and out of
+// their kernel timestamps' order, and still every datagram of each sender
+// is read once and in its order.
+func TestLiveRingResizeTwoCPUs(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs")
+	}
+	tn := newTestNet(t)
+	src := tn.open(Options{Interface: tn.ifB, Snaplen: 128, PollTimeout: 20 * time.Millisecond})
+	s := src.(*afpacket)
+	const n, ports = 150000, 2
+	const warmUp = ^uint64(0) // the index of a datagram sent before the others
+	var wg sync.WaitGroup
+	for p := range ports {
+		c, closeUDP := tn.udpTo(uint16(9990 + p))
+		defer closeUDP()
+		// The neighbour entry is resolved first: until then the kernel
+		// queues a few datagrams and drops the oldest of a burst.
+		if _, err := c.Write(binary.BigEndian.AppendUint64(nil, warmUp)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread() // never unlocked: the thread's affinity dies with it
+			var set unix.CPUSet
+			set.Set(p)
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				t.Errorf("affinity: %v", err)
+				return
+			}
+			sendNumbered(t, c, n, 40)
+		}()
+	}
+	sent := make(chan struct{})
+	go func() { wg.Wait(); close(sent) }()
+
+	var next [ports]uint64
+	handOvers := uint64(0)
+	deadline := time.Now().Add(60 * time.Second)
+	done := func() bool {
+		for _, x := range next {
+			if x < n {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() && time.Now().Before(deadline) {
+		if s.opening == nil && s.handing.r == nil {
+			st, _ := s.Stats()
+			if st.RingResizes > handOvers {
+				handOvers = st.RingResizes
+			}
+			switch {
+			case handOvers >= 8:
+			case s.sizer.size == InitialRingSize:
+				s.pressed.Store(true) // as after a kernel drop: grow at the next block
+			default: // calm for the window: shrink at the next block
+				s.sizer.since = time.Now().Add(-shrinkAfter)
+				s.sizer.peakBehind, s.sizer.peakNeed = 0, 0
+			}
+		}
+		data, _, _, err := s.Next()
+		if errors.Is(err, ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		const udpPayload = 14 + 20 + 8
+		if len(data) < udpPayload+8 || data[12] != 0x08 || data[23] != unix.IPPROTO_UDP {
+			continue
+		}
+		p := int(binary.BigEndian.Uint16(data[36:38])) - 9990
+		if p < 0 || p >= ports {
+			continue
+		}
+		i := binary.BigEndian.Uint64(data[udpPayload:])
+		if i == warmUp {
+			continue
+		}
+		if i != next[p] {
+			st, _ := s.Stats()
+			t.Fatalf("sender %d: datagram %d read when %d was due, after %d hand-overs (stats %+v)", p, i, next[p], handOvers, st)
+		}
+		next[p]++
+	}
+	<-sent
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after %d hand-overs: read %v of %d each; stats %+v", st.RingResizes, next, n, st)
+	if st.Dropped != 0 {
+		t.Fatalf("kernel dropped %d frames: the test is void", st.Dropped)
+	}
+	if !done() {
+		t.Fatalf("read %v of %d datagrams each", next, n)
+	}
+	if st.RingResizes < 4 {
+		t.Errorf("%d hand-overs, want several", st.RingResizes)
+	}
+}

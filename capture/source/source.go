@@ -81,6 +81,10 @@ type Options struct {
 	// by need instead, from InitialRingSize up to DefaultRingSize
 	// (ringsize.go), and gives libpcap a DefaultRingSize buffer.
 	RingSize int
+	// Fanout makes the socket a member of a group among which the kernel
+	// spreads the interface's frames (afpacket only; see Fanout). Filter
+	// must be nil: the member rejects every frame until SetFilter.
+	Fanout *Fanout
 }
 
 // Then is the counters of s followed by those of a source opened after it
@@ -92,5 +96,17 @@ func (s Stats) Then(later Stats) Stats {
 		RingSize:           later.RingSize,
 		RingResizes:        s.RingResizes + later.RingResizes,
 		RingResizeFailures: s.RingResizeFailures + later.RingResizeFailures,
+	}
+}
+
+// Plus is the counters of s and of a source capturing beside it (another
+// worker's): the sums, the rings' sizes included.
+func (s Stats) Plus(other Stats) Stats {
+	return Stats{
+		Received:           s.Received + other.Received,
+		Dropped:            s.Dropped + other.Dropped,
+		RingSize:           s.RingSize + other.RingSize,
+		RingResizes:        s.RingResizes + other.RingResizes,
+		RingResizeFailures: s.RingResizeFailures + other.RingResizeFailures,
 	}
 }

@@ -56,7 +56,7 @@ func TestReplayJSON(t *testing.T) {
 			}
 			var typed replayOut
 			json.Unmarshal([]byte(stdout), &typed)
-			want := replayOut{Packets: 11, TCPPackets: 11, DecodeErrors: 0, Flows: []replayFlow{{
+			want := replayOut{replayHead: replayHead{Packets: 11, TCPPackets: 11, DecodeErrors: 0}, Flows: []replayFlow{{
 				Src: netip.MustParseAddr("10.0.0.1"), SrcPort: 40000, Dst: netip.MustParseAddr("10.0.0.2"), DstPort: 443, Samples: 5,
 				RTT: 10, RTTAvg: 10, RTTJitter: typed.Flows[0].RTTJitter, RTTMin: 10, RTTMax: 10,
 			}}}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,10 +9,8 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"slices"
-	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/gometro/go-metro/capture"
@@ -62,8 +61,8 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
 	cmd.Flags().StringVar(&tunnels, "tunnels", "all", "encapsulations whose inner TCP is timed, comma-separated ("+strings.Join(packet.EncapNames(), ", ")+"), or all")
 	cmd.Flags().IntVar(&maxFlows, "max-flows", replayMaxFlows, fmt.Sprintf(
-		"flows kept at most (memory bound: %d bytes each, %d MiB at the default); past it, idle ones are evicted",
-		flow.FlowBytes, replayMaxFlows*flow.FlowBytes>>20))
+		"flows kept at most (memory: %d bytes each with a handshake or a request/response exchange, more for large flights; at most %d MiB at the default); past it, idle ones are evicted",
+		flow.FlowBytes, flow.ReservedBytes(replayMaxFlows)>>20))
 	return cmd
 }
 
@@ -95,15 +94,21 @@ type replayFlow struct {
 	Tunnel string `json:"tunnel,omitempty"`
 }
 
+// replayOut is the output: the counters, then the flows.
 type replayOut struct {
+	replayHead
+	Flows []replayFlow `json:"flows"`
+}
+
+// replayHead is the output's counters.
+type replayHead struct {
 	Packets      uint64 `json:"packets"`
 	TCPPackets   uint64 `json:"tcp_packets"`
 	DecodeErrors uint64 `json:"decode_errors"`
 	Truncated    bool   `json:"truncated,omitempty"` // the file ends inside a record
 	// Records skipped for an impossible time (capture/clock.go).
-	TimeBackwards uint64       `json:"time_backwards,omitempty"`
-	TimeForward   uint64       `json:"time_forward,omitempty"`
-	Flows         []replayFlow `json:"flows"`
+	TimeBackwards uint64 `json:"time_backwards,omitempty"`
+	TimeForward   uint64 `json:"time_forward,omitempty"`
 }
 
 // A replay lists every flow of the file, however long ago it ended, so
@@ -113,38 +118,53 @@ const (
 	replayNoExpiry = 100 * 365 * 24 * time.Hour
 )
 
-// replay runs the engine over o.path and prints every flow it found.
+// replay runs the engine over o.path and prints every flow it found. The
+// flows are written as the engine hands them over, one at a time (the
+// table takes two passes: the first measures the columns): a file of
+// millions of connections costs its flow table and little more.
 func replay(ctx context.Context, o *replayOptions) error {
-	snap, truncated, err := replaySnapshot(ctx, o)
+	eng, snap, truncated, err := replayRun(ctx, o)
 	if err != nil {
 		return err
 	}
 	printLocals(o.stderr, snap)
 	printTimeSkips(o.stderr, &snap.Stats)
-	out := replayResult(snap, truncated)
-	if o.asJSON {
-		return json.NewEncoder(o.stdout).Encode(out)
+	head := replayHead{
+		Packets:       snap.Stats.Packets,
+		TCPPackets:    snap.Stats.TCPPackets,
+		DecodeErrors:  snap.Stats.Malformed(),
+		Truncated:     truncated,
+		TimeBackwards: snap.Stats.TimeBackwards,
+		TimeForward:   snap.Stats.TimeForward,
 	}
-	printTable(o.stdout, &out)
-	return nil
+	flows := func(fn func(*replayFlow)) error {
+		return eng.EachFlow(func(f *flow.Summary) {
+			r := rowOf(f)
+			fn(&r)
+		})
+	}
+	if o.asJSON {
+		return writeJSON(o.stdout, &head, flows)
+	}
+	return writeTable(o.stdout, &head, flows)
 }
 
-// replaySnapshot replays the file to its end and returns the engine's
-// snapshot, and whether the file ends inside a record.
-func replaySnapshot(ctx context.Context, o *replayOptions) (_ *capture.Snapshot, truncated bool, _ error) {
+// replayRun replays the file to its end and returns the engine, its
+// counters, and whether the file ends inside a record.
+func replayRun(ctx context.Context, o *replayOptions) (_ *capture.Engine, _ *capture.Snapshot, truncated bool, _ error) {
 	// Check the file first: the engine's error for a missing file would
 	// mention internals.
 	st, err := os.Stat(o.path)
 	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", o.path, unwrapPathErr(err))
+		return nil, nil, false, fmt.Errorf("%s: %w", o.path, unwrapPathErr(err))
 	}
 	if st.IsDir() {
-		return nil, false, fmt.Errorf("%s: is a directory, not a capture file", o.path)
+		return nil, nil, false, fmt.Errorf("%s: is a directory, not a capture file", o.path)
 	}
 	eng, err := capture.New(capture.Config{File: o.path, LocalIPs: o.localIPs, Tunnels: o.tunnels,
 		MaxFlows: o.maxFlows, IdleTTL: replayNoExpiry, ExpTTL: replayNoExpiry})
 	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", o.path, err)
+		return nil, nil, false, fmt.Errorf("%s: %w", o.path, err)
 	}
 	// A file cut inside a record (tcpdump killed, disk full) still holds
 	// good packets: report them, as tshark does, and say where it ends.
@@ -153,15 +173,15 @@ func replaySnapshot(ctx context.Context, o *replayOptions) (_ *capture.Snapshot,
 	if truncated {
 		fmt.Fprintf(o.stderr, "go-metro: warning: %v; showing the packets before the cut\n", err)
 	} else if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", o.path, err)
+		return nil, nil, false, fmt.Errorf("%s: %w", o.path, err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	snap, err := eng.Snapshot(sctx)
+	snap, err := eng.Stats(sctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", o.path, err)
+		return nil, nil, false, fmt.Errorf("%s: %w", o.path, err)
 	}
-	return snap, truncated, nil
+	return eng, snap, truncated, nil
 }
 
 // printLocals tells which addresses the replay took as local, and how.
@@ -191,66 +211,103 @@ func printTimeSkips(stderr io.Writer, st *capture.Stats) {
 		st.TimeBackwards+st.TimeForward, st.TimeBackwards, capture.MaxReorder, st.TimeForward, capture.MaxTimeJump)
 }
 
-// replayResult is the output for snap: its counters and its flows, sorted
-// by local end, remote end, start and tunnel.
-func replayResult(snap *capture.Snapshot, truncated bool) replayOut {
-	out := replayOut{
-		Packets:       snap.Stats.Packets,
-		TCPPackets:    snap.Stats.TCPPackets,
-		DecodeErrors:  snap.Stats.Malformed(),
-		Truncated:     truncated,
-		TimeBackwards: snap.Stats.TimeBackwards,
-		TimeForward:   snap.Stats.TimeForward,
-		Flows:         make([]replayFlow, 0, len(snap.Flows)),
+// rowOf is the output row of flow f.
+func rowOf(f *flow.Summary) replayFlow {
+	return replayFlow{
+		Src: f.Local.Addr().Unmap(), SrcPort: f.Local.Port(),
+		Dst: f.Remote.Addr().Unmap(), DstPort: f.Remote.Port(),
+		Samples: f.RTT.Samples,
+		RTT:     ms(f.RTT.Last), RTTAvg: ms(f.RTT.SRTT), RTTJitter: ms(f.RTT.RTTVAR),
+		RTTMin: ms(f.RTT.Min), RTTMax: ms(f.RTT.Max),
+		Tunnel: f.Tunnel.String(),
 	}
-	flows := append([]flow.Summary(nil), snap.Flows...)
-	sort.Slice(flows, func(i, j int) bool {
-		if c := flows[i].Local.Compare(flows[j].Local); c != 0 {
-			return c < 0
-		}
-		if c := flows[i].Remote.Compare(flows[j].Remote); c != 0 {
-			return c < 0
-		}
-		if flows[i].FirstSeen != flows[j].FirstSeen {
-			return flows[i].FirstSeen < flows[j].FirstSeen
-		}
-		return flows[i].Tunnel.String() < flows[j].Tunnel.String()
-	})
-	for _, f := range flows {
-		out.Flows = append(out.Flows, replayFlow{
-			Src: f.Local.Addr().Unmap(), SrcPort: f.Local.Port(),
-			Dst: f.Remote.Addr().Unmap(), DstPort: f.Remote.Port(),
-			Samples: f.RTT.Samples,
-			RTT:     ms(f.RTT.Last), RTTAvg: ms(f.RTT.SRTT), RTTJitter: ms(f.RTT.RTTVAR),
-			RTTMin: ms(f.RTT.Min), RTTMax: ms(f.RTT.Max),
-			Tunnel: f.Tunnel.String(),
-		})
-	}
-	return out
 }
 
-// printTable prints out as a table, one row per flow, and a summary line.
-func printTable(stdout io.Writer, out *replayOut) {
-	// The TUNNEL column appears only when a flow was tunnelled, so the
-	// common bare capture keeps its table.
-	tunnelled := slices.ContainsFunc(out.Flows, func(f replayFlow) bool { return f.Tunnel != "" })
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	header := "LOCAL\tREMOTE\tSAMPLES\tRTT_MS\tAVG_MS\tJITTER_MS\tMIN_MS\tMAX_MS\t"
-	if tunnelled {
-		header += "TUNNEL\t"
+// writeJSON writes head and the rows flows hands over, one at a time, as
+// json.Encoder writes a replayOut.
+func writeJSON(w io.Writer, head *replayHead, flows func(func(*replayFlow)) error) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	h, err := json.Marshal(head)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(tw, header)
-	for _, f := range out.Flows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t",
-			netip.AddrPortFrom(f.Src, f.SrcPort), netip.AddrPortFrom(f.Dst, f.DstPort),
-			f.Samples, f.RTT, f.RTTAvg, f.RTTJitter, f.RTTMin, f.RTTMax)
-		if tunnelled {
-			fmt.Fprintf(tw, "%s\t", f.Tunnel)
+	bw.Write(h[:len(h)-1]) // without its closing brace
+	bw.WriteString(`,"flows":[`)
+	n := 0
+	if err := flows(func(r *replayFlow) {
+		if err == nil {
+			var b []byte
+			if b, err = json.Marshal(r); err == nil {
+				if n > 0 {
+					bw.WriteByte(',')
+				}
+				bw.Write(b)
+				n++
+			}
 		}
-		fmt.Fprintln(tw)
+	}); err != nil {
+		return err
 	}
-	tw.Flush()
-	fmt.Fprintf(stdout, "%d packets, %d TCP, %d malformed, %d flows\n", out.Packets, out.TCPPackets, out.DecodeErrors, len(out.Flows))
+	if err != nil {
+		return err
+	}
+	bw.WriteString("]}\n")
+	return bw.Flush()
+}
+
+// tableHeader and tableRow are the table's cells, each followed by a tab
+// as a tabwriter cell is.
+var tableHeader = [...]string{"LOCAL", "REMOTE", "SAMPLES", "RTT_MS", "AVG_MS", "JITTER_MS", "MIN_MS", "MAX_MS", "TUNNEL"}
+
+func tableRow(r *replayFlow) [len(tableHeader)]string {
+	f3 := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+	return [...]string{netip.AddrPortFrom(r.Src, r.SrcPort).String(), netip.AddrPortFrom(r.Dst, r.DstPort).String(),
+		strconv.FormatUint(r.Samples, 10), f3(r.RTT), f3(r.RTTAvg), f3(r.RTTJitter), f3(r.RTTMin), f3(r.RTTMax), r.Tunnel}
+}
+
+// writeTable writes head's counts and the rows flows hands over as a table
+// with right-aligned columns, as a text/tabwriter (minimum width 2, padding
+// 2, aligned right) would, without holding the rows: a first pass measures
+// each column, a second writes. The TUNNEL column appears only when a flow
+// was tunnelled, so the common bare capture keeps its table.
+func writeTable(w io.Writer, head *replayHead, flows func(func(*replayFlow)) error) error {
+	var width [len(tableHeader)]int
+	for i, c := range tableHeader {
+		width[i] = len(c)
+	}
+	rows, tunnelled := 0, false
+	if err := flows(func(r *replayFlow) {
+		for i, c := range tableRow(r) {
+			width[i] = max(width[i], len(c))
+		}
+		rows++
+		tunnelled = tunnelled || r.Tunnel != ""
+	}); err != nil {
+		return err
+	}
+	cols := len(tableHeader)
+	if !tunnelled {
+		cols--
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	line := func(cells []string) {
+		for i, c := range cells[:cols] {
+			for range max(2, width[i]+2) - len(c) {
+				bw.WriteByte(' ')
+			}
+			bw.WriteString(c)
+		}
+		bw.WriteByte('\n')
+	}
+	line(tableHeader[:])
+	if err := flows(func(r *replayFlow) {
+		cells := tableRow(r)
+		line(cells[:])
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(bw, "%d packets, %d TCP, %d malformed, %d flows\n", head.Packets, head.TCPPackets, head.DecodeErrors, rows)
+	return bw.Flush()
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }

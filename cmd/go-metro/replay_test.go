@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/gometro/go-metro/internal/pcaptest"
@@ -168,5 +171,64 @@ func TestReplayImpossibleTime(t *testing.T) {
 	}
 	if len(out.Flows) != 1 || out.Flows[0].RTTMax != 10 || out.Flows[0].Samples != 3 || out.TimeBackwards != 1 {
 		t.Errorf("flows %+v, time_backwards %d: want one flow, 3 samples (handshake, 2 requests) of 10 ms", out.Flows, out.TimeBackwards)
+	}
+}
+
+// TestWriteTableAsTabwriter: the streamed table is byte for byte what a
+// text/tabwriter of all the rows wrote, bare and tunnelled.
+func TestWriteTableAsTabwriter(t *testing.T) {
+	rows := []replayFlow{
+		{Src: netip.MustParseAddr("10.0.0.1"), SrcPort: 40000, Dst: netip.MustParseAddr("192.0.2.200"), DstPort: 443, Samples: 12345, RTT: 1.5, RTTAvg: 10.25, RTTJitter: 0.001, RTTMin: 0.5, RTTMax: 1234.5678},
+		{Src: netip.MustParseAddr("fd00::1"), SrcPort: 1, Dst: netip.MustParseAddr("fd00::2"), DstPort: 65535},
+	}
+	head := replayHead{Packets: 9, TCPPackets: 8, DecodeErrors: 1}
+	for _, tunnelled := range []bool{false, true} {
+		if tunnelled {
+			rows[1].Tunnel = "vxlan vni=42 outer=10.0.0.1,10.0.0.2"
+		}
+		var want strings.Builder
+		tw := tabwriter.NewWriter(&want, 2, 4, 2, ' ', tabwriter.AlignRight)
+		header := "LOCAL\tREMOTE\tSAMPLES\tRTT_MS\tAVG_MS\tJITTER_MS\tMIN_MS\tMAX_MS\t"
+		if tunnelled {
+			header += "TUNNEL\t"
+		}
+		fmt.Fprintln(tw, header)
+		for _, f := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t",
+				netip.AddrPortFrom(f.Src, f.SrcPort), netip.AddrPortFrom(f.Dst, f.DstPort),
+				f.Samples, f.RTT, f.RTTAvg, f.RTTJitter, f.RTTMin, f.RTTMax)
+			if tunnelled {
+				fmt.Fprintf(tw, "%s\t", f.Tunnel)
+			}
+			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+		fmt.Fprintf(&want, "%d packets, %d TCP, %d malformed, %d flows\n", head.Packets, head.TCPPackets, head.DecodeErrors, len(rows))
+		var got strings.Builder
+		if err := writeTable(&got, &head, func(fn func(*replayFlow)) error {
+			for i := range rows {
+				fn(&rows[i])
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("tunnelled %v:\n got %q\nwant %q", tunnelled, got.String(), want.String())
+		}
+		// And the JSON is what json.Encoder writes of the whole output.
+		var gotJSON, wantJSON strings.Builder
+		json.NewEncoder(&wantJSON).Encode(replayOut{replayHead: head, Flows: rows})
+		if err := writeJSON(&gotJSON, &head, func(fn func(*replayFlow)) error {
+			for i := range rows {
+				fn(&rows[i])
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if gotJSON.String() != wantJSON.String() {
+			t.Errorf("JSON:\n got %s\nwant %s", gotJSON.String(), wantJSON.String())
+		}
 	}
 }

@@ -41,7 +41,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -59,6 +58,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gometro/go-metro/tests/internal/procstat"
 	"github.com/gometro/go-metro/tests/lab"
 )
 
@@ -188,10 +188,7 @@ func run(ctx context.Context, vs variants, pairs int, window time.Duration, rate
 	defer func() { srv.Process.Kill(); srv.Wait() }()
 	time.Sleep(300 * time.Millisecond)
 
-	host, _ := os.Hostname()
-	cpuModel := cpuModelName()
-	fmt.Printf("machine: %s, %d CPUs (%s), kernel %s; other load on the machine shows in the spread\n",
-		host, numCPU(), cpuModel, kernelRelease())
+	fmt.Printf("machine: %s; other load on the machine shows in the spread\n", procstat.Machine())
 	if pin.pinned {
 		fmt.Println("pinned: iperf3 (both ends) on CPU 0, the capturer on CPU 1")
 	}
@@ -361,15 +358,15 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 	if !sleep(ctx, time.Second) {
 		return r, ctx.Err()
 	}
-	idle0 := procCPU(pid)
+	idle0 := procstat.CPU(pid)
 	if !sleep(ctx, 2*time.Second) {
 		return r, ctx.Err()
 	}
 	if cmd.ProcessState != nil {
 		return r, fmt.Errorf("exited early: %s", stderr.String())
 	}
-	r.idleCPU = (procCPU(pid) - idle0) * 5
-	r.idleRSS = rssKiB(pid)
+	r.idleCPU = (procstat.CPU(pid) - idle0) * 5
+	r.idleRSS, _ = procstat.RSS(pid)
 
 	const warm = time.Second
 	client := pin.traffic("iperf3", "-c", lab.AddrB4.String(), "-t", strconv.Itoa(int((warm+window).Seconds())+2), "-i", "0")
@@ -400,13 +397,13 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 			tr <- traced{t, err}
 		}()
 	}
-	cpu0, pk0, m0 := procCPU(pid), devPackets(pid, l.AIf), machineBusy()
+	cpu0, pk0, m0 := procstat.CPU(pid), devPackets(pid, l.AIf), procstat.MachineBusy()
 	t0 := time.Now()
 	if !sleep(ctx, window) {
 		client.Process.Kill()
 		return r, ctx.Err()
 	}
-	cpu1, pk1, m1 := procCPU(pid), devPackets(pid, l.AIf), machineBusy()
+	cpu1, pk1, m1 := procstat.CPU(pid), devPackets(pid, l.AIf), procstat.MachineBusy()
 	if share != nil {
 		r.softirq = <-share
 	}
@@ -419,7 +416,7 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 		r.trace, r.softirq = res.t, res.t.share()
 	}
 	el := time.Since(t0)
-	r.loadRSS = rssKiB(pid)
+	r.loadRSS, _ = procstat.RSS(pid)
 	if err := <-cdone; err != nil {
 		return r, fmt.Errorf("iperf3: %v: %s", err, cout.String())
 	}
@@ -525,78 +522,6 @@ func softirqShare(pid int, window time.Duration, dir string) chan float64 {
 		out <- float64(soft) / float64(samples)
 	}()
 	return out
-}
-
-// procCPU is the CPU time of every thread of pid: the sum of
-// /proc/PID/task/*/schedstat (ns, on-CPU time, user and system).
-func procCPU(pid int) time.Duration {
-	var sum int64
-	for tid := range threads(pid) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b))
-		if len(f) > 0 {
-			n, _ := strconv.ParseInt(f[0], 10, 64)
-			sum += n
-		}
-	}
-	return time.Duration(sum)
-}
-
-// machineBusy is the whole machine's non-idle CPU time from /proc/stat.
-func machineBusy() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	var busy int64
-	for i, s := range f[1:] {
-		n, _ := strconv.ParseInt(s, 10, 64)
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		busy += n
-	}
-	return time.Duration(busy) * 10 * time.Millisecond // USER_HZ = 100
-}
-
-// devPackets is rx+tx frames of dev in pid's network namespace.
-func devPackets(pid int, dev string) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || strings.TrimSpace(name) != dev {
-			continue
-		}
-		x := strings.Fields(rest)
-		rx, _ := strconv.ParseInt(x[1], 10, 64)
-		tx, _ := strconv.ParseInt(x[9], 10, 64)
-		return rx + tx
-	}
-	return 0
-}
-
-func rssKiB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 func print1(rate string, r result) {
@@ -707,32 +632,8 @@ func summary(rate string, all []result, window time.Duration) {
 	fmt.Println()
 }
 
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "\nprocessor") + 1
-}
-
-func cpuModelName() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "model name"); ok {
-			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-		}
-	}
-	return "unknown CPU"
-}
-
-func kernelRelease() string {
-	var u syscall.Utsname
-	if syscall.Uname(&u) != nil {
-		return "?"
-	}
-	var b []byte
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		b = append(b, byte(c))
-	}
-	return string(b)
+// devPackets is rx+tx frames of dev in pid's network namespace.
+func devPackets(pid int, dev string) int64 {
+	rx, tx := procstat.DevPackets(pid, dev)
+	return rx + tx
 }

@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gometro/go-metro/tests/internal/procstat"
 )
 
 // traceEvents are the tracefs events -trace enables; raw_syscalls is
@@ -109,7 +111,7 @@ func traceWindow(pid int, window time.Duration) (softirqTrace, error) {
 		}
 		saved = append(saved, [2]string{name, strings.TrimSpace(string(b))})
 	}
-	tids := threads(pid)
+	tids := procstat.Threads(pid)
 	var filter []string
 	for tid := range tids {
 		filter = append(filter, "common_pid == "+strconv.Itoa(tid))
@@ -142,7 +144,7 @@ func traceWindow(pid int, window time.Duration) (softirqTrace, error) {
 	if err := w("tracing_on", "0"); err != nil {
 		return softirqTrace{}, err
 	}
-	for tid := range threads(pid) {
+	for tid := range procstat.Threads(pid) {
 		tids[tid] = true // threads started during the window
 	}
 	f, err := os.Open(filepath.Join(dir, "trace"))
@@ -151,17 +153,6 @@ func traceWindow(pid int, window time.Duration) (softirqTrace, error) {
 	}
 	defer f.Close()
 	return attribute(bufio.NewScanner(f), tids)
-}
-
-func threads(pid int) map[int]bool {
-	tids := map[int]bool{}
-	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	for _, e := range ents {
-		if n, err := strconv.Atoi(e.Name()); err == nil {
-			tids[n] = true
-		}
-	}
-	return tids
 }
 
 // A trace line: "comm-pid [cpu] flags seconds: event: fields".
