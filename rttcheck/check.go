@@ -417,6 +417,8 @@ func (c *Check) captureConfig(remotes []netip.Prefix, workloads []netip.Addr) ca
 		ExpTTL:    ini.ExpTTL,
 		RingSize:  in.BufferMB << 20,
 		Workers:   in.Workers,
+		// ReaderNice: capture.Config.ReaderNice.
+		ReaderNice: in.Nice,
 	}
 	if in.Interface == FileInterface {
 		cc.Interface = ""

@@ -507,6 +507,20 @@ func TestRunTags(t *testing.T) {
 	}
 }
 
+// TestCaptureKeysReachEngine: the capture keys of an instance are what the
+// engine is built with.
+func TestCaptureKeysReachEngine(t *testing.T) {
+	fe := &fakeEngine{}
+	c := newTestCheck(t, Options{}, "interface: eth0\nall_remote_hosts: true\ncapture_buffer_mb: 8\ncapture_workers: 2\ncapture_nice: -10", "", fe, nil)
+	waitFor(t, "engine", c.engineStarted)
+	fe.mu.Lock()
+	cc := fe.cfg
+	fe.mu.Unlock()
+	if cc.RingSize != 8<<20 || cc.Workers != 2 || cc.ReaderNice != -10 {
+		t.Errorf("engine built with RingSize %d, Workers %d, ReaderNice %d; want %d, 2, -10", cc.RingSize, cc.Workers, cc.ReaderNice, 8<<20)
+	}
+}
+
 func TestHostsResolvedAndPushed(t *testing.T) {
 	res := &fakeResolver{hosts: map[string][]string{"a.example": {"192.0.2.1"}}}
 	fe := &fakeEngine{}

@@ -90,7 +90,9 @@ type InstanceConfig struct {
 	Backend        string         `yaml:"capture_backend"`
 	BufferMB       int            `yaml:"capture_buffer_mb"` // kernel capture ring, MiB; 0: the default
 	// Workers is the number of capture workers (capture.Config.Workers).
-	Workers        int  `yaml:"capture_workers"`
+	Workers int `yaml:"capture_workers"`
+	// Nice is the capture readers' nice value (capture.Config.ReaderNice).
+	Nice           int  `yaml:"capture_nice"`
 	AllRemoteHosts bool `yaml:"all_remote_hosts"`
 	ReverseDNS     bool `yaml:"reverse_dns"`
 	// DNSNames names remotes from the DNS answers on the interface (see
@@ -338,6 +340,7 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 	rule(in.Backend != "" && in.Backend != "afpacket" && in.Backend != "pcap", "capture_backend", "%s is not a capture backend: use afpacket or pcap", echo(in.Backend))
 	rule(set["capture_buffer_mb"] != "" && (in.BufferMB < 1 || in.BufferMB > 1024), "capture_buffer_mb", "%d is out of range: must be between 1 and 1024 MiB", in.BufferMB)
 	rule(in.Workers < 1 || in.Workers > capture.MaxWorkers, "capture_workers", "%d is out of range: must be between 1 and %d", in.Workers, capture.MaxWorkers)
+	rule(in.Nice < capture.MinNice || in.Nice > capture.MaxNice, "capture_nice", "%d is out of range: must be a nice value between %d and %d (0 keeps the agent's priority)", in.Nice, capture.MinNice, capture.MaxNice)
 	rule(seconds < 1 || in.MinCollectionInterval > maxTTL, "min_collection_interval", "%d is out of range: must be between 1 and %d seconds", seconds, int(maxTTL/time.Second))
 	rule(in.GroupDstIPv4Prefix < 0 || in.GroupDstIPv4Prefix > 32, "group_dst_ipv4_prefix", "%d is not a prefix length 0-32 (0 turns grouping off)", in.GroupDstIPv4Prefix)
 	rule(in.GroupDstIPv6Prefix < 0 || in.GroupDstIPv6Prefix > 128, "group_dst_ipv6_prefix", "%d is not a prefix length 0-128 (0 turns grouping off)", in.GroupDstIPv6Prefix)
@@ -349,6 +352,7 @@ func (in *InstanceConfig) validate(where string, set keySet, warnings *[]string)
 	rule(!file && in.Pcap != "", "pcap", `is only used with interface: file`)
 	rule(file && in.Sample, "sample", "cannot be used with interface: file (a replay runs once)")
 	rule(file && in.Workers > 1, "capture_workers", "cannot be used with interface: file (a file has one reader)")
+	rule(file && in.Nice != 0, "capture_nice", "cannot be used with interface: file (a replay has no ring to keep up with)")
 	rule(in.Workers > 1 && in.Backend == "pcap", "capture_workers", "%d workers need capture_backend afpacket (a fanout group of AF_PACKET sockets), not pcap", in.Workers)
 	rule(len(in.IPs) == 0 && len(in.Hosts) == 0 && !in.AllRemoteHosts, "ips", "neither ips nor hosts is set: list the remote hosts to monitor, or set all_remote_hosts: true to track every TCP flow on the interface")
 	rule(in.AllRemoteHosts && (len(in.IPs) > 0 || len(in.Hosts) > 0), "all_remote_hosts", "cannot be true together with ips or hosts: remove one or the other")

@@ -200,6 +200,14 @@ func TestConfigKeys(t *testing.T) {
 		{name: "capture_workers out of range", instance: minimalInstance + "capture_workers: 0", wantErr: `instance "eth0": capture_workers: 0 is out of range: must be between 1 and 64`},
 		{name: "capture_workers with pcap", instance: minimalInstance + "capture_workers: 2\ncapture_backend: pcap",
 			wantErr: `instance "eth0": capture_workers: 2 workers need capture_backend afpacket (a fanout group of AF_PACKET sockets), not pcap`},
+		{name: "capture_nice", instance: minimalInstance + "capture_nice: -10", check: func(t *testing.T, c *Config) {
+			if c.Instance.Nice != -10 {
+				t.Errorf("Nice = %d, want -10", c.Instance.Nice)
+			}
+		}},
+		{name: "capture_nice out of range", instance: minimalInstance + "capture_nice: -21", wantErr: `instance "eth0": capture_nice: -21 is out of range: must be a nice value between -20 and 19 (0 keeps the agent's priority)`},
+		{name: "capture_nice with a file", instance: "interface: file\npcap: x.pcap\nall_remote_hosts: true\ncapture_nice: -5",
+			wantErr: `instance "file": capture_nice: cannot be used with interface: file (a replay has no ring to keep up with)`},
 		{name: "capture_workers with a file", instance: "interface: file\npcap: x.pcap\nall_remote_hosts: true\ncapture_workers: 2",
 			wantErr: `instance "file": capture_workers: cannot be used with interface: file (a file has one reader)`},
 		{name: "agent-reserved keys are silent", init: "service: web\nloader: core\ntags: [a:b]", instance: minimalInstance + "loader: core\nname: x\nnamespace: ns\nno_index: true", check: func(t *testing.T, c *Config) {

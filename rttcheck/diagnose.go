@@ -355,6 +355,11 @@ func (d *diagnoser) drops() Diagnosis {
 		fix = fmt.Sprintf("set `capture_buffer_mb` to fix the ring at a size that holds the bursts (now sized by need, %d of at most %d MiB)",
 			k.RingSize>>20, source.DefaultRingSize>>20)
 	}
+	if d.in.Nice >= 0 {
+		// On busy CPUs the reader waits for its turn longer than a ring
+		// holds; priority shortens the wait without a larger idle ring.
+		fix += ", set `capture_nice` (-10, say; needs CAP_SYS_NICE) so the reader runs before the host's other work"
+	}
 	return problem(DiagnosisWarning, diagDrops,
 		fix+", or narrow `ips`/`ports` so the kernel filter drops more before the ring", nil,
 		"the kernel dropped %d of %d frames (%.2f%%) since capture started because the ring was full: RTT samples were missed",

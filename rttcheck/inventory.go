@@ -50,6 +50,7 @@ func (c *Check) Inventory() (m map[string]string) {
 		return m
 	}
 	m["capture.workers"] = strconv.Itoa(in.Workers)
+	m["capture.nice"] = strconv.Itoa(in.Nice)
 	ring := in.BufferMB << 20
 	switch {
 	case ring == 0 && in.Workers > 1:

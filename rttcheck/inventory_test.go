@@ -25,7 +25,7 @@ func TestInventory(t *testing.T) {
 	got := c.Inventory()
 	wantInv := map[string]string{
 		"version": Version, "interface": "lo", "capture.backend": "afpacket",
-		"snaplen": "220", "max_flows": strconv.Itoa(capture.DefaultMaxFlows), "ring_size.max": strconv.Itoa(source.DefaultRingSize), "capture.workers": "1",
+		"snaplen": "220", "max_flows": strconv.Itoa(capture.DefaultMaxFlows), "ring_size.max": strconv.Itoa(source.DefaultRingSize), "capture.workers": "1", "capture.nice": "0",
 		"filter.instructions": strconv.Itoa(len(prog)), "filter.level": "exact", "dns_names": "true",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(wantInv) {

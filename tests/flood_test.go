@@ -53,7 +53,7 @@ func TestFloodBoundedFlowTable(t *testing.T) {
 	srv := serveB4(t, l)
 
 	chk := startCheckInstance(t, l, checkInstance(l, silent.String()), "max_flows: 256\nexp_ttl: 60\n", "", nil)
-	eng := startEngineProbe(t, l, append(l.Remotes(), netip.PrefixFrom(silent, 32)), maxFlows, 0, nil)
+	eng := startEngineProbe(t, l, append(l.Remotes(), netip.PrefixFrom(silent, 32)), maxFlows, 0, 0, nil)
 	tags := pairTags(l, lab.AddrA4, lab.AddrB4)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -54,6 +54,7 @@ type afpacket struct {
 	ifindex   int   // 0 for "any"
 	promisc   bool  // a bridge: each ring joins it promiscuously (isBridge)
 	ns        netns // where the sockets of resized rings are made
+	nice      int   // of the threads that open resized rings (Options.Nice)
 
 	// The reader's alone (Next, and Close once reading stopped): no lock.
 	//
@@ -99,7 +100,7 @@ type afpacket struct {
 }
 
 func openAFPacket(opts Options) (_ Source, err error) {
-	s := &afpacket{snaplen: opts.Snaplen, ifname: opts.Interface}
+	s := &afpacket{snaplen: opts.Snaplen, ifname: opts.Interface, nice: opts.Nice}
 	if s.ifname == "" {
 		s.ifname = "any"
 	}

@@ -48,7 +48,10 @@ func (s *afpacket) watch(r *ring) {
 	prog, gen := s.prog, s.progGen
 	s.mu.Unlock()
 	s.opening = make(chan openedRing, 1)
-	goOwnThread(func() { s.opening <- s.openResized(size, prog, gen) })
+	goOwnThread(func() {
+		threadNice(s.nice)
+		s.opening <- s.openResized(size, prog, gen)
+	})
 }
 
 // goOwnThread runs fn on a goroutine locked to a thread of its own, which
@@ -60,8 +63,9 @@ func (s *afpacket) watch(r *ring) {
 // that CPU time to the thread that did it (EEVDF's lag), and a runtime
 // thread carries it into whatever goroutine it runs next, the reader's
 // included, which would then wait longer for a CPU; a thread that exits
-// takes it along. The thread keeps the process's priority: the small ring
-// must be replaced before it overflows, and at nice +10 the first ring took
+// takes it along. The thread that opens a ring has the reader's priority
+// (Options.Nice; by default the process's): the small ring must be
+// replaced before it overflows, and at nice +10 the first ring took
 // 32 to 163 ms to open (median 78) on a host whose CPUs the traffic
 // saturated, against 15 ms to 1 s (median 33) at nice 0, with the small
 // ring overflowing more often meanwhile (TestLoadNoKernelDrops: 4 runs of

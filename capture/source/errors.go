@@ -24,6 +24,10 @@ var (
 	ErrClosed = errClosed{}
 	// ErrUnsupportedBackend: OpenLive was given a backend this build lacks.
 	ErrUnsupportedBackend = errors.New("unsupported capture backend")
+	// ErrNicePermission: the process may not lower a thread's nice value
+	// (LockThreadNice): it lacks CAP_SYS_NICE and RLIMIT_NICE does not
+	// allow the value.
+	ErrNicePermission = errors.New("not permitted to raise a thread's priority (needs CAP_SYS_NICE)")
 )
 
 type errClosed struct{}

@@ -85,6 +85,10 @@ type Options struct {
 	// spreads the interface's frames (afpacket only; see Fanout). Filter
 	// must be nil: the member rejects every frame until SetFilter.
 	Fanout *Fanout
+	// Nice is the nice value of the threads that open a resized afpacket
+	// ring, which must be bound before the ring it replaces overflows: the
+	// reader's own (capture.Config.ReaderNice). 0 leaves the process's.
+	Nice int
 }
 
 // Then is the counters of s followed by those of a source opened after it

@@ -63,6 +63,7 @@ type EngineConfig struct {
 	Remotes   []netip.Prefix
 	MaxFlows  int
 	RingSize  int // bytes, fixed; 0: sized by need
+	Nice      int // capture.Config.ReaderNice
 }
 
 // Metric is one submission of the check.
@@ -263,7 +264,7 @@ func engineRole(out *json.Encoder) error {
 	if err := json.Unmarshal([]byte(os.Getenv(EngineEnv)), &ec); err != nil {
 		return fmt.Errorf("engine config %q: %w", os.Getenv(EngineEnv), err)
 	}
-	eng, err := capture.New(capture.Config{Interface: ec.Interface, Remotes: ec.Remotes, MaxFlows: ec.MaxFlows, RingSize: ec.RingSize})
+	eng, err := capture.New(capture.Config{Interface: ec.Interface, Remotes: ec.Remotes, MaxFlows: ec.MaxFlows, RingSize: ec.RingSize, ReaderNice: ec.Nice})
 	if err != nil {
 		rep := newReport("ready")
 		rep.Err = err.Error()
