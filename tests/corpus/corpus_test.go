@@ -425,7 +425,7 @@ func TestTsharkCorpus(t *testing.T) {
 	}
 	for _, e := range exceptions {
 		if !seen[exKey{e.file, e.flow}] {
-			t.Errorf("exception no longer happens, remove it: %s %s (%s)", e.file, e.flow, e.cause)
+			t.Errorf("exception no longer happens, remove it: %s %s (%s: %s)", e.file, e.flow, e.cause, e.reason)
 		}
 	}
 	t.Logf("tshark corpus: %d files with >= %d tshark samples compared in %v (%d workers)",

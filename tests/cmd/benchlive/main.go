@@ -59,41 +59,9 @@ import (
 	"time"
 
 	"github.com/gometro/go-metro/tests/internal/procstat"
+	"github.com/gometro/go-metro/tests/internal/variant"
 	"github.com/gometro/go-metro/tests/lab"
 )
-
-// variant is one way of running go-metro.
-type variant struct {
-	label, bin string
-	init, inst []string // extra YAML lines
-}
-
-type variants []variant
-
-func (v *variants) String() string { return fmt.Sprint(*v) }
-
-func (v *variants) Set(s string) error {
-	label, rest, ok := strings.Cut(s, "=")
-	if !ok || label == "" {
-		return fmt.Errorf("want LABEL=BINARY[,KEY=VALUE...], got %q", s)
-	}
-	parts := strings.Split(rest, ",")
-	x := variant{label: label, bin: parts[0]}
-	for _, kv := range parts[1:] {
-		k, val, ok := strings.Cut(kv, "=")
-		if !ok {
-			return fmt.Errorf("%q: want KEY=VALUE", kv)
-		}
-		line := k + ": " + val
-		if k == "snaplen" || k == "max_flows" {
-			x.init = append(x.init, line)
-		} else {
-			x.inst = append(x.inst, line)
-		}
-	}
-	*v = append(*v, x)
-	return nil
-}
 
 // result is one capturer's run.
 type result struct {
@@ -111,7 +79,7 @@ type result struct {
 }
 
 func main() {
-	var vs variants
+	var vs variant.List
 	pairs := flag.Int("pairs", 3, "runs of each capturer per rate (alternating)")
 	window := flag.Duration("window", 10*time.Second, "measurement window per run")
 	rates := flag.String("rates", "shaped,max", "traffic rates to measure: shaped (tbf, about 100k packets/s) and/or max")
@@ -152,7 +120,7 @@ func (c cpus) command(cpu, name string, args ...string) *exec.Cmd {
 func (c cpus) traffic(name string, args ...string) *exec.Cmd  { return c.command("0", name, args...) }
 func (c cpus) capturer(name string, args ...string) *exec.Cmd { return c.command("1", name, args...) }
 
-func run(ctx context.Context, vs variants, pairs int, window time.Duration, rates []string, shape string, tdSnap int, pin cpus) (err error) {
+func run(ctx context.Context, vs variant.List, pairs int, window time.Duration, rates []string, shape string, tdSnap int, pin cpus) (err error) {
 	for _, tool := range []string{"iperf3", "tcpdump", "tc"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install iperf3 tcpdump iproute2): %w", tool, err)
@@ -169,7 +137,7 @@ func run(ctx context.Context, vs variants, pairs int, window time.Duration, rate
 		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/go-metro").CombinedOutput(); err != nil {
 			return fmt.Errorf("go build: %v: %s", err, out)
 		}
-		vs = variants{{label: "go-metro", bin: bin}}
+		vs = variant.List{{Label: "go-metro", Bin: bin}}
 	}
 
 	l, err := lab.Start(lab.Config{KernelBridge: true})
@@ -210,7 +178,7 @@ func run(ctx context.Context, vs variants, pairs int, window time.Duration, rate
 		var all []result
 		for i := 0; i < pairs; i++ {
 			for j := 0; j <= len(vs); j++ {
-				var v *variant // the last of each round is tcpdump
+				var v *variant.Variant // the last of each round is tcpdump
 				if j < len(vs) {
 					v = &vs[j]
 				}
@@ -307,7 +275,7 @@ func (s *statsd) close() { s.conn.Close(); <-s.done }
 // measure runs one capturer through: start, idle reading, traffic, window,
 // stop.
 // A nil v runs tcpdump with snaplen tdSnap.
-func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, v *variant, tdSnap int, pin cpus) (result, error) {
+func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, v *variant.Variant, tdSnap int, pin cpus) (result, error) {
 	r := result{drops: -1, received: -1, softirq: -1}
 	var sd *statsd
 	var cmd *exec.Cmd
@@ -318,13 +286,13 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 			return r, err
 		}
 		defer sd.close()
-		r.label = v.label
-		cfg := filepath.Join(dir, v.label+".yaml")
+		r.label = v.Label
+		cfg := filepath.Join(dir, v.Label+".yaml")
 		port := sd.conn.LocalAddr().(*net.UDPAddr).Port
-		if err := writeConfig(cfg, l, port, v.init, v.inst); err != nil {
+		if err := writeConfig(cfg, l, port, v.Init, v.Inst); err != nil {
 			return r, err
 		}
-		cmd = pin.capturer(v.bin, "run", "--config", cfg)
+		cmd = pin.capturer(v.Bin, "run", "--config", cfg)
 	} else {
 		r.label = fmt.Sprintf("tcpdump -s %d", tdSnap)
 		cmd = pin.capturer("tcpdump", "-i", l.AIf, "-n", "-s", strconv.Itoa(tdSnap), "-w", "/dev/null", "host", lab.AddrB4.String())

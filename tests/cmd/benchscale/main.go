@@ -68,41 +68,9 @@ import (
 
 	"github.com/gometro/go-metro/internal/synth"
 	"github.com/gometro/go-metro/tests/internal/procstat"
+	"github.com/gometro/go-metro/tests/internal/variant"
 	"github.com/gometro/go-metro/tests/lab"
 )
-
-// variant is one way of running go-metro.
-type variant struct {
-	label, bin string
-	init, inst []string // extra YAML lines
-}
-
-type variants []variant
-
-func (v *variants) String() string { return fmt.Sprint(*v) }
-
-func (v *variants) Set(s string) error {
-	label, rest, ok := strings.Cut(s, "=")
-	if !ok || label == "" {
-		return fmt.Errorf("want LABEL=BINARY[,KEY=VALUE...], got %q", s)
-	}
-	parts := strings.Split(rest, ",")
-	x := variant{label: label, bin: parts[0]}
-	for _, kv := range parts[1:] {
-		k, val, ok := strings.Cut(kv, "=")
-		if !ok {
-			return fmt.Errorf("%q: want KEY=VALUE", kv)
-		}
-		line := k + ": " + val
-		if k == "snaplen" || k == "max_flows" {
-			x.init = append(x.init, line)
-		} else {
-			x.inst = append(x.inst, line)
-		}
-	}
-	*v = append(*v, x)
-	return nil
-}
 
 type options struct {
 	parts   []string
@@ -114,7 +82,7 @@ type options struct {
 	pin     bool
 	cache   string
 	tdSnap  int
-	gometro variants
+	gometro variant.List
 }
 
 func main() {
@@ -158,7 +126,7 @@ func run(ctx context.Context, o *options) error {
 		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/go-metro").CombinedOutput(); err != nil {
 			return fmt.Errorf("go build: %v: %s", err, out)
 		}
-		o.gometro = variants{{label: "go-metro", bin: bin}}
+		o.gometro = variant.List{{Label: "go-metro", Bin: bin}}
 	}
 	fmt.Printf("machine: %s; other load on the machine shows in the spread\n", procstat.Machine())
 	for _, part := range o.parts {
@@ -266,7 +234,7 @@ func rates(ctx context.Context, o *options, dir string) (err error) {
 		var all []rateResult
 		for i := 0; i < o.pairs; i++ {
 			for j := 0; j <= len(o.gometro); j++ {
-				var v *variant // the last of each round is tcpdump
+				var v *variant.Variant // the last of each round is tcpdump
 				if j < len(o.gometro) {
 					v = &o.gometro[j]
 				}
@@ -330,15 +298,15 @@ func (o *options) taskset(cpu, name string, args ...string) *exec.Cmd {
 
 // writeConfig writes v's configuration: one instance on A's veth, every
 // remote host, the capture's local addresses.
-func writeConfig(path, iface string, v *variant) error {
+func writeConfig(path, iface string, v *variant.Variant) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "init_config:\n")
-	for _, s := range v.init {
+	for _, s := range v.Init {
 		fmt.Fprintf(&b, "  %s\n", s)
 	}
 	fmt.Fprintf(&b, "instances:\n  - interface: %s\n    all_remote_hosts: true\n    local_ips: [%q, %q]\n    reverse_dns: false\n",
 		iface, synth.LocalIPv4, synth.LocalIPv6)
-	for _, s := range v.inst {
+	for _, s := range v.Inst {
 		fmt.Fprintf(&b, "    %s\n", s)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
@@ -346,16 +314,16 @@ func writeConfig(path, iface string, v *variant) error {
 
 // measureRate runs one capturer through one run: start, idle, send, drain,
 // stop. A nil v runs tcpdump.
-func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate string, v *variant) (rateResult, error) {
+func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate string, v *variant.Variant) (rateResult, error) {
 	r := rateResult{seen: -1, drops: -1, ring: -1}
 	var cmd *exec.Cmd
 	if v != nil {
-		r.label = v.label
-		cfg := filepath.Join(dir, v.label+".yaml")
+		r.label = v.Label
+		cfg := filepath.Join(dir, v.Label+".yaml")
 		if err := writeConfig(cfg, l.AIf, v); err != nil {
 			return r, err
 		}
-		cmd = o.taskset("1", v.bin, "check", "--config", cfg, "--duration", "24h", "--json")
+		cmd = o.taskset("1", v.Bin, "check", "--config", cfg, "--duration", "24h", "--json")
 	} else {
 		r.label = fmt.Sprintf("tcpdump -s %d", o.tdSnap)
 		cmd = o.taskset("1", "tcpdump", "-i", l.AIf, "-n", "-s", strconv.Itoa(o.tdSnap), "-w", "/dev/null", "tcp")
@@ -615,7 +583,7 @@ func flows(ctx context.Context, o *options) error {
 		for j := range o.gometro {
 			r, err := replayFlows(ctx, &o.gometro[j], pcap, n, frames)
 			if err != nil {
-				return fmt.Errorf("%s, %d flows: %w", o.gometro[j].label, n, err)
+				return fmt.Errorf("%s, %d flows: %w", o.gometro[j].Label, n, err)
 			}
 			fmt.Printf("  %-16s %8d flows  %9d packets  peak RSS %8d KiB  cpu %6d ms (%6.1f ns/packet)  wall %6d ms  timed %d of %d listed\n",
 				r.label, r.flows, r.packets, r.peakRSS, r.cpu.Milliseconds(), float64(r.cpu)/float64(r.packets), r.wall.Milliseconds(), r.timed, r.listed)
@@ -648,10 +616,10 @@ func flows(ctx context.Context, o *options) error {
 
 // replayFlows replays pcap (n connections, frames packets) with v and
 // counts the flows its table lists with samples.
-func replayFlows(ctx context.Context, v *variant, pcap string, n, frames int) (flowResult, error) {
-	r := flowResult{label: v.label, flows: n, packets: frames}
+func replayFlows(ctx context.Context, v *variant.Variant, pcap string, n, frames int) (flowResult, error) {
+	r := flowResult{label: v.Label, flows: n, packets: frames}
 	maxFlows := 1 << bits.Len(uint(n-1))
-	cmd := exec.CommandContext(ctx, v.bin, "replay", "--local-ip", synth.LocalIPv4.String(), "--max-flows", strconv.Itoa(maxFlows), pcap)
+	cmd := exec.CommandContext(ctx, v.Bin, "replay", "--local-ip", synth.LocalIPv4.String(), "--max-flows", strconv.Itoa(maxFlows), pcap)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return r, err
