@@ -71,6 +71,11 @@ const fixNetRaw = "grant CAP_NET_RAW to the process that runs the check: `setcap
 	"(/opt/datadog-agent/bin/agent/agent), or AmbientCapabilities=CAP_NET_RAW in its systemd unit, " +
 	"or capabilities.add: [NET_RAW] in a container"
 
+// fixSysNice is the remediation when the capture may not raise its readers'
+// priority (capture_nice), shared by two diagnoses.
+const fixSysNice = "grant CAP_SYS_NICE to the process that runs the check (`setcap cap_net_raw,cap_sys_nice+ep` on the binary, " +
+	"AmbientCapabilities in its systemd unit, or capabilities.add: [SYS_NICE] in a container), or remove `capture_nice`"
+
 // diagState is what Diagnose reads of the check: a copy of the status the
 // capture owner publishes, with the configuration.
 type diagState struct {
@@ -180,6 +185,11 @@ func (d *diagnoser) permission() Diagnosis {
 	if d.replay() {
 		return pass(diagPermission, "not needed: replaying a file")
 	}
+	if errors.Is(d.st.err, source.ErrNicePermission) {
+		// Checked first: the error wraps EPERM too.
+		return problem(DiagnosisFail, diagPermission, fixSysNice, d.st.err,
+			"capture_nice %d raises the capture readers' priority, which the process (uid %d) may not do: it lacks CAP_SYS_NICE", d.in.Nice, os.Getuid())
+	}
 	if errors.Is(d.st.err, os.ErrPermission) {
 		return problem(DiagnosisFail, diagPermission, fixNetRaw, d.st.err,
 			"the capture socket on %s cannot be opened: the process (uid %d) lacks CAP_NET_RAW", d.in.Interface, os.Getuid())
@@ -238,6 +248,8 @@ func (d *diagnoser) capture() Diagnosis {
 	if err := d.st.err; err != nil {
 		fix := "see the error; go-metro retries in the background (1 s doubling to 30 s) and recovers by itself once it is fixed"
 		switch {
+		case errors.Is(err, source.ErrNicePermission):
+			fix = fixSysNice
 		case errors.Is(err, os.ErrPermission):
 			fix = fixNetRaw
 		case errors.Is(err, source.ErrNoSuchInterface), errors.Is(err, source.ErrInterfaceGone):

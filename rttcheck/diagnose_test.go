@@ -37,10 +37,11 @@ func healthySnapshot() capture.Snapshot {
 // want is the expected result of one diagnosis, by subject, with
 // substrings its text and remediation must contain.
 type want struct {
-	result  DiagnosisResult
-	has     []string
-	fixHas  string
-	subject string
+	result    DiagnosisResult
+	has       []string
+	fixHas    string
+	fixNotHas string // "": nothing
+	subject   string
 }
 
 func TestDiagnose(t *testing.T) {
@@ -78,6 +79,21 @@ func TestDiagnose(t *testing.T) {
 				{subject: diagLocal, result: DiagnosisWarning},
 				{subject: diagTraffic, result: DiagnosisWarning},
 			}},
+		{name: "no CAP_SYS_NICE for capture_nice", instance: "interface: lo\nips: [10.0.0.1]\ncapture_nice: -10",
+			runErr: fmt.Errorf("capture: setting the reader thread's nice value to -10: %w", fmt.Errorf("%w (%w)", source.ErrNicePermission, os.ErrPermission)),
+			want: []want{
+				{subject: diagPermission, result: DiagnosisFail, has: []string{"capture_nice -10", "lacks CAP_SYS_NICE"}, fixHas: "remove `capture_nice`"},
+				{subject: diagCapture, result: DiagnosisFail, has: []string{"capture is not running"}, fixHas: "CAP_SYS_NICE"},
+				{subject: diagFilter, result: DiagnosisPass, has: []string{"to be attached when capture opens"}},
+				{subject: diagDrops, result: DiagnosisWarning, has: []string{"capture is not running"}},
+				{subject: diagLocal, result: DiagnosisWarning},
+				{subject: diagTraffic, result: DiagnosisWarning},
+			}},
+		{name: "kernel drops, reader at nice -10", instance: "interface: lo\nips: [10.0.0.1]\ncapture_nice: -10",
+			snap: func(s *capture.Snapshot) {
+				s.Stats.Kernel.Received, s.Stats.Kernel.Dropped, s.Stats.Kernel.RingSize = 990, 10, 32<<20
+			},
+			want: []want{{subject: diagDrops, result: DiagnosisWarning, has: []string{"dropped 10 of 1000 frames"}, fixNotHas: "capture_nice"}}},
 		{name: "interface missing", instance: "interface: gm-nosuch0\nips: [10.0.0.1]",
 			runErr: fmt.Errorf("capture: interface %q: %w", "gm-nosuch0", source.ErrNoSuchInterface),
 			want: []want{
@@ -121,6 +137,9 @@ func TestDiagnose(t *testing.T) {
 				s.Stats.Kernel.Received, s.Stats.Kernel.Dropped, s.Stats.Kernel.RingSize = 990, 10, 16<<20
 			},
 			want: []want{{subject: diagDrops, result: DiagnosisWarning, has: []string{"dropped 10 of 1000 frames (1.00%)"}, fixHas: "now sized by need, 16 of at most 32 MiB"}}},
+		{name: "kernel drops, reader at the agent's priority", instance: "interface: lo\nips: [10.0.0.1]",
+			snap: func(s *capture.Snapshot) { s.Stats.Kernel.Received, s.Stats.Kernel.Dropped = 990, 10 },
+			want: []want{{subject: diagDrops, result: DiagnosisWarning, fixHas: "set `capture_nice` (-10, say; needs CAP_SYS_NICE)"}}},
 		{name: "no local address", instance: "interface: lo\nips: [10.0.0.1]",
 			snap: func(s *capture.Snapshot) { s.LocalIPs = nil },
 			want: []want{{subject: diagLocal, result: DiagnosisFail, has: []string{"no local address is known"}, fixHas: "local_ips"}}},
@@ -195,6 +214,9 @@ func TestDiagnose(t *testing.T) {
 				}
 				if !strings.Contains(g.Remediation, w.fixHas) {
 					t.Errorf("%s: remediation %q lacks %q", subj, g.Remediation, w.fixHas)
+				}
+				if w.fixNotHas != "" && strings.Contains(g.Remediation, w.fixNotHas) {
+					t.Errorf("%s: remediation %q has %q", subj, g.Remediation, w.fixNotHas)
 				}
 			}
 		})
