@@ -620,7 +620,7 @@ func TestAgentRun(t *testing.T) {
 		"interface: " + l.AIf,
 		"capture.backend: afpacket",
 		"snaplen: " + strconv.Itoa(capture.DefaultSnaplen),
-		"max_flows: 16384",
+		"max_flows: " + strconv.Itoa(capture.DefaultMaxFlows),
 		"ring_size.max: 33554432",
 		"filter.instructions: ",
 		"version: " + rttcheck.Version,
