@@ -54,12 +54,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/gometro/go-metro/tests/internal/benchrun"
 	"github.com/gometro/go-metro/tests/internal/procstat"
-	"github.com/gometro/go-metro/tests/internal/variant"
 	"github.com/gometro/go-metro/tests/lab"
 )
 
@@ -79,7 +78,7 @@ type result struct {
 }
 
 func main() {
-	var vs variant.List
+	var vs benchrun.List
 	pairs := flag.Int("pairs", 3, "runs of each capturer per rate (alternating)")
 	window := flag.Duration("window", 10*time.Second, "measurement window per run")
 	rates := flag.String("rates", "shaped,max", "traffic rates to measure: shaped (tbf, about 100k packets/s) and/or max")
@@ -120,7 +119,7 @@ func (c cpus) command(cpu, name string, args ...string) *exec.Cmd {
 func (c cpus) traffic(name string, args ...string) *exec.Cmd  { return c.command("0", name, args...) }
 func (c cpus) capturer(name string, args ...string) *exec.Cmd { return c.command("1", name, args...) }
 
-func run(ctx context.Context, vs variant.List, pairs int, window time.Duration, rates []string, shape string, tdSnap int, pin cpus) (err error) {
+func run(ctx context.Context, vs benchrun.List, pairs int, window time.Duration, rates []string, shape string, tdSnap int, pin cpus) (err error) {
 	for _, tool := range []string{"iperf3", "tcpdump", "tc"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install iperf3 tcpdump iproute2): %w", tool, err)
@@ -137,7 +136,7 @@ func run(ctx context.Context, vs variant.List, pairs int, window time.Duration, 
 		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/go-metro").CombinedOutput(); err != nil {
 			return fmt.Errorf("go build: %v: %s", err, out)
 		}
-		vs = variant.List{{Label: "go-metro", Bin: bin}}
+		vs = benchrun.List{{Label: "go-metro", Bin: bin}}
 	}
 
 	l, err := lab.Start(lab.Config{KernelBridge: true})
@@ -178,7 +177,7 @@ func run(ctx context.Context, vs variant.List, pairs int, window time.Duration, 
 		var all []result
 		for i := 0; i < pairs; i++ {
 			for j := 0; j <= len(vs); j++ {
-				var v *variant.Variant // the last of each round is tcpdump
+				var v *benchrun.Variant // the last of each round is tcpdump
 				if j < len(vs) {
 					v = &vs[j]
 				}
@@ -275,7 +274,7 @@ func (s *statsd) close() { s.conn.Close(); <-s.done }
 // measure runs one capturer through: start, idle reading, traffic, window,
 // stop.
 // A nil v runs tcpdump with snaplen tdSnap.
-func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, v *variant.Variant, tdSnap int, pin cpus) (result, error) {
+func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, v *benchrun.Variant, tdSnap int, pin cpus) (result, error) {
 	r := result{drops: -1, received: -1, softirq: -1}
 	var sd *statsd
 	var cmd *exec.Cmd
@@ -300,28 +299,12 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
-	if err := l.A.Start(cmd); err != nil {
+	capturer, err := benchrun.StartCapturer(l.A.Start, cmd, 5*time.Second)
+	if err != nil {
 		return r, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	pid := cmd.Process.Pid
-	stopCapturer := func() error {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case err := <-exited:
-			return err
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			return errors.New("did not stop on SIGINT within 5 s")
-		}
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			stopCapturer()
-		}
-	}()
+	defer capturer.Stop()
+	pid := capturer.Pid()
 	// Let it open its socket and settle, then read the idle CPU and RSS.
 	if !sleep(ctx, time.Second) {
 		return r, ctx.Err()
@@ -330,7 +313,7 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 	if !sleep(ctx, 2*time.Second) {
 		return r, ctx.Err()
 	}
-	if cmd.ProcessState != nil {
+	if capturer.Exited() {
 		return r, fmt.Errorf("exited early: %s", stderr.String())
 	}
 	r.idleCPU = (procstat.CPU(pid) - idle0) * 5
@@ -399,7 +382,7 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if err := stopCapturer(); err != nil && !isSignalExit(err) {
+	if err := capturer.Stop(); err != nil {
 		return r, fmt.Errorf("%v: %s", err, stderr.String())
 	}
 	if gometro {
@@ -412,11 +395,6 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 		r.received, r.drops = tcpdumpCounts(stderr.String())
 	}
 	return r, nil
-}
-
-func isSignalExit(err error) bool {
-	var ee *exec.ExitError
-	return errors.As(err, &ee)
 }
 
 var tdRe = regexp.MustCompile(`(\d+) packets (received by filter|dropped by kernel)`)

@@ -67,8 +67,8 @@ import (
 	"time"
 
 	"github.com/gometro/go-metro/internal/synth"
+	"github.com/gometro/go-metro/tests/internal/benchrun"
 	"github.com/gometro/go-metro/tests/internal/procstat"
-	"github.com/gometro/go-metro/tests/internal/variant"
 	"github.com/gometro/go-metro/tests/lab"
 )
 
@@ -82,7 +82,7 @@ type options struct {
 	pin     bool
 	cache   string
 	tdSnap  int
-	gometro variant.List
+	gometro benchrun.List
 }
 
 func main() {
@@ -126,7 +126,7 @@ func run(ctx context.Context, o *options) error {
 		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/go-metro").CombinedOutput(); err != nil {
 			return fmt.Errorf("go build: %v: %s", err, out)
 		}
-		o.gometro = variant.List{{Label: "go-metro", Bin: bin}}
+		o.gometro = benchrun.List{{Label: "go-metro", Bin: bin}}
 	}
 	fmt.Printf("machine: %s; other load on the machine shows in the spread\n", procstat.Machine())
 	for _, part := range o.parts {
@@ -234,7 +234,7 @@ func rates(ctx context.Context, o *options, dir string) (err error) {
 		var all []rateResult
 		for i := 0; i < o.pairs; i++ {
 			for j := 0; j <= len(o.gometro); j++ {
-				var v *variant.Variant // the last of each round is tcpdump
+				var v *benchrun.Variant // the last of each round is tcpdump
 				if j < len(o.gometro) {
 					v = &o.gometro[j]
 				}
@@ -298,7 +298,7 @@ func (o *options) taskset(cpu, name string, args ...string) *exec.Cmd {
 
 // writeConfig writes v's configuration: one instance on A's veth, every
 // remote host, the capture's local addresses.
-func writeConfig(path, iface string, v *variant.Variant) error {
+func writeConfig(path, iface string, v *benchrun.Variant) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "init_config:\n")
 	for _, s := range v.Init {
@@ -314,7 +314,7 @@ func writeConfig(path, iface string, v *variant.Variant) error {
 
 // measureRate runs one capturer through one run: start, idle, send, drain,
 // stop. A nil v runs tcpdump.
-func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate string, v *variant.Variant) (rateResult, error) {
+func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate string, v *benchrun.Variant) (rateResult, error) {
 	r := rateResult{seen: -1, drops: -1, ring: -1}
 	var cmd *exec.Cmd
 	if v != nil {
@@ -330,32 +330,16 @@ func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate st
 	}
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := l.A.Start(cmd); err != nil {
+	capturer, err := benchrun.StartCapturer(l.A.Start, cmd, 30*time.Second)
+	if err != nil {
 		return r, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	pid := cmd.Process.Pid
-	stop := func() error {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case err := <-exited:
-			return err
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			return errors.New("did not stop on SIGINT within 30 s")
-		}
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			stop()
-		}
-	}()
+	defer capturer.Stop()
+	pid := capturer.Pid()
 	if !sleep(ctx, 2*time.Second) {
 		return r, ctx.Err()
 	}
-	if cmd.ProcessState != nil {
+	if capturer.Exited() {
 		return r, fmt.Errorf("exited early: %s", stderr.String())
 	}
 	r.idleRSS, _ = procstat.RSS(pid)
@@ -387,11 +371,10 @@ func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate st
 	rx1, _ := procstat.DevPackets(pid, l.AIf)
 	r.cpu, r.machine, r.rx = cpu1-cpu0, m1-m0, rx1-rx0
 	_, r.peakRSS = procstat.RSS(pid)
-	var err error
 	if r.sent, r.pps, r.failures, err = tcpreplayCounts(rout.String()); err != nil {
 		return r, err
 	}
-	if err := stop(); err != nil && !isSignalExit(err) {
+	if err := capturer.Stop(); err != nil {
 		return r, fmt.Errorf("%v: %s", err, stderr.String())
 	}
 	if v != nil {
@@ -467,11 +450,6 @@ func tcpdumpCounts(out string) (seen, dropped int64) {
 		}
 	}
 	return seen, dropped
-}
-
-func isSignalExit(err error) bool {
-	var ee *exec.ExitError
-	return errors.As(err, &ee)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -616,7 +594,7 @@ func flows(ctx context.Context, o *options) error {
 
 // replayFlows replays pcap (n connections, frames packets) with v and
 // counts the flows its table lists with samples.
-func replayFlows(ctx context.Context, v *variant.Variant, pcap string, n, frames int) (flowResult, error) {
+func replayFlows(ctx context.Context, v *benchrun.Variant, pcap string, n, frames int) (flowResult, error) {
 	r := flowResult{label: v.Label, flows: n, packets: frames}
 	maxFlows := 1 << bits.Len(uint(n-1))
 	cmd := exec.CommandContext(ctx, v.Bin, "replay", "--local-ip", synth.LocalIPv4.String(), "--max-flows", strconv.Itoa(maxFlows), pcap)

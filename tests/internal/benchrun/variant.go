@@ -1,7 +1,8 @@
-// Package variant is the -gometro flag of the benchmark commands
-// (tests/cmd/benchlive, tests/cmd/benchscale): which go-metro binaries to
-// measure, each with its own extra settings.
-package variant
+// Package benchrun is what the benchmark commands (tests/cmd/benchlive,
+// tests/cmd/benchscale) share: the -gometro flag, which names the go-metro
+// binaries to measure, each with its own extra settings (variant.go), and
+// the capturer process each run starts and stops (capturer.go).
+package benchrun
 
 import (
 	"fmt"
