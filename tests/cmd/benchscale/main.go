@@ -98,6 +98,13 @@ func main() {
 	flag.IntVar(&o.tdSnap, "tcpdump-snaplen", 128, "tcpdump -s")
 	flag.Var(&o.gometro, "gometro", "LABEL=BINARY[,KEY=VALUE...] go-metro binary and extra settings (repeatable)")
 	flag.Parse()
+	if name := os.Getenv(generateEnv); name != "" {
+		if err := generate(o.cache, name); err != nil {
+			fmt.Fprintf(os.Stderr, "benchscale: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o.parts = strings.Split(*parts, ",")
 	o.rates = strings.Split(*rates, ",")
 	for _, s := range strings.Split(*flows, ",") {
@@ -145,38 +152,85 @@ func run(ctx context.Context, o *options) error {
 	return nil
 }
 
-// mixedCapture is the rates part's capture: synth.Realistic with bulk
-// transfers of 150 MiB instead of 500, about 1.25 million frames.
-func mixedCapture(cache string) (string, int, error) {
-	cfg := synth.Realistic()
-	cfg.BulkBytes = 150 << 20
-	return cached(filepath.Join(cache, "mixed.pcap"), func() *synth.Capture { return synth.Generate(cfg) })
-}
+// The captures are generated in a child process of this command
+// (generateEnv), not in it: the kernel records a process's peak RSS at
+// exec as at least that of the memory it was forked from (Go forks with
+// the parent's address space), so a replay started after this process had
+// held a generated capture would report this process's peak as its own.
 
-// concurrentCapture is the flows part's capture of n connections.
-func concurrentCapture(cache string, n int) (string, int, error) {
-	return cached(filepath.Join(cache, fmt.Sprintf("concurrent-%d.pcap", n)), func() *synth.Capture {
-		return synth.Concurrent(synth.ConcurrentConfig{Flows: n})
-	})
-}
+// generateEnv, set to a capture's name, makes the command write that
+// capture into -cache and exit.
+const generateEnv = "GOMETRO_BENCHSCALE_GENERATE"
 
-// cached writes the capture gen makes to path unless a previous run did,
-// and returns path and its frame count (kept beside it in path.frames).
-func cached(path string, gen func() *synth.Capture) (string, int, error) {
-	if b, err := os.ReadFile(path + ".frames"); err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			if _, err := os.Stat(path); err == nil {
-				return path, n, nil
-			}
+// captureGen returns the generator of the capture called name: "mixed",
+// the rates part's (synth.Realistic with bulk transfers of 150 MiB instead
+// of 500, about 1.25 million frames), or "concurrent-N", the flows part's
+// of N connections.
+func captureGen(name string) (func() *synth.Capture, error) {
+	if name == "mixed" {
+		cfg := synth.Realistic()
+		cfg.BulkBytes = 150 << 20
+		return func() *synth.Capture { return synth.Generate(cfg) }, nil
+	}
+	if s, ok := strings.CutPrefix(name, "concurrent-"); ok {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			return func() *synth.Capture { return synth.Concurrent(synth.ConcurrentConfig{Flows: n}) }, nil
 		}
 	}
-	fmt.Printf("generating %s\n", path)
+	return nil, fmt.Errorf("no capture called %q", name)
+}
+
+// generate writes the capture called name to cache/name.pcap and its frame
+// count beside it (name.pcap.frames); the child process's work.
+func generate(cache, name string) error {
+	gen, err := captureGen(name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(cache, name+".pcap")
 	c := gen()
 	if err := c.WriteFile(path); err != nil {
+		return err
+	}
+	return os.WriteFile(path+".frames", []byte(strconv.Itoa(len(c.Frames))), 0o644)
+}
+
+// cached returns the path of the capture called name in cache and its
+// frame count, generating it in a child process unless a previous run did.
+func cached(cache, name string) (string, int, error) {
+	path := filepath.Join(cache, name+".pcap")
+	read := func() (int, bool) {
+		b, err := os.ReadFile(path + ".frames")
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if _, serr := os.Stat(path); err != nil || serr != nil {
+			return 0, false
+		}
+		return n, true
+	}
+	if n, ok := read(); ok {
+		return path, n, nil
+	}
+	fmt.Printf("generating %s\n", path)
+	self, err := os.Executable()
+	if err != nil {
 		return "", 0, err
 	}
-	n := len(c.Frames)
-	return path, n, os.WriteFile(path+".frames", []byte(strconv.Itoa(n)), 0o644)
+	cmd := exec.Command(self, "-cache", cache)
+	cmd.Env = append(os.Environ(), generateEnv+"="+name)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", 0, fmt.Errorf("generating %s: %v: %s", path, err, out)
+	}
+	n, ok := read()
+	if !ok {
+		return "", 0, fmt.Errorf("generating %s: no frame count written", path)
+	}
+	return path, n, nil
 }
 
 // ---- rates ----
@@ -210,7 +264,7 @@ func rates(ctx context.Context, o *options, dir string) (err error) {
 			return fmt.Errorf("%s not found (apt-get install tcpreplay tcpdump util-linux): %w", tool, err)
 		}
 	}
-	pcap, frames, err := mixedCapture(o.cache)
+	pcap, frames, err := cached(o.cache, "mixed")
 	if err != nil {
 		return err
 	}
@@ -554,7 +608,7 @@ func flows(ctx context.Context, o *options) error {
 	fmt.Printf("flows: go-metro replay --local-ip %s --max-flows N' of captures of N open request/response connections\n", synth.LocalIPv4)
 	var all []flowResult
 	for _, n := range o.flows {
-		pcap, frames, err := concurrentCapture(o.cache, n)
+		pcap, frames, err := cached(o.cache, fmt.Sprintf("concurrent-%d", n))
 		if err != nil {
 			return err
 		}
