@@ -98,6 +98,9 @@ func main() {
 	flag.IntVar(&o.tdSnap, "tcpdump-snaplen", 128, "tcpdump -s")
 	flag.Var(&o.gometro, "gometro", "LABEL=BINARY[,KEY=VALUE...] go-metro binary and extra settings (repeatable)")
 	flag.Parse()
+	if os.Getenv(runEnv) != "" {
+		os.Exit(runMeasured(flag.Args()))
+	}
 	if name := os.Getenv(generateEnv); name != "" {
 		if err := generate(o.cache, name); err != nil {
 			fmt.Fprintf(os.Stderr, "benchscale: %v\n", err)
@@ -651,18 +654,34 @@ func flows(ctx context.Context, o *options) error {
 func replayFlows(ctx context.Context, v *benchrun.Variant, pcap string, n, frames int) (flowResult, error) {
 	r := flowResult{label: v.Label, flows: n, packets: frames}
 	maxFlows := 1 << bits.Len(uint(n-1))
-	cmd := exec.CommandContext(ctx, v.Bin, "replay", "--local-ip", synth.LocalIPv4.String(), "--max-flows", strconv.Itoa(maxFlows), pcap)
+	self, err := os.Executable()
+	if err != nil {
+		return r, err
+	}
+	// Through a runner (runMeasured): see runEnv.
+	cmd := exec.CommandContext(ctx, self, "--", v.Bin, "replay", "--local-ip", synth.LocalIPv4.String(), "--max-flows", strconv.Itoa(maxFlows), pcap)
+	cmd.Env = append(os.Environ(), runEnv+"=1")
+	usageR, usageW, err := os.Pipe()
+	if err != nil {
+		return r, err
+	}
+	defer usageR.Close()
+	cmd.ExtraFiles = []*os.File{usageW} // the runner's fd 3
 	out, err := cmd.StdoutPipe()
 	if err != nil {
+		usageW.Close()
 		return r, err
 	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	usageW.Close()
+	if err != nil {
 		return r, err
 	}
 	r.timed, r.listed, err = countTimed(out)
+	usage, _ := io.ReadAll(usageR)
 	if werr := cmd.Wait(); werr != nil {
 		return r, fmt.Errorf("%v: %s", werr, stderr.String())
 	}
@@ -670,10 +689,42 @@ func replayFlows(ctx context.Context, v *benchrun.Variant, pcap string, n, frame
 		return r, err
 	}
 	r.wall = time.Since(start)
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	r.peakRSS = ru.Maxrss
-	r.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+	var cpu int64
+	if _, err := fmt.Sscan(string(usage), &r.peakRSS, &cpu); err != nil {
+		return r, fmt.Errorf("reading the runner's resource usage %q: %v", usage, err)
+	}
+	r.cpu = time.Duration(cpu)
 	return r, nil
+}
+
+// runEnv makes the command a runner: it runs its arguments as a command,
+// passing its standard streams through, and writes the command's peak RSS
+// (KiB) and CPU time (ns) to fd 3 (runMeasured). Linux records at exec, as
+// a process's peak RSS, at least that of the memory it was forked from,
+// and Go forks with the parent's address space: a replay started by this
+// command directly would report this command's peak (39 MiB after the
+// rates part) whenever its own is smaller. Started from a runner that
+// has only just started, it reports its own.
+const runEnv = "GOMETRO_BENCHSCALE_RUN"
+
+// runMeasured is the runner's work; it returns the exit code.
+func runMeasured(args []string) int {
+	usage := os.NewFile(3, "usage")
+	if len(args) == 0 || usage == nil {
+		fmt.Fprintln(os.Stderr, "benchscale: runner: no command, or no fd 3")
+		return 2
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // cancelled with the runner
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintf(os.Stderr, "benchscale: runner: %v\n", err)
+		return 2
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	fmt.Fprintf(usage, "%d %d\n", ru.Maxrss, syscall.TimevalToNsec(ru.Utime)+syscall.TimevalToNsec(ru.Stime))
+	return cmd.ProcessState.ExitCode()
 }
 
 // countTimed reads replay's table: rows whose SAMPLES column is not 0.
