@@ -525,7 +525,59 @@ func removeStale() {
 	}
 }
 
+// startDelayLine starts the line, and starts it once more if the first
+// did not report ready in delayLineStartup: a line was seen twice in one CI
+// run to stay silent for a minute on an idle machine, killed with nothing
+// on its stderr, and never when run alone. What its threads were doing
+// then goes to this process's stderr, so that the next one says why.
 func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config, vnetHdr bool) (*DelayLine, error) {
+	dl, err := startDelayLineOnce(m, ifA, ifB, cfg, vnetHdr)
+	var stuck *notReadyError
+	if !errors.As(err, &stuck) {
+		return dl, err
+	}
+	fmt.Fprintf(os.Stderr, "%v; its threads were:\n%s\nstarting it again\n", err, stuck.threads)
+	return startDelayLineOnce(m, ifA, ifB, cfg, vnetHdr)
+}
+
+// notReadyError is a delay line that did not report ready in time, with
+// what its threads were doing (threadStates).
+type notReadyError struct {
+	stderr, threads string
+}
+
+func (e *notReadyError) Error() string {
+	return fmt.Sprintf("lab: delay line not ready after %v: %s", delayLineStartup, e.stderr)
+}
+
+// threadStates lists pid's threads: name, state, the kernel function each
+// waits in and its kernel stack (readable by root).
+func threadStates(pid int) string {
+	var b strings.Builder
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		dir := fmt.Sprintf("/proc/%d/task/%s/", pid, t.Name())
+		stat, _ := os.ReadFile(dir + "stat")
+		wchan, _ := os.ReadFile(dir + "wchan")
+		sched, _ := os.ReadFile(dir + "sched")
+		stack, _ := os.ReadFile(dir + "stack")
+		policy := ""
+		for _, line := range strings.Split(string(sched), "\n") {
+			if strings.HasPrefix(line, "policy") || strings.HasPrefix(line, "prio") {
+				policy += strings.Join(strings.Fields(line), " ") + "; "
+			}
+		}
+		fmt.Fprintf(&b, "  %s wchan=%s %s\n", strings.TrimSpace(string(stat)), wchan, policy)
+		for _, line := range strings.Split(strings.TrimSpace(string(stack)), "\n") {
+			if line != "" {
+				fmt.Fprintf(&b, "      %s\n", line)
+			}
+		}
+	}
+	return b.String()
+}
+
+func startDelayLineOnce(m *Host, ifA, ifB string, cfg delayline.Config, vnetHdr bool) (*DelayLine, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("lab: delay line: own executable: %w", err)
@@ -588,16 +640,17 @@ func startDelayLine(m *Host, ifA, ifB string, cfg delayline.Config, vnetHdr bool
 		err := <-dl.done
 		return nil, fmt.Errorf("lab: delay line exited before ready: %v: %s", err, dl.stderr.String())
 	case <-time.After(delayLineStartup):
+		threads := threadStates(cmd.Process.Pid)
 		_ = cmd.Process.Kill()
 		<-dl.done
-		return nil, fmt.Errorf("lab: delay line not ready after %v: %s", delayLineStartup, dl.stderr.String())
+		return nil, &notReadyError{stderr: dl.stderr.String(), threads: threads}
 	}
 }
 
 // delayLineStartup is how long the delay line may take to report ready: a
-// ceiling for a busy machine (10 s was exceeded under load), not a wait, since
-// a ready line answers at once.
-const delayLineStartup = time.Minute
+// ceiling, not a wait, since a ready line answers at once (startDelayLine
+// starts a silent one once more).
+const delayLineStartup = 30 * time.Second
 
 // Stop sends SIGTERM and returns the counters the line printed on exit.
 func (d *DelayLine) Stop() (delayline.Stats, error) {
