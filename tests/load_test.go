@@ -43,9 +43,14 @@ func startEngineProbe(t *testing.T, l *lab.Lab, remotes []netip.Prefix, maxFlows
 //     the larger ring takes 15 ms to 1 s to open; docs/performance.md, "What
 //     keeps the reader away");
 //   - with the ring sized by need and the reader at nice -10
-//     (capture_nice), over the whole run, onset included: the reader runs
-//     before the load's threads when it has frames, so the small ring
-//     holds until the larger one is bound;
+//     (capture_nice), likewise from the moment it had sized itself, with
+//     the onset's drops logged: the reader runs before threads of normal
+//     priority when it has frames, so the small ring held until the
+//     larger one was bound in 13 of 13 runs beside a Go build of the
+//     agent (against 9 of 13 at nice 0); but a real-time thread still
+//     comes first, and in a CI run where the lab package's delay line
+//     (SCHED_FIFO) forwarded traffic at the same time it dropped 14,727
+//     frames of the first second's 929,152;
 //   - with the ring fixed at 32 MiB (capture_buffer_mb: 32), over the whole
 //     run, onset included.
 //
@@ -165,7 +170,7 @@ func testLoad(t *testing.T, ringSize, nice int, duration, settle time.Duration, 
 		t.Fatal("the capture saw no packets: the load did not reach it")
 	}
 	from, what := k0, "over the whole load"
-	if ringSize == 0 && nice == 0 {
+	if ringSize == 0 {
 		from, what = k1, fmt.Sprintf("after the first %v, once the ring had sized itself", settle)
 	}
 	if dropped := k2.Dropped - from.Dropped; dropped != 0 {
