@@ -49,7 +49,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -306,11 +305,11 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 	defer capturer.Stop()
 	pid := capturer.Pid()
 	// Let it open its socket and settle, then read the idle CPU and RSS.
-	if !sleep(ctx, time.Second) {
+	if !benchrun.Sleep(ctx, time.Second) {
 		return r, ctx.Err()
 	}
 	idle0 := procstat.CPU(pid)
-	if !sleep(ctx, 2*time.Second) {
+	if !benchrun.Sleep(ctx, 2*time.Second) {
 		return r, ctx.Err()
 	}
 	if capturer.Exited() {
@@ -328,7 +327,7 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 	}
 	cdone := make(chan error, 1)
 	go func() { cdone <- client.Wait() }()
-	if !sleep(ctx, warm) {
+	if !benchrun.Sleep(ctx, warm) {
 		client.Process.Kill()
 		return r, ctx.Err()
 	}
@@ -350,7 +349,7 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 	}
 	cpu0, pk0, m0 := procstat.CPU(pid), devPackets(pid, l.AIf), procstat.MachineBusy()
 	t0 := time.Now()
-	if !sleep(ctx, window) {
+	if !benchrun.Sleep(ctx, window) {
 		client.Process.Kill()
 		return r, ctx.Err()
 	}
@@ -392,33 +391,10 @@ func measure(ctx context.Context, l *lab.Lab, dir string, window time.Duration, 
 		}
 		sd.mu.Unlock()
 	} else {
-		r.received, r.drops = tcpdumpCounts(stderr.String())
+		td := benchrun.ParseTcpdumpSummary(stderr.String())
+		r.received, r.drops = td.Received, td.Dropped
 	}
 	return r, nil
-}
-
-var tdRe = regexp.MustCompile(`(\d+) packets (received by filter|dropped by kernel)`)
-
-func tcpdumpCounts(out string) (received, dropped int64) {
-	received, dropped = -1, -1
-	for _, m := range tdRe.FindAllStringSubmatch(out, -1) {
-		n, _ := strconv.ParseInt(m[1], 10, 64)
-		if m[2] == "dropped by kernel" {
-			dropped = n
-		} else {
-			received = n
-		}
-	}
-	return received, dropped
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
 }
 
 // softirqShare samples pid's threads with perf for window and sends the

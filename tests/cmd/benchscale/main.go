@@ -393,7 +393,7 @@ func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate st
 	}
 	defer capturer.Stop()
 	pid := capturer.Pid()
-	if !sleep(ctx, 2*time.Second) {
+	if !benchrun.Sleep(ctx, 2*time.Second) {
 		return r, ctx.Err()
 	}
 	if capturer.Exited() {
@@ -421,7 +421,7 @@ func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate st
 	if err := replay.Wait(); err != nil {
 		return r, fmt.Errorf("tcpreplay: %v: %s", err, rout.String())
 	}
-	if !sleep(ctx, 500*time.Millisecond) {
+	if !benchrun.Sleep(ctx, 500*time.Millisecond) {
 		return r, ctx.Err()
 	}
 	cpu1, m1 := procstat.CPU(pid), procstat.MachineBusy()
@@ -440,7 +440,8 @@ func measureRate(ctx context.Context, o *options, l *lab.Lab, dir, pcap, rate st
 			return r, fmt.Errorf("%v: %s", err, stderr.String())
 		}
 	} else {
-		r.seen, r.drops = tcpdumpCounts(stderr.String())
+		td := benchrun.ParseTcpdumpSummary(stderr.String())
+		r.seen, r.drops = td.Captured, td.Dropped
 	}
 	return r, nil
 }
@@ -491,31 +492,6 @@ func checkCounts(out string) (seen, drops, ring int64, err error) {
 		}
 	}
 	return seen, drops, ring, nil
-}
-
-var tdRe = regexp.MustCompile(`(\d+) packets (captured|dropped by kernel)`)
-
-// tcpdumpCounts reads tcpdump's summary: frames written and dropped.
-func tcpdumpCounts(out string) (seen, dropped int64) {
-	seen, dropped = -1, -1
-	for _, m := range tdRe.FindAllStringSubmatch(out, -1) {
-		n, _ := strconv.ParseInt(m[1], 10, 64)
-		if m[2] == "dropped by kernel" {
-			dropped = n
-		} else {
-			seen = n
-		}
-	}
-	return seen, dropped
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
 }
 
 func count(n int64) string {

@@ -1,7 +1,8 @@
 // Package benchrun is what the benchmark commands (tests/cmd/benchlive,
 // tests/cmd/benchscale) share: the -gometro flag, which names the go-metro
 // binaries to measure, each with its own extra settings (variant.go), and
-// the capturer process each run starts and stops (capturer.go).
+// the capturer process each run starts and stops (capturer.go), and how
+// a run reads tcpdump's summary and waits (tcpdump.go).
 package benchrun
 
 import (

@@ -28,3 +28,17 @@ func TestSet(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTcpdumpSummary(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		want TcpdumpSummary
+	}{
+		{"3978135 packets captured\n3978140 packets received by filter\n5 packets dropped by kernel\n", TcpdumpSummary{3978135, 3978140, 5}},
+		{"tcpdump: listening on eth0\n", TcpdumpSummary{-1, -1, -1}},
+	} {
+		if got := ParseTcpdumpSummary(tc.out); got != tc.want {
+			t.Errorf("ParseTcpdumpSummary(%q) = %+v, want %+v", tc.out, got, tc.want)
+		}
+	}
+}
