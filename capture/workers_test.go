@@ -83,28 +83,22 @@ func checkWhole(t *testing.T, e *Engine, recs []*lab.ConnRecord) {
 	}
 }
 
-// TestWorkersKeepConnectionsWhole: with three workers, each of 300 short
-// IPv4 and IPv6 connections is timed, whole, by exactly one of them, and
-// they share the connections.
-func TestWorkersKeepConnectionsWhole(t *testing.T) {
-	l := lab.New(t, lab.Config{KernelBridge: true})
-	var recs []*lab.ConnRecord
-	e, stop := startWorkers(t, l, Config{Interface: l.AIf, Workers: 3, PollTimeout: 20 * time.Millisecond})
-	if s, err := e.Snapshot(context.Background()); err != nil {
-		t.Fatal(err)
-	} else if s.Workers != 3 {
-		t.Fatalf("snapshot of %d workers, want 3", s.Workers)
-	}
+// shortConnsTo makes n short connections from A to a server in B at each
+// of addrs, waits until e tracks them all, and returns them with a
+// snapshot taken then.
+func shortConnsTo(t *testing.T, l *lab.Lab, e *Engine, n int, addrs ...netip.Addr) ([]*lab.ConnRecord, *Snapshot) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for _, a := range []netip.Addr{lab.AddrB4, lab.AddrB6} {
+	var recs []*lab.ConnRecord
+	for _, a := range addrs {
 		srv, err := l.B.Serve(netip.AddrPortFrom(a, 0))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer srv.Close()
 		c := &lab.Client{Host: l.A, InfoEvery: -1}
-		rs, err := c.ShortConns(ctx, srv.Addr, 150, 8, 100, 2000)
+		rs, err := c.ShortConns(ctx, srv.Addr, n, 8, 100, 2000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,6 +109,21 @@ func TestWorkersKeepConnectionsWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return recs, s
+}
+
+// TestWorkersKeepConnectionsWhole: with three workers, each of 300 short
+// IPv4 and IPv6 connections is timed, whole, by exactly one of them, and
+// they share the connections.
+func TestWorkersKeepConnectionsWhole(t *testing.T) {
+	l := lab.New(t, lab.Config{KernelBridge: true})
+	e, stop := startWorkers(t, l, Config{Interface: l.AIf, Workers: 3, PollTimeout: 20 * time.Millisecond})
+	if s, err := e.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	} else if s.Workers != 3 {
+		t.Fatalf("snapshot of %d workers, want 3", s.Workers)
+	}
+	recs, s := shortConnsTo(t, l, e, 150, lab.AddrB4, lab.AddrB6)
 	if s.Stats.Kernel.Dropped != 0 {
 		t.Errorf("kernel dropped %d frames", s.Stats.Kernel.Dropped)
 	}
@@ -202,27 +211,7 @@ func TestWorkersTunnels(t *testing.T) {
 	e, stop := startWorkers(t, l, Config{Interface: l.AIf, Workers: 3, PollTimeout: 20 * time.Millisecond,
 		LocalIPs: []netip.Prefix{netip.PrefixFrom(vxA, 32), netip.PrefixFrom(vx6A, 128)},
 		Tunnels:  packet.EncapVXLAN})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var recs []*lab.ConnRecord
-	for _, a := range []netip.Addr{vxB, vx6B} {
-		srv, err := l.B.Serve(netip.AddrPortFrom(a, 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		c := &lab.Client{Host: l.A, InfoEvery: -1}
-		rs, err := c.ShortConns(ctx, srv.Addr, 100, 8, 100, 2000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, rs...)
-	}
-	waitFlows(t, e, len(recs))
-	s, err := e.Snapshot(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs, s := shortConnsTo(t, l, e, 100, vxB, vx6B)
 	if s.Stats.Tunnelled == 0 {
 		t.Fatalf("no tunnelled segment decoded (stats %+v)", s.Stats)
 	}
