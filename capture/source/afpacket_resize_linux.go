@@ -2,9 +2,9 @@ package source
 
 import (
 	"fmt"
-	"runtime"
 	"time"
 
+	"github.com/gometro/go-metro/internal/ownthread"
 	"golang.org/x/net/bpf"
 )
 
@@ -48,33 +48,26 @@ func (s *afpacket) watch(r *ring) {
 	prog, gen := s.prog, s.progGen
 	s.mu.Unlock()
 	s.opening = make(chan openedRing, 1)
-	goOwnThread(func() {
+	// On a thread of its own, which ends with the work: opening a resized
+	// ring is the one heavy piece of work besides reading. The kernel
+	// allocates and zeroes every page of the new ring inside setsockopt
+	// and waits there for an RCU grace period (packet_set_ring's
+	// synchronize_net): 15 ms to 1 s under load here, and 45 % of
+	// go-metro's CPU in a run from a standing start. The scheduler charges
+	// that CPU time to the thread that did it (EEVDF's lag), and a runtime
+	// thread carries it into whatever goroutine it runs next, the reader's
+	// included, which would then wait longer for a CPU; a thread that
+	// exits takes it along. The thread has the reader's priority
+	// (Options.Nice; by default the process's): the small ring must be
+	// replaced before it overflows, and at nice +10 the first ring took
+	// 32 to 163 ms to open (median 78) on a host whose CPUs the traffic
+	// saturated, against 15 ms to 1 s (median 33) at nice 0, with the
+	// small ring overflowing more often meanwhile (TestLoadNoKernelDrops:
+	// 4 runs of 8 against 2).
+	ownthread.Go(func() {
 		threadNice(s.nice)
 		s.opening <- s.openResized(size, prog, gen)
 	})
-}
-
-// goOwnThread runs fn on a goroutine locked to a thread of its own, which
-// ends with fn. Opening a resized ring is the one heavy piece of work
-// besides reading: the kernel allocates and zeroes every page of the new
-// ring inside setsockopt and waits there for an RCU grace period
-// (packet_set_ring's synchronize_net): 15 ms to 1 s under load here, and
-// 45 % of go-metro's CPU in a run from a standing start. The scheduler charges
-// that CPU time to the thread that did it (EEVDF's lag), and a runtime
-// thread carries it into whatever goroutine it runs next, the reader's
-// included, which would then wait longer for a CPU; a thread that exits
-// takes it along. The thread that opens a ring has the reader's priority
-// (Options.Nice; by default the process's): the small ring must be
-// replaced before it overflows, and at nice +10 the first ring took
-// 32 to 163 ms to open (median 78) on a host whose CPUs the traffic
-// saturated, against 15 ms to 1 s (median 33) at nice 0, with the small
-// ring overflowing more often meanwhile (TestLoadNoKernelDrops: 4 runs of
-// 8 against 2).
-func goOwnThread(fn func()) {
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		fn()
-	}()
 }
 
 // openResized opens the ring of a resize, on a goroutine of its own, and
@@ -167,6 +160,6 @@ func (s *afpacket) handOver() {
 	// Closing a packet socket waits for an RCU grace period (tens of
 	// milliseconds under load): the reader does not wait for it.
 	s.closing.Add(1)
-	goOwnThread(func() { defer s.closing.Done(); old.close() })
+	ownthread.Go(func() { defer s.closing.Done(); old.close() })
 	s.sizer.resized(size, time.Now())
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gometro/go-metro/capture/filter"
 	"github.com/gometro/go-metro/capture/packet"
+	"github.com/gometro/go-metro/internal/ownthread"
 	"github.com/gometro/go-metro/tests/lab"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -79,19 +80,18 @@ func newTestNet(t testing.TB) *testNet {
 }
 
 // in runs fn on a fresh OS thread that has entered namespace ns. The thread
-// is never unlocked, so the runtime discards it when fn returns instead of
-// handing a thread in a foreign namespace to other goroutines. Sockets
-// created by fn stay in ns whichever thread later uses them.
+// ends with fn (internal/ownthread) instead of being handed, in a foreign
+// namespace, to other goroutines. Sockets created by fn stay in ns
+// whichever thread later uses them.
 func in(t testing.TB, ns string, fn func() error) error {
 	t.Helper()
 	errc := make(chan error, 1)
-	go func() {
+	ownthread.Go(func() {
 		defer func() {
 			if r := recover(); r != nil {
 				errc <- fmt.Errorf("panic: %v", r)
 			}
 		}()
-		runtime.LockOSThread()
 		f, err := os.Open("/run/netns/" + ns)
 		if err != nil {
 			errc <- err
@@ -103,7 +103,7 @@ func in(t testing.TB, ns string, fn func() error) error {
 			return
 		}
 		errc <- fn()
-	}()
+	})
 	return <-errc
 }
 
@@ -1061,9 +1061,8 @@ func TestLiveRingResizeTwoCPUs(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 		wg.Add(1)
-		go func() {
+		ownthread.Go(func() { // the thread's affinity ends with it
 			defer wg.Done()
-			runtime.LockOSThread() // never unlocked: the thread's affinity dies with it
 			var set unix.CPUSet
 			set.Set(p)
 			if err := unix.SchedSetaffinity(0, &set); err != nil {
@@ -1071,7 +1070,7 @@ func TestLiveRingResizeTwoCPUs(t *testing.T) {
 				return
 			}
 			sendNumbered(t, c, n, 40)
-		}()
+		})
 	}
 	sent := make(chan struct{})
 	go func() { wg.Wait(); close(sent) }()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/gometro/go-metro/internal/ownthread"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,14 +52,13 @@ func (n netns) do(fn func() error) error {
 	}
 	runtime.UnlockOSThread()
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+	ownthread.Go(func() {
 		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("entering the capture's network namespace: %w", err)
 			return
 		}
 		errc <- fn()
-	}()
+	})
 	return <-errc
 }
 

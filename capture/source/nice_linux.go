@@ -51,7 +51,7 @@ func LockThreadNice(nice int) (restore func(), err error) {
 }
 
 // threadNice sets the calling thread's nice value, for goroutines that
-// keep their thread locked until they exit (goOwnThread). It is best
+// keep their thread locked until they exit (ownthread.Go). It is best
 // effort: the reader thread's LockThreadNice already failed loudly if the
 // value is not allowed.
 func threadNice(nice int) {

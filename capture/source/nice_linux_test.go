@@ -2,9 +2,9 @@ package source
 
 import (
 	"errors"
-	"runtime"
 	"testing"
 
+	"github.com/gometro/go-metro/internal/ownthread"
 	"github.com/gometro/go-metro/tests/lab"
 	"golang.org/x/sys/unix"
 )
@@ -38,7 +38,7 @@ func dropCapability(t *testing.T, c uint) {
 
 // TestLockThreadNice sets the reader thread's nice value and restores it,
 // and fails naming the missing privilege when the thread may not lower it.
-// Each case runs on a thread of its own that exits with it.
+// Each case runs on a thread of its own that ends with it.
 func TestLockThreadNice(t *testing.T) {
 	lab.RequireRoot(t)
 	for _, tc := range []struct {
@@ -54,9 +54,8 @@ func TestLockThreadNice(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			done := make(chan struct{})
-			go func() {
+			ownthread.Go(func() { // no other goroutine runs with its capabilities and nice
 				defer close(done)
-				runtime.LockOSThread() // never unlocked: the thread's capabilities and nice die with it
 				before := threadNiceNow(t)
 				if tc.noSysNice {
 					dropCapability(t, unix.CAP_SYS_NICE)
@@ -85,7 +84,7 @@ func TestLockThreadNice(t *testing.T) {
 				if got := threadNiceNow(t); got != want {
 					t.Errorf("nice after restore = %d, want %d", got, want)
 				}
-			}()
+			})
 			<-done
 		})
 	}

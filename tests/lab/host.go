@@ -6,11 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/gometro/go-metro/internal/ownthread"
 	"github.com/gometro/go-metro/tests/internal/delayline"
 	"golang.org/x/sys/unix"
 )
@@ -74,10 +74,9 @@ func (h *Host) close() error {
 // namespace, and returns fn's error. Sockets fn creates belong to the
 // namespace for their whole life and may be used from any goroutine later.
 //
-// The thread is never handed back to the scheduler: the goroutine exits
-// while locked, so the runtime kills the thread. That matters because a
-// thread in the wrong namespace would run unrelated goroutines, and because
-// Go threads inherit the namespace of the thread that spawns them. Goroutines
+// The thread is never handed back to the scheduler: it ends with fn
+// (internal/ownthread). That matters because a thread in the wrong
+// namespace would run unrelated goroutines, and because Go threads inherit the namespace of the thread that spawns them. Goroutines
 // fn starts do not run in the namespace (the runtime spawns threads from a
 // clean template thread while one is locked). A panic in fn is returned as
 // an error.
@@ -90,8 +89,7 @@ func (h *Host) Do(fn func() error) error {
 // life of a test, such as a capture engine's Run.
 func (h *Host) Go(fn func() error) <-chan error {
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked, on purpose: see Do
+	ownthread.Go(func() { // see Do
 		defer func() {
 			if r := recover(); r != nil {
 				errc <- fmt.Errorf("lab: panic in namespace %s: %v", h.Name, r)
@@ -102,7 +100,7 @@ func (h *Host) Go(fn func() error) <-chan error {
 			return
 		}
 		errc <- fn()
-	}()
+	})
 	return errc
 }
 
