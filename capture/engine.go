@@ -177,8 +177,9 @@ const (
 	// flow.ReservedBytes(DefaultMaxFlows), 164 MiB, of which only what
 	// the tracked flows use is resident: 480 bytes each with a handshake
 	// or a request/response exchange, more for a large flight or a busy
-	// connection (capture/flow/rings.go). Each snapshot copies the
-	// tracked flows too (flow.Summary, about 330 bytes each).
+	// connection (capture/flow/rings.go). A Snapshot copies the tracked
+	// flows too (flow.Summary, about 330 bytes each); FlowPages lists
+	// them a part at a time instead, as the check does.
 	DefaultMaxFlows    = 1 << 18
 	DefaultIdleTTL     = 300 * time.Second
 	DefaultExpTTL      = 60 * time.Second
@@ -226,6 +227,9 @@ type Engine struct {
 type worker struct {
 	e  *Engine
 	id int
+	// firstSlot is where this worker's table starts among the engine's
+	// slots (flow.Summary.Slot): the workers' tables follow each other.
+	firstSlot int32
 	// local is this worker's own set of local addresses, so that it alone
 	// changes what its table's Sides answers, and tells the table before
 	// its next packet (flow.Table.LocalityChanged).
@@ -315,6 +319,7 @@ func New(cfg Config) (*Engine, error) {
 		w := &worker{
 			e:            e,
 			id:           i,
+			firstSlot:    int32(i * perWorker),
 			local:        &localaddr.Set{},
 			remotes:      remotes,
 			requests:     make(chan request),
@@ -825,8 +830,9 @@ func (e *Engine) withNames(s *Snapshot) *Snapshot {
 	return s
 }
 
-// Stats is Snapshot without the flows: the counters, the local addresses,
-// the filter. It costs nothing per flow.
+// Stats is Snapshot without the flows (FlowPages lists them): the
+// counters, the local addresses, the filter, the size of the DNS name
+// cache. It costs nothing per flow.
 func (e *Engine) Stats(ctx context.Context) (*Snapshot, error) {
 	parts := make([]*Snapshot, len(e.workers))
 	if err := e.call(ctx, func(w *worker) {
@@ -835,7 +841,45 @@ func (e *Engine) Stats(ctx context.Context) (*Snapshot, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("capture: snapshot: %w", err)
 	}
-	return e.merge(parts), nil
+	s := e.merge(parts)
+	if e.dns != nil {
+		_, s.DNSCached = e.dns.names(nil)
+	}
+	return s, nil
+}
+
+// FlowPages calls fn with the summaries of every tracked flow, of every
+// worker, at most len(page) at a time, in page, which fn must not keep;
+// names are the DNS names of the part's remotes (nil without dns_names).
+// Snapshot copies every flow at once, a few hundred bytes each (82 MiB
+// at 262,144 flows), and keeps a worker from its ring while it copies
+// them all (tens of milliseconds); here each worker copies one part
+// between two packets and reads on while fn runs. Each part is
+// consistent; a flow that starts while the listing runs may be left to
+// the next one (flow.Table.AppendSummariesFrom). takeSamples takes the
+// flows' RTT samples as Snapshot does, for the one reader that reports
+// them; others leave them. ctx bounds each part's wait; after an error a
+// worker may still write to page, so the caller must not use it again.
+func (e *Engine) FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, fn func(flows []flow.Summary, names map[netip.Addr]string)) error {
+	if len(page) == 0 {
+		return errors.New("capture: FlowPages needs a page of at least one flow")
+	}
+	for i := range e.workers {
+		for from := int32(0); from >= 0; {
+			var part []flow.Summary
+			if err := e.callOn(ctx, i, func(w *worker) {
+				part, from = w.summaries(page[:0], from, len(page), takeSamples)
+			}); err != nil {
+				return fmt.Errorf("capture: listing flows: %w", err)
+			}
+			var names map[netip.Addr]string
+			if e.dns != nil {
+				names, _ = e.dns.names(part)
+			}
+			fn(part, names)
+		}
+	}
+	return nil
 }
 
 // ErrRunning is returned by EachFlow while Run is active.
@@ -859,7 +903,7 @@ func (e *Engine) EachFlow(fn func(*flow.Summary)) error {
 	for i, w := range e.workers {
 		ids[i] = w.table.Sorted(nil)
 		if len(ids[i]) > 0 {
-			heads[i] = w.table.SummaryOf(ids[i][0])
+			heads[i] = w.summaryOf(ids[i][0])
 		}
 	}
 	for {
@@ -874,7 +918,7 @@ func (e *Engine) EachFlow(fn func(*flow.Summary)) error {
 		}
 		fn(&heads[next])
 		if ids[next] = ids[next][1:]; len(ids[next]) > 0 {
-			heads[next] = e.workers[next].table.SummaryOf(ids[next][0])
+			heads[next] = e.workers[next].summaryOf(ids[next][0])
 		}
 	}
 }
@@ -891,7 +935,15 @@ type request struct {
 // wait; fn may still run after call returned ctx's error, so it must only
 // write what the caller reads on success.
 func (e *Engine) call(ctx context.Context, fn func(w *worker)) error {
+	return e.callOn(ctx, -1, fn)
+}
+
+// callOn is call for worker only, or for every worker when only is -1.
+func (e *Engine) callOn(ctx context.Context, only int, fn func(w *worker)) error {
 	done := make([]bool, len(e.workers))
+	for i := range done {
+		done[i] = only >= 0 && i != only
+	}
 	for {
 		e.mu.Lock()
 		if !e.running {
@@ -977,8 +1029,28 @@ func (e *Engine) send(ctx context.Context, w *worker, req request, src source.So
 // snapshot is the worker's part of a snapshot; merge adds the engine's.
 func (w *worker) snapshot() *Snapshot {
 	s := w.counters()
-	s.Flows = w.table.AppendSummaries(make([]flow.Summary, 0, s.Stats.Flow.Flows))
+	s.Flows, _ = w.summaries(make([]flow.Summary, 0, s.Stats.Flow.Flows), 0, s.Stats.Flow.Flows, true)
 	return s
+}
+
+// summaryOf is the summary of the flow at slab position id, with its
+// engine-wide slot.
+func (w *worker) summaryOf(id int32) flow.Summary {
+	s := w.table.SummaryOf(id)
+	s.Slot += w.firstSlot
+	return s
+}
+
+// summaries appends the summaries of at most n flows of the worker's
+// table, from slab position from on, with their engine-wide slots (see
+// flow.Table.AppendSummariesFrom).
+func (w *worker) summaries(dst []flow.Summary, from int32, n int, takeSamples bool) (_ []flow.Summary, next int32) {
+	start := len(dst)
+	dst, next = w.table.AppendSummariesFrom(dst, from, n, takeSamples)
+	for i := range dst[start:] {
+		dst[start+i].Slot += w.firstSlot
+	}
+	return dst, next
 }
 
 // counters is the worker's part of a snapshot without the flows.

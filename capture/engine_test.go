@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"os"
@@ -258,5 +259,101 @@ func TestEachFlow(t *testing.T) {
 	e.mu.Unlock()
 	if err := e.EachFlow(func(*flow.Summary) {}); !errors.Is(err, ErrRunning) {
 		t.Errorf("EachFlow while running: %v", err)
+	}
+}
+
+// TestFlowPages: FlowPages lists, a part at a time, the flows Snapshot
+// copies, each once, whatever the part's size; without takeSamples it
+// leaves the flows' RTT samples to the reader that takes them. It refuses
+// an empty page.
+func TestFlowPages(t *testing.T) {
+	c := synth.Generate(synth.Small())
+	path := writeCapture(t, c)
+	e, err := New(Config{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	list := func(t *testing.T, size int, takeSamples bool) []flow.Summary {
+		t.Helper()
+		var listed []flow.Summary
+		parts := 0
+		err := e.FlowPages(context.Background(), make([]flow.Summary, size), takeSamples, func(flows []flow.Summary, _ map[netip.Addr]string) {
+			if len(flows) > size {
+				t.Errorf("a part of %d flows in a page of %d", len(flows), size)
+			}
+			parts++
+			listed = append(listed, flows...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (len(listed) + size - 1) / size; parts < want {
+			t.Errorf("%d parts of at most %d for %d flows", parts, size, len(listed))
+		}
+		return listed
+	}
+	peeked := list(t, 7, false)
+	samples := uint64(0)
+	for _, f := range peeked {
+		samples += f.Health.RTTSeen
+	}
+	if samples == 0 {
+		t.Fatal("no RTT samples in the capture's flows")
+	}
+	checkSameFlows(t, list(t, 4096, false), peeked, true) // left, not taken
+	s, err := e.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Flows) < 30 {
+		t.Fatalf("%d flows in the snapshot, want a capture of at least 30", len(s.Flows))
+	}
+	checkSameFlows(t, s.Flows, peeked, true) // the snapshot took what the listings left
+	for _, size := range []int{1, 7, len(s.Flows), 4096} {
+		t.Run(fmt.Sprintf("page=%d", size), func(t *testing.T) {
+			listed := list(t, size, true)
+			checkSameFlows(t, listed, s.Flows, false)
+			for _, f := range listed {
+				if f.Health.RTTSeen != 0 {
+					t.Fatalf("flow %v-%v: %d samples again after the snapshot took them", f.Local, f.Remote, f.Health.RTTSeen)
+				}
+			}
+		})
+	}
+	if err := e.FlowPages(context.Background(), nil, true, func([]flow.Summary, map[netip.Addr]string) {}); err == nil {
+		t.Error("FlowPages with an empty page: no error")
+	}
+}
+
+// checkSameFlows fails t unless got and want list the same flows (by
+// ends, first packet, RTT and slot, and with health their Health too), in
+// any order, each once, each in a slot of its own.
+func checkSameFlows(t *testing.T, got, want []flow.Summary, health bool) {
+	t.Helper()
+	got, want = slices.Clone(got), slices.Clone(want)
+	order := func(a, b flow.Summary) int { return flow.Order(&a, &b) }
+	slices.SortFunc(got, order)
+	slices.SortFunc(want, order)
+	if len(got) != len(want) {
+		t.Fatalf("%d flows listed, %d in the snapshot", len(got), len(want))
+	}
+	for i := range got {
+		g, w := &got[i], &want[i]
+		if g.Local != w.Local || g.Remote != w.Remote || g.FirstSeen != w.FirstSeen || g.RTT != w.RTT || g.Slot != w.Slot {
+			t.Fatalf("flow %d: listed %v-%v at %d in slot %d, %+v; snapshot %v-%v at %d in slot %d, %+v", i, g.Local, g.Remote, g.FirstSeen, g.Slot, g.RTT, w.Local, w.Remote, w.FirstSeen, w.Slot, w.RTT)
+		}
+		if health && g.Health != w.Health {
+			t.Fatalf("flow %v-%v: health %+v, want %+v", g.Local, g.Remote, g.Health, w.Health)
+		}
+	}
+	slots := map[int32]bool{}
+	for _, f := range got {
+		if slots[f.Slot] {
+			t.Fatalf("two flows in slot %d", f.Slot)
+		}
+		slots[f.Slot] = true
 	}
 }

@@ -127,6 +127,32 @@ func TestWorkersKeepConnectionsWhole(t *testing.T) {
 	if s.Stats.Kernel.Dropped != 0 {
 		t.Errorf("kernel dropped %d frames", s.Stats.Kernel.Dropped)
 	}
+	// FlowPages, from the running workers, lists the same flows.
+	type key struct {
+		local, remote netip.AddrPort
+		firstSeen     int64
+	}
+	listed := map[key]int{}
+	slots := map[int32]bool{} // the workers' tables share no slot
+	if err := e.FlowPages(context.Background(), make([]flow.Summary, 16), false, func(flows []flow.Summary, _ map[netip.Addr]string) {
+		for _, f := range flows {
+			listed[key{f.Local, f.Remote, f.FirstSeen}]++
+			if slots[f.Slot] {
+				t.Errorf("two flows in slot %d", f.Slot)
+			}
+			slots[f.Slot] = true
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range s.Flows {
+		if n := listed[key{f.Local, f.Remote, f.FirstSeen}]; n != 1 {
+			t.Errorf("flow %v-%v listed %d times by FlowPages", f.Local, f.Remote, n)
+		}
+	}
+	if len(listed) != len(s.Flows) {
+		t.Errorf("FlowPages listed %d flows, the snapshot %d", len(listed), len(s.Flows))
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}

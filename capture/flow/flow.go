@@ -258,7 +258,11 @@ func (f *Flow) halfOpen() bool {
 		f.seq.Samples == 0 && f.echo.Samples == 0
 }
 
-func (f *Flow) summary() Summary {
+// summary is the flow's Summary, taking its RTT samples.
+func (f *Flow) summary() Summary { return f.summarize(true) }
+
+// summarize is the flow's Summary; takeSamples: see healthSummary.
+func (f *Flow) summarize(takeSamples bool) Summary {
 	return Summary{
 		Local:       addrPort(f.key.Local, f.key.LocalPort),
 		Remote:      addrPort(f.key.Remote, f.key.RemotePort),
@@ -269,7 +273,7 @@ func (f *Flow) summary() Summary {
 		Retransmits: uint64(f.retrans),
 		Closed:      f.state&closed != 0,
 		Tunnel:      f.key.Tunnel,
-		Health:      f.healthSummary(),
+		Health:      f.healthSummary(takeSamples),
 	}
 }
 

@@ -370,9 +370,11 @@ func mum(x, y uint64) uint64 {
 	return hi ^ lo
 }
 
-// healthSummary is the health part of a flow's Summary. It hands over the
-// RTT samples kept since the previous summary and starts a new interval.
-func (f *Flow) healthSummary() Health {
+// healthSummary is the health part of a flow's Summary, with the RTT
+// samples kept since the previous summary that took them. takeSamples
+// hands them over and starts a new interval; without it they stay, for
+// the reader that reports them.
+func (f *Flow) healthSummary(takeSamples bool) Health {
 	h := &f.h
 	s := Health{
 		RTTSeen:           uint64(h.resN),
@@ -389,7 +391,9 @@ func (f *Flow) healthSummary() Health {
 		Responses:         uint64(h.respCount),
 	}
 	copy(s.RTTSampled[:], f.resRing()[:min(h.resN, uint32(h.resCap))])
-	h.resN, h.resCap = 0, 0
+	if takeSamples {
+		h.resN, h.resCap = 0, 0
+	}
 	switch {
 	case h.bits&hSYNOut != 0:
 		s.Role = RoleClient

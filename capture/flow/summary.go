@@ -19,6 +19,13 @@ type Summary struct {
 	Closed        bool          // FIN or RST seen
 	Tunnel        TunnelKey     // the tunnel the flow was seen in; zero when not tunnelled
 	Health        Health
+	// Slot is the flow's place in its table (the engine offsets it by
+	// its worker's): a reader that keeps something of each flow between
+	// listings keeps it by slot, in an array as large as max_flows
+	// instead of a map keyed by the flow (rttcheck). A slot holds one
+	// flow at a time; a flow that took over a slot has another key or
+	// FirstSeen than the one before it.
+	Slot int32
 }
 
 // Role is which side opened a connection, when its SYN was seen.

@@ -435,12 +435,31 @@ func (t *Table) Counters() Counters {
 
 // AppendSummaries appends a summary of every live flow to dst.
 func (t *Table) AppendSummaries(dst []Summary) []Summary {
-	for i := int32(0); i < t.used; i++ {
+	dst, _ = t.AppendSummariesFrom(dst, 0, int(t.used), true)
+	return dst
+}
+
+// AppendSummariesFrom is AppendSummaries for a part of the table: the
+// summaries of at most n live flows, from slab position from on. next is
+// where the following part starts, or -1 once the table's end is reached.
+// takeSamples hands the flows' RTT samples over (Health.RTTSampled), as
+// the one reader that reports them does; without it they stay for it.
+// Parts taken between packets are each consistent, and a flow is in at
+// most one part of a listing; one that starts meanwhile at a position
+// already passed is in the next listing.
+func (t *Table) AppendSummariesFrom(dst []Summary, from int32, n int, takeSamples bool) (_ []Summary, next int32) {
+	i := from
+	for ; i < t.used && n > 0; i++ {
 		if f := &t.flows[i]; f.state&inUse != 0 {
-			dst = append(dst, f.summary())
+			dst = append(dst, f.summarize(takeSamples))
+			dst[len(dst)-1].Slot = i
+			n--
 		}
 	}
-	return dst
+	if i >= t.used {
+		return dst, -1
+	}
+	return dst, i
 }
 
 // Sorted appends to ids the slab positions of the live flows, in the
@@ -463,7 +482,11 @@ func (t *Table) Sorted(ids []int32) []int32 {
 
 // SummaryOf is the summary of the flow at slab position id (from Sorted),
 // taken as AppendSummaries takes it.
-func (t *Table) SummaryOf(id int32) Summary { return t.flows[id].summary() }
+func (t *Table) SummaryOf(id int32) Summary {
+	s := t.flows[id].summary()
+	s.Slot = id
+	return s
+}
 
 // order is a flow's place in a listing (see Order).
 type order struct {

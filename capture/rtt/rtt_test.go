@@ -51,6 +51,25 @@ func TestCombine(t *testing.T) {
 			if got := Combine(tc.in); got != tc.want {
 				t.Fatalf("Combine = %+v, want %+v", got, tc.want)
 			}
+			// Pools of each cut of the flows, merged, then spread over
+			// all of them, pool as Combine does.
+			for cut := range len(tc.in) + 1 {
+				var head, tail Pool
+				for i := range tc.in {
+					p := &head
+					if i >= cut {
+						p = &tail
+					}
+					p.Add(&tc.in[i])
+				}
+				head.Merge(&tail)
+				for _, f := range tc.in {
+					head.Spread(f.Samples, f.SRTT, f.RTTVAR)
+				}
+				if got := head.Estimator(); got != tc.want {
+					t.Fatalf("pools cut at %d, merged: %+v, want %+v", cut, got, tc.want)
+				}
+			}
 		})
 	}
 }
