@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
 	"runtime/debug"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gometro/go-metro/capture"
+	"github.com/gometro/go-metro/capture/flow"
 )
 
 // Sender is the subset of the Datadog agent's sender.Sender the check uses;
@@ -83,6 +85,8 @@ type Options struct {
 type engine interface {
 	Run(ctx context.Context) error
 	Snapshot(ctx context.Context) (*capture.Snapshot, error)
+	Stats(ctx context.Context) (*capture.Snapshot, error)
+	FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, fn func(flows []flow.Summary, names map[netip.Addr]string)) error
 	SetRemotes(remotes []netip.Prefix) error
 	SetLocalIPs(local []netip.Prefix) error
 	Opened() <-chan struct{} // closed once the source has opened
@@ -195,9 +199,15 @@ type Check struct {
 
 // reportState is Run's memory between runs.
 type reportState struct {
-	mu         sync.Mutex           // Run is not reentrant: the agent never overlaps runs of one instance
-	prevFlow   map[flowKey]flowMark // what the previous Runs reported of each flow
-	nextFlow   map[flowKey]flowMark // reused for the current Run's marks
+	mu sync.Mutex // Run is not reentrant: the agent never overlaps runs of one instance
+	// marks holds what the previous Runs reported of each flow, by its
+	// table slot (flow.Summary.Slot): an array as large as the tables
+	// have slots in use, 80 bytes each, where a map keyed by the flows
+	// took 415 (its key, and room for twice the entries).
+	marks      []flowMark
+	seed       maphash.Seed   // of flowID
+	page       []flow.Summary // the flows listing's page (capture.Engine.FlowPages)
+	spread     []spreadPoint  // the second pass of the groups' rtt.Pool, reused
 	prevLastAt map[tagKey]int64
 	// timeSkips: packets skipped for an impossible time (capture/clock.go)
 	// as of the previous Run, to warn about new ones.

@@ -112,12 +112,22 @@ type fakeEngine struct {
 	loopPanic bool  // Run opens, then panics: a bug in the packet loop
 	snapPanic bool
 	snapErr   error
-	runs      int
-	running   bool
-	remotes   [][]netip.Prefix
-	local     [][]netip.Prefix // SetLocalIPs calls
-	opened    chan struct{}
-	drop      chan error // a running Run returns what is sent here (the interface goes away)
+	// pagesErr: FlowPages fails with it after pagesErrAfter parts.
+	pagesErr      error
+	pagesErrAfter int
+	partFlows     int // flows per FlowPages part; 0: the page's size
+	// slots gives each flow (by its ends and first packet) the table slot
+	// FlowPages lists it in, the first free one, for good, as a table
+	// does; with ownSlots the flows' own Slot fields stand.
+	slots    map[[3]any]int32
+	ownSlots bool
+	took     []bool // each FlowPages call's takeSamples
+	runs     int
+	running  bool
+	remotes  [][]netip.Prefix
+	local    [][]netip.Prefix // SetLocalIPs calls
+	opened   chan struct{}
+	drop     chan error // a running Run returns what is sent here (the interface goes away)
 }
 
 func (f *fakeEngine) Opened() <-chan struct{} {
@@ -198,6 +208,58 @@ func (f *fakeEngine) Snapshot(ctx context.Context) (*capture.Snapshot, error) {
 	s := f.snap
 	s.Flows = append([]flow.Summary(nil), f.snap.Flows...)
 	return &s, nil
+}
+
+// Stats is Snapshot without the flows, as capture.Engine's.
+func (f *fakeEngine) Stats(ctx context.Context) (*capture.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.snapPanic {
+		panic("snapshot exploded")
+	}
+	if f.snapErr != nil {
+		return nil, f.snapErr
+	}
+	s := f.snap
+	s.Flows, s.DNSNames = nil, nil
+	return &s, nil
+}
+
+// FlowPages lists the snapshot's flows a page (or partFlows) at a time,
+// each part with the snapshot's DNS names, and fails after pagesErrAfter
+// parts when pagesErr is set.
+func (f *fakeEngine) FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, fn func([]flow.Summary, map[netip.Addr]string)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock() // the listing is one, as a table's part is
+	f.took = append(f.took, takeSamples)
+	flows, names, failAfter, failWith := f.snap.Flows, f.snap.DNSNames, f.pagesErrAfter, f.pagesErr
+	if f.partFlows > 0 {
+		page = page[:min(len(page), f.partFlows)]
+	}
+	if !f.ownSlots {
+		if f.slots == nil {
+			f.slots = map[[3]any]int32{}
+		}
+		for i := range flows {
+			fl := &flows[i]
+			k := [3]any{fl.Local, fl.Remote, fl.FirstSeen}
+			slot, ok := f.slots[k]
+			if !ok {
+				slot = int32(len(f.slots))
+				f.slots[k] = slot
+			}
+			fl.Slot = slot
+		}
+	}
+	for part := 0; len(flows) > 0; part++ {
+		if failWith != nil && part == failAfter {
+			return failWith
+		}
+		n := copy(page, flows)
+		flows = flows[n:]
+		fn(page[:n], names)
+	}
+	return nil
 }
 
 func (f *fakeEngine) SetRemotes(r []netip.Prefix) error {

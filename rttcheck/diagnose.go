@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -122,7 +123,7 @@ func (c *Check) Diagnose() (out []Diagnosis) {
 	var snapErr error
 	if st.eng != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
-		snap, snapErr = st.eng.Snapshot(ctx)
+		snap, snapErr = st.eng.Stats(ctx) // the flows a page at a time (traffic)
 		cancel()
 	}
 	d := diagnoser{st: st, in: &st.cfg.Instance, ini: &st.cfg.Init, snap: snap, snapErr: snapErr}
@@ -465,20 +466,29 @@ func (d *diagnoser) traffic() Diagnosis {
 		hosts[h] = append(hosts[h], t)
 	}
 	all := target{}
-	for i := range s.Flows {
-		f := &s.Flows[i]
-		a := f.Remote.Addr().Unmap()
-		all.count(f)
-		for j, p := range d.in.IPs {
-			if p.Contains(a) {
-				targets[j].count(f)
+	count := func(flows []flow.Summary, _ map[netip.Addr]string) {
+		for i := range flows {
+			f := &flows[i]
+			a := f.Remote.Addr().Unmap()
+			all.count(f)
+			for j, p := range d.in.IPs {
+				if p.Contains(a) {
+					targets[j].count(f)
+				}
+			}
+			if h, ok := d.st.hostAddr[a]; ok {
+				for _, t := range hosts[h] {
+					t.count(f)
+				}
 			}
 		}
-		if h, ok := d.st.hostAddr[a]; ok {
-			for _, t := range hosts[h] {
-				t.count(f)
-			}
-		}
+	}
+	// Listed as a Run lists them, leaving the RTT samples to the Run.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+s.Stats.Flow.Flows/flowPage)*snapshotTimeout)
+	defer cancel()
+	if err := d.st.eng.FlowPages(ctx, make([]flow.Summary, flowPage), false, count); err != nil {
+		return problem(DiagnosisWarning, diagTraffic, "run the diagnosis again", err,
+			"%d packets, %d TCP flows tracked; listing them failed", s.Stats.Packets, s.Stats.Flow.Flows)
 	}
 	flows, timed := all.flows, all.timed
 	var unseen, untimed []string

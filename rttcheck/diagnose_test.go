@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -276,6 +277,21 @@ func TestDiagnoseDuringRuns(t *testing.T) {
 		}
 	}()
 	wg.Wait()
+}
+
+// TestDiagnoseLeavesSamples: Diagnose lists the flows without taking
+// their RTT samples, which the next Run reports; a Run takes them.
+func TestDiagnoseLeavesSamples(t *testing.T) {
+	fe := &fakeEngine{snap: healthySnapshot()}
+	c := newTestCheck(t, Options{}, "interface: lo\nips: [10.0.0.1]", "", fe, nil)
+	waitFor(t, "engine", c.engineStarted)
+	c.Diagnose()
+	runOnce(t, c)
+	fe.mu.Lock()
+	defer fe.mu.Unlock()
+	if want := []bool{false, true}; !reflect.DeepEqual(fe.took, want) {
+		t.Errorf("FlowPages took samples %v, want %v (Diagnose, then Run)", fe.took, want)
+	}
 }
 
 // A panic inside Diagnose (here the engine's Snapshot) is one failed

@@ -2,9 +2,12 @@ package rttcheck
 
 import (
 	"context"
+	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/gometro/go-metro/capture"
 	"github.com/gometro/go-metro/capture/flow"
+	"github.com/gometro/go-metro/capture/rtt"
 )
 
 // series returns the values of one metric keyed by its tags (joined).
@@ -105,6 +109,104 @@ func TestRunReportsConnectionHealth(t *testing.T) {
 	}
 }
 
+// TestRunListsFlowsInParts: a Run takes the flows a part at a time; when
+// the listing fails partway, the flows it did not reach keep their marks,
+// so what they did is reported by the next Run, neither lost nor counted
+// twice. A flow that takes over a gone flow's table slot starts from
+// nothing, not from the marks of the flow before it.
+func TestRunListsFlowsInParts(t *testing.T) {
+	flows := []flow.Summary{
+		{Local: ap("10.0.0.1:40000"), Remote: ap("10.0.0.2:443"), FirstSeen: 1, Slot: 0},
+		{Local: ap("10.0.0.1:40001"), Remote: ap("10.0.0.3:443"), FirstSeen: 2, Slot: 1},
+		{Local: ap("10.0.0.1:40002"), Remote: ap("10.0.0.4:443"), FirstSeen: 3, Slot: 2},
+	}
+	// In the last step, flows[2] is gone and this one holds its slot:
+	// another connection of the same ends.
+	successor := flow.Summary{Local: ap("10.0.0.1:40002"), Remote: ap("10.0.0.4:443"), FirstSeen: 4, Slot: 2}
+	fe := &fakeEngine{snap: capture.Snapshot{Flows: flows, Taken: time.Now()}, partFlows: 1, ownSlots: true}
+	c := newTestCheck(t, Options{}, "interface: eth0\nips: [10.0.0.0/24]\nreverse_dns: false", "", fe, nil)
+	waitFor(t, "engine", c.engineStarted)
+	pair := func(last byte) string { return fmt.Sprintf("src:10.0.0.1,dst:10.0.0.%d,iface:eth0", last) }
+	for _, step := range []struct {
+		name        string
+		retransmits uint64 // every flow's, so far
+		failAfter   int    // parts listed before the listing fails; -1: none
+		successor   bool   // flows[2]'s slot holds successor instead
+		want        map[string][]float64
+	}{
+		{"all listed", 1, -1, false, map[string][]float64{pair(2): {1}, pair(3): {1}, pair(4): {1}}},
+		{"listing fails after one part", 3, 1, false, map[string][]float64{pair(2): {2}}},
+		{"all listed again", 4, -1, false, map[string][]float64{pair(2): {1}, pair(3): {3}, pair(4): {3}}},
+		{"another flow in a gone flow's slot", 5, -1, true, map[string][]float64{pair(2): {1}, pair(3): {1}, pair(4): {5}}},
+	} {
+		fe.set(func(f *fakeEngine) {
+			f.snap.Flows = slices.Clone(flows)
+			if step.successor {
+				f.snap.Flows[2] = successor
+			}
+			for i := range f.snap.Flows {
+				f.snap.Flows[i].Retransmits = step.retransmits
+			}
+			f.pagesErr, f.pagesErrAfter = nil, 0
+			if step.failAfter >= 0 {
+				f.pagesErr, f.pagesErrAfter = context.DeadlineExceeded, step.failAfter
+			}
+		})
+		r := &recorder{}
+		warnings, err := c.Run(r, r)
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		warned := strings.Contains(strings.Join(warnings, "\n"), "flows listed in part")
+		if warned != (step.failAfter >= 0) {
+			t.Errorf("%s: warnings %q", step.name, warnings)
+		}
+		if got := r.series(MetricRetransmits); !reflect.DeepEqual(got, step.want) {
+			t.Errorf("%s: %s = %v, want %v", step.name, MetricRetransmits, got, step.want)
+		}
+	}
+}
+
+// TestFlowID: flows that differ in anything that makes a flow itself have
+// different IDs; one flow has one, never 0.
+func TestFlowID(t *testing.T) {
+	base := flow.Summary{Local: ap("10.0.0.1:40000"), Remote: ap("10.0.0.2:443"), FirstSeen: 1,
+		RTT: est(1, msNS, msNS, msNS, msNS, msNS, 1), Retransmits: 1}
+	seed := maphash.MakeSeed()
+	baseID := flowID(seed, &base)
+	if baseID == 0 {
+		t.Fatal("flowID is 0")
+	}
+	same := base
+	same.RTT, same.Retransmits, same.Slot = rtt.Estimator{}, 7, 9 // what a flow did is not what it is
+	if got := flowID(seed, &same); got != baseID {
+		t.Errorf("the same flow later: ID %x, want %x", got, baseID)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*flow.Summary)
+	}{
+		{"local port", func(f *flow.Summary) { f.Local = ap("10.0.0.1:40001") }},
+		{"local address", func(f *flow.Summary) { f.Local = ap("10.0.0.9:40000") }},
+		{"remote port", func(f *flow.Summary) { f.Remote = ap("10.0.0.2:444") }},
+		{"remote address", func(f *flow.Summary) { f.Remote = ap("[2001:db8::2]:443") }},
+		{"ends swapped", func(f *flow.Summary) { f.Local, f.Remote = f.Remote, f.Local }},
+		{"first packet", func(f *flow.Summary) { f.FirstSeen = 2 }},
+		{"tunnel outer address", func(f *flow.Summary) { f.Tunnel.OuterA[15] = 1 }},
+		{"tunnel outer peer", func(f *flow.Summary) { f.Tunnel.OuterB[0] = 1 }},
+		{"tunnel ID", func(f *flow.Summary) { f.Tunnel.ID = 5 }},
+		{"tunnel ID in", func(f *flow.Summary) { f.Tunnel.IDIn = 5 }},
+		{"encapsulations", func(f *flow.Summary) { f.Tunnel.Encaps = 1 }},
+		{"encapsulation of the ID", func(f *flow.Summary) { f.Tunnel.IDOf = 1 }},
+	} {
+		f := base
+		tc.change(&f)
+		if got := flowID(seed, &f); got == baseID {
+			t.Errorf("%s: the same ID %x as the flow it differs from", tc.name, got)
+		}
+	}
+}
+
 func TestPickDistribution(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	fill := func(seen uint64, v uint32) distFlow {
@@ -171,9 +273,12 @@ func TestRunSendsDistribution(t *testing.T) {
 }
 
 func TestSeriesGroupingAndCap(t *testing.T) {
-	e := est(1, msNS, msNS, msNS, msNS, msNS/2, 1)
+	// Each flow's RTT differs, so that a series combines exactly its own
+	// flows' (checked below).
 	mk := func(local, remote string, first int64, role flow.Role) flow.Summary {
-		return flow.Summary{Local: ap(local), Remote: ap(remote), RTT: e, FirstSeen: first, Health: flow.Health{Role: role}}
+		rtt := first * msNS
+		return flow.Summary{Local: ap(local), Remote: ap(remote), RTT: est(uint64(first), rtt, rtt, rtt, rtt, rtt/4, first),
+			FirstSeen: first, Health: flow.Health{Role: role}}
 	}
 	flows := []flow.Summary{
 		mk("10.0.0.1:40000", "192.0.2.10:443", 1, flow.RoleClient),
@@ -184,26 +289,29 @@ func TestSeriesGroupingAndCap(t *testing.T) {
 		mk("[2001:db8::1]:40005", "[2001:db8:1:3::6]:443", 6, flow.RoleClient),
 	}
 	tests := []struct {
-		name string
-		opts ReportOptions
-		want []string // RTT-average series, sorted
+		name     string
+		opts     ReportOptions
+		want     []string         // RTT-average series, sorted
+		combined map[string][]int // series of several flows: the flows (their FirstSeen)
 	}{
 		{"default: one series per address", ReportOptions{}, []string{
 			"src:10.0.0.1,dst:192.0.2.10,iface:eth0", "src:10.0.0.1,dst:192.0.2.11,iface:eth0",
 			"src:10.0.0.1,dst:192.0.2.12,iface:eth0", "src:10.0.0.1,dst:198.51.100.7,iface:eth0",
-			"src:2001:db8::1,dst:2001:db8:1:2::5,iface:eth0", "src:2001:db8::1,dst:2001:db8:1:3::6,iface:eth0"}},
+			"src:2001:db8::1,dst:2001:db8:1:2::5,iface:eth0", "src:2001:db8::1,dst:2001:db8:1:3::6,iface:eth0"}, nil},
 		{"/24 and /48", ReportOptions{DstPrefixV4: 24, DstPrefixV6: 48}, []string{
 			"src:10.0.0.1,dst:192.0.2.0/24,iface:eth0", "src:10.0.0.1,dst:198.51.100.0/24,iface:eth0",
-			"src:2001:db8::1,dst:2001:db8:1::/48,iface:eth0"}},
+			"src:2001:db8::1,dst:2001:db8:1::/48,iface:eth0"}, map[string][]int{
+			"src:10.0.0.1,dst:192.0.2.0/24,iface:eth0": {1, 2, 3}, "src:2001:db8::1,dst:2001:db8:1::/48,iface:eth0": {5, 6}}},
 		{"/24 with dst_port and role", ReportOptions{DstPrefixV4: 24, DstPrefixV6: 48, TagDstPort: true, TagRole: true}, []string{
 			"src:10.0.0.1,dst:192.0.2.0/24,dst_port:443,role:client,iface:eth0",
 			"src:10.0.0.1,dst:192.0.2.0/24,dst_port:80,role:server,iface:eth0",
 			"src:10.0.0.1,dst:198.51.100.0/24,dst_port:443,iface:eth0",
-			"src:2001:db8::1,dst:2001:db8:1::/48,dst_port:443,role:client,iface:eth0"}},
+			"src:2001:db8::1,dst:2001:db8:1::/48,dst_port:443,role:client,iface:eth0"}, map[string][]int{
+			"src:10.0.0.1,dst:192.0.2.0/24,dst_port:443,role:client,iface:eth0": {1, 2}}},
 		{"cap of 3: the rest under dst:other", ReportOptions{MaxHostPairs: 3}, []string{
 			"src:10.0.0.1,dst:192.0.2.10,iface:eth0", "src:10.0.0.1,dst:192.0.2.11,iface:eth0",
 			"src:10.0.0.1,dst:192.0.2.12,iface:eth0", "src:10.0.0.1,dst:other,iface:eth0",
-			"src:2001:db8::1,dst:other,iface:eth0"}},
+			"src:2001:db8::1,dst:other,iface:eth0"}, map[string][]int{"src:2001:db8::1,dst:other,iface:eth0": {5, 6}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,6 +327,21 @@ func TestSeriesGroupingAndCap(t *testing.T) {
 			sort.Strings(got)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("series\n got %q\nwant %q", got, tc.want)
+			}
+			for series, firsts := range tc.combined {
+				var ests []rtt.Estimator
+				for _, first := range firsts {
+					ests = append(ests, flows[first-1].RTT)
+				}
+				want := rtt.Combine(ests)
+				for _, m := range []struct {
+					name string
+					want int64
+				}{{MetricRTTAvg, want.SRTT}, {MetricRTTJitter, want.RTTVAR}, {MetricRTTMin, want.Min}, {MetricRTTMax, want.Max}} {
+					if got := r.series(m.name)[series]; len(got) != 1 || got[0] != ms(m.want) {
+						t.Errorf("%s %s = %v, want %v, its flows' combined", series, m.name, got, ms(m.want))
+					}
+				}
 			}
 		})
 	}

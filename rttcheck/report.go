@@ -3,10 +3,14 @@ package rttcheck
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,12 +21,25 @@ import (
 	"github.com/gometro/go-metro/capture/rtt"
 )
 
-// flowKey identifies one flow across snapshots; FirstSeen tells apart two
-// connections that reused a 4-tuple.
-type flowKey struct {
-	local, remote netip.AddrPort
-	firstSeen     int64
-	tunnel        flow.TunnelKey // tenants with the same inner addresses are distinct flows
+// flowID tells apart the flows that hold one table slot in turn
+// (flow.Summary.Slot): a hash of what makes a flow itself, its ends, its
+// first packet (which tells apart two connections that reused a 4-tuple)
+// and its tunnel (tenants with the same inner addresses are distinct
+// flows). Two flows that held one slot one after the other would share
+// marks only if their 64-bit hashes were equal. Never 0, the empty mark's.
+func flowID(seed maphash.Seed, f *flow.Summary) uint64 {
+	var buf [96]byte
+	b := buf[:0]
+	for _, ap := range [2]netip.AddrPort{f.Local, f.Remote} {
+		a := ap.Addr().As16()
+		b = binary.LittleEndian.AppendUint16(append(b, a[:]...), ap.Port())
+	}
+	t := &f.Tunnel
+	b = binary.LittleEndian.AppendUint64(b, uint64(f.FirstSeen))
+	b = append(append(b, t.OuterA[:]...), t.OuterB[:]...)
+	b = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(b, t.ID), t.IDIn)
+	b = binary.LittleEndian.AppendUint16(binary.LittleEndian.AppendUint16(b, uint16(t.Encaps)), uint16(t.IDOf))
+	return maphash.Bytes(seed, b) | 1
 }
 
 // tagKey is what one submission is keyed by: flows whose tags are equal are
@@ -94,7 +111,7 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 	var snap *capture.Snapshot
 	if eng != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
-		snap, err = eng.Snapshot(ctx)
+		snap, err = eng.Stats(ctx) // the flows come a page at a time (reportFlows)
 		cancel()
 		if err != nil {
 			warnings = append(warnings, fmt.Sprintf("capture on %s: no snapshot this run: %v", in.Interface, err))
@@ -112,7 +129,9 @@ func (c *Check) Run(s Sender, sc ServiceCheckSender) (warnings []string, err err
 		if snap != nil {
 			tot = statsTotals(&snap.Stats)
 			tracked, ring, dnsNames = snap.Stats.Flow.Flows, snap.Stats.Kernel.RingSize, snap.DNSCached
-			c.reportFlows(s, snap, st.hostAddr, c.newWorkloadEnds(st.workloads), ifaceTag)
+			if err := c.reportFlows(s, eng, snap, st.hostAddr, c.newWorkloadEnds(st.workloads), ifaceTag); err != nil {
+				warnings = append(warnings, fmt.Sprintf("capture on %s: flows listed in part this run, the rest are reported with the next: %v", in.Interface, err))
+			}
 		}
 		s.MonotonicCount(MetricPackets, float64(tot.packets), "", healthTags)
 		s.MonotonicCount(MetricKernelDrops, float64(tot.drops), "", healthTags)
@@ -232,7 +251,9 @@ var synTimeout = 3 * time.Second
 
 // flowMark is what earlier Runs reported of one flow: the baselines its
 // counters' increases are taken from, and the events already counted.
+// The check keeps one per table slot (reportState.marks): 80 bytes.
 type flowMark struct {
+	id                                                 uint64 // the flow's flowID; 0: no flow yet
 	samples, retrans, zeroRemote, zeroLocal, responses uint64
 	respSum                                            int64
 	events                                             uint8
@@ -289,17 +310,39 @@ func (d *healthDelta) add(o *healthDelta) {
 func (d *healthDelta) zero() bool { return *d == healthDelta{} }
 
 type group struct {
-	ests       []rtt.Estimator
+	// pool combines the flows' estimators: the first pass as the flows
+	// are listed, the second over reportState.spread once the groups are
+	// series (rtt.Pool).
+	pool       rtt.Pool
 	newSamples uint64
 	health     healthDelta
 	dist       []distFlow
+	into       *group // the group this one was merged into, if any
 }
 
 func (g *group) merge(o *group) {
-	g.ests = append(g.ests, o.ests...)
+	g.pool.Merge(&o.pool)
 	g.newSamples += o.newSamples
 	g.health.add(&o.health)
 	g.dist = append(g.dist, o.dist...)
+	o.into = g
+}
+
+// series is the group whose series g's flows are reported in: g, or the
+// one it was merged into.
+func (g *group) series() *group {
+	for g.into != nil {
+		g = g.into
+	}
+	return g
+}
+
+// spreadPoint is what the second pass of a group's rtt.Pool takes of one
+// of its flows: 32 bytes instead of the flow's estimator.
+type spreadPoint struct {
+	g            *group
+	samples      uint64
+	srtt, rttvar int64
 }
 
 // pairKey is a host pair as the options split it: the remote port and the
@@ -363,7 +406,11 @@ func flowDelta(f *flow.Summary, prev flowMark, now int64) (healthDelta, flowMark
 	return d, m, since(f.RTT.Samples, prev.samples)
 }
 
-func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip.Addr]string, we *workloadEnds, ifaceTag string) {
+// flowPage is how many flows a Run takes from a worker at a time: 1.3 MiB
+// of summaries, copied in about a millisecond between two packets.
+const flowPage = 4096
+
+func (c *Check) reportFlows(s Sender, eng engine, snap *capture.Snapshot, hostAddr map[netip.Addr]string, we *workloadEnds, ifaceTag string) error {
 	now := time.Now()
 	opts := &c.shape
 	// The clock a SYN timeout is judged by: capture time for a replay, the
@@ -377,50 +424,83 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 	// share one (two addresses of one configured host).
 	pairs := map[pairKey]*group{}
 	rs := &c.report
-	if rs.nextFlow == nil {
-		rs.nextFlow = make(map[flowKey]flowMark, len(snap.Flows))
+	if rs.page == nil {
+		rs.page = make([]flow.Summary, flowPage)
 	}
-	next := rs.nextFlow
-	clear(next)
-	for i := range snap.Flows {
-		f := &snap.Flows[i]
-		fk := flowKey{f.Local, f.Remote, f.FirstSeen, f.Tunnel}
-		prev, seen := rs.prevFlow[fk]
-		d, m, newSamples := flowDelta(f, prev, clock)
-		local, remote := f.Local.Addr().Unmap(), f.Remote.Addr().Unmap()
-		if m.local, m.remote = prev.local, prev.remote; !seen {
-			m.local, m.remote = we.end(local, false), we.end(remote, true)
-		}
-		next[fk] = m
-		if f.RTT.Samples == 0 && d.zero() {
-			continue
-		}
-		k := pairKey{local: local, remote: remote, tunnel: f.Tunnel.Encaps, lw: m.local, rw: m.remote}
-		if opts.TagDstPort {
-			k.port = f.Remote.Port()
-		}
-		if opts.TagRole {
-			k.role = f.Health.Role
-		}
-		g := pairs[k]
-		if g == nil {
-			g = &group{}
-			pairs[k] = g
-		}
-		if f.RTT.Samples > 0 {
-			g.ests = append(g.ests, f.RTT)
-		}
-		g.newSamples += newSamples
-		g.health.add(&d)
-		if f.Health.RTTSeen > 0 {
-			g.dist = append(g.dist, distFlow{seen: f.Health.RTTSeen, vals: f.Health.RTTSampled})
+	if rs.seed == (maphash.Seed{}) {
+		rs.seed = maphash.MakeSeed()
+	}
+	names := map[netip.Addr]string{}
+	rs.spread = rs.spread[:0]
+	add := func(flows []flow.Summary, partNames map[netip.Addr]string) {
+		maps.Copy(names, partNames)
+		for i := range flows {
+			f := &flows[i]
+			// A slot's mark is this flow's only if the flow held the
+			// slot then; a new flow starts from nothing, and overwrites
+			// the mark of the flow gone before it.
+			if n := int(f.Slot) + 1; n > len(rs.marks) {
+				rs.marks = slices.Grow(rs.marks, n-len(rs.marks))[:n] // zeros: marks never shrink
+			}
+			mark := &rs.marks[f.Slot]
+			id := flowID(rs.seed, f)
+			seen := mark.id == id
+			prev := *mark
+			if !seen {
+				prev = flowMark{}
+			}
+			d, m, newSamples := flowDelta(f, prev, clock)
+			local, remote := f.Local.Addr().Unmap(), f.Remote.Addr().Unmap()
+			if m.local, m.remote = prev.local, prev.remote; !seen {
+				m.local, m.remote = we.end(local, false), we.end(remote, true)
+			}
+			m.id = id
+			*mark = m
+			if f.RTT.Samples == 0 && d.zero() {
+				continue
+			}
+			k := pairKey{local: local, remote: remote, tunnel: f.Tunnel.Encaps, lw: m.local, rw: m.remote}
+			if opts.TagDstPort {
+				k.port = f.Remote.Port()
+			}
+			if opts.TagRole {
+				k.role = f.Health.Role
+			}
+			g := pairs[k]
+			if g == nil {
+				g = &group{}
+				pairs[k] = g
+			}
+			if f.RTT.Samples > 0 {
+				g.pool.Add(&f.RTT)
+				rs.spread = append(rs.spread, spreadPoint{g, f.RTT.Samples, f.RTT.SRTT, f.RTT.RTTVAR})
+			}
+			g.newSamples += newSamples
+			g.health.add(&d)
+			if f.Health.RTTSeen > 0 {
+				g.dist = append(g.dist, distFlow{seen: f.Health.RTTSeen, vals: f.Health.RTTSampled})
+			}
 		}
 	}
-	// Swap the maps: this run's flows are the next run's baseline.
-	rs.prevFlow, rs.nextFlow = next, rs.prevFlow
+	// Each part waits for its worker as a snapshot does.
+	parts := 1 + snap.Stats.Flow.Flows/flowPage
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(parts)*snapshotTimeout)
+	listErr := eng.FlowPages(ctx, rs.page, true, add)
+	cancel()
+	if listErr != nil {
+		// A worker may still write to the page (FlowPages). The flows not
+		// listed keep their marks, so what they did since is reported
+		// next time.
+		rs.page = nil
+	}
 
-	rs.dnsNames = snap.DNSNames
+	rs.dnsNames = names
 	groups := c.nameGroups(pairs, hostAddr, now)
+	for i := range rs.spread {
+		p := &rs.spread[i]
+		p.g.series().pool.Spread(p.samples, p.srtt, p.rttvar)
+	}
+	clear(rs.spread) // the groups are this run's
 
 	keys := make([]tagKey, 0, len(groups))
 	for k := range groups {
@@ -433,8 +513,7 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 	for _, k := range keys {
 		g := groups[k]
 		tags := c.tags(k.tags(ifaceTag)...)
-		if len(g.ests) > 0 {
-			e := rtt.Combine(g.ests)
+		if e := g.pool.Estimator(); e.Samples > 0 {
 			nextLast[k] = e.LastAt
 			// The last sample is only news if it is newer than what was reported.
 			if prev, ok := rs.prevLastAt[k]; !ok || e.LastAt > prev {
@@ -453,6 +532,7 @@ func (c *Check) reportFlows(s Sender, snap *capture.Snapshot, hostAddr map[netip
 		}
 	}
 	rs.prevLastAt = nextLast
+	return listErr
 }
 
 // reportHealth sends a series' connection health: every count, in every
