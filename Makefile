@@ -154,7 +154,8 @@ bench-live:
 # -s 128 while tcpreplay sends a synthetic capture into a veth at rising
 # rates up to the most this machine sends, alternating runs; and the peak
 # RSS and CPU per packet of `go-metro replay` against the number of
-# concurrent connections, 1 k to 1 M (root; apt-get install tcpreplay
-# tcpdump). BENCH_SCALE_FLAGS='-load build' competes with a Go build.
+# concurrent connections, 1 k to 1 M, and of `go-metro run` reporting
+# over them every second (root; apt-get install tcpreplay tcpdump).
+# BENCH_SCALE_FLAGS='-load build' competes with a Go build.
 bench-scale:
 	$(GO) run ./tests/cmd/benchscale $(BENCH_SCALE_FLAGS)

@@ -1,6 +1,6 @@
 // Command benchscale measures what go-metro costs at the scale of a busy
 // host, beside tcpdump, with public tools and the project's own capture
-// generator (internal/synth). Two parts:
+// generator (internal/synth). Three parts:
 //
 // rates: a capture of bulk and request/response TCP (synth.Realistic with
 // smaller bulk transfers, about 1.25 million frames, headers only) is sent
@@ -31,12 +31,19 @@
 // none closed) for each N of -flows: its peak RSS and CPU time (from
 // wait4), CPU per packet, and how many flows have RTT samples.
 //
+// check: `go-metro run` of an instance that replays the same captures
+// (interface: file, max_flows N') and reports every second, for
+// -check-for, to a DogStatsD stand-in that counts the rtt.avg gauges: its
+// peak RSS and CPU, which add to the table's what each collection over a
+// full table keeps and allocates.
+//
 // It needs root (namespaces) and tcpreplay and tcpdump for the rates
 // (apt-get install tcpreplay tcpdump):
 //
 //	sudo make bench-scale
 //	sudo go run ./tests/cmd/benchscale -parts rates -rates 250000,top -load build
 //	sudo go run ./tests/cmd/benchscale -parts flows -flows 1000,1000000
+//	sudo go run ./tests/cmd/benchscale -parts check -flows 262144,1000000 -check-for 40s
 //	sudo go run ./tests/cmd/benchscale -gometro old=/tmp/go-metro.old -gometro new=/tmp/go-metro
 //
 // -gometro takes LABEL=BINARY[,KEY=VALUE...] as benchlive does (KEY=VALUE
@@ -73,21 +80,22 @@ import (
 )
 
 type options struct {
-	parts   []string
-	rates   []string
-	flows   []int
-	pairs   int
-	loops   int
-	load    string
-	pin     bool
-	cache   string
-	tdSnap  int
-	gometro benchrun.List
+	parts    []string
+	rates    []string
+	flows    []int
+	pairs    int
+	loops    int
+	load     string
+	pin      bool
+	cache    string
+	tdSnap   int
+	checkFor time.Duration
+	gometro  benchrun.List
 }
 
 func main() {
 	var o options
-	parts := flag.String("parts", "rates,flows", "what to measure: rates (tcpreplay beside tcpdump) and/or flows (replay of many concurrent connections)")
+	parts := flag.String("parts", "rates,flows,check", "what to measure: rates (tcpreplay beside tcpdump), flows (replay of many concurrent connections), check (go-metro run reporting over them)")
 	rates := flag.String("rates", "100000,250000,500000,1000000,top", "frames per second to send, comma-separated; top is tcpreplay --topspeed")
 	flows := flag.String("flows", "1000,10000,100000,1000000", "concurrent connections of the flows part, comma-separated")
 	flag.IntVar(&o.pairs, "pairs", 3, "runs of each capturer per rate (alternating)")
@@ -96,6 +104,7 @@ func main() {
 	flag.BoolVar(&o.pin, "pin", false, "run tcpreplay on CPU 0 and the capturer on CPU 1 (taskset)")
 	flag.StringVar(&o.cache, "cache", filepath.Join(os.TempDir(), "go-metro-benchscale"), "directory for the generated captures (kept between runs)")
 	flag.IntVar(&o.tdSnap, "tcpdump-snaplen", 128, "tcpdump -s")
+	flag.DurationVar(&o.checkFor, "check-for", 30*time.Second, "how long the check part runs go-metro for each number of flows")
 	flag.Var(&o.gometro, "gometro", "LABEL=BINARY[,KEY=VALUE...] go-metro binary and extra settings (repeatable)")
 	flag.Parse()
 	if os.Getenv(runEnv) != "" {
@@ -145,8 +154,10 @@ func run(ctx context.Context, o *options) error {
 			err = rates(ctx, o, dir)
 		case "flows":
 			err = flows(ctx, o)
+		case "check":
+			err = checkRuns(ctx, o, dir)
 		default:
-			err = fmt.Errorf("-parts: %q: want rates or flows", part)
+			err = fmt.Errorf("-parts: %q: want rates, flows or check", part)
 		}
 		if err != nil {
 			return err
@@ -630,47 +641,75 @@ func flows(ctx context.Context, o *options) error {
 func replayFlows(ctx context.Context, v *benchrun.Variant, pcap string, n, frames int) (flowResult, error) {
 	r := flowResult{label: v.Label, flows: n, packets: frames}
 	maxFlows := 1 << bits.Len(uint(n-1))
+	start := time.Now()
+	m, err := startMeasured(ctx, 0, v.Bin, "replay", "--local-ip", synth.LocalIPv4.String(), "--max-flows", strconv.Itoa(maxFlows), pcap)
+	if err != nil {
+		return r, err
+	}
+	r.timed, r.listed, err = countTimed(m.stdout)
+	peak, cpu, werr := m.wait()
+	if werr != nil {
+		return r, werr
+	}
+	if err != nil {
+		return r, err
+	}
+	r.wall, r.peakRSS, r.cpu = time.Since(start), peak, cpu
+	return r, nil
+}
+
+// measured is a command started through a runner (runMeasured).
+type measured struct {
+	cmd    *exec.Cmd
+	stdout io.ReadCloser
+	stderr strings.Builder
+	usage  *os.File // the runner's fd 3, read end
+}
+
+// startMeasured starts args through a runner, which sends the command
+// SIGINT after stopAfter (0: never). The caller reads stdout to its end,
+// then calls wait.
+func startMeasured(ctx context.Context, stopAfter time.Duration, args ...string) (*measured, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return r, err
+		return nil, err
 	}
-	// Through a runner (runMeasured): see runEnv.
-	cmd := exec.CommandContext(ctx, self, "--", v.Bin, "replay", "--local-ip", synth.LocalIPv4.String(), "--max-flows", strconv.Itoa(maxFlows), pcap)
-	cmd.Env = append(os.Environ(), runEnv+"=1")
+	// Through a runner: see runEnv.
+	m := &measured{cmd: exec.CommandContext(ctx, self, append([]string{"--"}, args...)...)}
+	m.cmd.Env = append(os.Environ(), runEnv+"=1", fmt.Sprintf("%s=%d", stopAfterEnv, stopAfter))
 	usageR, usageW, err := os.Pipe()
 	if err != nil {
-		return r, err
+		return nil, err
 	}
-	defer usageR.Close()
-	cmd.ExtraFiles = []*os.File{usageW} // the runner's fd 3
-	out, err := cmd.StdoutPipe()
-	if err != nil {
+	m.usage = usageR
+	m.cmd.ExtraFiles = []*os.File{usageW} // the runner's fd 3
+	if m.stdout, err = m.cmd.StdoutPipe(); err != nil {
+		usageR.Close()
 		usageW.Close()
-		return r, err
+		return nil, err
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err = cmd.Start()
+	m.cmd.Stderr = &m.stderr
+	err = m.cmd.Start()
 	usageW.Close()
 	if err != nil {
-		return r, err
+		usageR.Close()
+		return nil, err
 	}
-	r.timed, r.listed, err = countTimed(out)
-	usage, _ := io.ReadAll(usageR)
-	if werr := cmd.Wait(); werr != nil {
-		return r, fmt.Errorf("%v: %s", werr, stderr.String())
+	return m, nil
+}
+
+// wait waits for the command and returns its peak RSS (KiB) and CPU time.
+func (m *measured) wait() (peakRSS int64, cpu time.Duration, err error) {
+	defer m.usage.Close()
+	usage, _ := io.ReadAll(m.usage)
+	if err := m.cmd.Wait(); err != nil {
+		return 0, 0, fmt.Errorf("%v: %s", err, m.stderr.String())
 	}
-	if err != nil {
-		return r, err
+	var ns int64
+	if _, err := fmt.Sscan(string(usage), &peakRSS, &ns); err != nil {
+		return 0, 0, fmt.Errorf("reading the runner's resource usage %q: %v", usage, err)
 	}
-	r.wall = time.Since(start)
-	var cpu int64
-	if _, err := fmt.Sscan(string(usage), &r.peakRSS, &cpu); err != nil {
-		return r, fmt.Errorf("reading the runner's resource usage %q: %v", usage, err)
-	}
-	r.cpu = time.Duration(cpu)
-	return r, nil
+	return peakRSS, time.Duration(ns), nil
 }
 
 // runEnv makes the command a runner: it runs its arguments as a command,
@@ -683,6 +722,10 @@ func replayFlows(ctx context.Context, v *benchrun.Variant, pcap string, n, frame
 // has only just started, it reports its own.
 const runEnv = "GOMETRO_BENCHSCALE_RUN"
 
+// stopAfterEnv is how long the runner lets its command run before it
+// sends it SIGINT, in nanoseconds; 0: until it exits.
+const stopAfterEnv = "GOMETRO_BENCHSCALE_STOP_AFTER"
+
 // runMeasured is the runner's work; it returns the exit code.
 func runMeasured(args []string) int {
 	usage := os.NewFile(3, "usage")
@@ -690,10 +733,18 @@ func runMeasured(args []string) int {
 		fmt.Fprintln(os.Stderr, "benchscale: runner: no command, or no fd 3")
 		return 2
 	}
+	stopAfter, _ := strconv.ParseInt(os.Getenv(stopAfterEnv), 10, 64)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // cancelled with the runner
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		if stopAfter > 0 {
+			stop := time.AfterFunc(time.Duration(stopAfter), func() { _ = cmd.Process.Signal(os.Interrupt) })
+			defer stop.Stop()
+		}
+		err = cmd.Wait()
+	}
 	if cmd.ProcessState == nil {
 		fmt.Fprintf(os.Stderr, "benchscale: runner: %v\n", err)
 		return 2
