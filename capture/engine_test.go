@@ -225,18 +225,23 @@ func TestRunReportsBadFiles(t *testing.T) {
 	}
 }
 
-// TestEachFlow: EachFlow lists the flows Snapshot copies, in flow.Order,
-// and refuses while Run is active.
-func TestEachFlow(t *testing.T) {
-	c := synth.Generate(synth.Small())
-	path := writeCapture(t, c)
-	e, err := New(Config{File: path})
+// replayedSmall is an engine that has replayed synth.Small's capture.
+func replayedSmall(t *testing.T) *Engine {
+	t.Helper()
+	e, err := New(Config{File: writeCapture(t, synth.Generate(synth.Small()))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// TestEachFlow: EachFlow lists the flows Snapshot copies, in flow.Order,
+// and refuses while Run is active.
+func TestEachFlow(t *testing.T) {
+	e := replayedSmall(t)
 	var listed []flow.Summary
 	if err := e.EachFlow(func(f *flow.Summary) { listed = append(listed, *f) }); err != nil {
 		t.Fatal(err)
@@ -267,15 +272,7 @@ func TestEachFlow(t *testing.T) {
 // leaves the flows' RTT samples to the reader that takes them. It refuses
 // an empty page.
 func TestFlowPages(t *testing.T) {
-	c := synth.Generate(synth.Small())
-	path := writeCapture(t, c)
-	e, err := New(Config{File: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e := replayedSmall(t)
 	list := func(t *testing.T, size int, takeSamples bool) []flow.Summary {
 		t.Helper()
 		var listed []flow.Summary

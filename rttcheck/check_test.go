@@ -196,22 +196,14 @@ func (f *fakeEngine) Run(ctx context.Context) error {
 	return err
 }
 
-func (f *fakeEngine) Snapshot(ctx context.Context) (*capture.Snapshot, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.snapPanic {
-		panic("snapshot exploded")
-	}
-	if f.snapErr != nil {
-		return nil, f.snapErr
-	}
-	s := f.snap
-	s.Flows = append([]flow.Summary(nil), f.snap.Flows...)
-	return &s, nil
-}
+func (f *fakeEngine) Snapshot(context.Context) (*capture.Snapshot, error) { return f.snapshot(true) }
 
 // Stats is Snapshot without the flows, as capture.Engine's.
-func (f *fakeEngine) Stats(ctx context.Context) (*capture.Snapshot, error) {
+func (f *fakeEngine) Stats(context.Context) (*capture.Snapshot, error) { return f.snapshot(false) }
+
+// snapshot is a copy of snap, with a copy of its flows or none, or
+// snapErr, or a panic when snapPanic is set.
+func (f *fakeEngine) snapshot(flows bool) (*capture.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.snapPanic {
@@ -222,6 +214,9 @@ func (f *fakeEngine) Stats(ctx context.Context) (*capture.Snapshot, error) {
 	}
 	s := f.snap
 	s.Flows, s.DNSNames = nil, nil
+	if flows {
+		s.Flows, s.DNSNames = append([]flow.Summary(nil), f.snap.Flows...), f.snap.DNSNames
+	}
 	return &s, nil
 }
 
