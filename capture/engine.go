@@ -858,18 +858,25 @@ func (e *Engine) Stats(ctx context.Context) (*Snapshot, error) {
 // consistent; a flow that starts while the listing runs may be left to
 // the next one (flow.Table.AppendSummariesFrom). takeSamples takes the
 // flows' RTT samples as Snapshot does, for the one reader that reports
-// them; others leave them. ctx bounds each part's wait; after an error a
-// worker may still write to page, so the caller must not use it again.
-func (e *Engine) FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, fn func(flows []flow.Summary, names map[netip.Addr]string)) error {
+// them; others leave them. partWait bounds each part's wait for its worker
+// (0: ctx alone does), ctx the whole listing; after an error a worker may
+// still write to page, so the caller must not use it again.
+func (e *Engine) FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, partWait time.Duration, fn func(flows []flow.Summary, names map[netip.Addr]string)) error {
 	if len(page) == 0 {
 		return errors.New("capture: FlowPages needs a page of at least one flow")
 	}
 	for i := range e.workers {
 		for from := int32(0); from >= 0; {
 			var part []flow.Summary
-			if err := e.callOn(ctx, i, func(w *worker) {
+			pctx, cancel := ctx, context.CancelFunc(func() {})
+			if partWait > 0 {
+				pctx, cancel = context.WithTimeout(ctx, partWait)
+			}
+			err := e.callOn(pctx, i, func(w *worker) {
 				part, from = w.summaries(page[:0], from, len(page), takeSamples)
-			}); err != nil {
+			})
+			cancel()
+			if err != nil {
 				return fmt.Errorf("capture: listing flows: %w", err)
 			}
 			var names map[netip.Addr]string

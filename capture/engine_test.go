@@ -277,7 +277,7 @@ func TestFlowPages(t *testing.T) {
 		t.Helper()
 		var listed []flow.Summary
 		parts := 0
-		err := e.FlowPages(context.Background(), make([]flow.Summary, size), takeSamples, func(flows []flow.Summary, _ map[netip.Addr]string) {
+		err := e.FlowPages(context.Background(), make([]flow.Summary, size), takeSamples, time.Second, func(flows []flow.Summary, _ map[netip.Addr]string) {
 			if len(flows) > size {
 				t.Errorf("a part of %d flows in a page of %d", len(flows), size)
 			}
@@ -320,7 +320,7 @@ func TestFlowPages(t *testing.T) {
 			}
 		})
 	}
-	if err := e.FlowPages(context.Background(), nil, true, func([]flow.Summary, map[netip.Addr]string) {}); err == nil {
+	if err := e.FlowPages(context.Background(), nil, true, time.Second, func([]flow.Summary, map[netip.Addr]string) {}); err == nil {
 		t.Error("FlowPages with an empty page: no error")
 	}
 }

@@ -134,7 +134,7 @@ func TestWorkersKeepConnectionsWhole(t *testing.T) {
 	}
 	listed := map[key]int{}
 	slots := map[int32]bool{} // the workers' tables share no slot
-	if err := e.FlowPages(context.Background(), make([]flow.Summary, 16), false, func(flows []flow.Summary, _ map[netip.Addr]string) {
+	if err := e.FlowPages(context.Background(), make([]flow.Summary, 16), false, time.Second, func(flows []flow.Summary, _ map[netip.Addr]string) {
 		for _, f := range flows {
 			listed[key{f.Local, f.Remote, f.FirstSeen}]++
 			if slots[f.Slot] {

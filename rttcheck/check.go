@@ -86,7 +86,7 @@ type engine interface {
 	Run(ctx context.Context) error
 	Snapshot(ctx context.Context) (*capture.Snapshot, error)
 	Stats(ctx context.Context) (*capture.Snapshot, error)
-	FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, fn func(flows []flow.Summary, names map[netip.Addr]string)) error
+	FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, partWait time.Duration, fn func(flows []flow.Summary, names map[netip.Addr]string)) error
 	SetRemotes(remotes []netip.Prefix) error
 	SetLocalIPs(local []netip.Prefix) error
 	Opened() <-chan struct{} // closed once the source has opened

@@ -223,7 +223,7 @@ func (f *fakeEngine) snapshot(flows bool) (*capture.Snapshot, error) {
 // FlowPages lists the snapshot's flows a page (or partFlows) at a time,
 // each part with the snapshot's DNS names, and fails after pagesErrAfter
 // parts when pagesErr is set.
-func (f *fakeEngine) FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, fn func([]flow.Summary, map[netip.Addr]string)) error {
+func (f *fakeEngine) FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, _ time.Duration, fn func([]flow.Summary, map[netip.Addr]string)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock() // the listing is one, as a table's part is
 	f.took = append(f.took, takeSamples)

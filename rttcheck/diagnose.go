@@ -484,9 +484,7 @@ func (d *diagnoser) traffic() Diagnosis {
 		}
 	}
 	// Listed as a Run lists them, leaving the RTT samples to the Run.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+s.Stats.Flow.Flows/flowPage)*snapshotTimeout)
-	defer cancel()
-	if err := d.st.eng.FlowPages(ctx, make([]flow.Summary, flowPage), false, count); err != nil {
+	if err := d.st.eng.FlowPages(context.Background(), make([]flow.Summary, flowPage), false, snapshotTimeout, count); err != nil {
 		return problem(DiagnosisWarning, diagTraffic, "run the diagnosis again", err,
 			"%d packets, %d TCP flows tracked; listing them failed", s.Stats.Packets, s.Stats.Flow.Flows)
 	}

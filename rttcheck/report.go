@@ -483,10 +483,7 @@ func (c *Check) reportFlows(s Sender, eng engine, snap *capture.Snapshot, hostAd
 		}
 	}
 	// Each part waits for its worker as a snapshot does.
-	parts := 1 + snap.Stats.Flow.Flows/flowPage
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(parts)*snapshotTimeout)
-	listErr := eng.FlowPages(ctx, rs.page, true, add)
-	cancel()
+	listErr := eng.FlowPages(context.Background(), rs.page, true, snapshotTimeout, add)
 	if listErr != nil {
 		// A worker may still write to the page (FlowPages). The flows not
 		// listed keep their marks, so what they did since is reported
