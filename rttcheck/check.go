@@ -206,7 +206,7 @@ type reportState struct {
 	// took 415 (its key, and room for twice the entries).
 	marks      []flowMark
 	seed       maphash.Seed   // of flowID
-	page       []flow.Summary // the flows listing's page (capture.Engine.FlowPages)
+	page       []flow.Summary // the flows listing's page (capture.Engine.FlowPages, pageFor)
 	spread     []spreadPoint  // the second pass of the groups' rtt.Pool, reused
 	prevLastAt map[tagKey]int64
 	// timeSkips: packets skipped for an impossible time (capture/clock.go)

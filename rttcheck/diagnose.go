@@ -484,7 +484,7 @@ func (d *diagnoser) traffic() Diagnosis {
 		}
 	}
 	// Listed as a Run lists them, leaving the RTT samples to the Run.
-	if err := d.st.eng.FlowPages(context.Background(), make([]flow.Summary, flowPage), false, snapshotTimeout, count); err != nil {
+	if err := d.st.eng.FlowPages(context.Background(), make([]flow.Summary, pageFor(s.Stats.Flow.Flows)), false, snapshotTimeout, count); err != nil {
 		return problem(DiagnosisWarning, diagTraffic, "run the diagnosis again", err,
 			"%d packets, %d TCP flows tracked; listing them failed", s.Stats.Packets, s.Stats.Flow.Flows)
 	}

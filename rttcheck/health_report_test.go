@@ -167,6 +167,18 @@ func TestRunListsFlowsInParts(t *testing.T) {
 	}
 }
 
+// TestPageFor: the listing's page is as large as the flows, between 64
+// and flowPage.
+func TestPageFor(t *testing.T) {
+	for _, tc := range []struct{ flows, want int }{
+		{0, 64}, {10, 64}, {100, 100}, {flowPage, flowPage}, {1_000_000, flowPage},
+	} {
+		if got := pageFor(tc.flows); got != tc.want {
+			t.Errorf("pageFor(%d) = %d, want %d", tc.flows, got, tc.want)
+		}
+	}
+}
+
 // TestFlowID: flows that differ in anything that makes a flow itself have
 // different IDs; one flow has one, never 0.
 func TestFlowID(t *testing.T) {

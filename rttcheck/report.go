@@ -410,6 +410,11 @@ func flowDelta(f *flow.Summary, prev flowMark, now int64) (healthDelta, flowMark
 // of summaries, copied in about a millisecond between two packets.
 const flowPage = 4096
 
+// pageFor is the page for listing flows tracked flows: as large as they
+// are up to flowPage, so that an instance with a few flows keeps a few
+// kilobytes of page, not 1.3 MiB.
+func pageFor(flows int) int { return min(flowPage, max(64, flows)) }
+
 func (c *Check) reportFlows(s Sender, eng engine, snap *capture.Snapshot, hostAddr map[netip.Addr]string, we *workloadEnds, ifaceTag string) error {
 	now := time.Now()
 	opts := &c.shape
@@ -424,8 +429,8 @@ func (c *Check) reportFlows(s Sender, eng engine, snap *capture.Snapshot, hostAd
 	// share one (two addresses of one configured host).
 	pairs := map[pairKey]*group{}
 	rs := &c.report
-	if rs.page == nil {
-		rs.page = make([]flow.Summary, flowPage)
+	if n := pageFor(snap.Stats.Flow.Flows); len(rs.page) < n {
+		rs.page = make([]flow.Summary, n)
 	}
 	if rs.seed == (maphash.Seed{}) {
 		rs.seed = maphash.MakeSeed()
