@@ -116,8 +116,8 @@ func (w *worker) nameable(addr [16]byte) bool {
 }
 
 // names returns the DNS names of the remotes of flows (see
-// Snapshot.DNSNames), and the number of addresses the cache holds.
-func (d *dnsNames) names(flows []flow.Summary) (map[netip.Addr]string, int) {
+// Snapshot.DNSNames).
+func (d *dnsNames) names(flows []flow.Summary) map[netip.Addr]string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := map[netip.Addr]string{}
@@ -131,5 +131,12 @@ func (d *dnsNames) names(flows []flow.Summary) (map[netip.Addr]string, int) {
 			out[a] = string(name)
 		}
 	}
-	return out, d.cache.Len()
+	return out
+}
+
+// cached is the number of addresses the cache holds (Snapshot.DNSCached).
+func (d *dnsNames) cached() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cache.Len()
 }

@@ -825,7 +825,7 @@ func (e *Engine) Snapshot(ctx context.Context) (*Snapshot, error) {
 // withNames adds to s the DNS names of its flows' remotes.
 func (e *Engine) withNames(s *Snapshot) *Snapshot {
 	if e.dns != nil {
-		s.DNSNames, s.DNSCached = e.dns.names(s.Flows)
+		s.DNSNames, s.DNSCached = e.dns.names(s.Flows), e.dns.cached()
 	}
 	return s
 }
@@ -843,7 +843,7 @@ func (e *Engine) Stats(ctx context.Context) (*Snapshot, error) {
 	}
 	s := e.merge(parts)
 	if e.dns != nil {
-		_, s.DNSCached = e.dns.names(nil)
+		s.DNSCached = e.dns.cached()
 	}
 	return s, nil
 }
@@ -881,7 +881,7 @@ func (e *Engine) FlowPages(ctx context.Context, page []flow.Summary, takeSamples
 			}
 			var names map[netip.Addr]string
 			if e.dns != nil {
-				names, _ = e.dns.names(part)
+				names = e.dns.names(part)
 			}
 			fn(part, names)
 		}

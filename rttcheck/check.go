@@ -414,20 +414,19 @@ func (c *Check) goSafe(what string, f func()) {
 func (c *Check) captureConfig(remotes []netip.Prefix, workloads []netip.Addr) capture.Config {
 	in, ini := &c.cfg.Instance, &c.cfg.Init
 	cc := capture.Config{
-		Interface: in.Interface,
-		Backend:   in.Backend,
-		Snaplen:   ini.Snaplen,
-		LocalIPs:  localPrefixes(in.LocalIPs, workloads),
-		Remotes:   append([]netip.Prefix(nil), remotes...),
-		Ports:     append([]uint16(nil), in.Ports...),
-		Tunnels:   in.Tunnels,
-		DNSNames:  in.DNSNames,
-		MaxFlows:  ini.MaxFlows,
-		IdleTTL:   ini.IdleTTL,
-		ExpTTL:    ini.ExpTTL,
-		RingSize:  in.BufferMB << 20,
-		Workers:   in.Workers,
-		// ReaderNice: capture.Config.ReaderNice.
+		Interface:  in.Interface,
+		Backend:    in.Backend,
+		Snaplen:    ini.Snaplen,
+		LocalIPs:   localPrefixes(in.LocalIPs, workloads),
+		Remotes:    append([]netip.Prefix(nil), remotes...),
+		Ports:      append([]uint16(nil), in.Ports...),
+		Tunnels:    in.Tunnels,
+		DNSNames:   in.DNSNames,
+		MaxFlows:   ini.MaxFlows,
+		IdleTTL:    ini.IdleTTL,
+		ExpTTL:     ini.ExpTTL,
+		RingSize:   in.BufferMB << 20,
+		Workers:    in.Workers,
 		ReaderNice: in.Nice,
 	}
 	if in.Interface == FileInterface {
