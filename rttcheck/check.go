@@ -84,7 +84,6 @@ type Options struct {
 // engine is what the check needs of *capture.Engine; tests substitute fakes.
 type engine interface {
 	Run(ctx context.Context) error
-	Snapshot(ctx context.Context) (*capture.Snapshot, error)
 	Stats(ctx context.Context) (*capture.Snapshot, error)
 	FlowPages(ctx context.Context, page []flow.Summary, takeSamples bool, partWait time.Duration, fn func(flows []flow.Summary, names map[netip.Addr]string)) error
 	SetRemotes(remotes []netip.Prefix) error

@@ -294,7 +294,7 @@ func TestDiagnoseLeavesSamples(t *testing.T) {
 	}
 }
 
-// A panic inside Diagnose (here the engine's Snapshot) is one failed
+// A panic inside Diagnose (here the engine's Stats) is one failed
 // diagnosis, never a crash of the agent's API server.
 func TestDiagnoseRecoversPanics(t *testing.T) {
 	fe := &fakeEngine{snap: healthySnapshot()}
